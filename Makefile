@@ -1,0 +1,52 @@
+# The front door: `make run`, `make check`, `make bench`, `make fuzz`. CMake does the building.
+BUILD      ?= build
+ASAN_BUILD ?= build-asan
+JOBS       ?= $(shell nproc)
+FUZZ_SECONDS ?= 600
+FUZZ_SMOKE_SECONDS ?= 60
+PYTHON     ?= /usr/bin/python3
+
+.PHONY: all build build-asan run check unit api fuzz fuzz-smoke bench clean
+
+all: build
+
+build:
+	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+	cmake --build $(BUILD) -j $(JOBS)
+
+build-asan:
+	cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DSTOWAGE_SANITIZE=ON >/dev/null
+	cmake --build $(ASAN_BUILD) -j $(JOBS)
+
+run:
+	./scripts/deps.sh run
+	$(MAKE) --no-print-directory build
+	./scripts/run.sh $(BUILD)/stowaged
+
+# Unit tests (cmocka, through ctest) and API tests (pytest against a real daemon,
+# real glusterd, real loop disks) run on the ASan/UBSan build.
+check:
+	./scripts/deps.sh check
+	$(MAKE) --no-print-directory build build-asan
+	$(MAKE) --no-print-directory unit api fuzz-smoke
+
+unit:
+	cd $(ASAN_BUILD) && ctest --output-on-failure -j $(JOBS)
+
+api:
+	STOWAGED=$(CURDIR)/$(ASAN_BUILD)/stowaged $(PYTHON) -m pytest -p no:cacheprovider -q -ra tests/api
+
+fuzz-smoke:
+	./fuzz/run.sh $(FUZZ_SMOKE_SECONDS)
+
+fuzz:
+	./scripts/deps.sh check
+	./fuzz/run.sh $(FUZZ_SECONDS)
+
+bench:
+	./scripts/deps.sh bench
+	$(MAKE) --no-print-directory build
+	./bench/run.sh $(BUILD)/stowaged
+
+clean:
+	rm -rf $(BUILD) $(ASAN_BUILD) build-fuzz

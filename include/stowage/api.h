@@ -1,0 +1,13 @@
+/* api.h — the dialects: each one file in src/api/, each a route table plus its error envelope. */
+#ifndef STOWAGE_API_H
+#define STOWAGE_API_H
+
+#include "stowage/http.h"
+
+extern const struct http_dialect api_flexvdi;
+extern const struct http_dialect api_native;
+
+/* All dialects, NULL-terminated, in match order. */
+extern const struct http_dialect *const api_dialects[];
+
+#endif

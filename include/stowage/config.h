@@ -1,0 +1,65 @@
+/* config.h — daemon configuration: defaults, the JSON config file, command-line overrides. */
+#ifndef STOWAGE_CONFIG_H
+#define STOWAGE_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "stowage/err.h"
+
+#define CFG_ID_MAX 64
+
+struct cfg_volume {
+    char id[CFG_ID_MAX + 1];
+    char kind[16];        /* "local", "external", "gluster" */
+    char *mount_point;    /* local/external: absolute directory */
+    char *gluster_server; /* gluster */
+    char *gluster_volume; /* gluster */
+};
+
+struct cfg_storage {
+    char id[CFG_ID_MAX + 1];
+    char *name;
+    char *description;
+    struct cfg_volume *volumes;
+    size_t n_volumes;
+};
+
+struct st_config {
+    char listen_host[64];
+    uint16_t port;
+    char *state_dir;  /* absolute after cfg_finish() */
+    unsigned threads; /* HTTP event threads (0: number of cores) */
+    unsigned workers; /* task worker threads */
+    /* limits (API.md § Common) */
+    size_t max_body;       /* JSON body bytes */
+    size_t max_header;     /* total request header bytes */
+    unsigned conn_timeout; /* idle seconds */
+    unsigned per_ip;       /* connections per client IP */
+    unsigned max_connections;
+    uint64_t max_image_size; /* bytes */
+    char *tls_cert;
+    char *tls_key;
+    unsigned probe_ttl_ms;
+    char *gluster_cli; /* path of the gluster CLI */
+    unsigned gluster_timeout_ms;
+    char **mount_roots; /* directories under which evolume_create may register mounts */
+    size_t n_mount_roots;
+    unsigned staging_expiry_s; /* abandoned resumable uploads are removed after this */
+    int log_requests;
+    struct cfg_storage *storages; /* initial storages, created when missing */
+    size_t n_storages;
+};
+
+void cfg_defaults(struct st_config *c);
+/* Merge a JSON config file into c. Unknown keys are errors (a typo must not pass silently). */
+int cfg_load_file(struct st_config *c, const char *path, struct st_err *e);
+int cfg_load_string(struct st_config *c, const char *json, struct st_err *e);
+/* Parse "host:port" into c (host must be an IP literal or "localhost"). */
+int cfg_set_listen(struct st_config *c, const char *hostport, struct st_err *e);
+int cfg_set_state_dir(struct st_config *c, const char *dir, struct st_err *e);
+/* Make paths absolute and check ranges after all sources are merged. */
+int cfg_finish(struct st_config *c, struct st_err *e);
+void cfg_free(struct st_config *c);
+
+#endif

@@ -1,0 +1,152 @@
+/* db.h — the catalogue in SQLite.
+ *
+ * One database file under the state dir (never on network storage), WAL,
+ * synchronous=FULL, foreign keys on. A small pool of connections, each with
+ * its own prepared statements; every state change is one BEGIN IMMEDIATE
+ * transaction. SQL lives in src/db/ only. */
+#ifndef STOWAGE_DB_H
+#define STOWAGE_DB_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "stowage/err.h"
+
+struct db;
+struct db_conn;
+
+struct db_migration {
+    int version;
+    const char *name;
+    const char *sql;
+};
+extern const struct db_migration db_migrations[]; /* generated from schema/NNN_*.sql */
+
+int db_open(struct db **out, const char *path, unsigned pool_size, struct st_err *e);
+void db_close(struct db *db);
+int db_schema_version(struct db *db);
+
+/* Borrow a connection (blocks while all are busy); give it back. */
+struct db_conn *db_acquire(struct db *db);
+void db_release(struct db *db, struct db_conn *c);
+
+int db_begin(struct db_conn *c, struct st_err *e); /* BEGIN IMMEDIATE */
+int db_commit(struct db_conn *c, struct st_err *e);
+void db_rollback(struct db_conn *c);
+
+/* ---- rows ---- */
+
+#define DB_ID 65 /* client-chosen ids: 64 chars + NUL */
+#define DB_PATH 4096
+
+struct db_storage {
+    char id[DB_ID];
+    char name[129];
+    char description[257];
+    int64_t created_at;
+};
+
+struct db_volume {
+    char id[DB_ID];
+    char storage_id[DB_ID];
+    char kind[16];
+    char mount_point[DB_PATH];
+    int require_mount; /* it was a mount point when registered: must stay one */
+    char primary_disk_id[96];
+    char secondary_disk_id[96];
+    char gluster_server[256];
+    char gluster_name[129];
+    char status[16];
+    char status_msg[256];
+    int64_t created_at;
+};
+
+struct db_image {
+    char uuid[37];
+    char name[DB_ID];
+    char volume_id[DB_ID];
+    char format[16];
+    uint64_t virtual_size;
+    uint64_t actual_size;
+    char status[16]; /* queued saving active error deleted */
+    char sha256[65];
+    char owner[DB_ID];
+    char guest_id[DB_ID];
+    char parent_uuid[37];
+    int64_t created_at;
+    int64_t updated_at;
+    int64_t generation;
+};
+
+struct db_clone {
+    char clone_id[DB_ID];
+    char image_uuid[37];
+    char image_name[DB_ID]; /* joined from image, for the dialects that name images */
+    char guest_id[DB_ID];
+    char volume_id[DB_ID];
+    char path[512];
+    char format[16];
+    int64_t created_at;
+};
+
+struct db_disk {
+    char id[96];
+    char vendor[64];
+    char product_number[96];
+    char host_device[64];
+    char volume_id[DB_ID];
+};
+
+struct db_token {
+    char id[37];
+    char role[16];
+    char owner[DB_ID];
+    char kind[16];      /* "token" or "session" */
+    int64_t expires_at; /* 0: never */
+};
+
+/* ---- image storages, hosts, volumes ---- */
+int db_storage_insert(struct db_conn *c, const struct db_storage *s, struct st_err *e);
+int db_storage_get(struct db_conn *c, const char *id, struct db_storage *out, struct st_err *e);
+int db_storage_list(struct db_conn *c, struct db_storage **out, size_t *n, struct st_err *e);
+int db_storage_update(struct db_conn *c, const struct db_storage *s, struct st_err *e);
+int db_storage_delete(struct db_conn *c, const char *id, struct st_err *e);
+int db_host_add(struct db_conn *c, const char *storage_id, const char *host, struct st_err *e);
+int db_host_list(struct db_conn *c, const char *storage_id, char (**out)[256], size_t *n,
+                 struct st_err *e);
+
+int db_volume_insert(struct db_conn *c, const struct db_volume *v, struct st_err *e);
+int db_volume_get(struct db_conn *c, const char *id, struct db_volume *out, struct st_err *e);
+/* storage_id NULL: all volumes */
+int db_volume_list(struct db_conn *c, const char *storage_id, struct db_volume **out, size_t *n,
+                   struct st_err *e);
+int db_volume_set_status(struct db_conn *c, const char *id, const char *status, const char *msg,
+                         struct st_err *e);
+int db_volume_set_disks(struct db_conn *c, const char *id, const char *primary,
+                        const char *secondary, struct st_err *e);
+int db_volume_delete(struct db_conn *c, const char *id, struct st_err *e);
+
+/* ---- disks (a record of what the probes saw) ---- */
+int db_disk_replace_all(struct db_conn *c, const struct db_disk *d, size_t n, struct st_err *e);
+
+/* ---- images and clones ---- */
+int db_image_list_volume(struct db_conn *c, const char *volume_id, struct db_image **out, size_t *n,
+                         struct st_err *e);
+int db_clone_list_volume(struct db_conn *c, const char *volume_id, struct db_clone **out, size_t *n,
+                         struct st_err *e);
+int db_image_insert(struct db_conn *c, const struct db_image *im, struct st_err *e);
+
+/* ---- auth ---- */
+int db_token_insert(struct db_conn *c, const struct db_token *t, const char *hash_hex,
+                    struct st_err *e);
+/* ST_NOT_FOUND when no live token has that hash. */
+int db_token_find(struct db_conn *c, const char *hash_hex, int64_t now, struct db_token *out,
+                  struct st_err *e);
+int db_token_delete(struct db_conn *c, const char *hash_hex, struct st_err *e);
+int db_token_count(struct db_conn *c, const char *role, int64_t *n, struct st_err *e);
+int db_user_upsert(struct db_conn *c, const char *name, const char *password_hash, const char *role,
+                   struct st_err *e);
+int db_user_get(struct db_conn *c, const char *name, char *password_hash, size_t hash_len,
+                char *role, size_t role_len, struct st_err *e);
+
+#endif

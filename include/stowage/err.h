@@ -1,0 +1,49 @@
+/* err.h — the one error type every layer below http returns.
+ *
+ * Core and backends fill a struct st_err; each API dialect maps the code to its own
+ * HTTP status and envelope in one table, so no handler formats an error by hand. */
+#ifndef STOWAGE_ERR_H
+#define STOWAGE_ERR_H
+
+#include <stdarg.h>
+
+enum st_code {
+    ST_OK = 0,
+    ST_INVALID,           /* bad input: malformed JSON, wrong type, bad name (400) */
+    ST_UNAUTHORIZED,      /* no or unknown credentials (401) */
+    ST_FORBIDDEN,         /* authenticated but the role does not allow it (403) */
+    ST_NOT_FOUND,         /* no such object or route (404) */
+    ST_METHOD,            /* route exists, method does not (405) */
+    ST_EXISTS,            /* an object with that id/name already exists (409) */
+    ST_CONFLICT,          /* state does not allow it: data already active, busy (409) */
+    ST_IN_USE,            /* referenced by something else: clones, images on a volume (409) */
+    ST_PRECONDITION,      /* If-Match / generation mismatch (412) */
+    ST_TOO_LARGE,         /* body or image over a configured limit (413) */
+    ST_UNSUPPORTED_MEDIA, /* wrong Content-Type on a JSON route (415) */
+    ST_RANGE,             /* unsatisfiable Range / Content-Range (416) */
+    ST_HEADER_TOO_LARGE,  /* request headers over the limit (431) */
+    ST_UNAVAILABLE,       /* storage or backend unreachable, brick down (503) */
+    ST_NO_SPACE,          /* volume full (507) */
+    ST_INTERNAL,          /* a bug or an unexpected system error (500) */
+    ST_CODE_COUNT
+};
+
+struct st_err {
+    enum st_code code;
+    char field[64]; /* the offending input field, when there is one */
+    char msg[256];
+};
+
+/* Fill e (if not NULL) and return -1, so callers can write `return st_fail(e, ...)`. */
+int st_fail(struct st_err *e, enum st_code code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* Like st_fail, naming the input field that is wrong. */
+int st_fail_field(struct st_err *e, enum st_code code, const char *field, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+/* Fill e from an errno value with a context prefix; picks NO_SPACE/UNAVAILABLE/... by errno. */
+int st_fail_errno(struct st_err *e, int errnum, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+void st_clear(struct st_err *e);
+const char *st_code_name(enum st_code code);
+
+#endif

@@ -1,0 +1,8 @@
+/* dialects.c — the dialects the daemon serves; the last one answers unknown paths. */
+#include "stowage/api.h"
+
+const struct http_dialect *const api_dialects[] = {
+    &api_flexvdi,
+    &api_native,
+    NULL,
+};

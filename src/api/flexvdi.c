@@ -1,0 +1,193 @@
+/* flexvdi.c — the flexVDI manager dialect: /authenticate, /logout, /imagestorages.
+ *
+ * Errors use flexVDI's ErrorMessage {"status":"error","message":…}; the HTTP
+ * status follows the code (400, 401, 403, 404, 409, 413, 500, 503, 507 …),
+ * documented in docs/flexvdi.md. Sizes are KB (space) and MB (images). */
+#include "stowage/api.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static json_t *flexvdi_error(const struct st_err *e, unsigned *status)
+{
+    *status = http_status_of(e->code);
+    return json_pack("{s:s, s:s}", "status", "error", "message", e->msg);
+}
+
+static json_t *image_json(const struct db_image *im, const char *storage_id)
+{
+    return json_pack("{s:s, s:s, s:s, s:s, s:I}", "image_id", im->name, "volume_id", im->volume_id,
+                     "image_storage_id", storage_id, "guest_id", im->guest_id, "size_mb",
+                     (json_int_t)((im->virtual_size + (1 << 20) - 1) >> 20));
+}
+
+static json_t *volume_json(const struct core_volume_view *v, const char *storage_id)
+{
+    json_t *images = json_array(), *clones = json_array();
+    for (size_t i = 0; i < v->n_images; i++)
+        json_array_append_new(images, image_json(&v->images[i], storage_id));
+    for (size_t i = 0; i < v->n_clones; i++)
+        json_array_append_new(
+            clones, json_pack("{s:s, s:s, s:s}", "clone_id", v->clones[i].clone_id, "image_id",
+                              v->clones[i].image_name, "guest_id", v->clones[i].guest_id));
+    json_t *j =
+        json_pack("{s:s, s:s, s:s, s:s, s:s, s:I, s:I, s:o, s:o}", "volume_id", v->row.id,
+                  "primary_disk_id", v->row.primary_disk_id, "secondary_disk_id",
+                  v->row.secondary_disk_id, "status", v->state.status, "status_msg",
+                  v->state.status_msg, "total_space", (json_int_t)v->state.total_kb, "free_space",
+                  (json_int_t)v->state.free_kb, "images", images, "clones", clones);
+    if (!j)
+        return NULL;
+    if (strcmp(v->row.kind, "external") == 0) {
+        json_object_set_new(j, "mount_point", json_string(v->row.mount_point));
+    } else if (strcmp(v->row.kind, "gluster") == 0) {
+        const struct probe_gluster *g = &v->state.gluster;
+        json_t *bricks = json_array();
+        for (size_t i = 0; v->state.have_gluster && i < g->n_bricks; i++)
+            json_array_append_new(bricks, json_string(g->bricks[i].name));
+        json_object_set_new(j, "bricks", bricks);
+        json_object_set_new(j, "type", json_string(v->state.have_gluster ? g->type : ""));
+        json_object_set_new(j, "configuration",
+                            json_string(v->state.have_gluster ? g->configuration : ""));
+        json_object_set_new(j, "transport", json_string(v->state.have_gluster ? g->transport : ""));
+        json_object_set_new(j, "gvolume_name", json_string(v->row.gluster_name));
+        json_object_set_new(j, "gluster_server", json_string(v->row.gluster_server));
+    }
+    return j;
+}
+
+static json_t *storage_json(const struct core_storage_view *v)
+{
+    json_t *hosts = json_array(), *local = json_array(), *ext = json_array(), *gl = json_array(),
+           *disks = json_array();
+    for (size_t i = 0; i < v->n_hosts; i++)
+        json_array_append_new(hosts, json_string(v->hosts[i]));
+    for (size_t i = 0; i < v->n_volumes; i++) {
+        const struct core_volume_view *vv = &v->volumes[i];
+        json_t *target = strcmp(vv->row.kind, "external") == 0  ? ext
+                         : strcmp(vv->row.kind, "gluster") == 0 ? gl
+                                                                : local;
+        json_array_append_new(target, volume_json(vv, v->row.id));
+    }
+    for (size_t i = 0; i < v->n_disks; i++) {
+        const struct core_disk_view *d = &v->disks[i];
+        json_array_append_new(disks, json_pack("{s:s, s:s, s:s, s:s, s:s}", "physical_disk_id",
+                                               d->disk.id, "product_number", d->disk.model,
+                                               "vendor", d->disk.vendor, "host_device",
+                                               d->disk.host_device, "volume_id", d->volume_id));
+    }
+    return json_pack("{s:o, s:o, s:o, s:o, s:o}", "hosts", hosts, "volumes", local,
+                     "external_volumes", ext, "gluster_volumes", gl, "disks", disks);
+}
+
+static void get_storage(struct http_req *r)
+{
+    struct stowage *st = http_st(r);
+    struct core_storage_view v;
+    struct st_err e;
+    char key[96];
+    const char *id = http_capture(r, 0);
+    uint64_t gen = core_generation(st);
+
+    snprintf(key, sizeof key, "flexvdi:is:%s", id);
+    if (http_reply_cached(r, key, gen))
+        return;
+    if (!core_valid_id(id)) {
+        st_fail(&e, ST_NOT_FOUND, "image storage '%.64s' not found", id);
+        http_reply_error(r, &e);
+        return;
+    }
+    if (core_storage_view(st, id, &v, &e)) {
+        http_reply_error(r, &e);
+        return;
+    }
+    json_t *j = storage_json(&v);
+    core_storage_view_free(&v);
+    http_reply_json_cached(r, key, gen, j);
+}
+
+static void list_storages(struct http_req *r)
+{
+    struct stowage *st = http_st(r);
+    char(*ids)[DB_ID] = NULL;
+    size_t n = 0;
+    struct st_err e;
+    uint64_t gen = core_generation(st);
+
+    if (http_reply_cached(r, "flexvdi:is*", gen))
+        return;
+    if (core_storage_ids(st, &ids, &n, &e)) {
+        http_reply_error(r, &e);
+        return;
+    }
+    json_t *arr = json_array();
+    for (size_t i = 0; i < n; i++) {
+        struct core_storage_view v;
+        if (core_storage_view(st, ids[i], &v, &e))
+            continue; /* deleted between the list and the view */
+        json_t *j = storage_json(&v);
+        core_storage_view_free(&v);
+        json_object_set_new(j, "image_storage_id", json_string(ids[i]));
+        json_array_append_new(arr, j);
+    }
+    free(ids);
+    http_reply_json_cached(r, "flexvdi:is*", gen, arr);
+}
+
+static void authenticate(struct http_req *r)
+{
+    struct st_err e;
+    struct st_principal who;
+    const char *user, *pass;
+    char session[96], cookie[160];
+    json_t *body = http_json(r);
+
+    if (!json_is_object(body)) {
+        st_fail_field(&e, ST_INVALID, "body", "body must be a JSON object {username, password}");
+        http_reply_error(r, &e);
+        return;
+    }
+    if (http_json_string(body, "username", 1, 64, &user, &e) ||
+        http_json_string(body, "password", 1, 1024, &pass, &e)) {
+        http_reply_error(r, &e);
+        return;
+    }
+    if (core_login(http_st(r), user, pass, session, sizeof session, &who, &e)) {
+        /* flexVDI's AuthResult says "Error" in status; the HTTP status says why. */
+        http_reply_json(r, http_status_of(e.code),
+                        json_pack("{s:s, s:s}", "status", "Error", "message", e.msg));
+        return;
+    }
+    snprintf(cookie, sizeof cookie, "session=%s; Path=/; HttpOnly; SameSite=Strict; Max-Age=43200",
+             session);
+    http_add_header(r, "Set-Cookie", cookie);
+    http_reply_json(r, 200, json_pack("{s:s, s:s}", "status", "OK", "message", session));
+}
+
+static void logout(struct http_req *r)
+{
+    const char *session = http_cookie(r, "session");
+    struct st_err e;
+    if (session && *session)
+        core_token_revoke(http_st(r), session, &e);
+    http_add_header(r, "Set-Cookie", "session=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0");
+    http_reply_json(r, 200, json_pack("{s:s, s:s}", "status", "OK", "message", "logged out"));
+}
+
+static const struct http_route routes[] = {
+    {"POST", "/authenticate", HTTP_BODY_JSON, ROLE_NONE, authenticate},
+    {"GET", "/logout", HTTP_BODY_NONE, ROLE_NONE, logout},
+    {"GET", "/imagestorages", HTTP_BODY_NONE, ROLE_READER, list_storages},
+    {"GET", "/imagestorages/{id}", HTTP_BODY_NONE, ROLE_READER, get_storage},
+    {NULL, NULL, 0, 0, NULL},
+};
+
+static const char *const prefixes[] = {"/imagestorages", "/tasks",         "/authenticate",
+                                       "/logout",        "/notifications", NULL};
+
+const struct http_dialect api_flexvdi = {
+    .name = "flexvdi",
+    .prefixes = prefixes,
+    .routes = routes,
+    .error_body = flexvdi_error,
+};

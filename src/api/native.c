@@ -1,0 +1,159 @@
+/* native.c — stowage's own /v1/: health and Prometheus metrics. */
+#include "stowage/api.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static json_t *native_error(const struct st_err *e, unsigned *status)
+{
+    *status = http_status_of(e->code);
+    return json_pack("{s:{s:s, s:s, s:s}}", "error", "code", st_code_name(e->code), "message",
+                     e->msg, "field", e->field);
+}
+
+static void health(struct http_req *r)
+{
+    struct stowage *st = http_st(r);
+    struct core_volume_stat *vs = NULL;
+    size_t n = 0;
+    int degraded = 0;
+    json_t *vols = json_object();
+
+    if (core_volume_stats(st, &vs, &n) == 0) {
+        for (size_t i = 0; i < n; i++) {
+            json_object_set_new(vols, vs[i].id, json_string(vs[i].status));
+            if (strcmp(vs[i].status, "degraded") == 0 || strcmp(vs[i].status, "broken") == 0)
+                degraded = 1;
+        }
+        free(vs);
+    }
+    struct db_conn *c = db_acquire(st->db);
+    struct st_err e;
+    struct db_storage s;
+    /* A cheap query proves the database answers; not-found is still an answer. */
+    int db_ok = db_storage_get(c, "", &s, &e) == 0 || e.code == ST_NOT_FOUND;
+    db_release(st->db, c);
+    if (!db_ok)
+        degraded = 1;
+    json_t *j =
+        json_pack("{s:s, s:s, s:{s:s, s:o}}", "status", degraded ? "degraded" : "ok", "version",
+                  STOWAGE_VERSION, "checks", "database", db_ok ? "ok" : "error", "volumes", vols);
+    http_reply_json(r, db_ok ? 200 : 503, j);
+}
+
+static void metrics(struct http_req *r)
+{
+    struct stowage *st = http_st(r);
+    char *buf = NULL;
+    size_t len = 0, cap = 0;
+    struct core_volume_stat *vs = NULL;
+    size_t n = 0;
+
+    if (http_metrics_render(http_server_of(r), &buf, &len, &cap) ||
+        core_volume_stats(st, &vs, &n)) {
+        free(buf);
+        struct st_err e;
+        st_fail(&e, ST_INTERNAL, "out of memory rendering metrics");
+        http_reply_error(r, &e);
+        return;
+    }
+    size_t need = len + n * 1024 + 1024;
+    char *p = realloc(buf, need);
+    if (!p) {
+        free(buf);
+        free(vs);
+        struct st_err e;
+        st_fail(&e, ST_INTERNAL, "out of memory rendering metrics");
+        http_reply_error(r, &e);
+        return;
+    }
+    buf = p;
+    len += (size_t)snprintf(buf + len, need - len,
+                            "# HELP stowage_volume_free_bytes Free bytes on each volume.\n"
+                            "# TYPE stowage_volume_free_bytes gauge\n");
+    for (size_t i = 0; i < n; i++)
+        len += (size_t)snprintf(buf + len, need - len,
+                                "stowage_volume_free_bytes{volume=\"%s\",kind=\"%s\"} %llu\n",
+                                vs[i].id, vs[i].kind, (unsigned long long)vs[i].free_bytes);
+    len += (size_t)snprintf(buf + len, need - len,
+                            "# HELP stowage_volume_total_bytes Size of each volume.\n"
+                            "# TYPE stowage_volume_total_bytes gauge\n");
+    for (size_t i = 0; i < n; i++)
+        len += (size_t)snprintf(buf + len, need - len,
+                                "stowage_volume_total_bytes{volume=\"%s\",kind=\"%s\"} %llu\n",
+                                vs[i].id, vs[i].kind, (unsigned long long)vs[i].total_bytes);
+    len += (size_t)snprintf(buf + len, need - len,
+                            "# HELP stowage_volume_ok 1 when the volume's status is ok.\n"
+                            "# TYPE stowage_volume_ok gauge\n");
+    for (size_t i = 0; i < n; i++)
+        len += (size_t)snprintf(buf + len, need - len,
+                                "stowage_volume_ok{volume=\"%s\",status=\"%s\"} %d\n", vs[i].id,
+                                vs[i].status, strcmp(vs[i].status, "ok") == 0);
+    len += (size_t)snprintf(buf + len, need - len,
+                            "# HELP stowage_probe_duration_seconds Duration of the last probe.\n"
+                            "# TYPE stowage_probe_duration_seconds gauge\n");
+    for (size_t i = 0; i < n; i++)
+        len += (size_t)snprintf(buf + len, need - len,
+                                "stowage_probe_duration_seconds{volume=\"%s\",kind=\"%s\"} %.6f\n",
+                                vs[i].id, vs[i].kind, (double)vs[i].probe_us / 1e6);
+    free(vs);
+    http_reply_bytes(r, 200, "text/plain; version=0.0.4", buf, len);
+    free(buf);
+}
+
+/* POST /v1/tokens {"role", "owner"}: a superadmin mints tokens for portals and scripts. */
+static void create_token(struct http_req *r)
+{
+    struct st_err e;
+    const char *role_s, *owner;
+    enum st_role role;
+    char token[96];
+    json_t *body = http_json(r);
+
+    if (!json_is_object(body)) {
+        st_fail_field(&e, ST_INVALID, "body", "body must be a JSON object {role, owner}");
+        http_reply_error(r, &e);
+        return;
+    }
+    if (http_json_string(body, "role", 1, 16, &role_s, &e) ||
+        http_json_string(body, "owner", 0, 64, &owner, &e)) {
+        http_reply_error(r, &e);
+        return;
+    }
+    if (core_role_parse(role_s, &role)) {
+        st_fail_field(&e, ST_INVALID, "role", "role must be reader, admin or superadmin");
+        http_reply_error(r, &e);
+        return;
+    }
+    if (owner && !core_valid_id(owner)) {
+        st_fail_field(&e, ST_INVALID, "owner", "owner must match [A-Za-z0-9][A-Za-z0-9._-]{0,63}");
+        http_reply_error(r, &e);
+        return;
+    }
+    if (!owner)
+        owner = http_principal(r)->owner;
+    if (core_token_create(http_st(r), role, owner, 0, 0, token, sizeof token, &e)) {
+        http_reply_error(r, &e);
+        return;
+    }
+    http_reply_json(
+        r, 201,
+        json_pack("{s:s, s:s, s:s}", "token", token, "role", core_role_name(role), "owner", owner));
+}
+
+static const struct http_route routes[] = {
+    {"POST", "/v1/tokens", HTTP_BODY_JSON, ROLE_SUPERADMIN, create_token},
+    {"GET", "/v1/health", HTTP_BODY_NONE, ROLE_NONE, health},
+    {"GET", "/v1/metrics", HTTP_BODY_NONE, ROLE_READER, metrics},
+    {NULL, NULL, 0, 0, NULL},
+};
+
+static const char *const prefixes[] = {"/v1", NULL};
+
+const struct http_dialect api_native = {
+    .name = "native",
+    .prefixes = prefixes,
+    .routes = routes,
+    .error_body = native_error,
+};

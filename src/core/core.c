@@ -1,0 +1,88 @@
+/* core.c — bringing the catalogue up and down, and the small shared helpers. */
+#include "stowage/core.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+void core_bump(struct stowage *st)
+{
+    atomic_fetch_add(&st->generation, 1);
+}
+
+int64_t core_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int core_valid_id(const char *s)
+{
+    size_t n = 0;
+    if (!s)
+        return 0;
+    for (const char *p = s; *p; p++, n++) {
+        int alnum =
+            (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9');
+        if (!alnum && (n == 0 || (*p != '.' && *p != '_' && *p != '-')))
+            return 0;
+    }
+    return n >= 1 && n <= 64;
+}
+
+/* The state dir must exist (we create it) and be writable by us: prove it with a file. */
+static int prepare_state_dir(const char *dir, struct st_err *e)
+{
+    char probe[4200];
+    struct stat sb;
+
+    if (mkdir(dir, 0700) && errno != EEXIST)
+        return st_fail_errno(e, errno, "cannot create state dir %s", dir);
+    if (stat(dir, &sb) || !S_ISDIR(sb.st_mode))
+        return st_fail(e, ST_INVALID, "state dir %s is not a directory", dir);
+    snprintf(probe, sizeof probe, "%s/.write-test.%ld", dir, (long)getpid());
+    int fd = open(probe, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return st_fail_errno(e, errno, "state dir %s is not writable", dir);
+    close(fd);
+    unlink(probe);
+    return 0;
+}
+
+int core_open(struct stowage *st, struct st_err *e)
+{
+    char path[4200];
+
+    if (gethostname(st->hostname, sizeof st->hostname - 1))
+        snprintf(st->hostname, sizeof st->hostname, "localhost");
+    if (prepare_state_dir(st->cfg.state_dir, e))
+        return -1;
+    snprintf(path, sizeof path, "%s/stowage.db", st->cfg.state_dir);
+    unsigned threads = st->cfg.threads ? st->cfg.threads : (unsigned)sysconf(_SC_NPROCESSORS_ONLN);
+    return db_open(&st->db, path, threads + st->cfg.workers + 4, e);
+}
+
+int core_start(struct stowage *st, struct st_err *e)
+{
+    if (core_open(st, e))
+        return -1;
+    if (core_auth_bootstrap(st, e) || core_storage_apply_config(st, e) ||
+        core_volumes_start(st, e)) {
+        core_stop(st);
+        return -1;
+    }
+    return 0;
+}
+
+void core_stop(struct stowage *st)
+{
+    atomic_store(&st->stopping, 1);
+    core_volumes_stop(st);
+    db_close(st->db);
+    st->db = NULL;
+}

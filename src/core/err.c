@@ -1,0 +1,118 @@
+/* err.c — filling struct st_err. */
+#include "stowage/err.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+static const char *const code_names[ST_CODE_COUNT] = {
+    [ST_OK] = "ok",
+    [ST_INVALID] = "invalid",
+    [ST_UNAUTHORIZED] = "unauthorized",
+    [ST_FORBIDDEN] = "forbidden",
+    [ST_NOT_FOUND] = "not_found",
+    [ST_METHOD] = "method_not_allowed",
+    [ST_EXISTS] = "exists",
+    [ST_CONFLICT] = "conflict",
+    [ST_IN_USE] = "in_use",
+    [ST_PRECONDITION] = "precondition_failed",
+    [ST_TOO_LARGE] = "too_large",
+    [ST_UNSUPPORTED_MEDIA] = "unsupported_media_type",
+    [ST_RANGE] = "range_not_satisfiable",
+    [ST_HEADER_TOO_LARGE] = "header_too_large",
+    [ST_UNAVAILABLE] = "unavailable",
+    [ST_NO_SPACE] = "no_space",
+    [ST_INTERNAL] = "internal",
+};
+
+const char *st_code_name(enum st_code code)
+{
+    if ((unsigned)code >= ST_CODE_COUNT)
+        return "internal";
+    return code_names[code];
+}
+
+void st_clear(struct st_err *e)
+{
+    if (!e)
+        return;
+    e->code = ST_OK;
+    e->field[0] = '\0';
+    e->msg[0] = '\0';
+}
+
+static int vfail(struct st_err *e, enum st_code code, const char *field, const char *fmt,
+                 va_list ap)
+{
+    if (!e)
+        return -1;
+    e->code = code;
+    snprintf(e->field, sizeof e->field, "%s", field ? field : "");
+    vsnprintf(e->msg, sizeof e->msg, fmt, ap);
+    return -1;
+}
+
+int st_fail(struct st_err *e, enum st_code code, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vfail(e, code, NULL, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+int st_fail_field(struct st_err *e, enum st_code code, const char *field, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vfail(e, code, field, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+static enum st_code code_of_errno(int errnum)
+{
+    switch (errnum) {
+    case ENOENT:
+        return ST_NOT_FOUND;
+    case EEXIST:
+        return ST_EXISTS;
+    case ENOSPC:
+    case EDQUOT:
+        return ST_NO_SPACE;
+    case EFBIG:
+        return ST_TOO_LARGE;
+    case EACCES:
+    case EPERM:
+        return ST_FORBIDDEN;
+    case EBUSY:
+        return ST_IN_USE;
+    case ENOTCONN:
+    case EIO:
+    case EROFS:
+    case ETIMEDOUT:
+    case EHOSTUNREACH:
+    case ECONNREFUSED:
+    case ESTALE:
+        return ST_UNAVAILABLE;
+    case EINVAL:
+    case ELOOP:
+    case ENAMETOOLONG:
+        return ST_INVALID;
+    default:
+        return ST_INTERNAL;
+    }
+}
+
+int st_fail_errno(struct st_err *e, int errnum, const char *fmt, ...)
+{
+    char ctx[192];
+    va_list ap;
+
+    if (errnum < 0)
+        errnum = -errnum;
+    va_start(ap, fmt);
+    vsnprintf(ctx, sizeof ctx, fmt, ap);
+    va_end(ap);
+    return st_fail(e, code_of_errno(errnum), "%s: %s", ctx, strerror(errnum));
+}

@@ -1,0 +1,197 @@
+/* storage.c — image storages: the config's initial ones, and the assembled view
+ * (rows + live volume state + disks) that every dialect renders. */
+#include "stowage/core.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+/* Insert one configured volume unless it exists. A directory that is a mount point
+ * when registered must stay one: otherwise an unmount would silently redirect writes
+ * into the parent filesystem. */
+static int apply_volume(struct stowage *st, struct db_conn *c, const char *storage_id,
+                        const struct cfg_volume *cv, int *added, struct st_err *e)
+{
+    struct db_volume v = {0};
+    struct st_err ignore;
+
+    if (db_volume_get(c, cv->id, &v, &ignore) == 0) {
+        if (strcmp(v.storage_id, storage_id) != 0)
+            return st_fail(e, ST_EXISTS, "volume '%s' already belongs to storage '%s'", cv->id,
+                           v.storage_id);
+        return 0;
+    }
+    memset(&v, 0, sizeof v);
+    snprintf(v.id, sizeof v.id, "%s", cv->id);
+    snprintf(v.storage_id, sizeof v.storage_id, "%s", storage_id);
+    snprintf(v.kind, sizeof v.kind, "%s", cv->kind);
+    if (cv->mount_point) {
+        if (strlen(cv->mount_point) >= sizeof v.mount_point)
+            return st_fail(e, ST_INVALID, "mount point too long");
+        snprintf(v.mount_point, sizeof v.mount_point, "%s", cv->mount_point);
+        if (strcmp(cv->kind, "local") == 0)
+            v.require_mount = 1;
+        else
+            v.require_mount = probe_is_mount_point(cv->mount_point) == 1;
+        /* An external directory under the state dir (make run's default) is created. */
+        size_t sl = strlen(st->cfg.state_dir);
+        if (strcmp(cv->kind, "external") == 0 &&
+            strncmp(cv->mount_point, st->cfg.state_dir, sl) == 0 && cv->mount_point[sl] == '/')
+            mkdir(cv->mount_point, 0700);
+    }
+    if (cv->gluster_server)
+        snprintf(v.gluster_server, sizeof v.gluster_server, "%s", cv->gluster_server);
+    if (cv->gluster_volume)
+        snprintf(v.gluster_name, sizeof v.gluster_name, "%s", cv->gluster_volume);
+    if (db_volume_insert(c, &v, e))
+        return -1;
+    *added = 1;
+    return 0;
+}
+
+int core_storage_apply_config(struct stowage *st, struct st_err *e)
+{
+    struct db_conn *c = db_acquire(st->db);
+    int added = 0;
+
+    if (db_begin(c, e))
+        goto fail;
+    for (size_t i = 0; i < st->cfg.n_storages; i++) {
+        const struct cfg_storage *cs = &st->cfg.storages[i];
+        struct db_storage s = {0};
+        struct st_err ignore;
+
+        if (db_storage_get(c, cs->id, &s, &ignore) != 0) {
+            snprintf(s.id, sizeof s.id, "%s", cs->id);
+            snprintf(s.name, sizeof s.name, "%s", cs->name ? cs->name : cs->id);
+            snprintf(s.description, sizeof s.description, "%s",
+                     cs->description ? cs->description : "");
+            if (db_storage_insert(c, &s, e))
+                goto fail;
+            added = 1;
+        }
+        if (db_host_add(c, cs->id, st->hostname, e))
+            goto fail;
+        for (size_t k = 0; k < cs->n_volumes; k++)
+            if (apply_volume(st, c, cs->id, &cs->volumes[k], &added, e))
+                goto fail;
+    }
+    if (db_commit(c, e))
+        goto fail;
+    db_release(st->db, c);
+    if (added)
+        core_bump(st);
+    return 0;
+fail:
+    db_rollback(c);
+    db_release(st->db, c);
+    return -1;
+}
+
+int core_storage_ids(struct stowage *st, char (**ids)[DB_ID], size_t *n, struct st_err *e)
+{
+    struct db_storage *rows = NULL;
+    size_t cnt = 0;
+    struct db_conn *c = db_acquire(st->db);
+    int rc = db_storage_list(c, &rows, &cnt, e);
+    db_release(st->db, c);
+    if (rc)
+        return -1;
+    *ids = calloc(cnt ? cnt : 1, sizeof **ids);
+    if (!*ids) {
+        free(rows);
+        return st_fail(e, ST_INTERNAL, "out of memory");
+    }
+    for (size_t i = 0; i < cnt; i++)
+        snprintf((*ids)[i], DB_ID, "%s", rows[i].id);
+    *n = cnt;
+    free(rows);
+    return 0;
+}
+
+void core_storage_view_free(struct core_storage_view *v)
+{
+    for (size_t i = 0; i < v->n_volumes; i++) {
+        free(v->volumes[i].images);
+        free(v->volumes[i].clones);
+    }
+    free(v->volumes);
+    free(v->hosts);
+    free(v->disks);
+    memset(v, 0, sizeof *v);
+}
+
+static int load_rows(struct stowage *st, const char *id, struct core_storage_view *out,
+                     struct st_err *e)
+{
+    struct db_volume *vols = NULL;
+    size_t nv = 0;
+    struct db_conn *c = db_acquire(st->db);
+    int rc = -1;
+
+    if (db_storage_get(c, id, &out->row, e) || db_host_list(c, id, &out->hosts, &out->n_hosts, e) ||
+        db_volume_list(c, id, &vols, &nv, e))
+        goto out;
+    out->volumes = calloc(nv ? nv : 1, sizeof *out->volumes);
+    if (!out->volumes) {
+        st_fail(e, ST_INTERNAL, "out of memory");
+        goto out;
+    }
+    for (size_t i = 0; i < nv; i++) {
+        struct core_volume_view *vv = &out->volumes[i];
+        vv->row = vols[i];
+        out->n_volumes++;
+        if (db_image_list_volume(c, vv->row.id, &vv->images, &vv->n_images, e) ||
+            db_clone_list_volume(c, vv->row.id, &vv->clones, &vv->n_clones, e))
+            goto out;
+    }
+    rc = 0;
+out:
+    db_release(st->db, c);
+    free(vols);
+    return rc;
+}
+
+static struct core_volume_view *find_volume(struct core_storage_view *v, const char *id)
+{
+    for (size_t i = 0; i < v->n_volumes; i++)
+        if (strcmp(v->volumes[i].row.id, id) == 0)
+            return &v->volumes[i];
+    return NULL;
+}
+
+/* Disks usable on this storage: unused ones and those carrying its volumes. */
+static int attach_disks(struct stowage *st, struct core_storage_view *v, struct st_err *e)
+{
+    struct core_disk_view *all = NULL;
+    size_t n = 0, kept = 0;
+
+    if (core_disks(st, &all, &n, e))
+        return -1;
+    for (size_t i = 0; i < n; i++) {
+        struct core_volume_view *vv = all[i].volume_id[0] ? find_volume(v, all[i].volume_id) : NULL;
+        if (all[i].volume_id[0] && !vv)
+            continue;
+        all[kept++] = all[i];
+    }
+    v->disks = all;
+    v->n_disks = kept;
+    return 0;
+}
+
+int core_storage_view(struct stowage *st, const char *id, struct core_storage_view *out,
+                      struct st_err *e)
+{
+    memset(out, 0, sizeof *out);
+    if (load_rows(st, id, out, e))
+        goto fail;
+    for (size_t i = 0; i < out->n_volumes; i++)
+        core_volume_state(st, out->volumes[i].row.id, &out->volumes[i].state);
+    if (attach_disks(st, out, e))
+        goto fail;
+    return 0;
+fail:
+    core_storage_view_free(out);
+    return -1;
+}

@@ -1,0 +1,593 @@
+/* volume.c — live state of every volume: one prober thread per volume, one for disks.
+ *
+ * GET requests never probe: they read the last result under a mutex. Each volume
+ * has its own thread so that one hung mount or unreachable Gluster server cannot
+ * delay the others. A volume's backend session (for Gluster: the one long-lived
+ * glfs_t) is opened by its prober and kept until shutdown. */
+#include "stowage/backend.h"
+#include "stowage/core.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <time.h>
+#include <unistd.h>
+
+struct vol {
+    struct stowage *st;
+    struct db_volume row;
+    const struct backend_ops *ops;
+    struct be_volume *be;
+    pthread_t thread;
+    pthread_mutex_t mu; /* guards state, row's disk ids, be */
+    pthread_cond_t cv;
+    int stop;
+    struct core_vol_state state;
+};
+
+struct core_volumes {
+    pthread_mutex_t mu; /* guards arr/n and the disk list */
+    pthread_cond_t cv;
+    struct vol **arr;
+    size_t n, cap;
+    struct probe_disk *disks;
+    size_t n_disks;
+    pthread_t disk_thread;
+    int disk_thread_started;
+    int stop;
+};
+
+static uint64_t mono_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+static void set_status(struct core_vol_state *s, const char *status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void set_status(struct core_vol_state *s, const char *status, const char *fmt, ...)
+{
+    va_list ap;
+    snprintf(s->status, sizeof s->status, "%s", status);
+    va_start(ap, fmt);
+    vsnprintf(s->status_msg, sizeof s->status_msg, fmt, ap);
+    va_end(ap);
+}
+
+/* Kernel name of a block device number ("loop3"), from /sys/dev/block/M:m. */
+static void dev_name_of(dev_t dev, char *out, size_t len)
+{
+    char link[64], target[512];
+    out[0] = '\0';
+    if (!dev)
+        return;
+    snprintf(link, sizeof link, "/sys/dev/block/%u:%u", major(dev), minor(dev));
+    ssize_t n = readlink(link, target, sizeof target - 1);
+    if (n <= 0)
+        return;
+    target[n] = '\0';
+    const char *base = strrchr(target, '/');
+    snprintf(out, len, "%s", base ? base + 1 : target);
+}
+
+static void close_backend(struct vol *v)
+{
+    if (v->be) {
+        v->ops->close(v->be);
+        v->be = NULL;
+    }
+}
+
+/* Open the backend when needed; a posix root that stopped being healthy is reopened,
+ * because an unmount + mount leaves the old root fd on the detached filesystem. */
+static int ensure_backend(struct vol *v, struct st_err *e)
+{
+    char log_path[4200];
+    struct be_params p = {0};
+
+    if (v->be && v->ops->health(v->be, e) == 0)
+        return 0;
+    if (v->be && strcmp(v->row.kind, "gluster") == 0)
+        return -1; /* a gfapi session reconnects by itself; never pay glfs_fini here */
+    close_backend(v);
+    p.kind = v->row.kind;
+    if (strcmp(v->row.kind, "gluster") == 0) {
+        snprintf(log_path, sizeof log_path, "%s/gluster-%s.log", v->st->cfg.state_dir, v->row.id);
+        p.root = "/";
+        p.gluster_server = v->row.gluster_server;
+        p.gluster_volume = v->row.gluster_name;
+        p.log_path = log_path;
+    } else {
+        p.root = v->row.mount_point;
+    }
+    struct be_volume *be = NULL;
+    if (v->ops->open(&p, &be, e))
+        return -1;
+    /* The layout every volume has; creating it is idempotent. */
+    v->ops->mkdir(be, "images", 0755);
+    v->ops->mkdir(be, "clones", 0755);
+    v->ops->mkdir(be, ".staging", 0700);
+    pthread_mutex_lock(&v->mu);
+    v->be = be;
+    pthread_mutex_unlock(&v->mu);
+    return 0;
+}
+
+static void fill_space(struct vol *v, struct core_vol_state *s)
+{
+    struct be_space sp;
+    struct st_err e;
+    if (ensure_backend(v, &e)) {
+        set_status(s, "broken", "%s", e.msg);
+        return;
+    }
+    if (v->ops->statvfs(v->be, &sp, &e)) {
+        set_status(s, "broken", "%s", e.msg);
+        return;
+    }
+    s->total_kb = sp.total_bytes / 1024;
+    s->free_kb = sp.free_bytes / 1024;
+    if (sp.readonly)
+        set_status(s, "broken", "volume is read-only");
+}
+
+static void probe_posix(struct vol *v, struct core_vol_state *s)
+{
+    const char *mp = v->row.mount_point;
+    struct stat sb;
+    struct probe_mount m;
+    struct st_err e;
+
+    if (lstat(mp, &sb)) {
+        set_status(s, "broken", "mount point %s: %s", mp, strerror(errno));
+        return;
+    }
+    if (!S_ISDIR(sb.st_mode)) {
+        set_status(s, "broken", "mount point %s is not a directory", mp);
+        return;
+    }
+    int is_mount = probe_is_mount_point(mp);
+    if (v->row.require_mount && is_mount != 1) {
+        set_status(s, "broken", "%s is not mounted", mp);
+        return;
+    }
+    if (is_mount == 1 && probe_mount_of(mp, &m, &e) == 0) {
+        s->devno = m.devno;
+        dev_name_of(m.devno, s->dev_name, sizeof s->dev_name);
+    }
+    set_status(s, "ok", "%s", "");
+    fill_space(v, s);
+}
+
+static void probe_gluster_volume(struct vol *v, struct core_vol_state *s)
+{
+    struct st_err e;
+    struct probe_gluster *g = &s->gluster;
+    const struct st_config *cfg = &v->st->cfg;
+
+    if (probe_gluster(cfg->gluster_cli, v->row.gluster_server, v->row.gluster_name,
+                      cfg->gluster_timeout_ms, g, &e)) {
+        set_status(s, "broken", "gluster volume %s: %s", v->row.gluster_name, e.msg);
+        return;
+    }
+    s->have_gluster = 1;
+    if (!g->started) {
+        set_status(s, "broken", "gluster volume %s is not started", v->row.gluster_name);
+        return;
+    }
+    set_status(s, "ok", "%s", "");
+    if (g->bricks_online == 0) {
+        set_status(s, "broken", "all %zu bricks of %s are down", g->n_bricks, v->row.gluster_name);
+        return;
+    }
+    fill_space(v, s);
+    if (strcmp(s->status, "ok") != 0 || g->bricks_online < 0 ||
+        (size_t)g->bricks_online >= g->n_bricks)
+        return;
+    /* Name the bricks that are down: that is what an operator acts on. */
+    char msg[sizeof s->status_msg];
+    size_t off = (size_t)snprintf(msg, sizeof msg, "brick down:");
+    for (size_t i = 0; i < g->n_bricks && off < sizeof msg; i++)
+        if (g->bricks[i].online == 0)
+            off += (size_t)snprintf(msg + off, sizeof msg - off, " %s", g->bricks[i].name);
+    set_status(s, "degraded", "%s", msg);
+}
+
+static int state_differs(const struct core_vol_state *a, const struct core_vol_state *b)
+{
+    if (strcmp(a->status, b->status) || strcmp(a->status_msg, b->status_msg) ||
+        a->total_kb != b->total_kb || a->free_kb != b->free_kb || a->devno != b->devno ||
+        a->have_gluster != b->have_gluster)
+        return 1;
+    if (!a->have_gluster)
+        return 0;
+    const struct probe_gluster *x = &a->gluster, *y = &b->gluster;
+    if (x->n_bricks != y->n_bricks || strcmp(x->configuration, y->configuration) ||
+        strcmp(x->type, y->type) || strcmp(x->transport, y->transport))
+        return 1;
+    for (size_t i = 0; i < x->n_bricks; i++)
+        if (strcmp(x->bricks[i].name, y->bricks[i].name) ||
+            x->bricks[i].online != y->bricks[i].online)
+            return 1;
+    return 0;
+}
+
+static void probe_once(struct vol *v)
+{
+    struct core_vol_state *s = calloc(1, sizeof *s);
+    if (!s)
+        return;
+    uint64_t t0 = mono_us();
+    if (strcmp(v->row.kind, "gluster") == 0)
+        probe_gluster_volume(v, s);
+    else
+        probe_posix(v, s);
+    s->probe_us = mono_us() - t0;
+    s->probed_at_ms = core_now_ms();
+
+    pthread_mutex_lock(&v->mu);
+    int changed = state_differs(&v->state, s);
+    int status_changed =
+        strcmp(v->state.status, s->status) || strcmp(v->state.status_msg, s->status_msg);
+    v->state = *s;
+    pthread_mutex_unlock(&v->mu);
+
+    if (status_changed) {
+        struct st_err e;
+        struct db_conn *c = db_acquire(v->st->db);
+        if (db_volume_set_status(c, v->row.id, s->status, s->status_msg, &e))
+            fprintf(stderr, "stowaged: volume %s: %s\n", v->row.id, e.msg);
+        db_release(v->st->db, c);
+        fprintf(stderr, "stowaged: volume %s is %s%s%s\n", v->row.id, s->status,
+                s->status_msg[0] ? ": " : "", s->status_msg);
+    }
+    if (changed)
+        core_bump(v->st);
+    free(s);
+}
+
+static void timed_wait(pthread_cond_t *cv, pthread_mutex_t *mu, unsigned ms)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += ms / 1000;
+    ts.tv_nsec += (long)(ms % 1000) * 1000000L;
+    if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
+    }
+    pthread_cond_timedwait(cv, mu, &ts);
+}
+
+static void *vol_thread(void *arg)
+{
+    struct vol *v = arg;
+    for (;;) {
+        probe_once(v);
+        pthread_mutex_lock(&v->mu);
+        if (!v->stop)
+            timed_wait(&v->cv, &v->mu, v->st->cfg.probe_ttl_ms);
+        int stop = v->stop;
+        pthread_mutex_unlock(&v->mu);
+        if (stop)
+            return NULL;
+    }
+}
+
+/* Which volume each disk carries: the disk (or the md/dm device holding it) is the
+ * block device of a volume's mount. Caller holds vols->mu. */
+static void disk_volume(struct core_volumes *vs, const struct probe_disk *d, char *out, size_t len)
+{
+    out[0] = '\0';
+    for (size_t i = 0; i < vs->n; i++) {
+        struct vol *v = vs->arr[i];
+        pthread_mutex_lock(&v->mu);
+        int match = v->state.dev_name[0] && (strcmp(v->state.dev_name, d->name) == 0 ||
+                                             strcmp(v->state.dev_name, d->holder) == 0);
+        if (match)
+            snprintf(out, len, "%s", v->row.id);
+        pthread_mutex_unlock(&v->mu);
+        if (match)
+            return;
+    }
+}
+
+/* Record each volume's member disks (first two: primary, secondary) when they change. */
+static void update_volume_disks(struct stowage *st)
+{
+    struct core_volumes *vs = st->vols;
+    pthread_mutex_lock(&vs->mu);
+    for (size_t i = 0; i < vs->n; i++) {
+        struct vol *v = vs->arr[i];
+        char ids[2][96] = {"", ""};
+        int k = 0;
+        for (size_t d = 0; d < vs->n_disks && k < 2; d++) {
+            char vid[DB_ID];
+            disk_volume(vs, &vs->disks[d], vid, sizeof vid);
+            if (strcmp(vid, v->row.id) == 0)
+                snprintf(ids[k++], sizeof ids[0], "%s", vs->disks[d].id);
+        }
+        if (k == 0)
+            continue; /* keep what the catalogue says while the disk is away */
+        pthread_mutex_lock(&v->mu);
+        int same = strcmp(v->row.primary_disk_id, ids[0]) == 0 &&
+                   strcmp(v->row.secondary_disk_id, ids[1]) == 0;
+        if (!same) {
+            snprintf(v->row.primary_disk_id, sizeof v->row.primary_disk_id, "%s", ids[0]);
+            snprintf(v->row.secondary_disk_id, sizeof v->row.secondary_disk_id, "%s", ids[1]);
+        }
+        pthread_mutex_unlock(&v->mu);
+        if (same)
+            continue;
+        struct st_err e;
+        struct db_conn *c = db_acquire(st->db);
+        if (db_volume_set_disks(c, v->row.id, ids[0], ids[1], &e))
+            fprintf(stderr, "stowaged: volume %s: %s\n", v->row.id, e.msg);
+        db_release(st->db, c);
+        core_bump(st);
+    }
+    pthread_mutex_unlock(&vs->mu);
+}
+
+static int disks_differ(const struct probe_disk *a, size_t na, const struct probe_disk *b,
+                        size_t nb)
+{
+    if (na != nb)
+        return 1;
+    for (size_t i = 0; i < na; i++)
+        if (strcmp(a[i].id, b[i].id) || strcmp(a[i].host_device, b[i].host_device) ||
+            a[i].has_signature != b[i].has_signature || a[i].mounted != b[i].mounted ||
+            strcmp(a[i].holder, b[i].holder))
+            return 1;
+    return 0;
+}
+
+static void probe_disks_once(struct stowage *st)
+{
+    struct core_volumes *vs = st->vols;
+    struct probe_disk *d = NULL;
+    size_t n = 0;
+    struct st_err e;
+
+    if (probe_disks(&d, &n, &e)) {
+        fprintf(stderr, "stowaged: disk probe: %s\n", e.msg);
+        return;
+    }
+    pthread_mutex_lock(&vs->mu);
+    int changed = disks_differ(vs->disks, vs->n_disks, d, n);
+    free(vs->disks);
+    vs->disks = d;
+    vs->n_disks = n;
+    pthread_mutex_unlock(&vs->mu);
+    update_volume_disks(st);
+    if (changed)
+        core_bump(st);
+}
+
+static void *disk_thread(void *arg)
+{
+    struct stowage *st = arg;
+    struct core_volumes *vs = st->vols;
+    for (;;) {
+        probe_disks_once(st);
+        pthread_mutex_lock(&vs->mu);
+        if (!vs->stop)
+            timed_wait(&vs->cv, &vs->mu, st->cfg.probe_ttl_ms);
+        int stop = vs->stop;
+        pthread_mutex_unlock(&vs->mu);
+        if (stop)
+            return NULL;
+    }
+}
+
+static struct vol *find_locked(struct core_volumes *vs, const char *id, size_t *idx)
+{
+    for (size_t i = 0; i < vs->n; i++) {
+        if (strcmp(vs->arr[i]->row.id, id) == 0) {
+            if (idx)
+                *idx = i;
+            return vs->arr[i];
+        }
+    }
+    return NULL;
+}
+
+int core_volumes_add(struct stowage *st, const struct db_volume *row, struct st_err *e)
+{
+    struct core_volumes *vs = st->vols;
+    struct vol *v = calloc(1, sizeof *v);
+
+    if (!v)
+        return st_fail(e, ST_INTERNAL, "out of memory");
+    v->st = st;
+    v->row = *row;
+    v->ops = be_ops_for(row->kind);
+    if (!v->ops) {
+        free(v);
+        return st_fail(e, ST_INVALID, "volume kind '%s' has no backend", row->kind);
+    }
+    snprintf(v->state.status, sizeof v->state.status, "unknown");
+    pthread_mutex_init(&v->mu, NULL);
+    pthread_cond_init(&v->cv, NULL);
+
+    pthread_mutex_lock(&vs->mu);
+    if (find_locked(vs, row->id, NULL) ||
+        (vs->n == vs->cap &&
+         !(vs->arr = realloc(vs->arr, (vs->cap = vs->cap ? vs->cap * 2 : 8) * sizeof *vs->arr)))) {
+        pthread_mutex_unlock(&vs->mu);
+        pthread_mutex_destroy(&v->mu);
+        pthread_cond_destroy(&v->cv);
+        free(v);
+        return st_fail(e, ST_INTERNAL, "cannot track volume '%s'", row->id);
+    }
+    if (pthread_create(&v->thread, NULL, vol_thread, v)) {
+        pthread_mutex_unlock(&vs->mu);
+        pthread_mutex_destroy(&v->mu);
+        pthread_cond_destroy(&v->cv);
+        free(v);
+        return st_fail(e, ST_INTERNAL, "cannot start prober for '%s'", row->id);
+    }
+    vs->arr[vs->n++] = v;
+    pthread_mutex_unlock(&vs->mu);
+    return 0;
+}
+
+static void vol_destroy(struct vol *v)
+{
+    pthread_mutex_lock(&v->mu);
+    v->stop = 1;
+    pthread_cond_signal(&v->cv);
+    pthread_mutex_unlock(&v->mu);
+    pthread_join(v->thread, NULL);
+    close_backend(v);
+    pthread_mutex_destroy(&v->mu);
+    pthread_cond_destroy(&v->cv);
+    free(v);
+}
+
+static void *vol_destroy_thread(void *v)
+{
+    vol_destroy(v);
+    return NULL;
+}
+
+void core_volumes_remove(struct stowage *st, const char *id)
+{
+    struct core_volumes *vs = st->vols;
+    size_t idx;
+    pthread_mutex_lock(&vs->mu);
+    struct vol *v = find_locked(vs, id, &idx);
+    if (v)
+        vs->arr[idx] = vs->arr[--vs->n];
+    pthread_mutex_unlock(&vs->mu);
+    if (v)
+        vol_destroy(v);
+    core_bump(st);
+}
+
+int core_volumes_start(struct stowage *st, struct st_err *e)
+{
+    struct db_volume *rows = NULL;
+    size_t n = 0;
+
+    st->vols = calloc(1, sizeof *st->vols);
+    if (!st->vols)
+        return st_fail(e, ST_INTERNAL, "out of memory");
+    pthread_mutex_init(&st->vols->mu, NULL);
+    pthread_cond_init(&st->vols->cv, NULL);
+
+    struct db_conn *c = db_acquire(st->db);
+    int rc = db_volume_list(c, NULL, &rows, &n, e);
+    db_release(st->db, c);
+    if (rc)
+        return -1;
+    for (size_t i = 0; i < n && rc == 0; i++)
+        rc = core_volumes_add(st, &rows[i], e);
+    free(rows);
+    if (rc)
+        return -1;
+    if (pthread_create(&st->vols->disk_thread, NULL, disk_thread, st))
+        return st_fail(e, ST_INTERNAL, "cannot start disk prober");
+    st->vols->disk_thread_started = 1;
+    return 0;
+}
+
+void core_volumes_stop(struct stowage *st)
+{
+    struct core_volumes *vs = st->vols;
+    if (!vs)
+        return;
+    pthread_mutex_lock(&vs->mu);
+    vs->stop = 1;
+    pthread_cond_broadcast(&vs->cv);
+    pthread_mutex_unlock(&vs->mu);
+    if (vs->disk_thread_started)
+        pthread_join(vs->disk_thread, NULL);
+    /* glfs_fini takes ~10 s per session: close all volumes at once, not one after another. */
+    struct closer {
+        pthread_t t;
+        int started;
+    } *c = calloc(vs->n ? vs->n : 1, sizeof *c);
+    for (size_t i = 0; i < vs->n; i++) {
+        if (c && pthread_create(&c[i].t, NULL, vol_destroy_thread, vs->arr[i]) == 0)
+            c[i].started = 1;
+        else
+            vol_destroy(vs->arr[i]);
+    }
+    for (size_t i = 0; c && i < vs->n; i++)
+        if (c[i].started)
+            pthread_join(c[i].t, NULL);
+    free(c);
+    free(vs->arr);
+    free(vs->disks);
+    pthread_mutex_destroy(&vs->mu);
+    pthread_cond_destroy(&vs->cv);
+    free(vs);
+    st->vols = NULL;
+}
+
+int core_volume_state(struct stowage *st, const char *id, struct core_vol_state *out)
+{
+    struct core_volumes *vs = st->vols;
+    pthread_mutex_lock(&vs->mu);
+    struct vol *v = find_locked(vs, id, NULL);
+    if (v) {
+        pthread_mutex_lock(&v->mu);
+        *out = v->state;
+        pthread_mutex_unlock(&v->mu);
+    } else {
+        memset(out, 0, sizeof *out);
+        snprintf(out->status, sizeof out->status, "unknown");
+    }
+    pthread_mutex_unlock(&vs->mu);
+    return v ? 0 : -1;
+}
+
+int core_disks(struct stowage *st, struct core_disk_view **out, size_t *n, struct st_err *e)
+{
+    struct core_volumes *vs = st->vols;
+    pthread_mutex_lock(&vs->mu);
+    struct core_disk_view *arr = calloc(vs->n_disks ? vs->n_disks : 1, sizeof *arr);
+    if (!arr) {
+        pthread_mutex_unlock(&vs->mu);
+        return st_fail(e, ST_INTERNAL, "out of memory");
+    }
+    for (size_t i = 0; i < vs->n_disks; i++) {
+        arr[i].disk = vs->disks[i];
+        disk_volume(vs, &vs->disks[i], arr[i].volume_id, sizeof arr[i].volume_id);
+    }
+    *n = vs->n_disks;
+    pthread_mutex_unlock(&vs->mu);
+    *out = arr;
+    return 0;
+}
+
+int core_volume_stats(struct stowage *st, struct core_volume_stat **out, size_t *n)
+{
+    struct core_volumes *vs = st->vols;
+    pthread_mutex_lock(&vs->mu);
+    struct core_volume_stat *arr = calloc(vs->n ? vs->n : 1, sizeof *arr);
+    if (!arr) {
+        pthread_mutex_unlock(&vs->mu);
+        return -1;
+    }
+    for (size_t i = 0; i < vs->n; i++) {
+        struct vol *v = vs->arr[i];
+        pthread_mutex_lock(&v->mu);
+        snprintf(arr[i].id, sizeof arr[i].id, "%s", v->row.id);
+        snprintf(arr[i].kind, sizeof arr[i].kind, "%s", v->row.kind);
+        snprintf(arr[i].status, sizeof arr[i].status, "%s", v->state.status);
+        arr[i].total_bytes = v->state.total_kb * 1024;
+        arr[i].free_bytes = v->state.free_kb * 1024;
+        arr[i].probe_us = v->state.probe_us;
+        pthread_mutex_unlock(&v->mu);
+    }
+    *n = vs->n;
+    pthread_mutex_unlock(&vs->mu);
+    *out = arr;
+    return 0;
+}

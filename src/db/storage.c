@@ -1,0 +1,306 @@
+/* storage.c — rows of image_storage, host, volume and disk. */
+#include "db_internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+int db_storage_insert(struct db_conn *c, const struct db_storage *s, struct st_err *e)
+{
+    static const char sql[] =
+        "INSERT INTO image_storage (id, name, description, created_at) VALUES (?1, ?2, ?3, ?4)";
+    sqlite3_stmt *st = db_stmt(c, sql, e);
+    if (!st)
+        return -1;
+    db_bind_text(st, 1, s->id);
+    db_bind_text(st, 2, s->name);
+    db_bind_text(st, 3, s->description);
+    sqlite3_bind_int64(st, 4, s->created_at ? s->created_at : (int64_t)time(NULL));
+    return db_exec_stmt(c, st, e, "insert image storage");
+}
+
+static void read_storage(sqlite3_stmt *st, struct db_storage *out)
+{
+    db_col_text(st, 0, out->id, sizeof out->id);
+    db_col_text(st, 1, out->name, sizeof out->name);
+    db_col_text(st, 2, out->description, sizeof out->description);
+    out->created_at = sqlite3_column_int64(st, 3);
+}
+
+int db_storage_get(struct db_conn *c, const char *id, struct db_storage *out, struct st_err *e)
+{
+    static const char sql[] =
+        "SELECT id, name, description, created_at FROM image_storage WHERE id = ?1";
+    sqlite3_stmt *st = db_stmt(c, sql, e);
+    if (!st)
+        return -1;
+    db_bind_text(st, 1, id);
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        read_storage(st, out);
+        sqlite3_reset(st);
+        return 0;
+    }
+    sqlite3_reset(st);
+    if (rc != SQLITE_DONE)
+        return db_fail(c, e, "get image storage");
+    return st_fail(e, ST_NOT_FOUND, "image storage '%s' not found", id);
+}
+
+int db_storage_list(struct db_conn *c, struct db_storage **out, size_t *n, struct st_err *e)
+{
+    static const char sql[] =
+        "SELECT id, name, description, created_at FROM image_storage ORDER BY id";
+    sqlite3_stmt *st = db_stmt(c, sql, e);
+    struct db_storage *arr = NULL;
+    size_t cnt = 0, cap = 0;
+    int rc;
+
+    if (!st)
+        return -1;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if (db_grow((void **)&arr, &cap, cnt, sizeof *arr))
+            goto oom;
+        read_storage(st, &arr[cnt++]);
+    }
+    sqlite3_reset(st);
+    if (rc != SQLITE_DONE) {
+        free(arr);
+        return db_fail(c, e, "list image storages");
+    }
+    *out = arr;
+    *n = cnt;
+    return 0;
+oom:
+    sqlite3_reset(st);
+    free(arr);
+    return st_fail(e, ST_INTERNAL, "out of memory");
+}
+
+int db_storage_update(struct db_conn *c, const struct db_storage *s, struct st_err *e)
+{
+    static const char sql[] = "UPDATE image_storage SET name = ?2, description = ?3 WHERE id = ?1";
+    sqlite3_stmt *st = db_stmt(c, sql, e);
+    if (!st)
+        return -1;
+    db_bind_text(st, 1, s->id);
+    db_bind_text(st, 2, s->name);
+    db_bind_text(st, 3, s->description);
+    if (db_exec_stmt(c, st, e, "update image storage"))
+        return -1;
+    if (sqlite3_changes(c->h) == 0)
+        return st_fail(e, ST_NOT_FOUND, "image storage '%s' not found", s->id);
+    return 0;
+}
+
+int db_storage_delete(struct db_conn *c, const char *id, struct st_err *e)
+{
+    static const char sql[] = "DELETE FROM image_storage WHERE id = ?1";
+    sqlite3_stmt *st = db_stmt(c, sql, e);
+    if (!st)
+        return -1;
+    db_bind_text(st, 1, id);
+    if (db_exec_stmt(c, st, e, "delete image storage"))
+        return -1;
+    if (sqlite3_changes(c->h) == 0)
+        return st_fail(e, ST_NOT_FOUND, "image storage '%s' not found", id);
+    return 0;
+}
+
+int db_host_add(struct db_conn *c, const char *storage_id, const char *host, struct st_err *e)
+{
+    static const char sql[] = "INSERT OR IGNORE INTO host (image_storage_id, name) VALUES (?1, ?2)";
+    sqlite3_stmt *st = db_stmt(c, sql, e);
+    if (!st)
+        return -1;
+    db_bind_text(st, 1, storage_id);
+    db_bind_text(st, 2, host);
+    return db_exec_stmt(c, st, e, "add host");
+}
+
+int db_host_list(struct db_conn *c, const char *storage_id, char (**out)[256], size_t *n,
+                 struct st_err *e)
+{
+    static const char sql[] = "SELECT name FROM host WHERE image_storage_id = ?1 ORDER BY name";
+    sqlite3_stmt *st = db_stmt(c, sql, e);
+    char(*arr)[256] = NULL;
+    size_t cnt = 0, cap = 0;
+    int rc;
+
+    if (!st)
+        return -1;
+    db_bind_text(st, 1, storage_id);
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if (db_grow((void **)&arr, &cap, cnt, sizeof *arr)) {
+            sqlite3_reset(st);
+            free(arr);
+            return st_fail(e, ST_INTERNAL, "out of memory");
+        }
+        db_col_text(st, 0, arr[cnt++], sizeof arr[0]);
+    }
+    sqlite3_reset(st);
+    if (rc != SQLITE_DONE) {
+        free(arr);
+        return db_fail(c, e, "list hosts");
+    }
+    *out = arr;
+    *n = cnt;
+    return 0;
+}
+
+#define VOLUME_COLS                                                                                \
+    "id, image_storage_id, kind, mount_point, require_mount, primary_disk_id, "                    \
+    "secondary_disk_id, gluster_server, gluster_name, status, status_msg, created_at"
+
+static void read_volume(sqlite3_stmt *st, struct db_volume *v)
+{
+    db_col_text(st, 0, v->id, sizeof v->id);
+    db_col_text(st, 1, v->storage_id, sizeof v->storage_id);
+    db_col_text(st, 2, v->kind, sizeof v->kind);
+    db_col_text(st, 3, v->mount_point, sizeof v->mount_point);
+    v->require_mount = sqlite3_column_int(st, 4);
+    db_col_text(st, 5, v->primary_disk_id, sizeof v->primary_disk_id);
+    db_col_text(st, 6, v->secondary_disk_id, sizeof v->secondary_disk_id);
+    db_col_text(st, 7, v->gluster_server, sizeof v->gluster_server);
+    db_col_text(st, 8, v->gluster_name, sizeof v->gluster_name);
+    db_col_text(st, 9, v->status, sizeof v->status);
+    db_col_text(st, 10, v->status_msg, sizeof v->status_msg);
+    v->created_at = sqlite3_column_int64(st, 11);
+}
+
+int db_volume_insert(struct db_conn *c, const struct db_volume *v, struct st_err *e)
+{
+    static const char sql[] = "INSERT INTO volume (" VOLUME_COLS
+                              ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 'unknown', '', ?10)";
+    sqlite3_stmt *st = db_stmt(c, sql, e);
+    if (!st)
+        return -1;
+    db_bind_text(st, 1, v->id);
+    db_bind_text(st, 2, v->storage_id);
+    db_bind_text(st, 3, v->kind);
+    db_bind_text(st, 4, v->mount_point);
+    sqlite3_bind_int(st, 5, v->require_mount);
+    db_bind_text(st, 6, v->primary_disk_id);
+    db_bind_text(st, 7, v->secondary_disk_id);
+    db_bind_text(st, 8, v->gluster_server);
+    db_bind_text(st, 9, v->gluster_name);
+    sqlite3_bind_int64(st, 10, v->created_at ? v->created_at : (int64_t)time(NULL));
+    return db_exec_stmt(c, st, e, "insert volume");
+}
+
+int db_volume_get(struct db_conn *c, const char *id, struct db_volume *out, struct st_err *e)
+{
+    static const char sql[] = "SELECT " VOLUME_COLS " FROM volume WHERE id = ?1";
+    sqlite3_stmt *st = db_stmt(c, sql, e);
+    if (!st)
+        return -1;
+    db_bind_text(st, 1, id);
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        read_volume(st, out);
+        sqlite3_reset(st);
+        return 0;
+    }
+    sqlite3_reset(st);
+    if (rc != SQLITE_DONE)
+        return db_fail(c, e, "get volume");
+    return st_fail(e, ST_NOT_FOUND, "volume '%s' not found", id);
+}
+
+int db_volume_list(struct db_conn *c, const char *storage_id, struct db_volume **out, size_t *n,
+                   struct st_err *e)
+{
+    static const char sql_all[] = "SELECT " VOLUME_COLS " FROM volume ORDER BY id";
+    static const char sql_one[] =
+        "SELECT " VOLUME_COLS " FROM volume WHERE image_storage_id = ?1 ORDER BY id";
+    sqlite3_stmt *st = db_stmt(c, storage_id ? sql_one : sql_all, e);
+    struct db_volume *arr = NULL;
+    size_t cnt = 0, cap = 0;
+    int rc;
+
+    if (!st)
+        return -1;
+    if (storage_id)
+        db_bind_text(st, 1, storage_id);
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if (db_grow((void **)&arr, &cap, cnt, sizeof *arr)) {
+            sqlite3_reset(st);
+            free(arr);
+            return st_fail(e, ST_INTERNAL, "out of memory");
+        }
+        read_volume(st, &arr[cnt++]);
+    }
+    sqlite3_reset(st);
+    if (rc != SQLITE_DONE) {
+        free(arr);
+        return db_fail(c, e, "list volumes");
+    }
+    *out = arr;
+    *n = cnt;
+    return 0;
+}
+
+int db_volume_set_status(struct db_conn *c, const char *id, const char *status, const char *msg,
+                         struct st_err *e)
+{
+    static const char sql[] = "UPDATE volume SET status = ?2, status_msg = ?3, "
+                              "probed_at = strftime('%s','now') WHERE id = ?1";
+    sqlite3_stmt *st = db_stmt(c, sql, e);
+    if (!st)
+        return -1;
+    db_bind_text(st, 1, id);
+    db_bind_text(st, 2, status);
+    db_bind_text(st, 3, msg);
+    return db_exec_stmt(c, st, e, "set volume status");
+}
+
+int db_volume_set_disks(struct db_conn *c, const char *id, const char *primary,
+                        const char *secondary, struct st_err *e)
+{
+    static const char sql[] =
+        "UPDATE volume SET primary_disk_id = ?2, secondary_disk_id = ?3 WHERE id = ?1";
+    sqlite3_stmt *st = db_stmt(c, sql, e);
+    if (!st)
+        return -1;
+    db_bind_text(st, 1, id);
+    db_bind_text(st, 2, primary);
+    db_bind_text(st, 3, secondary);
+    return db_exec_stmt(c, st, e, "set volume disks");
+}
+
+int db_volume_delete(struct db_conn *c, const char *id, struct st_err *e)
+{
+    static const char sql[] = "DELETE FROM volume WHERE id = ?1";
+    sqlite3_stmt *st = db_stmt(c, sql, e);
+    if (!st)
+        return -1;
+    db_bind_text(st, 1, id);
+    if (db_exec_stmt(c, st, e, "delete volume"))
+        return -1;
+    if (sqlite3_changes(c->h) == 0)
+        return st_fail(e, ST_NOT_FOUND, "volume '%s' not found", id);
+    return 0;
+}
+
+int db_disk_replace_all(struct db_conn *c, const struct db_disk *d, size_t n, struct st_err *e)
+{
+    static const char del[] = "DELETE FROM disk";
+    static const char ins[] = "INSERT OR REPLACE INTO disk (physical_disk_id, vendor, "
+                              "product_number, host_device, volume_id) VALUES (?1, ?2, ?3, ?4, "
+                              "(SELECT id FROM volume WHERE id = ?5))";
+    sqlite3_stmt *st = db_stmt(c, del, e);
+    if (!st || db_exec_stmt(c, st, e, "clear disks"))
+        return -1;
+    for (size_t i = 0; i < n; i++) {
+        if (!(st = db_stmt(c, ins, e)))
+            return -1;
+        db_bind_text(st, 1, d[i].id);
+        db_bind_text(st, 2, d[i].vendor);
+        db_bind_text(st, 3, d[i].product_number);
+        db_bind_text(st, 4, d[i].host_device);
+        db_bind_text(st, 5, d[i].volume_id);
+        if (db_exec_stmt(c, st, e, "insert disk"))
+            return -1;
+    }
+    return 0;
+}

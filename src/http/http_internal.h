@@ -1,0 +1,84 @@
+/* http_internal.h — the request and server structs shared by src/http/. */
+#ifndef STOWAGE_HTTP_INTERNAL_H
+#define STOWAGE_HTTP_INTERNAL_H
+
+#include <microhttpd.h>
+#include <stdatomic.h>
+
+#include "stowage/http.h"
+
+struct hdr {
+    char *name;
+    char *value;
+};
+
+#define HTTP_STATUS_SLOTS 24
+#define HTTP_LATENCY_BUCKETS 14
+
+struct route_metrics {
+    atomic_uint_fast64_t by_status[HTTP_STATUS_SLOTS];
+    atomic_uint_fast64_t latency[HTTP_LATENCY_BUCKETS + 1]; /* last: +Inf */
+    atomic_uint_fast64_t latency_sum_us;
+};
+
+struct http_cache;
+
+struct http_server {
+    struct MHD_Daemon *mhd;
+    struct http_cache *cache;
+    struct stowage *st;
+    struct http_router *rt;
+    struct route_metrics *metrics; /* one per route, plus one for unmatched paths */
+    size_t n_metrics;
+    atomic_uint_fast64_t next_id;
+    char id_prefix[12];
+    char *tls_cert;
+    char *tls_key;
+    int listen_fd;
+};
+
+struct http_req {
+    struct http_server *srv;
+    struct MHD_Connection *conn;
+    const char *method; /* owned by MHD for the request's life */
+    const char *url;
+    int route_idx;
+    const struct http_route *route;
+    const struct http_dialect *dialect;
+    char pathbuf[2048];
+    const char *captures[HTTP_MAX_CAPTURES];
+    int n_captures;
+    struct st_principal who;
+    char rid[72];
+    int64_t content_length;
+    int has_body;
+    /* JSON routes */
+    char *body;
+    size_t body_len, body_cap;
+    json_t *json;
+    /* stream routes */
+    void *ctx;
+    const struct http_stream_ops *sops;
+    int ended;
+    /* an error found while the body was arriving, answered when it is over */
+    int deferred;
+    struct st_err deferred_err;
+    /* reply */
+    struct hdr *hdrs;
+    size_t n_hdrs;
+    unsigned status;
+    uint64_t bytes_out;
+    int replied;
+    uint64_t t0_us;
+};
+
+uint64_t http_mono_us(void);
+void http_metrics_record(struct http_server *s, int route_idx, unsigned status, uint64_t us);
+int http_metrics_init(struct http_server *s);
+void http_metrics_free(struct http_server *s);
+int http_cache_init(struct http_server *s);
+void http_cache_free(struct http_server *s);
+/* Queue resp with the common headers; records the status. Consumes resp. */
+void http_queue(struct http_req *r, unsigned status, struct MHD_Response *resp);
+
+#endif
