@@ -1,0 +1,504 @@
+/* posix.c — the backend for a directory on a local filesystem ("local", "external").
+ *
+ * Every path is resolved below the volume root with openat2(RESOLVE_BENEATH |
+ * RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS), so neither "..", an absolute symlink
+ * nor a /proc magic link planted inside the volume can lead a request outside it.
+ *
+ * The root itself is reopened (O_PATH) for each operation and must still be the
+ * directory we found at open (same st_dev and st_ino). Holding it open for the
+ * volume's lifetime would pin the mount — an operator's umount would fail with
+ * "target is busy" — and a root path that now leads elsewhere (unmounted, replaced)
+ * must fail with ESTALE instead of writing into the directory underneath. Open files
+ * keep their own fds. Nothing in a volume changes after open, so any number of
+ * threads may use one volume at once.
+ *
+ * pread/pwrite/copy_range return what the one syscall returned, short counts
+ * included (EINTR is retried): the caller's copy loop owns the looping. */
+#include "stowage/backend.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <linux/fs.h>
+#include <linux/openat2.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+struct posix_volume {
+    dev_t dev; /* identity of the root directory found at open */
+    ino_t ino;
+    char root[PATH_MAX];
+};
+
+struct posix_file {
+    int fd;
+};
+
+static struct posix_volume *PV(struct be_volume *v)
+{
+    return (struct posix_volume *)(void *)v;
+}
+
+static struct posix_file *PF(struct be_file *f)
+{
+    return (struct posix_file *)(void *)f;
+}
+
+/* ---- resolution ---- */
+
+/* An O_PATH fd of the root, or -ESTALE when the path no longer leads to it. */
+static int open_root(const struct posix_volume *pv)
+{
+    struct stat st;
+    int fd, rc;
+
+    if ((fd = open(pv->root, O_PATH | O_DIRECTORY | O_CLOEXEC)) < 0)
+        return errno == ENOENT || errno == ENOTDIR ? -ESTALE : -errno;
+    if (fstat(fd, &st) < 0)
+        rc = -errno;
+    else
+        rc = (st.st_dev == pv->dev && st.st_ino == pv->ino) ? fd : -ESTALE;
+    if (rc < 0)
+        close(fd);
+    return rc;
+}
+
+/* RESOLVE_NO_SYMLINKS refuses a symlink in every component, the last one included
+ * (ELOOP): stronger than O_NOFOLLOW, which would open an O_PATH fd on a final link. */
+static int resolve(const struct posix_volume *pv, const char *rel, int flags, mode_t mode)
+{
+    struct open_how how = {
+        .flags = (uint64_t)((flags & ~O_NOFOLLOW) | O_CLOEXEC),
+        .mode = (flags & (O_CREAT | O_TMPFILE)) ? mode : 0,
+        .resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS,
+    };
+    int root, tries = 0, rc;
+    long fd;
+
+    if ((root = open_root(pv)) < 0)
+        return root;
+    /* EAGAIN: the kernel saw a concurrent rename and could not prove the walk safe. */
+    do
+        fd = syscall(SYS_openat2, root, rel, &how, sizeof how);
+    while (fd < 0 && (errno == EINTR || (errno == EAGAIN && ++tries < 8)));
+    rc = fd < 0 ? -errno : (int)fd;
+    close(root);
+    return rc;
+}
+
+/* The directory holding rel (an O_PATH fd to close) and rel's last component. */
+static int get_parent(const struct posix_volume *pv, const char *rel, int *dirfd, const char **base)
+{
+    char dir[PATH_MAX];
+    const char *slash;
+    int fd;
+
+    if (!be_path_ok(rel))
+        return -EINVAL;
+    slash = strrchr(rel, '/');
+    if (!slash) {
+        fd = open_root(pv);
+        *base = rel;
+    } else {
+        memcpy(dir, rel, (size_t)(slash - rel));
+        dir[slash - rel] = '\0';
+        fd = resolve(pv, dir, O_PATH | O_DIRECTORY, 0);
+        *base = slash + 1;
+    }
+    if (fd < 0)
+        return fd;
+    *dirfd = fd;
+    return 0;
+}
+
+/* "" (or NULL) names the root for the directory operations. */
+static const char *dir_rel(const char *rel)
+{
+    return (!rel || !*rel) ? "." : rel;
+}
+
+/* ---- volume ---- */
+
+static int posix_open(const struct be_params *p, struct be_volume **out, struct st_err *e)
+{
+    struct posix_volume *pv;
+    struct stat st;
+    int fd, rc = 0;
+
+    if (!p->root || p->root[0] != '/' || strlen(p->root) >= PATH_MAX)
+        return st_fail_field(e, ST_INVALID, "root", "volume root must be an absolute path"),
+               -EINVAL;
+    if ((fd = open(p->root, O_PATH | O_DIRECTORY | O_CLOEXEC)) < 0 || fstat(fd, &st) < 0)
+        rc = -errno;
+    if (fd >= 0)
+        close(fd);
+    if (rc < 0)
+        return be_fail(e, rc, p->root), rc;
+    if (!(pv = calloc(1, sizeof *pv)))
+        return st_fail(e, ST_INTERNAL, "out of memory"), -ENOMEM;
+    snprintf(pv->root, sizeof pv->root, "%s", p->root);
+    pv->dev = st.st_dev;
+    pv->ino = st.st_ino;
+    *out = (struct be_volume *)(void *)pv;
+    return 0;
+}
+
+static void posix_close(struct be_volume *v)
+{
+    free(PV(v));
+}
+
+static int posix_statvfs(struct be_volume *v, struct be_space *out, struct st_err *e)
+{
+    struct statvfs sv;
+    int fd, rc = 0;
+
+    if ((fd = open_root(PV(v))) < 0)
+        return be_fail(e, fd, PV(v)->root), fd;
+    if (fstatvfs(fd, &sv) < 0)
+        rc = -errno;
+    close(fd);
+    if (rc < 0)
+        return be_fail(e, rc, PV(v)->root), rc;
+    out->total_bytes = (uint64_t)sv.f_blocks * sv.f_frsize;
+    out->free_bytes = (uint64_t)sv.f_bavail * sv.f_frsize;
+    out->readonly = (sv.f_flag & ST_RDONLY) != 0;
+    return 0;
+}
+
+/* The configured path still leads to the directory we opened, on a writable fs. */
+static int posix_health(struct be_volume *v, struct st_err *e)
+{
+    struct posix_volume *pv = PV(v);
+    struct statvfs sv;
+    int fd, rc = 0;
+
+    if ((fd = open_root(pv)) == -ESTALE)
+        return st_fail(e, ST_UNAVAILABLE, "%s: no longer the volume's directory (unmounted?)",
+                       pv->root),
+               fd;
+    if (fd < 0)
+        return be_fail(e, fd, pv->root), fd;
+    if (fstatvfs(fd, &sv) < 0 || faccessat(fd, ".", W_OK, AT_EACCESS) < 0)
+        rc = -errno;
+    else if (sv.f_flag & ST_RDONLY)
+        rc = -EROFS;
+    close(fd);
+    if (rc == -EROFS)
+        return st_fail(e, ST_UNAVAILABLE, "%s: mounted read-only", pv->root), rc;
+    if (rc < 0)
+        return be_fail(e, rc, pv->root), rc;
+    return 0;
+}
+
+/* ---- files ---- */
+
+static int posix_open_file(struct be_volume *v, const char *rel, int flags, mode_t mode,
+                           struct be_file **out)
+{
+    struct posix_file *pf;
+    struct stat st;
+    int fd, rc;
+
+    if (!be_path_ok(rel))
+        return -EINVAL;
+    if (!(pf = malloc(sizeof *pf)))
+        return -ENOMEM;
+    /* O_NONBLOCK so that a FIFO planted in the volume cannot hang the open; only
+     * regular files are image data. */
+    if ((fd = resolve(PV(v), rel, flags | O_NONBLOCK, mode)) < 0) {
+        free(pf);
+        return fd;
+    }
+    if (fstat(fd, &st) < 0)
+        rc = -errno;
+    else
+        rc = S_ISDIR(st.st_mode) ? -EISDIR : !S_ISREG(st.st_mode) ? -EINVAL : 0;
+    if (rc == 0 && !(flags & O_NONBLOCK) &&
+        fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK) < 0)
+        rc = -errno;
+    if (rc < 0) {
+        close(fd);
+        free(pf);
+        return rc;
+    }
+    pf->fd = fd;
+    *out = (struct be_file *)(void *)pf;
+    return 0;
+}
+
+static int posix_close_file(struct be_file *f)
+{
+    int rc = 0;
+
+    if (!f)
+        return 0;
+    /* close() reports deferred write errors on some filesystems (NFS): pass them on. */
+    if (close(PF(f)->fd) < 0 && errno != EINTR)
+        rc = -errno;
+    free(PF(f));
+    return rc;
+}
+
+/* off and off + len must be valid off_t values. */
+static int off_ok(uint64_t off, uint64_t len)
+{
+    return off <= (uint64_t)INT64_MAX && len <= (uint64_t)INT64_MAX - off;
+}
+
+static ssize_t posix_pread(struct be_file *f, void *buf, size_t len, uint64_t off)
+{
+    ssize_t n;
+
+    if (!off_ok(off, len))
+        return -EINVAL;
+    while ((n = pread(PF(f)->fd, buf, len, (off_t)off)) < 0 && errno == EINTR)
+        ;
+    return n < 0 ? -errno : n;
+}
+
+static ssize_t posix_pwrite(struct be_file *f, const void *buf, size_t len, uint64_t off)
+{
+    ssize_t n;
+
+    if (!off_ok(off, len))
+        return -EINVAL;
+    while ((n = pwrite(PF(f)->fd, buf, len, (off_t)off)) < 0 && errno == EINTR)
+        ;
+    return n < 0 ? -errno : n;
+}
+
+static int posix_fsync(struct be_file *f)
+{
+    return fsync(PF(f)->fd) < 0 ? -errno : 0;
+}
+
+static int posix_fstat(struct be_file *f, struct stat *st)
+{
+    return fstat(PF(f)->fd, st) < 0 ? -errno : 0;
+}
+
+static int posix_ftruncate(struct be_file *f, uint64_t len)
+{
+    if (len > (uint64_t)INT64_MAX)
+        return -EINVAL;
+    return ftruncate(PF(f)->fd, (off_t)len) < 0 ? -errno : 0;
+}
+
+static int posix_next_data(struct be_file *f, uint64_t off, uint64_t *data, uint64_t *hole)
+{
+    off_t d, h;
+
+    if (off > (uint64_t)INT64_MAX)
+        return -ENXIO;
+    /* ENXIO: no data at or after off. Filesystems without SEEK_DATA support answer
+     * as if the whole file were data (the generic VFS implementation). */
+    if ((d = lseek(PF(f)->fd, (off_t)off, SEEK_DATA)) < 0)
+        return -errno;
+    if ((h = lseek(PF(f)->fd, d, SEEK_HOLE)) < 0)
+        return -errno;
+    *data = (uint64_t)d;
+    *hole = (uint64_t)h;
+    return 0;
+}
+
+static int posix_punch_hole(struct be_file *f, uint64_t off, uint64_t len)
+{
+    if (!off_ok(off, len))
+        return -EINVAL;
+    if (fallocate(PF(f)->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)off, (off_t)len) <
+        0)
+        return -errno;
+    return 0;
+}
+
+static int posix_reflink(struct be_file *src, struct be_file *dst)
+{
+    if (ioctl(PF(dst)->fd, FICLONE, PF(src)->fd) == 0)
+        return 0;
+    /* ext4/tmpfs say ENOTTY or EINVAL, different filesystems EXDEV: all "cannot". */
+    if (errno == ENOTTY || errno == EINVAL || errno == EOPNOTSUPP)
+        return -EOPNOTSUPP;
+    return -errno;
+}
+
+static ssize_t posix_copy_range(struct be_file *src, uint64_t soff, struct be_file *dst,
+                                uint64_t doff, size_t len)
+{
+    loff_t in = (loff_t)soff, out = (loff_t)doff;
+    ssize_t n;
+
+    if (!off_ok(soff, len) || !off_ok(doff, len))
+        return -EINVAL;
+    while ((n = copy_file_range(PF(src)->fd, &in, PF(dst)->fd, &out, len, 0)) < 0 && errno == EINTR)
+        ;
+    if (n < 0 && (errno == ENOSYS || errno == EINVAL))
+        return -EOPNOTSUPP;
+    return n < 0 ? -errno : n;
+}
+
+static int posix_kernel_fd(struct be_file *f)
+{
+    return PF(f)->fd;
+}
+
+/* ---- names ---- */
+
+static int posix_stat(struct be_volume *v, const char *rel, struct stat *st)
+{
+    const char *base;
+    int dirfd, rc;
+
+    if (!rel || !*rel) {
+        if ((dirfd = open_root(PV(v))) < 0)
+            return dirfd;
+        rc = fstat(dirfd, st) < 0 ? -errno : 0;
+        close(dirfd);
+        return rc;
+    }
+    if ((rc = get_parent(PV(v), rel, &dirfd, &base)) < 0)
+        return rc;
+    rc = fstatat(dirfd, base, st, AT_SYMLINK_NOFOLLOW) < 0 ? -errno : 0;
+    close(dirfd);
+    return rc;
+}
+
+static int posix_mkdir(struct be_volume *v, const char *rel, mode_t mode)
+{
+    const char *base;
+    struct stat st;
+    int dirfd, rc;
+
+    if ((rc = get_parent(PV(v), rel, &dirfd, &base)) < 0)
+        return rc;
+    rc = mkdirat(dirfd, base, mode) < 0 ? -errno : 0;
+    /* EEXIST is success only for a real directory, not a symlink to one. */
+    if (rc == -EEXIST)
+        rc = (fstatat(dirfd, base, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(st.st_mode)) ? 0
+                                                                                          : -EEXIST;
+    close(dirfd);
+    return rc;
+}
+
+/* Filesystems without RENAME_NOREPLACE: link() refuses an existing target just as
+ * atomically, then the old name goes. Regular files only (no hard links to dirs). */
+static int rename_by_link(int fdir, const char *from, int tdir, const char *to)
+{
+    struct stat st;
+
+    if (fstatat(fdir, from, &st, AT_SYMLINK_NOFOLLOW) < 0)
+        return -errno;
+    if (!S_ISREG(st.st_mode))
+        return -EOPNOTSUPP;
+    if (linkat(fdir, from, tdir, to, 0) < 0)
+        return -errno;
+    return unlinkat(fdir, from, 0) < 0 ? -errno : 0;
+}
+
+static int posix_rename(struct be_volume *v, const char *from, const char *to)
+{
+    const char *fbase, *tbase;
+    int fdir, tdir, rc;
+
+    if ((rc = get_parent(PV(v), from, &fdir, &fbase)) < 0)
+        return rc;
+    if ((rc = get_parent(PV(v), to, &tdir, &tbase)) < 0)
+        goto out;
+    rc = renameat2(fdir, fbase, tdir, tbase, RENAME_NOREPLACE) < 0 ? -errno : 0;
+    if (rc == -EINVAL || rc == -ENOSYS)
+        rc = rename_by_link(fdir, fbase, tdir, tbase);
+    close(tdir);
+out:
+    close(fdir);
+    return rc;
+}
+
+static int posix_unlink(struct be_volume *v, const char *rel)
+{
+    const char *base;
+    int dirfd, rc;
+
+    if ((rc = get_parent(PV(v), rel, &dirfd, &base)) < 0)
+        return rc;
+    rc = unlinkat(dirfd, base, 0) < 0 ? -errno : 0;
+    close(dirfd);
+    return rc;
+}
+
+static int posix_fsync_dir(struct be_volume *v, const char *rel)
+{
+    int fd, rc;
+
+    if (rel && *rel && !be_path_ok(rel))
+        return -EINVAL;
+    if ((fd = resolve(PV(v), dir_rel(rel), O_RDONLY | O_DIRECTORY, 0)) < 0)
+        return fd;
+    rc = fsync(fd) < 0 ? -errno : 0;
+    close(fd);
+    return rc;
+}
+
+static int posix_list(struct be_volume *v, const char *reldir, be_list_fn fn, void *ud)
+{
+    struct dirent *de;
+    struct stat st;
+    DIR *d;
+    int fd, rc = 0;
+
+    if (reldir && *reldir && !be_path_ok(reldir))
+        return -EINVAL;
+    if ((fd = resolve(PV(v), dir_rel(reldir), O_RDONLY | O_DIRECTORY, 0)) < 0)
+        return fd;
+    if (!(d = fdopendir(fd))) {
+        rc = -errno;
+        close(fd);
+        return rc;
+    }
+    errno = 0;
+    while (rc == 0 && (de = readdir(d))) {
+        if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+            continue;
+        if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+            continue; /* removed while we listed */
+        rc = fn(ud, de->d_name, &st);
+        errno = 0;
+    }
+    if (rc == 0 && errno)
+        rc = -errno;
+    closedir(d);
+    return rc;
+}
+
+const struct backend_ops be_posix_ops = {
+    .kind = "local",
+    .open = posix_open,
+    .close = posix_close,
+    .statvfs = posix_statvfs,
+    .health = posix_health,
+    .open_file = posix_open_file,
+    .close_file = posix_close_file,
+    .pread = posix_pread,
+    .pwrite = posix_pwrite,
+    .fsync = posix_fsync,
+    .fstat = posix_fstat,
+    .ftruncate = posix_ftruncate,
+    .next_data = posix_next_data,
+    .punch_hole = posix_punch_hole,
+    .reflink = posix_reflink,
+    .copy_range = posix_copy_range,
+    .kernel_fd = posix_kernel_fd,
+    .stat = posix_stat,
+    .mkdir = posix_mkdir,
+    .rename = posix_rename,
+    .unlink = posix_unlink,
+    .fsync_dir = posix_fsync_dir,
+    .list = posix_list,
+};
