@@ -6,10 +6,13 @@
 #ifndef STOWAGE_CORE_H
 #define STOWAGE_CORE_H
 
+#include <jansson.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
+#include <sys/types.h>
 
+#include "stowage/backend.h"
 #include "stowage/config.h"
 #include "stowage/db.h"
 #include "stowage/err.h"
@@ -24,12 +27,14 @@ struct st_principal {
 };
 
 struct core_volumes; /* live volume state: prober threads, backend sessions (volume.c) */
+struct core_tasks;   /* the task queue and its workers (task.c) */
 
 /* The daemon context, passed down explicitly; the only mutable shared state. */
 struct stowage {
     struct st_config cfg;
     struct db *db;
     struct core_volumes *vols;
+    struct core_tasks *tasks;
     char hostname[256];
     /* Bumped after every committed catalogue change and every probe result that
      * differs from the last: readers use it as a cache key for rendered replies. */
@@ -139,5 +144,140 @@ int core_volume_stats(struct stowage *st, struct core_volume_stat **out, size_t 
 /* Names: ids of storages and volumes, image names, clone ids. */
 int core_valid_id(const char *s);
 int64_t core_now_ms(void);
+
+/* ---- backend access to a volume (volume.c) ---- */
+
+struct core_vol_ref {
+    const struct backend_ops *ops;
+    struct be_volume *be;
+    void *priv; /* the tracked volume; held until core_volume_release */
+};
+/* Borrow the open backend of a volume for data operations. ST_NOT_FOUND for an
+ * unknown volume, ST_UNAVAILABLE while it is broken, not yet open, or not yet
+ * recovered after a restart. The volume cannot be removed while borrowed. */
+int core_volume_acquire(struct stowage *st, const char *volume_id, struct core_vol_ref *out,
+                        struct st_err *e);
+void core_volume_release(struct core_vol_ref *ref);
+
+/* ---- progress of long operations (tasks report it; 0..100) ---- */
+
+struct core_progress {
+    void (*fn)(void *ud, int percent);
+    void *ud;
+    atomic_int *cancel; /* set to 1 to ask the operation to stop (may be NULL) */
+};
+
+/* ---- images (image.c) ----
+ * Crash safety: bytes are written to VOLUME/.staging/, fsynced, renamed into
+ * VOLUME/images/<uuid>.<fmt>, the directory is fsynced, and only then does the
+ * row turn active. Restart recovery (recover.c) rolls forward or removes
+ * whatever a crash left between those steps. */
+
+int core_image_get(struct stowage *st, const char *uuid, struct db_image *out, struct st_err *e);
+/* The live (not deleted) image with this name. */
+int core_image_by_name(struct stowage *st, const char *name, struct db_image *out,
+                       struct st_err *e);
+/* Relative path of an image's bytes on its volume: "images/<uuid>.<format>". */
+void core_image_path(const struct db_image *im, char *out, size_t len);
+/* A new empty image: raw (sparse) or qcow2, virtual size in bytes. */
+int core_image_create_empty(struct stowage *st, const char *name, const char *volume_id,
+                            uint64_t size, const char *format, const char *owner,
+                            struct db_image *out, struct st_err *e);
+/* Copy an active image (by name) to a new image on a volume: reflink or in-kernel copy
+ * when both are on one local filesystem, else a sparse copy through the backends. */
+int core_image_copy(struct stowage *st, const char *source_name, const char *new_name,
+                    const char *volume_id, const char *owner, const struct core_progress *p,
+                    struct db_image *out, struct st_err *e);
+/* Delete an image (by name): ST_IN_USE while clones use it. */
+int core_image_delete(struct stowage *st, const char *name, struct st_err *e);
+/* Detach an image from its guest (guest_id = ""). */
+int core_image_release(struct stowage *st, const char *name, struct st_err *e);
+/* The default volume for new images of a storage (NULL: the first storage). */
+int core_default_volume(struct stowage *st, const char *storage_id, char *out, size_t len,
+                        struct st_err *e);
+
+/* ---- clones (clone.c) ---- */
+
+/* A copy-on-write child of an image for a guest, on the image's volume: a qcow2 v3
+ * overlay backed by "../images/<uuid>.<fmt>", or a reflink of a raw image when the
+ * volume can. clone_id NULL or "": generated ("<image>_<guest>" when free). */
+int core_clone_create(struct stowage *st, const char *image_name, const char *guest_id,
+                      const char *clone_id, struct db_clone *out, struct st_err *e);
+int core_clone_delete(struct stowage *st, const char *clone_id, struct st_err *e);
+int core_clone_get(struct stowage *st, const char *clone_id, struct db_clone *out,
+                   struct st_err *e);
+
+/* ---- uploads and downloads (upload.c, download.c) ---- */
+
+struct core_upload;
+
+struct core_upload_req {
+    const char *name;            /* image name: created when no live image has it */
+    const char *uuid;            /* or an existing image by uuid (native route) */
+    const char *volume_id;       /* where a new image goes (NULL: the default volume) */
+    const char *declared_format; /* NULL: whatever safe format the inspector finds */
+    uint64_t length;             /* bytes in this request's body, UINT64_MAX if unknown */
+    int has_range;               /* Content-Range: bytes start-end/total */
+    uint64_t range_start, range_end, range_total; /* total UINT64_MAX for "*" */
+    const char *sha256_hex;      /* expected checksum of the whole image, or NULL */
+    const struct st_principal *who;
+};
+
+/* Start (or resume) an upload. ST_CONFLICT when the image is already active,
+ * ST_RANGE when a Content-Range does not start at the staged length (e->msg
+ * names it), ST_NO_SPACE / ST_TOO_LARGE from the declared length. */
+int core_upload_begin(struct stowage *st, const struct core_upload_req *rq,
+                      struct core_upload **out, struct st_err *e);
+/* Offer bytes; returns how many were taken (0 when the writer is busy: wake(ud)
+ * is called once it can take more), or -1 on error (the upload is then dead). */
+ssize_t core_upload_write(struct core_upload *u, const void *buf, size_t len, struct st_err *e);
+void core_upload_set_wake(struct core_upload *u, void (*wake)(void *ud), void *ud);
+/* All bytes are in: verify length and checksum, inspect, fsync, rename, fsync the
+ * directory, mark active. On refusal the staging file and the new row are gone. */
+int core_upload_finish(struct core_upload *u, struct db_image *out, struct st_err *e);
+/* The client went away: keep the staged bytes for a resume (they expire), free u. */
+void core_upload_abort(struct core_upload *u);
+/* Bytes staged so far for a resumable upload of this image (by name or uuid). */
+uint64_t core_upload_staged(struct core_upload *u);
+
+struct core_download;
+int core_download_open(struct stowage *st, const char *name, const char *uuid,
+                       struct core_download **out, struct db_image *img, struct st_err *e);
+/* A kernel fd at the image's bytes for sendfile (owned by the caller), or -1. */
+int core_download_kernel_fd(struct core_download *d);
+/* Read at off; holes come back as zeros without reading the backend. */
+ssize_t core_download_read(struct core_download *d, uint64_t off, void *buf, size_t len);
+uint64_t core_download_size(struct core_download *d);
+void core_download_close(struct core_download *d);
+
+/* ---- restart recovery (recover.c), run once per volume when its backend opens ---- */
+int core_recover_volume(struct stowage *st, const char *volume_id, const struct backend_ops *ops,
+                        struct be_volume *be, struct st_err *e);
+
+/* ---- tasks (task.c) ---- */
+
+struct core_task_view {
+    char id[37];
+    char type[32];
+    char state[16];  /* queued running completed */
+    char result[16]; /* pending success error revoked */
+    int progress;
+    char result_msg[512];
+    char owner[DB_ID];
+    int64_t created_at; /* unix seconds */
+    int64_t started_at;
+    int64_t finished_at;
+};
+
+int core_tasks_start(struct stowage *st, struct st_err *e);
+void core_tasks_stop(struct stowage *st);
+/* Validate params for the type at once (ST_INVALID naming the field, ST_FORBIDDEN for the
+ * role), then queue it; the id of the new task goes to id. */
+int core_task_submit(struct stowage *st, const char *type, json_t *params,
+                     const struct st_principal *who, char id[37], struct st_err *e);
+int core_task_get(struct stowage *st, const char *id, struct core_task_view *out,
+                  struct st_err *e);
+int core_task_list(struct stowage *st, struct core_task_view **out, size_t *n, struct st_err *e);
+int core_task_cancel(struct stowage *st, const char *id, struct st_err *e);
 
 #endif

@@ -149,4 +149,6 @@ int db_user_upsert(struct db_conn *c, const char *name, const char *password_has
 int db_user_get(struct db_conn *c, const char *name, char *password_hash, size_t hash_len,
                 char *role, size_t role_len, struct st_err *e);
 
+/* ---- tasks (src/db/task.c) ---- */
+
 #endif
