@@ -5,6 +5,8 @@
 #include "stowage/http.h"
 
 extern const struct http_dialect api_flexvdi;
+extern const struct http_dialect api_esdc;
+extern const struct http_dialect api_esdc_data;
 extern const struct http_dialect api_native;
 
 /* All dialects, NULL-terminated, in match order. */

@@ -40,6 +40,9 @@ struct stowage {
      * differs from the last: readers use it as a cache key for rendered replies. */
     atomic_uint_fast64_t generation;
     atomic_int stopping;
+    /* names held by one operation at a time (core_claim) */
+    pthread_mutex_t claims_mu;
+    struct core_claim *claims;
 };
 
 /* Open the state dir and the database (migrated); enough for the CLI subcommands. */
@@ -141,6 +144,11 @@ struct core_volume_stat {
 };
 int core_volume_stats(struct stowage *st, struct core_volume_stat **out, size_t *n);
 
+/* Hold a key ("image:<uuid>") for one operation at a time: ST_CONFLICT naming what
+ * when another holds it. */
+int core_claim(struct stowage *st, const char *key, const char *what, struct st_err *e);
+void core_unclaim(struct stowage *st, const char *key);
+
 /* Names: ids of storages and volumes, image names, clone ids. */
 int core_valid_id(const char *s);
 int64_t core_now_ms(void);
@@ -219,8 +227,9 @@ struct core_upload_req {
     uint64_t length;             /* bytes in this request's body, UINT64_MAX if unknown */
     int has_range;               /* Content-Range: bytes start-end/total */
     uint64_t range_start, range_end, range_total; /* total UINT64_MAX for "*" */
-    const char *sha256_hex;      /* expected checksum of the whole image, or NULL */
+    const char *sha256_hex; /* expected checksum of the whole image, or NULL */
     const struct st_principal *who;
+    uint64_t *resume_offset; /* filled with the staged length on ST_RANGE (may be NULL) */
 };
 
 /* Start (or resume) an upload. ST_CONFLICT when the image is already active,
@@ -228,17 +237,26 @@ struct core_upload_req {
  * names it), ST_NO_SPACE / ST_TOO_LARGE from the declared length. */
 int core_upload_begin(struct stowage *st, const struct core_upload_req *rq,
                       struct core_upload **out, struct st_err *e);
-/* Offer bytes; returns how many were taken (0 when the writer is busy: wake(ud)
- * is called once it can take more), or -1 on error (the upload is then dead). */
+/* How the writer pauses its feeder: sleep(ud) is called (under the upload's lock) when
+ * write() takes nothing because both buffers are full, wake(ud) once it can take more.
+ * The HTTP layer passes MHD's suspend and resume. */
+void core_upload_set_waiter(struct core_upload *u, void (*sleep)(void *ud), void (*wake)(void *ud),
+                            void *ud);
+/* Offer bytes; returns how many were taken (0: sleep(ud) was called), or -1 on error:
+ * the upload is then dead — its staging file and uncommitted row are gone. */
 ssize_t core_upload_write(struct core_upload *u, const void *buf, size_t len, struct st_err *e);
-void core_upload_set_wake(struct core_upload *u, void (*wake)(void *ud), void *ud);
-/* All bytes are in: verify length and checksum, inspect, fsync, rename, fsync the
- * directory, mark active. On refusal the staging file and the new row are gone. */
-int core_upload_finish(struct core_upload *u, struct db_image *out, struct st_err *e);
+/* All of this request's bytes are in. Returns 1 when this was one part of a ranged
+ * upload that is not complete yet (u is freed; *staged says how much is in),
+ * 0 when the image is complete: length and checksum verified, inspected, fsynced,
+ * renamed, directory fsynced, row active — out filled, u freed. -1: refused or failed;
+ * the staging file and the uncommitted row are gone, u freed. */
+int core_upload_finish(struct core_upload *u, struct db_image *out, uint64_t *staged,
+                       struct st_err *e);
 /* The client went away: keep the staged bytes for a resume (they expire), free u. */
 void core_upload_abort(struct core_upload *u);
-/* Bytes staged so far for a resumable upload of this image (by name or uuid). */
-uint64_t core_upload_staged(struct core_upload *u);
+/* Bytes staged so far by an unfinished upload of im (for X-Upload-Offset). */
+int core_upload_staged(struct stowage *st, const struct db_image *im, uint64_t *staged,
+                       struct st_err *e);
 
 struct core_download;
 int core_download_open(struct stowage *st, const char *name, const char *uuid,
@@ -252,6 +270,9 @@ void core_download_close(struct core_download *d);
 
 /* ---- restart recovery (recover.c), run once per volume when its backend opens ---- */
 int core_recover_volume(struct stowage *st, const char *volume_id, const struct backend_ops *ops,
+                        struct be_volume *be, struct st_err *e);
+/* Remove resumable uploads untouched for cfg.staging_expiry_s (run now and then). */
+int core_expire_uploads(struct stowage *st, const char *volume_id, const struct backend_ops *ops,
                         struct be_volume *be, struct st_err *e);
 
 /* ---- tasks (task.c) ---- */
@@ -275,8 +296,7 @@ void core_tasks_stop(struct stowage *st);
  * role), then queue it; the id of the new task goes to id. */
 int core_task_submit(struct stowage *st, const char *type, json_t *params,
                      const struct st_principal *who, char id[37], struct st_err *e);
-int core_task_get(struct stowage *st, const char *id, struct core_task_view *out,
-                  struct st_err *e);
+int core_task_get(struct stowage *st, const char *id, struct core_task_view *out, struct st_err *e);
 int core_task_list(struct stowage *st, struct core_task_view **out, size_t *n, struct st_err *e);
 int core_task_cancel(struct stowage *st, const char *id, struct st_err *e);
 

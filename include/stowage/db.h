@@ -135,6 +135,32 @@ int db_image_list_volume(struct db_conn *c, const char *volume_id, struct db_ima
 int db_clone_list_volume(struct db_conn *c, const char *volume_id, struct db_clone **out, size_t *n,
                          struct st_err *e);
 int db_image_insert(struct db_conn *c, const struct db_image *im, struct st_err *e);
+/* One image by uuid (any status) / the live one by name. ST_NOT_FOUND otherwise. */
+int db_image_get(struct db_conn *c, const char *uuid, struct db_image *out, struct st_err *e);
+int db_image_by_name(struct db_conn *c, const char *name, struct db_image *out, struct st_err *e);
+/* Every row on a volume whatever its status (recovery). */
+int db_image_list_volume_all(struct db_conn *c, const char *volume_id, struct db_image **out,
+                             size_t *n, struct st_err *e);
+/* Record what the bytes are (the row stays as it is: the commit protocol sets status apart). */
+int db_image_set_data(struct db_conn *c, const char *uuid, const char *format,
+                      uint64_t virtual_size, uint64_t actual_size, const char *sha256,
+                      struct st_err *e);
+/* Change status (and bump generation); ST_NOT_FOUND when no row changed. */
+int db_image_set_status(struct db_conn *c, const char *uuid, const char *status, struct st_err *e);
+int db_image_set_guest(struct db_conn *c, const char *uuid, const char *guest_id, struct st_err *e);
+/* Touch updated_at (a resumable upload that made progress). */
+int db_image_touch(struct db_conn *c, const char *uuid, struct st_err *e);
+int db_image_delete_row(struct db_conn *c, const char *uuid, struct st_err *e);
+/* Live images and clones on a volume (volume_delete refuses while any). */
+int db_volume_usage(struct db_conn *c, const char *volume_id, int64_t *images, int64_t *clones,
+                    struct st_err *e);
+
+int db_clone_insert(struct db_conn *c, const struct db_clone *cl, struct st_err *e);
+int db_clone_get(struct db_conn *c, const char *clone_id, struct db_clone *out, struct st_err *e);
+int db_clone_delete(struct db_conn *c, const char *clone_id, struct st_err *e);
+/* How many clones use an image; names up to the first few in `names` (comma list). */
+int db_clone_count_image(struct db_conn *c, const char *uuid, int64_t *n, char *names,
+                         size_t names_len, struct st_err *e);
 
 /* ---- auth ---- */
 int db_token_insert(struct db_conn *c, const struct db_token *t, const char *hash_hex,
@@ -150,5 +176,43 @@ int db_user_get(struct db_conn *c, const char *name, char *password_hash, size_t
                 char *role, size_t role_len, struct st_err *e);
 
 /* ---- tasks (src/db/task.c) ---- */
+
+struct db_task {
+    char id[37];
+    char type[32];
+    char state[16];  /* queued running completed */
+    char result[16]; /* pending success error revoked */
+    int progress;    /* 0..100 */
+    char result_msg[512];
+    char owner[DB_ID];
+    int64_t created_at; /* unix seconds */
+    int64_t started_at;
+    int64_t finished_at;
+};
+
+/* A new queued row (t->state/result are ignored); params_json is the validated params. */
+int db_task_insert(struct db_conn *c, const struct db_task *t, const char *params_json,
+                   struct st_err *e);
+int db_task_get(struct db_conn *c, const char *id, struct db_task *out, struct st_err *e);
+/* Every row, oldest first. */
+int db_task_list(struct db_conn *c, struct db_task **out, size_t *n, struct st_err *e);
+/* Take the oldest queued row and mark it running; *params_json is malloc'd.
+ * ST_NOT_FOUND when nothing is queued. */
+int db_task_claim(struct db_conn *c, int64_t now, struct db_task *out, char **params_json,
+                  struct st_err *e);
+int db_task_set_progress(struct db_conn *c, const char *id, int progress, struct st_err *e);
+/* running -> completed with result (progress 100 on success). */
+int db_task_finish(struct db_conn *c, const char *id, const char *result, const char *msg,
+                   const char *result_json, int64_t now, struct st_err *e);
+/* queued -> completed/revoked; *changed is 0 when the row was not queued. */
+int db_task_revoke_queued(struct db_conn *c, const char *id, const char *msg, int64_t now,
+                          int *changed, struct st_err *e);
+/* Every running row -> completed/error with msg (a restart found them); *n rows. */
+int db_task_interrupt_running(struct db_conn *c, const char *msg, int64_t now, int64_t *n,
+                              struct st_err *e);
+/* Forget completed rows finished before `before`. */
+int db_task_prune(struct db_conn *c, int64_t before, struct st_err *e);
+/* The volume tasks: drop a volume row with the rows of images deleted from it. */
+int db_volume_drop(struct db_conn *c, const char *id, struct st_err *e);
 
 #endif

@@ -24,12 +24,15 @@ typedef void (*http_handler_fn)(struct http_req *r);
 
 /* For HTTP_BODY_STREAM routes: the handler runs when the headers are in and
  * either replies at once (an error) or installs these with http_set_ctx.
- * data() gets each chunk; on failure it fills e and returns -1: the server then
- * discards the rest of the body and answers e. end() runs after the last byte
- * and must reply. cleanup() runs exactly once when the request is over;
- * `finished` is 0 when end() never ran (client gone, timeout, data error). */
+ * data() gets each chunk and returns how many bytes it took; when it takes
+ * fewer than offered it must have called http_suspend(r), and someone calls
+ * http_resume(r) later: the rest is offered again then. On failure data()
+ * fills e and returns -1: the server discards the rest of the body and
+ * answers e. end() runs after the last byte and must reply. cleanup() runs
+ * exactly once when the request is over; `finished` is 0 when end() never
+ * ran (client gone, timeout, data error). */
 struct http_stream_ops {
-    int (*data)(struct http_req *r, const char *buf, size_t len, struct st_err *e);
+    ssize_t (*data)(struct http_req *r, const char *buf, size_t len, struct st_err *e);
     void (*end)(struct http_req *r);
     void (*cleanup)(struct http_req *r, int finished);
 };
@@ -93,6 +96,9 @@ int64_t http_content_length(struct http_req *r);
 /* Per-request storage for stream routes. */
 void http_set_ctx(struct http_req *r, void *ctx, const struct http_stream_ops *ops);
 void *http_ctx(struct http_req *r);
+/* Stop reading this request's body until http_resume (which may be called from any thread). */
+void http_suspend(struct http_req *r);
+void http_resume(struct http_req *r);
 /* The dialect of the matched route. */
 const struct http_dialect *http_dialect_of(struct http_req *r);
 

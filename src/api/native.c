@@ -1,5 +1,5 @@
 /* native.c — stowage's own /v1/: health and Prometheus metrics. */
-#include "stowage/api.h"
+#include "api_internal.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -142,7 +142,33 @@ static void create_token(struct http_req *r)
         json_pack("{s:s, s:s, s:s}", "token", token, "role", core_role_name(role), "owner", owner));
 }
 
+static void put_file(struct http_req *r)
+{
+    /* ?name= creates the image with the client's uuid when it does not exist yet. */
+    api_data_put(r, http_query(r, "name"), http_capture(r, 0));
+}
+static void get_file(struct http_req *r)
+{
+    api_data_get(r, NULL, http_capture(r, 0));
+}
+
+static void get_image(struct http_req *r)
+{
+    struct db_image im;
+    struct st_err e;
+    if (core_image_get(http_st(r), http_capture(r, 0), &im, &e) ||
+        strcmp(im.status, "deleted") == 0) {
+        st_fail(&e, ST_NOT_FOUND, "image '%.64s' not found", http_capture(r, 0));
+        http_reply_error(r, &e);
+        return;
+    }
+    http_reply_json(r, 200, api_image_json(&im));
+}
+
 static const struct http_route routes[] = {
+    {"GET", "/v1/images/{uuid}", HTTP_BODY_NONE, ROLE_READER, get_image},
+    {"PUT", "/v1/images/{uuid}/file", HTTP_BODY_STREAM, ROLE_ADMIN, put_file},
+    {"GET", "/v1/images/{uuid}/file", HTTP_BODY_NONE, ROLE_READER, get_file},
     {"POST", "/v1/tokens", HTTP_BODY_JSON, ROLE_SUPERADMIN, create_token},
     {"GET", "/v1/health", HTTP_BODY_NONE, ROLE_NONE, health},
     {"GET", "/v1/metrics", HTTP_BODY_NONE, ROLE_READER, metrics},

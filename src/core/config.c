@@ -357,6 +357,12 @@ static int load_object(struct st_config *c, json_t *root, struct st_err *e)
             if (get_uint(v, k, 600 * 1000, &u, e))
                 return -1;
             c->gluster_timeout_ms = (unsigned)u;
+        } else if (strcmp(k, "clone_mode") == 0) {
+            if (get_string(v, k, &s, e))
+                return -1;
+            if (strcmp(s, "qcow2") && strcmp(s, "reflink"))
+                return st_fail_field(e, ST_INVALID, k, "clone_mode must be qcow2 or reflink");
+            c->clone_reflink = strcmp(s, "reflink") == 0;
         } else if (strcmp(k, "log_requests") == 0) {
             if (!json_is_boolean(v))
                 return st_fail_field(e, ST_INVALID, k, "log_requests must be true or false");

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -54,10 +55,52 @@ static int prepare_state_dir(const char *dir, struct st_err *e)
     return 0;
 }
 
+struct core_claim {
+    struct core_claim *next;
+    char key[96];
+};
+
+int core_claim(struct stowage *st, const char *key, const char *what, struct st_err *e)
+{
+    struct core_claim *c;
+    pthread_mutex_lock(&st->claims_mu);
+    for (c = st->claims; c; c = c->next) {
+        if (strcmp(c->key, key) == 0) {
+            pthread_mutex_unlock(&st->claims_mu);
+            return st_fail(e, ST_CONFLICT, "%s is busy with another operation", what);
+        }
+    }
+    c = calloc(1, sizeof *c);
+    if (!c) {
+        pthread_mutex_unlock(&st->claims_mu);
+        return st_fail(e, ST_INTERNAL, "out of memory");
+    }
+    snprintf(c->key, sizeof c->key, "%s", key);
+    c->next = st->claims;
+    st->claims = c;
+    pthread_mutex_unlock(&st->claims_mu);
+    return 0;
+}
+
+void core_unclaim(struct stowage *st, const char *key)
+{
+    pthread_mutex_lock(&st->claims_mu);
+    for (struct core_claim **p = &st->claims; *p; p = &(*p)->next) {
+        if (strcmp((*p)->key, key) == 0) {
+            struct core_claim *c = *p;
+            *p = c->next;
+            free(c);
+            break;
+        }
+    }
+    pthread_mutex_unlock(&st->claims_mu);
+}
+
 int core_open(struct stowage *st, struct st_err *e)
 {
     char path[4200];
 
+    pthread_mutex_init(&st->claims_mu, NULL);
     if (gethostname(st->hostname, sizeof st->hostname - 1))
         snprintf(st->hostname, sizeof st->hostname, "localhost");
     if (prepare_state_dir(st->cfg.state_dir, e))

@@ -22,9 +22,13 @@ struct vol {
     const struct backend_ops *ops;
     struct be_volume *be;
     pthread_t thread;
-    pthread_mutex_t mu; /* guards state, row's disk ids, be */
-    pthread_cond_t cv;
+    pthread_mutex_t mu;     /* guards state, row's disk ids, be, refs, recovered */
+    pthread_cond_t cv;      /* wakes the prober */
+    pthread_cond_t refs_cv; /* signalled when refs drops to 0 */
     int stop;
+    int refs;      /* data operations borrowing be (core_volume_acquire) */
+    int recovered; /* restart recovery ran on this volume since the daemon started */
+    int64_t janitor_at_ms;
     struct core_vol_state state;
 };
 
@@ -74,12 +78,17 @@ static void dev_name_of(dev_t dev, char *out, size_t len)
     snprintf(out, len, "%s", base ? base + 1 : target);
 }
 
+/* Close the backend once no data operation borrows it. */
 static void close_backend(struct vol *v)
 {
-    if (v->be) {
-        v->ops->close(v->be);
-        v->be = NULL;
-    }
+    pthread_mutex_lock(&v->mu);
+    while (v->refs > 0)
+        pthread_cond_wait(&v->refs_cv, &v->mu);
+    struct be_volume *be = v->be;
+    v->be = NULL;
+    pthread_mutex_unlock(&v->mu);
+    if (be)
+        v->ops->close(be);
 }
 
 /* Open the backend when needed; a posix root that stopped being healthy is reopened,
@@ -117,6 +126,28 @@ static int ensure_backend(struct vol *v, struct st_err *e)
     return 0;
 }
 
+/* Before the first data operation on a volume, undo what a crash left there; then,
+ * now and then, expire abandoned resumable uploads. */
+static void recover_and_sweep(struct vol *v)
+{
+    struct st_err e;
+    int64_t now = core_now_ms();
+    if (!v->recovered) {
+        if (core_recover_volume(v->st, v->row.id, v->ops, v->be, &e)) {
+            fprintf(stderr, "stowaged: volume %s: recovery: %s\n", v->row.id, e.msg);
+            return;
+        }
+        pthread_mutex_lock(&v->mu);
+        v->recovered = 1;
+        pthread_mutex_unlock(&v->mu);
+        v->janitor_at_ms = now;
+    } else if (now - v->janitor_at_ms >= 60 * 1000) {
+        v->janitor_at_ms = now;
+        if (core_expire_uploads(v->st, v->row.id, v->ops, v->be, &e))
+            fprintf(stderr, "stowaged: volume %s: expiring uploads: %s\n", v->row.id, e.msg);
+    }
+}
+
 static void fill_space(struct vol *v, struct core_vol_state *s)
 {
     struct be_space sp;
@@ -125,6 +156,7 @@ static void fill_space(struct vol *v, struct core_vol_state *s)
         set_status(s, "broken", "%s", e.msg);
         return;
     }
+    recover_and_sweep(v);
     if (v->ops->statvfs(v->be, &sp, &e)) {
         set_status(s, "broken", "%s", e.msg);
         return;
@@ -396,6 +428,28 @@ static struct vol *find_locked(struct core_volumes *vs, const char *id, size_t *
     return NULL;
 }
 
+static void vol_free(struct vol *v)
+{
+    pthread_mutex_destroy(&v->mu);
+    pthread_cond_destroy(&v->cv);
+    pthread_cond_destroy(&v->refs_cv);
+    free(v);
+}
+
+/* Room for one more volume in vs->arr. Caller holds vs->mu. */
+static int grow_locked(struct core_volumes *vs)
+{
+    if (vs->n < vs->cap)
+        return 0;
+    size_t cap = vs->cap ? vs->cap * 2 : 8;
+    struct vol **arr = realloc(vs->arr, cap * sizeof *arr);
+    if (!arr)
+        return -1;
+    vs->arr = arr;
+    vs->cap = cap;
+    return 0;
+}
+
 int core_volumes_add(struct stowage *st, const struct db_volume *row, struct st_err *e)
 {
     struct core_volumes *vs = st->vols;
@@ -413,27 +467,22 @@ int core_volumes_add(struct stowage *st, const struct db_volume *row, struct st_
     snprintf(v->state.status, sizeof v->state.status, "unknown");
     pthread_mutex_init(&v->mu, NULL);
     pthread_cond_init(&v->cv, NULL);
+    pthread_cond_init(&v->refs_cv, NULL);
 
     pthread_mutex_lock(&vs->mu);
-    if (find_locked(vs, row->id, NULL) ||
-        (vs->n == vs->cap &&
-         !(vs->arr = realloc(vs->arr, (vs->cap = vs->cap ? vs->cap * 2 : 8) * sizeof *vs->arr)))) {
-        pthread_mutex_unlock(&vs->mu);
-        pthread_mutex_destroy(&v->mu);
-        pthread_cond_destroy(&v->cv);
-        free(v);
-        return st_fail(e, ST_INTERNAL, "cannot track volume '%s'", row->id);
-    }
-    if (pthread_create(&v->thread, NULL, vol_thread, v)) {
-        pthread_mutex_unlock(&vs->mu);
-        pthread_mutex_destroy(&v->mu);
-        pthread_cond_destroy(&v->cv);
-        free(v);
-        return st_fail(e, ST_INTERNAL, "cannot start prober for '%s'", row->id);
-    }
-    vs->arr[vs->n++] = v;
+    int rc = 0;
+    if (find_locked(vs, row->id, NULL))
+        rc = st_fail(e, ST_EXISTS, "volume '%s' is already tracked", row->id);
+    else if (grow_locked(vs))
+        rc = st_fail(e, ST_INTERNAL, "out of memory");
+    else if (pthread_create(&v->thread, NULL, vol_thread, v))
+        rc = st_fail(e, ST_INTERNAL, "cannot start prober for '%s'", row->id);
+    else
+        vs->arr[vs->n++] = v;
     pthread_mutex_unlock(&vs->mu);
-    return 0;
+    if (rc)
+        vol_free(v);
+    return rc;
 }
 
 static void vol_destroy(struct vol *v)
@@ -444,9 +493,7 @@ static void vol_destroy(struct vol *v)
     pthread_mutex_unlock(&v->mu);
     pthread_join(v->thread, NULL);
     close_backend(v);
-    pthread_mutex_destroy(&v->mu);
-    pthread_cond_destroy(&v->cv);
-    free(v);
+    vol_free(v);
 }
 
 static void *vol_destroy_thread(void *v)
@@ -528,6 +575,49 @@ void core_volumes_stop(struct stowage *st)
     pthread_cond_destroy(&vs->cv);
     free(vs);
     st->vols = NULL;
+}
+
+int core_volume_acquire(struct stowage *st, const char *volume_id, struct core_vol_ref *out,
+                        struct st_err *e)
+{
+    struct core_volumes *vs = st->vols;
+    int rc = 0;
+
+    memset(out, 0, sizeof *out);
+    pthread_mutex_lock(&vs->mu);
+    struct vol *v = find_locked(vs, volume_id, NULL);
+    if (!v) {
+        pthread_mutex_unlock(&vs->mu);
+        return st_fail(e, ST_NOT_FOUND, "volume '%s' not found", volume_id);
+    }
+    pthread_mutex_lock(&v->mu);
+    if (v->stop || !v->be || !v->recovered)
+        rc = st_fail(e, ST_UNAVAILABLE, "volume '%s' is not ready%s%s", volume_id,
+                     v->state.status_msg[0] ? ": " : "", v->state.status_msg);
+    else if (strcmp(v->state.status, "broken") == 0)
+        rc =
+            st_fail(e, ST_UNAVAILABLE, "volume '%s' is broken: %s", volume_id, v->state.status_msg);
+    if (rc == 0) {
+        v->refs++;
+        out->ops = v->ops;
+        out->be = v->be;
+        out->priv = v;
+    }
+    pthread_mutex_unlock(&v->mu);
+    pthread_mutex_unlock(&vs->mu);
+    return rc;
+}
+
+void core_volume_release(struct core_vol_ref *ref)
+{
+    struct vol *v = ref->priv;
+    if (!v)
+        return;
+    pthread_mutex_lock(&v->mu);
+    if (--v->refs == 0)
+        pthread_cond_broadcast(&v->refs_cv);
+    pthread_mutex_unlock(&v->mu);
+    memset(ref, 0, sizeof *ref);
 }
 
 int core_volume_state(struct stowage *st, const char *id, struct core_vol_state *out)

@@ -1,6 +1,7 @@
 /* image.c — rows of image and clone. */
 #include "db_internal.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
 
@@ -119,4 +120,251 @@ int db_clone_list_volume(struct db_conn *c, const char *volume_id, struct db_clo
     *out = arr;
     *n = cnt;
     return 0;
+}
+
+static int one_image(struct db_conn *c, sqlite3_stmt *st, struct db_image *out, const char *what,
+                     const char *key, struct st_err *e)
+{
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        read_image(st, out);
+        sqlite3_reset(st);
+        return 0;
+    }
+    sqlite3_reset(st);
+    if (rc != SQLITE_DONE)
+        return db_fail(c, e, what);
+    return st_fail(e, ST_NOT_FOUND, "image '%s' not found", key);
+}
+
+int db_image_get(struct db_conn *c, const char *uuid, struct db_image *out, struct st_err *e)
+{
+    static const char sql[] = "SELECT " IMAGE_COLS " FROM image WHERE uuid = ?1";
+    sqlite3_stmt *st = db_stmt(c, sql, e);
+    if (!st)
+        return -1;
+    db_bind_text(st, 1, uuid);
+    return one_image(c, st, out, "get image", uuid, e);
+}
+
+int db_image_by_name(struct db_conn *c, const char *name, struct db_image *out, struct st_err *e)
+{
+    static const char sql[] =
+        "SELECT " IMAGE_COLS " FROM image WHERE name = ?1 AND status != 'deleted'";
+    sqlite3_stmt *st = db_stmt(c, sql, e);
+    if (!st)
+        return -1;
+    db_bind_text(st, 1, name);
+    return one_image(c, st, out, "get image", name, e);
+}
+
+int db_image_list_volume_all(struct db_conn *c, const char *volume_id, struct db_image **out,
+                             size_t *n, struct st_err *e)
+{
+    static const char sql[] = "SELECT " IMAGE_COLS " FROM image WHERE volume_id = ?1";
+    sqlite3_stmt *st = db_stmt(c, sql, e);
+    struct db_image *arr = NULL;
+    size_t cnt = 0, cap = 0;
+    int rc;
+
+    if (!st)
+        return -1;
+    db_bind_text(st, 1, volume_id);
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if (db_grow((void **)&arr, &cap, cnt, sizeof *arr)) {
+            sqlite3_reset(st);
+            free(arr);
+            return st_fail(e, ST_INTERNAL, "out of memory");
+        }
+        read_image(st, &arr[cnt++]);
+    }
+    sqlite3_reset(st);
+    if (rc != SQLITE_DONE) {
+        free(arr);
+        return db_fail(c, e, "list images");
+    }
+    *out = arr;
+    *n = cnt;
+    return 0;
+}
+
+/* Run an UPDATE/DELETE keyed by one text; ST_NOT_FOUND when it touched no row. */
+static int exec_changed(struct db_conn *c, sqlite3_stmt *st, const char *what, const char *key,
+                        struct st_err *e)
+{
+    if (db_exec_stmt(c, st, e, what))
+        return -1;
+    if (sqlite3_changes(c->h) == 0)
+        return st_fail(e, ST_NOT_FOUND, "'%s' not found", key);
+    return 0;
+}
+
+int db_image_set_data(struct db_conn *c, const char *uuid, const char *format,
+                      uint64_t virtual_size, uint64_t actual_size, const char *sha256,
+                      struct st_err *e)
+{
+    static const char sql[] =
+        "UPDATE image SET format = ?2, virtual_size = ?3, actual_size = ?4, "
+        "size_mb = (?3 + 1048575) / 1048576, checksum_sha256 = ?5, "
+        "updated_at = strftime('%s','now'), generation = generation + 1 WHERE uuid = ?1";
+    sqlite3_stmt *st = db_stmt(c, sql, e);
+    if (!st)
+        return -1;
+    db_bind_text(st, 1, uuid);
+    db_bind_text(st, 2, format);
+    sqlite3_bind_int64(st, 3, (sqlite3_int64)virtual_size);
+    sqlite3_bind_int64(st, 4, (sqlite3_int64)actual_size);
+    db_bind_text(st, 5, sha256);
+    return exec_changed(c, st, "set image data", uuid, e);
+}
+
+int db_image_set_status(struct db_conn *c, const char *uuid, const char *status, struct st_err *e)
+{
+    static const char sql[] = "UPDATE image SET status = ?2, updated_at = strftime('%s','now'), "
+                              "generation = generation + 1 WHERE uuid = ?1";
+    sqlite3_stmt *st = db_stmt(c, sql, e);
+    if (!st)
+        return -1;
+    db_bind_text(st, 1, uuid);
+    db_bind_text(st, 2, status);
+    return exec_changed(c, st, "set image status", uuid, e);
+}
+
+int db_image_set_guest(struct db_conn *c, const char *uuid, const char *guest_id, struct st_err *e)
+{
+    static const char sql[] = "UPDATE image SET guest_id = ?2, updated_at = strftime('%s','now'), "
+                              "generation = generation + 1 WHERE uuid = ?1";
+    sqlite3_stmt *st = db_stmt(c, sql, e);
+    if (!st)
+        return -1;
+    db_bind_text(st, 1, uuid);
+    db_bind_text(st, 2, guest_id);
+    return exec_changed(c, st, "set image guest", uuid, e);
+}
+
+int db_image_touch(struct db_conn *c, const char *uuid, struct st_err *e)
+{
+    static const char sql[] = "UPDATE image SET updated_at = strftime('%s','now') WHERE uuid = ?1";
+    sqlite3_stmt *st = db_stmt(c, sql, e);
+    if (!st)
+        return -1;
+    db_bind_text(st, 1, uuid);
+    return exec_changed(c, st, "touch image", uuid, e);
+}
+
+int db_image_delete_row(struct db_conn *c, const char *uuid, struct st_err *e)
+{
+    static const char sql[] = "DELETE FROM image WHERE uuid = ?1";
+    sqlite3_stmt *st = db_stmt(c, sql, e);
+    if (!st)
+        return -1;
+    db_bind_text(st, 1, uuid);
+    return exec_changed(c, st, "delete image row", uuid, e);
+}
+
+int db_volume_usage(struct db_conn *c, const char *volume_id, int64_t *images, int64_t *clones,
+                    struct st_err *e)
+{
+    static const char sql[] =
+        "SELECT (SELECT count(*) FROM image WHERE volume_id = ?1 AND status != 'deleted'), "
+        "(SELECT count(*) FROM clone WHERE volume_id = ?1)";
+    sqlite3_stmt *st = db_stmt(c, sql, e);
+    if (!st)
+        return -1;
+    db_bind_text(st, 1, volume_id);
+    if (sqlite3_step(st) != SQLITE_ROW) {
+        sqlite3_reset(st);
+        return db_fail(c, e, "volume usage");
+    }
+    *images = sqlite3_column_int64(st, 0);
+    *clones = sqlite3_column_int64(st, 1);
+    sqlite3_reset(st);
+    return 0;
+}
+
+int db_clone_insert(struct db_conn *c, const struct db_clone *cl, struct st_err *e)
+{
+    static const char sql[] = "INSERT INTO clone (clone_id, image_uuid, guest_id, volume_id, "
+                              "path, format, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
+    sqlite3_stmt *st = db_stmt(c, sql, e);
+    if (!st)
+        return -1;
+    db_bind_text(st, 1, cl->clone_id);
+    db_bind_text(st, 2, cl->image_uuid);
+    db_bind_text(st, 3, cl->guest_id);
+    db_bind_text(st, 4, cl->volume_id);
+    db_bind_text(st, 5, cl->path);
+    db_bind_text(st, 6, cl->format);
+    sqlite3_bind_int64(st, 7, cl->created_at ? cl->created_at : (int64_t)time(NULL));
+    if (db_exec_stmt(c, st, e, "insert clone")) {
+        if (e && e->code == ST_EXISTS)
+            st_fail(e, ST_EXISTS, "clone '%s' already exists", cl->clone_id);
+        return -1;
+    }
+    return 0;
+}
+
+int db_clone_get(struct db_conn *c, const char *clone_id, struct db_clone *out, struct st_err *e)
+{
+    static const char sql[] =
+        "SELECT c.clone_id, c.image_uuid, c.guest_id, c.volume_id, c.path, c.format, "
+        "c.created_at, i.name FROM clone c JOIN image i ON i.uuid = c.image_uuid "
+        "WHERE c.clone_id = ?1";
+    sqlite3_stmt *st = db_stmt(c, sql, e);
+    if (!st)
+        return -1;
+    db_bind_text(st, 1, clone_id);
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        db_col_text(st, 0, out->clone_id, sizeof out->clone_id);
+        db_col_text(st, 1, out->image_uuid, sizeof out->image_uuid);
+        db_col_text(st, 2, out->guest_id, sizeof out->guest_id);
+        db_col_text(st, 3, out->volume_id, sizeof out->volume_id);
+        db_col_text(st, 4, out->path, sizeof out->path);
+        db_col_text(st, 5, out->format, sizeof out->format);
+        out->created_at = sqlite3_column_int64(st, 6);
+        db_col_text(st, 7, out->image_name, sizeof out->image_name);
+        sqlite3_reset(st);
+        return 0;
+    }
+    sqlite3_reset(st);
+    if (rc != SQLITE_DONE)
+        return db_fail(c, e, "get clone");
+    return st_fail(e, ST_NOT_FOUND, "clone '%s' not found", clone_id);
+}
+
+int db_clone_delete(struct db_conn *c, const char *clone_id, struct st_err *e)
+{
+    static const char sql[] = "DELETE FROM clone WHERE clone_id = ?1";
+    sqlite3_stmt *st = db_stmt(c, sql, e);
+    if (!st)
+        return -1;
+    db_bind_text(st, 1, clone_id);
+    return exec_changed(c, st, "delete clone", clone_id, e);
+}
+
+int db_clone_count_image(struct db_conn *c, const char *uuid, int64_t *n, char *names,
+                         size_t names_len, struct st_err *e)
+{
+    static const char sql[] = "SELECT clone_id FROM clone WHERE image_uuid = ?1 ORDER BY clone_id";
+    sqlite3_stmt *st = db_stmt(c, sql, e);
+    size_t off = 0;
+    int rc;
+
+    if (!st)
+        return -1;
+    db_bind_text(st, 1, uuid);
+    *n = 0;
+    if (names_len)
+        names[0] = '\0';
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        const char *id = (const char *)sqlite3_column_text(st, 0);
+        if (off < names_len && *n < 5) {
+            int w = snprintf(names + off, names_len - off, "%s%s", *n ? ", " : "", id ? id : "");
+            off += w > 0 ? (size_t)w : 0;
+        }
+        (*n)++;
+    }
+    sqlite3_reset(st);
+    return rc == SQLITE_DONE ? 0 : db_fail(c, e, "count clones");
 }

@@ -115,6 +115,15 @@ void http_query_each(struct http_req *r, void (*fn)(void *ud, const char *k, con
     MHD_get_connection_values(r->conn, MHD_GET_ARGUMENT_KIND, each_arg, &w);
 }
 
+void http_suspend(struct http_req *r)
+{
+    MHD_suspend_connection(r->conn);
+}
+void http_resume(struct http_req *r)
+{
+    MHD_resume_connection(r->conn);
+}
+
 void http_set_ctx(struct http_req *r, void *ctx, const struct http_stream_ops *ops)
 {
     r->ctx = ctx;
@@ -299,22 +308,26 @@ static int on_headers(struct http_req *r)
     return 0;
 }
 
-static void take_body(struct http_req *r, const char *data, size_t len)
+/* Returns how many bytes were taken; fewer than len only when the stream suspended us. */
+static size_t take_body(struct http_req *r, const char *data, size_t len)
 {
     size_t max = r->srv->st->cfg.max_body;
     if (r->deferred)
-        return; /* draining after an error */
+        return len; /* draining after an error */
     if (r->route->body == HTTP_BODY_STREAM) {
-        if (r->sops->data(r, data, len, &r->deferred_err))
+        ssize_t n = r->sops->data(r, data, len, &r->deferred_err);
+        if (n < 0) {
             r->deferred = 1;
-        return;
+            return len;
+        }
+        return (size_t)n;
     }
     if (r->route->body == HTTP_BODY_NONE)
-        return;
+        return len;
     if (r->body_len + len > max) {
         st_fail_field(&r->deferred_err, ST_TOO_LARGE, "body", "request body over %zu bytes", max);
         r->deferred = 1;
-        return;
+        return len;
     }
     if (r->body_len + len + 1 > r->body_cap) {
         size_t cap = r->body_cap ? r->body_cap : 4096;
@@ -324,13 +337,14 @@ static void take_body(struct http_req *r, const char *data, size_t len)
         if (!p) {
             st_fail(&r->deferred_err, ST_INTERNAL, "out of memory");
             r->deferred = 1;
-            return;
+            return len;
         }
         r->body = p;
         r->body_cap = cap;
     }
     memcpy(r->body + r->body_len, data, len);
     r->body_len += len;
+    return len;
 }
 
 static void on_complete_body(struct http_req *r)
@@ -386,9 +400,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         return MHD_YES;
     }
     if (*upload_data_size) {
-        if (!r->replied)
-            take_body(r, upload_data, *upload_data_size);
-        *upload_data_size = 0;
+        size_t took = r->replied ? *upload_data_size : take_body(r, upload_data, *upload_data_size);
+        *upload_data_size -= took;
         return MHD_YES;
     }
     if (!r->replied)
@@ -515,6 +528,8 @@ int http_start(struct http_server **out, struct stowage *st, int listen_fd,
         {MHD_OPTION_PER_IP_CONNECTION_LIMIT, (intptr_t)cfg->per_ip, NULL},
         {MHD_OPTION_CONNECTION_LIMIT, (intptr_t)cfg->max_connections, NULL},
         {MHD_OPTION_CONNECTION_MEMORY_LIMIT, (intptr_t)pool, NULL},
+        /* Grow the read buffer in big steps: uploads then arrive in big chunks. */
+        {MHD_OPTION_CONNECTION_MEMORY_INCREMENT, (intptr_t)(64 * 1024), NULL},
         {MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)on_completed, s},
         {MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)mhd_log, NULL},
         {MHD_OPTION_STRICT_FOR_CLIENT, 1, NULL},

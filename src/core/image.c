@@ -1,0 +1,532 @@
+/* image.c — images: the commit protocol every write ends with, and the image
+ * operations of the task API (create empty, copy, delete, release).
+ *
+ * The protocol: bytes go to VOLUME/.staging/, are fsynced, the row learns what
+ * they are (format, sizes, checksum) while still 'saving', the file is renamed
+ * to VOLUME/images/<uuid>.<fmt> without replacing anything, the directory is
+ * fsynced, and only then does the row turn 'active'. recover.c relies on this
+ * order: a 'saving' row whose final file exists is complete. */
+#include "core_internal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <uuid/uuid.h>
+
+void core_staging_path(const char *id, const char *suffix, char *out, size_t len)
+{
+    snprintf(out, len, STAGING_DIR "/%s%s", id, suffix);
+}
+
+void core_image_path(const struct db_image *im, char *out, size_t len)
+{
+    snprintf(out, len, "images/%s.%s", im->uuid, im->format);
+}
+
+int core_image_get(struct stowage *st, const char *uuid, struct db_image *out, struct st_err *e)
+{
+    struct db_conn *c = db_acquire(st->db);
+    int rc = db_image_get(c, uuid, out, e);
+    db_release(st->db, c);
+    return rc;
+}
+
+int core_image_by_name(struct stowage *st, const char *name, struct db_image *out, struct st_err *e)
+{
+    if (!core_valid_id(name))
+        return st_fail(e, ST_NOT_FOUND, "image '%.64s' not found", name ? name : "");
+    struct db_conn *c = db_acquire(st->db);
+    int rc = db_image_by_name(c, name, out, e);
+    db_release(st->db, c);
+    return rc;
+}
+
+int core_default_volume(struct stowage *st, const char *storage_id, char *out, size_t len,
+                        struct st_err *e)
+{
+    struct db_storage *ss = NULL;
+    struct db_volume *vols = NULL;
+    size_t ns = 0, nv = 0;
+    int rc = -1;
+    struct db_conn *c = db_acquire(st->db);
+
+    if (!storage_id) {
+        if (db_storage_list(c, &ss, &ns, e))
+            goto out;
+        if (ns == 0) {
+            st_fail(e, ST_NOT_FOUND, "there is no image storage");
+            goto out;
+        }
+        storage_id = ss[0].id;
+    }
+    if (db_volume_list(c, storage_id, &vols, &nv, e))
+        goto out;
+    for (size_t i = 0; i < nv; i++) {
+        struct core_vol_state s;
+        if (core_volume_state(st, vols[i].id, &s) == 0 && strcmp(s.status, "broken") != 0) {
+            snprintf(out, len, "%s", vols[i].id);
+            rc = 0;
+            goto out;
+        }
+    }
+    st_fail(e, nv ? ST_UNAVAILABLE : ST_NOT_FOUND, "image storage '%s' has no %svolume", storage_id,
+            nv ? "usable " : "");
+out:
+    db_release(st->db, c);
+    free(ss);
+    free(vols);
+    return rc;
+}
+
+int core_image_reserve(struct stowage *st, const char *name, const char *uuid,
+                       const char *volume_id, const char *owner, struct db_image *out,
+                       struct st_err *e)
+{
+    uuid_t u;
+    struct db_volume v;
+
+    if (!core_valid_id(name))
+        return st_fail_field(e, ST_INVALID, "name",
+                             "image names match ^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$");
+    memset(out, 0, sizeof *out);
+    if (uuid) {
+        /* Only the canonical lower-case form: it names files on the volume. */
+        char canon[37];
+        if (strlen(uuid) != 36 || uuid_parse(uuid, u) != 0)
+            return st_fail_field(e, ST_INVALID, "uuid", "'%.40s' is not a UUID", uuid);
+        uuid_unparse_lower(u, canon);
+        if (strcmp(canon, uuid) != 0)
+            return st_fail_field(e, ST_INVALID, "uuid", "write the UUID in lower case");
+    } else {
+        uuid_generate_random(u);
+    }
+    uuid_unparse_lower(u, out->uuid);
+    snprintf(out->name, sizeof out->name, "%s", name);
+    snprintf(out->volume_id, sizeof out->volume_id, "%s", volume_id);
+    snprintf(out->format, sizeof out->format, "raw");
+    snprintf(out->status, sizeof out->status, "saving");
+    snprintf(out->owner, sizeof out->owner, "%s", owner ? owner : "");
+
+    struct db_conn *c = db_acquire(st->db);
+    int rc = db_volume_get(c, volume_id, &v, e);
+    if (rc == 0 && (rc = db_image_insert(c, out, e)) && e && e->code == ST_EXISTS)
+        st_fail_field(e, ST_EXISTS, "name", "an image named '%s' already exists", name);
+    db_release(st->db, c);
+    return rc;
+}
+
+void core_image_discard(struct stowage *st, const char *uuid)
+{
+    struct st_err e;
+    struct db_conn *c = db_acquire(st->db);
+    if (db_image_delete_row(c, uuid, &e) && e.code != ST_NOT_FOUND)
+        fprintf(stderr, "stowaged: image %s: %s\n", uuid, e.msg);
+    db_release(st->db, c);
+}
+
+int core_pwrite_all(const struct core_vol_ref *v, struct be_file *f, const void *buf, size_t len,
+                    uint64_t off, struct st_err *e)
+{
+    const char *p = buf;
+    while (len > 0) {
+        ssize_t n = v->ops->pwrite(f, p, len, off);
+        if (n < 0)
+            return be_fail(e, (int)n, "write");
+        if (n == 0)
+            return be_fail(e, -EIO, "write returned 0");
+        p += n;
+        len -= (size_t)n;
+        off += (uint64_t)n;
+    }
+    return 0;
+}
+
+int core_file_size(const struct core_vol_ref *v, struct be_file *f, uint64_t *size,
+                   struct st_err *e)
+{
+    struct stat sb;
+    int rc = v->ops->fstat(f, &sb);
+    if (rc < 0)
+        return be_fail(e, rc, "stat");
+    *size = (uint64_t)sb.st_size;
+    return 0;
+}
+
+struct inspect_src {
+    const struct core_vol_ref *v;
+    struct be_file *f;
+};
+
+static ssize_t inspect_pread(void *ctx, void *buf, size_t len, uint64_t off)
+{
+    struct inspect_src *s = ctx;
+    size_t done = 0;
+    while (done < len) {
+        ssize_t n = s->v->ops->pread(s->f, (char *)buf + done, len - done, off + done);
+        if (n < 0)
+            return n;
+        if (n == 0)
+            break;
+        done += (size_t)n;
+    }
+    return (ssize_t)done;
+}
+
+int core_inspect(const struct core_vol_ref *v, struct be_file *f, const char *declared,
+                 uint64_t max_virtual_size, int allow_backing, struct fmt_info *out,
+                 struct st_err *e)
+{
+    struct inspect_src ctx = {v, f};
+    struct fmt_source src = {&ctx, inspect_pread, 0};
+    struct fmt_opts o;
+    struct stat sb;
+
+    if (core_file_size(v, f, &src.size, e))
+        return -1;
+    fmt_opts_init(&o);
+    o.declared = fmt_from_name(declared);
+    if (o.declared == FMT_INVALID)
+        return st_fail_field(e, ST_INVALID, "format", "unknown image format '%s'", declared);
+    o.max_virtual_size = max_virtual_size;
+    o.allow_backing_file = allow_backing;
+    int rc = fmt_inspect(&src, &o, out);
+    if (rc < 0)
+        return be_fail(e, rc, "inspect");
+    if (v->ops->fstat(f, &sb) == 0)
+        out->actual_size = (uint64_t)sb.st_blocks * 512;
+    return 0;
+}
+
+int core_refusal(const struct fmt_info *info, struct st_err *e)
+{
+    return st_fail_field(e, info->reason == FMT_R_TOO_LARGE ? ST_TOO_LARGE : ST_INVALID, "image",
+                         "image refused: %s: %s", fmt_reason_str(info->reason), info->detail);
+}
+
+int core_image_commit(struct stowage *st, const struct core_vol_ref *v, struct be_file *f,
+                      const char *staging, struct db_image *im, struct st_err *e)
+{
+    char final[128];
+    int rc;
+    struct db_conn *c;
+
+    core_image_path(im, final, sizeof final);
+    if ((rc = v->ops->fsync(f)) < 0) {
+        be_fail(e, rc, "fsync");
+        goto fail;
+    }
+    c = db_acquire(st->db);
+    rc = db_image_set_data(c, im->uuid, im->format, im->virtual_size, im->actual_size, im->sha256,
+                           e);
+    db_release(st->db, c);
+    if (rc)
+        goto fail;
+    if ((rc = v->ops->rename(v->be, staging, final)) < 0) {
+        be_fail(e, rc, "rename into images/");
+        goto fail;
+    }
+    if ((rc = v->ops->fsync_dir(v->be, "images")) < 0)
+        return be_fail(e, rc, "fsync images/"); /* renamed: recovery decides, not us */
+    c = db_acquire(st->db);
+    rc = db_image_set_status(c, im->uuid, "active", e);
+    db_release(st->db, c);
+    if (rc)
+        return -1;
+    snprintf(im->status, sizeof im->status, "active");
+    core_bump(st);
+    return 0;
+fail:
+    v->ops->unlink(v->be, staging);
+    return -1;
+}
+
+/* Open a new staging file for a task's image. */
+static int open_staging(const struct core_vol_ref *v, const char *path, struct be_file **f,
+                        struct st_err *e)
+{
+    v->ops->unlink(v->be, path); /* a leftover of a crashed attempt with this uuid */
+    int rc = v->ops->open_file(v->be, path, O_RDWR | O_CREAT | O_EXCL, 0600, f);
+    return rc < 0 ? be_fail(e, rc, "create staging file") : 0;
+}
+
+int core_image_create_empty(struct stowage *st, const char *name, const char *volume_id,
+                            uint64_t size, const char *format, const char *owner,
+                            struct db_image *out, struct st_err *e)
+{
+    struct core_vol_ref v;
+    struct be_file *f = NULL;
+    char staging[96];
+    void *hdr = NULL;
+    size_t hdr_len = 0;
+    int qcow2 = format && strcmp(format, "qcow2") == 0;
+
+    if (format && !qcow2 && strcmp(format, "raw") != 0)
+        return st_fail_field(e, ST_INVALID, "format", "image_create makes raw or qcow2 images");
+    if (size == 0 || size % 512 || size > st->cfg.max_image_size)
+        return st_fail_field(e, size > st->cfg.max_image_size ? ST_TOO_LARGE : ST_INVALID,
+                             "size_mb", "size must be a positive multiple of 512 up to %llu bytes",
+                             (unsigned long long)st->cfg.max_image_size);
+    if (core_volume_acquire(st, volume_id, &v, e))
+        return -1;
+    if (core_image_reserve(st, name, NULL, volume_id, owner, out, e)) {
+        core_volume_release(&v);
+        return -1;
+    }
+    core_staging_path(out->uuid, TASK_SUFFIX, staging, sizeof staging);
+    if (open_staging(&v, staging, &f, e))
+        goto fail;
+    if (qcow2) {
+        int rc = fmt_qcow2_overlay_build(NULL, NULL, size, &hdr, &hdr_len);
+        if (rc < 0 || core_pwrite_all(&v, f, hdr, hdr_len, 0, e)) {
+            if (rc < 0)
+                st_fail(e, ST_INTERNAL, "cannot build a qcow2 header: %s", strerror(-rc));
+            goto fail_unlink;
+        }
+    } else {
+        int rc = v.ops->ftruncate(f, size);
+        if (rc < 0) {
+            be_fail(e, rc, "size the image");
+            goto fail_unlink;
+        }
+    }
+    snprintf(out->format, sizeof out->format, "%s", qcow2 ? "qcow2" : "raw");
+    out->virtual_size = size;
+    out->actual_size = hdr_len;
+    if (core_image_commit(st, &v, f, staging, out, e))
+        goto fail;
+    v.ops->close_file(f);
+    free(hdr);
+    core_volume_release(&v);
+    return 0;
+fail_unlink:
+    v.ops->unlink(v.be, staging);
+fail:
+    if (f)
+        v.ops->close_file(f);
+    free(hdr);
+    core_image_discard(st, out->uuid);
+    core_volume_release(&v);
+    return -1;
+}
+
+struct copy_job {
+    const struct core_vol_ref *sv, *dv;
+    struct be_file *sf, *df;
+    uint64_t size, done;
+    const struct core_progress *p;
+    char *buf;
+};
+
+static int cancelled(const struct core_progress *p)
+{
+    return p && p->cancel && atomic_load(p->cancel);
+}
+
+static void report(const struct copy_job *j)
+{
+    if (j->p && j->p->fn && j->size)
+        j->p->fn(j->p->ud, (int)(j->done * 99 / j->size));
+}
+
+/* Copy [off, off+len) through the backends in big chunks. */
+static int copy_extent(struct copy_job *j, uint64_t off, uint64_t len, struct st_err *e)
+{
+    while (len > 0) {
+        if (cancelled(j->p))
+            return st_fail(e, ST_CONFLICT, "copy cancelled");
+        size_t want = len < COPY_CHUNK ? (size_t)len : COPY_CHUNK;
+        ssize_t n = j->sv->ops->pread(j->sf, j->buf, want, off);
+        if (n < 0)
+            return be_fail(e, (int)n, "read source");
+        if (n == 0)
+            return st_fail(e, ST_INTERNAL, "source shrank during the copy");
+        if (core_pwrite_all(j->dv, j->df, j->buf, (size_t)n, off, e))
+            return -1;
+        off += (uint64_t)n;
+        len -= (uint64_t)n;
+        j->done += (uint64_t)n;
+        report(j);
+    }
+    return 0;
+}
+
+/* Only the data extents travel; holes stay holes (the destination was sized first). */
+static int sparse_copy(struct copy_job *j, struct st_err *e)
+{
+    uint64_t off = 0;
+    int rc = j->dv->ops->ftruncate(j->df, j->size);
+    if (rc < 0)
+        return be_fail(e, rc, "size the copy");
+    if (!(j->buf = malloc(COPY_CHUNK)))
+        return st_fail(e, ST_INTERNAL, "out of memory");
+    while (off < j->size) {
+        uint64_t data, hole;
+        rc = j->sv->ops->next_data(j->sf, off, &data, &hole);
+        if (rc == -ENXIO)
+            break; /* only a hole up to the end */
+        if (rc < 0)
+            return be_fail(e, rc, "map source extents");
+        if (hole > j->size)
+            hole = j->size;
+        j->done += data - off; /* holes count as copied */
+        if (data >= hole)
+            break;
+        if (copy_extent(j, data, hole - data, e))
+            return -1;
+        off = hole;
+    }
+    return 0;
+}
+
+/* Same volume or one local filesystem: share blocks, or let the kernel copy. */
+static int fast_copy(struct copy_job *j, struct st_err *e)
+{
+    if (j->sv->ops == j->dv->ops && j->sv->ops->reflink && j->sv->ops->reflink(j->sf, j->df) == 0)
+        return 0;
+    if (j->sv->ops != j->dv->ops || !j->sv->ops->copy_range)
+        return 1;
+    while (j->done < j->size) {
+        if (cancelled(j->p))
+            return st_fail(e, ST_CONFLICT, "copy cancelled");
+        uint64_t left = j->size - j->done;
+        size_t want = left < (64u << 20) ? (size_t)left : (64u << 20);
+        ssize_t n = j->sv->ops->copy_range(j->sf, j->done, j->df, j->done, want);
+        if (n <= 0) {
+            if (j->done == 0 && (n == -EXDEV || n == -EOPNOTSUPP || n == -ENOSYS || n == -EINVAL))
+                return 1; /* not possible here: fall back */
+            return n == 0 ? st_fail(e, ST_INTERNAL, "source shrank during the copy")
+                          : be_fail(e, (int)n, "copy");
+        }
+        j->done += (uint64_t)n;
+        report(j);
+    }
+    return 0;
+}
+
+int core_image_copy(struct stowage *st, const char *source_name, const char *new_name,
+                    const char *volume_id, const char *owner, const struct core_progress *p,
+                    struct db_image *out, struct st_err *e)
+{
+    struct db_image src;
+    struct core_vol_ref sv = {0}, dv = {0};
+    struct copy_job j = {&sv, &dv, NULL, NULL, 0, 0, p, NULL};
+    char path[128], staging[96], key[64];
+    int rc = -1;
+
+    if (core_image_by_name(st, source_name, &src, e))
+        return -1;
+    if (strcmp(src.status, "active") != 0)
+        return st_fail(e, ST_CONFLICT, "image '%s' has no data yet (%s)", source_name, src.status);
+    snprintf(key, sizeof key, "image:%s", src.uuid);
+    /* Hold the source so it cannot be deleted under the copy. */
+    if (core_claim(st, key, source_name, e))
+        return -1;
+    if (core_volume_acquire(st, src.volume_id, &sv, e) ||
+        core_volume_acquire(st, volume_id, &dv, e))
+        goto out;
+    core_image_path(&src, path, sizeof path);
+    if ((rc = sv.ops->open_file(sv.be, path, O_RDONLY, 0, &j.sf)) < 0) {
+        rc = be_fail(e, rc, "open source image");
+        goto out;
+    }
+    if ((rc = core_file_size(&sv, j.sf, &j.size, e)))
+        goto out;
+    if ((rc = core_image_reserve(st, new_name, NULL, volume_id, owner, out, e)))
+        goto out;
+    core_staging_path(out->uuid, TASK_SUFFIX, staging, sizeof staging);
+    if ((rc = open_staging(&dv, staging, &j.df, e)))
+        goto discard;
+    rc = fast_copy(&j, e);
+    if (rc == 1) {
+        j.done = 0;
+        rc = sparse_copy(&j, e);
+    }
+    if (rc)
+        goto unlink;
+    snprintf(out->format, sizeof out->format, "%s", src.format);
+    out->virtual_size = src.virtual_size;
+    snprintf(out->sha256, sizeof out->sha256, "%s", src.sha256); /* the same bytes */
+    struct fmt_info info;
+    if ((rc = core_inspect(&dv, j.df, src.format, st->cfg.max_image_size, 0, &info, e)))
+        goto unlink;
+    if (!fmt_accepted(&info)) {
+        rc = core_refusal(&info, e);
+        goto unlink;
+    }
+    out->actual_size = info.actual_size;
+    if ((rc = core_image_commit(st, &dv, j.df, staging, out, e)))
+        goto discard;
+    if (p && p->fn)
+        p->fn(p->ud, 100);
+    goto out;
+unlink:
+    dv.ops->unlink(dv.be, staging);
+discard:
+    core_image_discard(st, out->uuid);
+out:
+    if (j.df)
+        dv.ops->close_file(j.df);
+    if (j.sf)
+        sv.ops->close_file(j.sf);
+    free(j.buf);
+    core_volume_release(&dv);
+    core_volume_release(&sv);
+    core_unclaim(st, key);
+    return rc ? -1 : 0;
+}
+
+int core_image_delete(struct stowage *st, const char *name, struct st_err *e)
+{
+    struct db_image im;
+    struct core_vol_ref v;
+    char key[64], names[256], path[128];
+    int64_t n = 0;
+
+    if (core_image_by_name(st, name, &im, e))
+        return -1;
+    snprintf(key, sizeof key, "image:%s", im.uuid);
+    if (core_claim(st, key, name, e))
+        return -1;
+    struct db_conn *c = db_acquire(st->db);
+    int rc = db_begin(c, e);
+    if (rc == 0 && (rc = db_clone_count_image(c, im.uuid, &n, names, sizeof names, e)) == 0 &&
+        n > 0)
+        rc = st_fail(e, ST_IN_USE, "image '%s' is used by %lld clone%s (%s%s); delete them first",
+                     name, (long long)n, n == 1 ? "" : "s", names, n > 5 ? ", ..." : "");
+    if (rc == 0)
+        rc = db_image_set_status(c, im.uuid, "deleted", e);
+    if (rc == 0)
+        rc = db_commit(c, e);
+    else
+        db_rollback(c);
+    db_release(st->db, c);
+    if (rc == 0) {
+        core_bump(st);
+        /* The row is gone first: if the volume is away or we crash now, recovery
+         * removes the file of a deleted row. */
+        core_image_path(&im, path, sizeof path);
+        struct st_err ignore;
+        if (core_volume_acquire(st, im.volume_id, &v, &ignore) == 0) {
+            if (v.ops->unlink(v.be, path) == 0)
+                v.ops->fsync_dir(v.be, "images");
+            core_volume_release(&v);
+        }
+    }
+    core_unclaim(st, key);
+    return rc;
+}
+
+int core_image_release(struct stowage *st, const char *name, struct st_err *e)
+{
+    struct db_image im;
+    if (core_image_by_name(st, name, &im, e))
+        return -1;
+    struct db_conn *c = db_acquire(st->db);
+    int rc = db_image_set_guest(c, im.uuid, "", e);
+    db_release(st->db, c);
+    if (rc == 0)
+        core_bump(st);
+    return rc;
+}

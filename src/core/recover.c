@@ -1,0 +1,249 @@
+/* recover.c — after a restart, make each volume agree with the catalogue again.
+ *
+ * The write protocols (image.c, clone.c) order their steps so that every crash
+ * leaves something recovery can decide without guessing:
+ *   images/<uuid>.<fmt> with an active row          → fine
+ *   images/<uuid>.<fmt> with a 'saving' row         → renamed after the row learnt what
+ *                                                     the bytes are: roll forward to active
+ *   images/… with a deleted row, another volume's
+ *   row, or no row                                  → never committed or being deleted: remove
+ *   clones/<id>.<fmt> without its row               → committed file, row never written: remove
+ *   .staging/<uuid>.upload of a 'saving' row        → a resumable upload: keep (it expires)
+ *   anything else in .staging/                      → an interrupted task: remove
+ *   a 'saving' row with no bytes anywhere           → remove the row
+ *   an active row without its file                  → cannot happen by construction; if it
+ *                                                     does, the row turns 'error', loudly
+ * Files whose names are not ours are left alone. */
+#include "core_internal.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+struct names {
+    char (*v)[256];
+    time_t *mtime;
+    size_t n, cap;
+};
+
+static int collect(void *ud, const char *name, const struct stat *st)
+{
+    struct names *ns = ud;
+    if (!S_ISREG(st->st_mode) || strlen(name) >= 256)
+        return 0;
+    if (ns->n == ns->cap) {
+        size_t cap = ns->cap ? ns->cap * 2 : 64;
+        char(*v)[256] = realloc(ns->v, cap * sizeof *v);
+        time_t *m = realloc(ns->mtime, cap * sizeof *m);
+        if (v)
+            ns->v = v;
+        if (m)
+            ns->mtime = m;
+        if (!v || !m)
+            return -1;
+        ns->cap = cap;
+    }
+    snprintf(ns->v[ns->n], 256, "%s", name);
+    ns->mtime[ns->n] = st->st_mtime;
+    ns->n++;
+    return 0;
+}
+
+static int list_dir(const struct backend_ops *ops, struct be_volume *be, const char *dir,
+                    struct names *ns, struct st_err *e)
+{
+    memset(ns, 0, sizeof *ns);
+    int rc = ops->list(be, dir, collect, ns);
+    if (rc < 0 && rc != -ENOENT) /* nothing there yet */
+        return be_fail(e, rc, dir);
+    return 0;
+}
+
+static void names_free(struct names *ns)
+{
+    free(ns->v);
+    free(ns->mtime);
+}
+
+static struct db_image *row_of(struct db_image *rows, size_t n, const char *uuid, size_t uuid_len)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strlen(rows[i].uuid) == uuid_len && strncmp(rows[i].uuid, uuid, uuid_len) == 0)
+            return &rows[i];
+    return NULL;
+}
+
+/* "<36-char uuid><suffix>" → 1 with the suffix's start, else 0 (not our name). */
+static int split_uuid(const char *name, const char **suffix)
+{
+    if (strlen(name) < 37 || name[8] != '-' || name[13] != '-' || name[18] != '-' ||
+        name[23] != '-')
+        return 0;
+    *suffix = name + 36;
+    return 1;
+}
+
+static void drop(const struct backend_ops *ops, struct be_volume *be, const char *dir,
+                 const char *name, const char *why)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    int rc = ops->unlink(be, path);
+    fprintf(stderr, "stowaged: recovery: %s %s (%s)\n", rc == 0 ? "removed" : "could not remove",
+            path, why);
+}
+
+static void set_status(struct stowage *st, const char *uuid, const char *status)
+{
+    struct st_err e;
+    struct db_conn *c = db_acquire(st->db);
+    if (db_image_set_status(c, uuid, status, &e))
+        fprintf(stderr, "stowaged: recovery: image %s: %s\n", uuid, e.msg);
+    db_release(st->db, c);
+}
+
+static void recover_images(struct stowage *st, const struct backend_ops *ops, struct be_volume *be,
+                           struct db_image *rows, size_t n, char *seen, struct names *ns)
+{
+    for (size_t i = 0; i < ns->n; i++) {
+        const char *name = ns->v[i], *suffix;
+        if (!split_uuid(name, &suffix) || suffix[0] != '.')
+            continue;
+        struct db_image *im = row_of(rows, n, name, 36);
+        int ours = im && strcmp(suffix + 1, im->format) == 0;
+        if (ours && strcmp(im->status, "active") == 0) {
+            seen[im - rows] = 1;
+        } else if (ours && strcmp(im->status, "saving") == 0) {
+            set_status(st, im->uuid, "active");
+            snprintf(im->status, sizeof im->status, "active");
+            seen[im - rows] = 1;
+            fprintf(stderr, "stowaged: recovery: image %s (%s) completed its commit\n", im->name,
+                    im->uuid);
+        } else {
+            drop(ops, be, "images", name, im ? im->status : "no row");
+        }
+    }
+}
+
+static void recover_clones(struct stowage *st, const struct backend_ops *ops, struct be_volume *be,
+                           const char *volume_id, struct names *ns)
+{
+    for (size_t i = 0; i < ns->n; i++) {
+        char id[256], path[300];
+        struct db_clone cl;
+        struct st_err e;
+        const char *dot = strrchr(ns->v[i], '.');
+        if (!dot || dot == ns->v[i])
+            continue;
+        snprintf(id, sizeof id, "%.*s", (int)(dot - ns->v[i]), ns->v[i]);
+        if (!core_valid_id(id))
+            continue;
+        snprintf(path, sizeof path, "clones/%s", ns->v[i]);
+        struct db_conn *c = db_acquire(st->db);
+        int found = db_clone_get(c, id, &cl, &e) == 0;
+        db_release(st->db, c);
+        if (!found || strcmp(cl.volume_id, volume_id) != 0 || strcmp(cl.path, path) != 0)
+            drop(ops, be, "clones", ns->v[i], "no row");
+    }
+}
+
+static void recover_staging(struct stowage *st, const struct backend_ops *ops, struct be_volume *be,
+                            struct db_image *rows, size_t n, char *staged, struct names *ns)
+{
+    for (size_t i = 0; i < ns->n; i++) {
+        const char *name = ns->v[i], *suffix;
+        struct db_image *im = NULL;
+        if (split_uuid(name, &suffix) && strcmp(suffix, UPLOAD_SUFFIX) == 0)
+            im = row_of(rows, n, name, 36);
+        if (im && strcmp(im->status, "saving") == 0) {
+            staged[im - rows] = 1; /* a resumable upload */
+            continue;
+        }
+        drop(ops, be, STAGING_DIR, name, "interrupted");
+    }
+}
+
+int core_recover_volume(struct stowage *st, const char *volume_id, const struct backend_ops *ops,
+                        struct be_volume *be, struct st_err *e)
+{
+    struct db_image *rows = NULL;
+    size_t n = 0;
+    struct names images = {0}, clones = {0}, staging = {0};
+    char *seen = NULL, *staged = NULL;
+    int rc = -1;
+
+    struct db_conn *c = db_acquire(st->db);
+    int lrc = db_image_list_volume_all(c, volume_id, &rows, &n, e);
+    db_release(st->db, c);
+    if (lrc)
+        return -1;
+    seen = calloc(n + 1, 1);
+    staged = calloc(n + 1, 1);
+    if (!seen || !staged) {
+        st_fail(e, ST_INTERNAL, "out of memory");
+        goto out;
+    }
+    if (list_dir(ops, be, "images", &images, e) || list_dir(ops, be, "clones", &clones, e) ||
+        list_dir(ops, be, STAGING_DIR, &staging, e))
+        goto out;
+    recover_images(st, ops, be, rows, n, seen, &images);
+    recover_clones(st, ops, be, volume_id, &clones);
+    recover_staging(st, ops, be, rows, n, staged, &staging);
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(rows[i].status, "active") == 0 && !seen[i]) {
+            fprintf(stderr, "stowaged: recovery: image %s (%s) has no file on volume %s\n",
+                    rows[i].name, rows[i].uuid, volume_id);
+            set_status(st, rows[i].uuid, "error");
+        } else if (strcmp(rows[i].status, "saving") == 0 && !staged[i]) {
+            core_image_discard(st, rows[i].uuid); /* nothing of it was ever staged */
+        }
+    }
+    ops->fsync_dir(be, "images");
+    ops->fsync_dir(be, "clones");
+    ops->fsync_dir(be, STAGING_DIR);
+    core_bump(st);
+    rc = 0;
+out:
+    names_free(&images);
+    names_free(&clones);
+    names_free(&staging);
+    free(seen);
+    free(staged);
+    free(rows);
+    return rc;
+}
+
+int core_expire_uploads(struct stowage *st, const char *volume_id, const struct backend_ops *ops,
+                        struct be_volume *be, struct st_err *e)
+{
+    struct names staging;
+    time_t now = time(NULL);
+
+    if (list_dir(ops, be, STAGING_DIR, &staging, e))
+        return -1;
+    for (size_t i = 0; i < staging.n; i++) {
+        const char *name = staging.v[i], *suffix;
+        char uuid[37], key[64];
+        struct st_err busy;
+        if (!split_uuid(name, &suffix) || strcmp(suffix, UPLOAD_SUFFIX) != 0 ||
+            now - staging.mtime[i] < (time_t)st->cfg.staging_expiry_s)
+            continue;
+        snprintf(uuid, sizeof uuid, "%.36s", name);
+        snprintf(key, sizeof key, "image:%s", uuid);
+        if (core_claim(st, key, "expiry", &busy))
+            continue; /* an upload is writing it right now */
+        struct db_image im;
+        struct db_conn *c = db_acquire(st->db);
+        int have = db_image_get(c, uuid, &im, &busy) == 0;
+        db_release(st->db, c);
+        drop(ops, be, STAGING_DIR, name, "upload expired");
+        if (have && strcmp(im.status, "saving") == 0 && strcmp(im.volume_id, volume_id) == 0)
+            core_image_discard(st, uuid);
+        core_unclaim(st, key);
+        core_bump(st);
+    }
+    names_free(&staging);
+    return 0;
+}

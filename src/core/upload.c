@@ -1,0 +1,484 @@
+/* upload.c — streaming an image in: staging, checksum, inspection, commit, resume.
+ *
+ * The HTTP thread copies each chunk into a fill buffer and hashes full
+ * buffers; a writer thread per upload writes them to the staging file, so a
+ * slow backend (a Gluster write over the network) never blocks the event
+ * loop, and hashing and writing overlap on two cores. When both buffers are
+ * full the feeder is put to sleep (MHD suspend) and woken when the writer is
+ * done. Nothing is held in memory beyond the two buffers, whatever the image
+ * size. The hash sees the bytes in file order: a buffer the feeder could not
+ * hash in turn (a resume still re-reading its prefix) is hashed by the writer.
+ *
+ * The staging file is .staging/<uuid>.upload. A client that goes away leaves
+ * it (and the 'saving' row) for a resume with Content-Range; a refusal, a
+ * wrong checksum or a write error removes both. */
+#include "core_internal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <gnutls/crypto.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#define UPLOAD_BUF (4u << 20)
+
+struct core_upload {
+    struct stowage *st;
+    struct db_image img;
+    char key[64];
+    struct core_vol_ref v;
+    struct be_file *f;
+    char staging[96];
+    char declared[16];
+    int has_range;
+    uint64_t staged; /* bytes already in the staging file when this request began */
+    uint64_t next;   /* file offset of the next byte offered */
+    uint64_t end;    /* where this request's bytes end, UINT64_MAX if unknown */
+    uint64_t total;  /* the whole image's size, UINT64_MAX if unknown */
+    char expect[65];
+    gnutls_hash_hd_t hash;
+
+    pthread_t thread;
+    int thread_started;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    char *fill_buf, *io_buf;
+    size_t fill, io_len;
+    uint64_t fill_off, io_off;
+    int io_busy, quit, failed, sleeping, rehash;
+    int fill_hashed, io_needs_hash;
+    struct st_err err;
+    void (*sleep)(void *);
+    void (*wake)(void *);
+    void *wake_ud;
+};
+
+/* ---- the writer thread ---- */
+
+/* A resumed upload's checksum covers the bytes staged before: read them back once. */
+static int rehash_prefix(struct core_upload *u, struct st_err *e)
+{
+    uint64_t off = 0;
+    while (off < u->staged) {
+        uint64_t left = u->staged - off;
+        size_t want = left < UPLOAD_BUF ? (size_t)left : UPLOAD_BUF;
+        ssize_t n = u->v.ops->pread(u->f, u->io_buf, want, off);
+        if (n <= 0)
+            return be_fail(e, n < 0 ? (int)n : -EIO, "read back staged bytes");
+        gnutls_hash(u->hash, u->io_buf, (size_t)n);
+        off += (uint64_t)n;
+    }
+    return 0;
+}
+
+static void *writer(void *arg)
+{
+    struct core_upload *u = arg;
+    struct st_err e;
+
+    pthread_mutex_lock(&u->mu);
+    for (;;) {
+        while (!u->io_busy && !u->quit)
+            pthread_cond_wait(&u->cv, &u->mu);
+        if (!u->io_busy)
+            break;
+        int rehash = u->rehash;
+        pthread_mutex_unlock(&u->mu);
+        int rc = rehash ? rehash_prefix(u, &e)
+                        : core_pwrite_all(&u->v, u->f, u->io_buf, u->io_len, u->io_off, &e);
+        if (rc == 0 && !rehash && u->io_needs_hash)
+            gnutls_hash(u->hash, u->io_buf, u->io_len);
+        pthread_mutex_lock(&u->mu);
+        if (rc && !u->failed) {
+            u->failed = 1;
+            u->err = e;
+        }
+        u->rehash = 0;
+        u->io_busy = 0;
+        if (u->sleeping) {
+            u->sleeping = 0;
+            u->wake(u->wake_ud); /* after the feeder slept, under the same lock: never lost */
+        }
+        pthread_cond_broadcast(&u->cv);
+    }
+    pthread_mutex_unlock(&u->mu);
+    return NULL;
+}
+
+/* Hand the fill buffer to the writer. Caller holds mu and has seen !io_busy. */
+static void hand_over(struct core_upload *u)
+{
+    u->io_needs_hash = !u->fill_hashed;
+    u->fill_hashed = 0;
+    char *t = u->io_buf;
+    u->io_buf = u->fill_buf;
+    u->fill_buf = t;
+    u->io_len = u->fill;
+    u->io_off = u->fill_off;
+    u->fill_off += u->fill;
+    u->fill = 0;
+    u->io_busy = 1;
+    pthread_cond_broadcast(&u->cv);
+}
+
+/* Write out what is buffered and stop the writer; 0 or -1 with u->err. */
+static int drain(struct core_upload *u)
+{
+    if (!u->thread_started)
+        return u->failed ? -1 : 0;
+    pthread_mutex_lock(&u->mu);
+    while (u->io_busy)
+        pthread_cond_wait(&u->cv, &u->mu);
+    if (u->fill && !u->failed) {
+        hand_over(u);
+        while (u->io_busy)
+            pthread_cond_wait(&u->cv, &u->mu);
+    }
+    u->quit = 1;
+    pthread_cond_broadcast(&u->cv);
+    pthread_mutex_unlock(&u->mu);
+    pthread_join(u->thread, NULL);
+    u->thread_started = 0;
+    return u->failed ? -1 : 0;
+}
+
+/* ---- life of an upload ---- */
+
+static void release(struct core_upload *u)
+{
+    if (u->thread_started)
+        drain(u);
+    if (u->f)
+        u->v.ops->close_file(u->f);
+    if (u->hash)
+        gnutls_hash_deinit(u->hash, NULL);
+    core_volume_release(&u->v);
+    if (u->key[0])
+        core_unclaim(u->st, u->key);
+    pthread_mutex_destroy(&u->mu);
+    pthread_cond_destroy(&u->cv);
+    free(u->fill_buf);
+    free(u->io_buf);
+    free(u);
+}
+
+/* Failed for good: nothing of this image was committed, so nothing of it stays. */
+static void destroy(struct core_upload *u)
+{
+    if (u->thread_started)
+        drain(u);
+    if (u->v.be)
+        u->v.ops->unlink(u->v.be, u->staging);
+    core_image_discard(u->st, u->img.uuid);
+    core_bump(u->st);
+    release(u);
+}
+
+/* The image this request writes: an existing one (by uuid or name) or a new row
+ * (then *created is set). */
+static int find_or_create(struct stowage *st, const struct core_upload_req *rq, struct db_image *im,
+                          int *created, struct st_err *e)
+{
+    char vol[DB_ID];
+    struct st_err nf;
+
+    const char *owner = rq->who ? rq->who->owner : "";
+    if (rq->uuid) {
+        if (core_image_get(st, rq->uuid, im, &nf) == 0 && strcmp(im->status, "deleted") != 0)
+            goto found;
+        if (nf.code != ST_NOT_FOUND && nf.code != ST_OK) {
+            *e = nf;
+            return -1;
+        }
+        if (!rq->name)
+            return st_fail(e, ST_NOT_FOUND, "image '%s' not found (give ?name= to create it)",
+                           rq->uuid);
+    } else if (core_image_by_name(st, rq->name, im, &nf) == 0) {
+        goto found;
+    } else if (nf.code != ST_NOT_FOUND) {
+        *e = nf;
+        return -1;
+    }
+    if (!core_valid_id(rq->name))
+        return st_fail_field(e, ST_INVALID, "name",
+                             "image names match ^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$");
+    if (rq->volume_id)
+        snprintf(vol, sizeof vol, "%s", rq->volume_id);
+    else if (core_default_volume(st, NULL, vol, sizeof vol, e))
+        return -1;
+    if (core_image_reserve(st, rq->name, rq->uuid, vol, owner, im, e))
+        return -1;
+    *created = 1;
+    return 0;
+found:
+    if (strcmp(im->status, "active") == 0)
+        return st_fail(e, ST_CONFLICT, "image '%s' already has its data; delete it to replace it",
+                       im->name);
+    if (strcmp(im->status, "saving") != 0)
+        return st_fail(e, ST_CONFLICT, "image '%s' is %s", im->name, im->status);
+    if (rq->volume_id && strcmp(rq->volume_id, im->volume_id) != 0)
+        return st_fail_field(e, ST_CONFLICT, "volume_id",
+                             "image '%s' is being uploaded to volume '%s'", im->name,
+                             im->volume_id);
+    return 0;
+}
+
+/* Sizes, range and free space, decided before a byte is written. */
+static int check_request(struct core_upload *u, const struct core_upload_req *rq, struct st_err *e)
+{
+    const struct st_config *cfg = &u->st->cfg;
+    struct be_space sp;
+    int rc;
+
+    if (rq->has_range) {
+        if (rq->range_end < rq->range_start ||
+            (rq->range_total != UINT64_MAX && rq->range_end >= rq->range_total))
+            return st_fail_field(e, ST_INVALID, "Content-Range", "Content-Range is inconsistent");
+        if (rq->length != UINT64_MAX && rq->length != rq->range_end - rq->range_start + 1)
+            return st_fail_field(e, ST_INVALID, "Content-Range",
+                                 "Content-Range and Content-Length disagree");
+        if (rq->range_start != u->staged) {
+            if (rq->resume_offset)
+                *rq->resume_offset = u->staged;
+            return st_fail_field(e, ST_RANGE, "Content-Range", "upload resumes at byte %llu",
+                                 (unsigned long long)u->staged);
+        }
+        u->end = rq->range_end + 1;
+        u->total = rq->range_total;
+    } else {
+        u->end = rq->length;
+        u->total = rq->length;
+    }
+    uint64_t biggest = u->total != UINT64_MAX ? u->total : u->end;
+    if (biggest != UINT64_MAX && biggest > cfg->max_image_size)
+        return st_fail_field(e, ST_TOO_LARGE, "Content-Length",
+                             "image of %llu bytes is over the limit of %llu",
+                             (unsigned long long)biggest, (unsigned long long)cfg->max_image_size);
+    if (biggest != UINT64_MAX && (rc = u->v.ops->statvfs(u->v.be, &sp, e)) == 0 &&
+        sp.free_bytes < biggest - u->staged)
+        return st_fail(e, ST_NO_SPACE, "volume '%s' has %llu bytes free, the image needs %llu",
+                       u->img.volume_id, (unsigned long long)sp.free_bytes,
+                       (unsigned long long)(biggest - u->staged));
+    return 0;
+}
+
+static int open_staging(struct core_upload *u, int restart, struct st_err *e)
+{
+    int rc = u->v.ops->open_file(u->v.be, u->staging, O_RDWR | O_CREAT, 0600, &u->f);
+    if (rc < 0)
+        return be_fail(e, rc, "open staging file");
+    if (restart && (rc = u->v.ops->ftruncate(u->f, 0)) < 0)
+        return be_fail(e, rc, "restart staging file");
+    return core_file_size(&u->v, u->f, &u->staged, e);
+}
+
+int core_upload_begin(struct stowage *st, const struct core_upload_req *rq,
+                      struct core_upload **out, struct st_err *e)
+{
+    struct core_upload *u = calloc(1, sizeof *u);
+    int created = 0;
+
+    if (!u)
+        return st_fail(e, ST_INTERNAL, "out of memory");
+    u->st = st;
+    pthread_mutex_init(&u->mu, NULL);
+    pthread_cond_init(&u->cv, NULL);
+    if (rq->declared_format && fmt_from_name(rq->declared_format) == FMT_INVALID) {
+        st_fail_field(e, ST_INVALID, "format", "unknown image format '%.32s'", rq->declared_format);
+        goto fail;
+    }
+    snprintf(u->declared, sizeof u->declared, "%s", rq->declared_format ? rq->declared_format : "");
+    if (rq->sha256_hex)
+        snprintf(u->expect, sizeof u->expect, "%s", rq->sha256_hex);
+    if (find_or_create(st, rq, &u->img, &created, e))
+        goto fail;
+    u->has_range = rq->has_range;
+    snprintf(u->key, sizeof u->key, "image:%s", u->img.uuid);
+    if (core_claim(st, u->key, "an upload of this image", e)) {
+        u->key[0] = '\0';
+        goto fail;
+    }
+    core_staging_path(u->img.uuid, UPLOAD_SUFFIX, u->staging, sizeof u->staging);
+    if (core_volume_acquire(st, u->img.volume_id, &u->v, e) || open_staging(u, !rq->has_range, e) ||
+        check_request(u, rq, e))
+        goto fail;
+    if (!(u->fill_buf = malloc(UPLOAD_BUF)) || !(u->io_buf = malloc(UPLOAD_BUF)) ||
+        gnutls_hash_init(&u->hash, GNUTLS_DIG_SHA256) < 0) {
+        st_fail(e, ST_INTERNAL, "out of memory");
+        goto fail;
+    }
+    u->next = u->fill_off = u->staged;
+    u->rehash = u->io_busy = u->staged > 0;
+    if (pthread_create(&u->thread, NULL, writer, u)) {
+        st_fail(e, ST_INTERNAL, "cannot start the upload writer");
+        goto fail;
+    }
+    u->thread_started = 1;
+    *out = u;
+    return 0;
+fail:
+    if (created)
+        destroy(u); /* a row made by this request goes with it */
+    else
+        release(u);
+    return -1;
+}
+
+void core_upload_set_waiter(struct core_upload *u, void (*sleep)(void *ud), void (*wake)(void *ud),
+                            void *ud)
+{
+    u->sleep = sleep;
+    u->wake = wake;
+    u->wake_ud = ud;
+}
+
+/* A full fill buffer goes to the writer if it is free: 1 handed over, 0 writer busy.
+ * Hashed here, off the writer's path, unless earlier bytes still wait for their hash
+ * in the writer (then the writer hashes this buffer too, in order). Caller holds mu. */
+static int pass_full_buffer(struct core_upload *u)
+{
+    if (!u->fill_hashed && !(u->io_busy && (u->rehash || u->io_needs_hash))) {
+        pthread_mutex_unlock(&u->mu); /* only this thread touches fill_buf */
+        gnutls_hash(u->hash, u->fill_buf, u->fill);
+        pthread_mutex_lock(&u->mu);
+        u->fill_hashed = 1;
+    }
+    if (u->io_busy)
+        return 0;
+    hand_over(u);
+    return 1;
+}
+
+ssize_t core_upload_write(struct core_upload *u, const void *buf, size_t len, struct st_err *e)
+{
+    size_t took = 0;
+
+    pthread_mutex_lock(&u->mu);
+    if (u->failed || (u->end != UINT64_MAX && u->next + len > u->end)) {
+        if (!u->failed)
+            st_fail_field(&u->err, ST_INVALID, "Content-Length",
+                          "more bytes than the request declared");
+        u->failed = 1;
+        *e = u->err;
+        pthread_mutex_unlock(&u->mu);
+        return -1;
+    }
+    while (took < len) {
+        if (u->fill == UPLOAD_BUF && !pass_full_buffer(u)) {
+            if (took == 0) {
+                u->sleeping = 1;
+                u->sleep(u->wake_ud);
+            }
+            break;
+        }
+        size_t n = len - took;
+        if (n > UPLOAD_BUF - u->fill)
+            n = UPLOAD_BUF - u->fill;
+        memcpy(u->fill_buf + u->fill, (const char *)buf + took, n);
+        u->fill += n;
+        took += n;
+    }
+    u->next += took;
+    if (u->fill == UPLOAD_BUF)
+        pass_full_buffer(u); /* keep the writer busy */
+    pthread_mutex_unlock(&u->mu);
+    return (ssize_t)took;
+}
+
+static void digest_hex(gnutls_hash_hd_t h, char out[65])
+{
+    static const char digits[] = "0123456789abcdef";
+    unsigned char d[32];
+    gnutls_hash_output(h, d);
+    for (int i = 0; i < 32; i++) {
+        out[2 * i] = digits[d[i] >> 4];
+        out[2 * i + 1] = digits[d[i] & 15];
+    }
+    out[64] = '\0';
+}
+
+int core_upload_finish(struct core_upload *u, struct db_image *out, uint64_t *staged,
+                       struct st_err *e)
+{
+    struct fmt_info info;
+    char got[65];
+
+    if (drain(u)) {
+        *e = u->err;
+        goto refuse;
+    }
+    if (u->end != UINT64_MAX && u->next != u->end) {
+        st_fail_field(e, ST_INVALID, "Content-Length", "the body ended after %llu of %llu bytes",
+                      (unsigned long long)(u->next - u->staged),
+                      (unsigned long long)(u->end - u->staged));
+        goto refuse;
+    }
+    if (staged)
+        *staged = u->next;
+    if (u->has_range && (u->total == UINT64_MAX || u->next < u->total)) {
+        struct st_err ignore;
+        struct db_conn *c = db_acquire(u->st->db);
+        db_image_touch(c, u->img.uuid, &ignore);
+        db_release(u->st->db, c);
+        release(u);
+        return 1; /* a part; the rest comes with more Content-Range requests */
+    }
+    digest_hex(u->hash, got);
+    if (u->expect[0] && strcasecmp(u->expect, got) != 0) {
+        st_fail_field(e, ST_INVALID, "X-Checksum-Sha256",
+                      "checksum mismatch: expected sha256 %s, got %s", u->expect, got);
+        goto refuse;
+    }
+    if (core_inspect(&u->v, u->f, u->declared, u->st->cfg.max_image_size, 0, &info, e))
+        goto refuse;
+    if (!fmt_accepted(&info)) {
+        core_refusal(&info, e);
+        goto refuse;
+    }
+    snprintf(u->img.format, sizeof u->img.format, "%s", fmt_name(info.format));
+    u->img.virtual_size = info.virtual_size ? info.virtual_size : u->next;
+    u->img.actual_size = info.actual_size;
+    snprintf(u->img.sha256, sizeof u->img.sha256, "%s", got);
+    if (core_image_commit(u->st, &u->v, u->f, u->staging, &u->img, e))
+        goto refuse;
+    *out = u->img;
+    release(u);
+    return 0;
+refuse:
+    destroy(u);
+    return -1;
+}
+
+void core_upload_abort(struct core_upload *u)
+{
+    /* Keep what arrived: the buffered bytes go to the file so a resume starts after them. */
+    if (drain(u) == 0) {
+        struct st_err ignore;
+        struct db_conn *c = db_acquire(u->st->db);
+        db_image_touch(c, u->img.uuid, &ignore);
+        db_release(u->st->db, c);
+        release(u);
+        return;
+    }
+    destroy(u);
+}
+
+int core_upload_staged(struct stowage *st, const struct db_image *im, uint64_t *staged,
+                       struct st_err *e)
+{
+    struct core_vol_ref v;
+    struct stat sb;
+    char path[96];
+
+    *staged = 0;
+    if (core_volume_acquire(st, im->volume_id, &v, e))
+        return -1;
+    core_staging_path(im->uuid, UPLOAD_SUFFIX, path, sizeof path);
+    int rc = v.ops->stat(v.be, path, &sb);
+    core_volume_release(&v);
+    if (rc == 0)
+        *staged = (uint64_t)sb.st_size;
+    return 0;
+}
