@@ -17,6 +17,7 @@ static const char usage[] =
     "       stowaged user add NAME --role reader|admin|superadmin [common options]\n"
     "                (the password is read from the first line of stdin)\n"
     "       stowaged inspect FILE [--format DECLARED]\n"
+    "       stowaged routes            (the HTTP route table)\n"
     "       stowaged --version | --help\n"
     "\n"
     "  --listen HOST:PORT   address to serve on (default 127.0.0.1:8080)\n"
@@ -161,6 +162,16 @@ static int serve(struct stowage *st)
     return 0;
 }
 
+/* `stowaged routes`: the route table, for schema/openapi.yaml's test and for operators. */
+static int print_routes(void)
+{
+    for (size_t d = 0; api_dialects[d]; d++)
+        for (const struct http_route *r = api_dialects[d]->routes; r->method; r++)
+            printf("%s %s %s %s\n", r->method, r->pattern, core_role_name(r->role),
+                   api_dialects[d]->name);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     struct opts o = {0};
@@ -169,6 +180,10 @@ int main(int argc, char **argv)
 
     if (argc > 1 && strcmp(argv[1], "inspect") == 0)
         return fmt_cli_inspect(argc - 1, argv + 1);
+    if (argc > 1 && strcmp(argv[1], "qcow2-overlay") == 0)
+        return fmt_cli_overlay(argc - 1, argv + 1);
+    if (argc > 1 && strcmp(argv[1], "routes") == 0)
+        return print_routes();
     if (argc > 1 && (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "-V") == 0)) {
         printf("stowaged %s\n", STOWAGE_VERSION);
         return 0;

@@ -8,10 +8,17 @@
 #include <string.h>
 #include <unistd.h>
 
+#define READ_AHEAD (4u << 20)
+
 struct core_download {
     struct core_vol_ref v;
     struct be_file *f;
     uint64_t size;
+    /* Backends without a kernel fd are read in big blocks: one network round trip
+     * per 4 MiB instead of one per MHD callback. */
+    char *ra;
+    uint64_t ra_off;
+    size_t ra_len;
     /* The map from the last lookup: [origin, data) is a hole, [data, hole) data. */
     uint64_t origin, data, hole;
     int mapped;
@@ -92,7 +99,21 @@ ssize_t core_download_read(struct core_download *d, uint64_t off, void *buf, siz
         return (ssize_t)n;
     }
     size_t n = d->hole - off < len ? (size_t)(d->hole - off) : len;
-    return d->v.ops->pread(d->f, buf, n, off);
+    if (off < d->ra_off || off >= d->ra_off + d->ra_len) {
+        if (!d->ra && !(d->ra = malloc(READ_AHEAD)))
+            return d->v.ops->pread(d->f, buf, n, off);
+        uint64_t want = d->hole - off < READ_AHEAD ? d->hole - off : READ_AHEAD;
+        ssize_t got = d->v.ops->pread(d->f, d->ra, (size_t)want, off);
+        if (got <= 0)
+            return got;
+        d->ra_off = off;
+        d->ra_len = (size_t)got;
+    }
+    size_t avail = (size_t)(d->ra_off + d->ra_len - off);
+    if (n > avail)
+        n = avail;
+    memcpy(buf, d->ra + (off - d->ra_off), n);
+    return (ssize_t)n;
 }
 
 void core_download_close(struct core_download *d)
@@ -102,5 +123,6 @@ void core_download_close(struct core_download *d)
     if (d->f)
         d->v.ops->close_file(d->f);
     core_volume_release(&d->v);
+    free(d->ra);
     free(d);
 }

@@ -367,10 +367,9 @@ ssize_t core_upload_write(struct core_upload *u, const void *buf, size_t len, st
     }
     while (took < len) {
         if (u->fill == UPLOAD_BUF && !pass_full_buffer(u)) {
-            if (took == 0) {
-                u->sleeping = 1;
-                u->sleep(u->wake_ud);
-            }
+            /* MHD offers the rest again once the writer wakes us. */
+            u->sleeping = 1;
+            u->sleep(u->wake_ud);
             break;
         }
         size_t n = len - took;
