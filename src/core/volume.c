@@ -139,6 +139,7 @@ static void recover_and_sweep(struct vol *v)
         }
         pthread_mutex_lock(&v->mu);
         v->recovered = 1;
+        pthread_cond_broadcast(&v->refs_cv); /* wakes acquirers waiting for the first probe */
         pthread_mutex_unlock(&v->mu);
         v->janitor_at_ms = now;
     } else if (now - v->janitor_at_ms >= 60 * 1000) {
@@ -262,6 +263,7 @@ static void probe_once(struct vol *v)
     s->probed_at_ms = core_now_ms();
 
     pthread_mutex_lock(&v->mu);
+    pthread_cond_broadcast(&v->refs_cv); /* a request may wait for the first result */
     int changed = state_differs(&v->state, s);
     int status_changed =
         strcmp(v->state.status, s->status) || strcmp(v->state.status_msg, s->status_msg);
@@ -591,6 +593,20 @@ int core_volume_acquire(struct stowage *st, const char *volume_id, struct core_v
         return st_fail(e, ST_NOT_FOUND, "volume '%s' not found", volume_id);
     }
     pthread_mutex_lock(&v->mu);
+    v->refs++; /* keeps v alive while we may wait below */
+    pthread_mutex_unlock(&vs->mu);
+    /* Right after start the first probe (open + recovery) may still be running: a
+     * request then waits for it a little rather than failing. */
+    if (!v->recovered && strcmp(v->state.status, "unknown") == 0) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_sec += 3;
+        while (!v->recovered && !v->stop && strcmp(v->state.status, "unknown") == 0)
+            if (pthread_cond_timedwait(&v->refs_cv, &v->mu, &ts) == ETIMEDOUT)
+                break;
+    }
+    if (--v->refs == 0)
+        pthread_cond_broadcast(&v->refs_cv);
     if (v->stop || !v->be || !v->recovered)
         rc = st_fail(e, ST_UNAVAILABLE, "volume '%s' is not ready%s%s", volume_id,
                      v->state.status_msg[0] ? ": " : "", v->state.status_msg);
@@ -604,7 +620,6 @@ int core_volume_acquire(struct stowage *st, const char *volume_id, struct core_v
         out->priv = v;
     }
     pthread_mutex_unlock(&v->mu);
-    pthread_mutex_unlock(&vs->mu);
     return rc;
 }
 
