@@ -165,13 +165,16 @@ int fmt_raw_extents(int fd, fmt_extent_fn fn, void *ud);
 
 /* Build, in memory, a qcow2 v3 image of virtual_size bytes whose backing
  * file is backing_path, opened as backing_fmt ("raw", "qcow2", "vmdk", "vpc",
- * "vhdx"; given explicitly so qemu never probes the base). Only a header and
+ * "vhdx", "iso" which is written as "raw"; given explicitly so qemu never
+ * probes the base). Only a header and
  * empty tables: four 64 KiB clusters for any size up to 4 TiB, so the cost is
  * O(1) in the base size. *buf is malloc'd (caller frees) and *len bytes long;
  * write it at offset 0 of a new file through any backend.
- * virtual_size must be a non-zero multiple of 512. backing_path must be
- * absolute or a plain relative path (no ':', so qemu never reads it as a
- * protocol such as "json:" or "nbd:"), without control characters. */
+ * virtual_size must be a non-zero multiple of 512. backing_path NULL builds a
+ * standalone empty qcow2 (image_create); otherwise backing_path must be
+ * absolute or a plain relative path (no ':' before its first '/', so qemu
+ * never reads it as a protocol such as "json:" or "nbd:"), without control
+ * characters. */
 int fmt_qcow2_overlay_build(const char *backing_path, const char *backing_fmt,
                             uint64_t virtual_size, void **buf, size_t *len);
 
