@@ -8,6 +8,9 @@
  *   images/… with a deleted row, another volume's
  *   row, or no row                                  → never committed or being deleted: remove
  *   clones/<id>.<fmt> without its row               → committed file, row never written: remove
+ *   .staging/<uuid>.upload of a 'saving' row that
+ *   already has its checksum                        → verified and fsynced, crashed before
+ *                                                     the rename: finish the commit
  *   .staging/<uuid>.upload of a 'saving' row        → a resumable upload: keep (it expires)
  *   anything else in .staging/                      → an interrupted task: remove
  *   a 'saving' row with no bytes anywhere           → remove the row
@@ -150,13 +153,27 @@ static void recover_clones(struct stowage *st, const struct backend_ops *ops, st
 }
 
 static void recover_staging(struct stowage *st, const struct backend_ops *ops, struct be_volume *be,
-                            struct db_image *rows, size_t n, char *staged, struct names *ns)
+                            struct db_image *rows, size_t n, char *seen, char *staged,
+                            struct names *ns)
 {
     for (size_t i = 0; i < ns->n; i++) {
         const char *name = ns->v[i], *suffix;
         struct db_image *im = NULL;
         if (split_uuid(name, &suffix) && strcmp(suffix, UPLOAD_SUFFIX) == 0)
             im = row_of(rows, n, name, 36);
+        if (im && strcmp(im->status, "saving") == 0 && im->sha256[0]) {
+            char from[300], to[128];
+            snprintf(from, sizeof from, STAGING_DIR "/%s", name);
+            core_image_path(im, to, sizeof to);
+            if (ops->rename(be, from, to) == 0 && ops->fsync_dir(be, "images") == 0) {
+                set_status(st, im->uuid, "active");
+                snprintf(im->status, sizeof im->status, "active");
+                seen[im - rows] = 1;
+                fprintf(stderr, "stowaged: recovery: image %s (%s) completed its commit\n",
+                        im->name, im->uuid);
+                continue;
+            }
+        }
         if (im && strcmp(im->status, "saving") == 0) {
             staged[im - rows] = 1; /* a resumable upload */
             continue;
@@ -190,7 +207,7 @@ int core_recover_volume(struct stowage *st, const char *volume_id, const struct 
         goto out;
     recover_images(st, ops, be, rows, n, seen, &images);
     recover_clones(st, ops, be, volume_id, &clones);
-    recover_staging(st, ops, be, rows, n, staged, &staging);
+    recover_staging(st, ops, be, rows, n, seen, staged, &staging);
     for (size_t i = 0; i < n; i++) {
         if (strcmp(rows[i].status, "active") == 0 && !seen[i]) {
             fprintf(stderr, "stowaged: recovery: image %s (%s) has no file on volume %s\n",
