@@ -93,6 +93,45 @@ int db_grow(void **arr, size_t *cap, size_t n, size_t elem)
     return 0;
 }
 
+int db_collect(struct db_conn *c, sqlite3_stmt *s, size_t elem, db_read_fn read, void *out,
+               size_t *n, const char *what, struct st_err *e)
+{
+    char *arr = NULL;
+    size_t cnt = 0, cap = 0;
+    int rc;
+
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        if (db_grow((void **)&arr, &cap, cnt, elem)) {
+            sqlite3_reset(s);
+            free(arr);
+            return st_fail(e, ST_INTERNAL, "out of memory");
+        }
+        read(s, arr + cnt++ * elem);
+    }
+    sqlite3_reset(s);
+    if (rc != SQLITE_DONE) {
+        free(arr);
+        return db_fail(c, e, what);
+    }
+    *(void **)out = arr;
+    *n = cnt;
+    return 0;
+}
+
+int db_one(struct db_conn *c, sqlite3_stmt *s, db_read_fn read, void *item, const char *kind,
+           const char *key, struct st_err *e)
+{
+    int rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW)
+        read(s, item);
+    sqlite3_reset(s);
+    if (rc == SQLITE_ROW)
+        return 0;
+    if (rc != SQLITE_DONE)
+        return db_fail(c, e, kind);
+    return st_fail(e, ST_NOT_FOUND, "%s '%s' not found", kind, key);
+}
+
 static int exec(sqlite3 *h, const char *sql, struct st_err *e)
 {
     char *msg = NULL;

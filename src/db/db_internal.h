@@ -29,4 +29,14 @@ void db_col_text(sqlite3_stmt *s, int col, char *out, size_t outlen);
 /* Grow *arr (of elem-sized items) so that index n fits; 0 or -1. */
 int db_grow(void **arr, size_t *cap, size_t n, size_t elem);
 
+typedef void (*db_read_fn)(sqlite3_stmt *s, void *item);
+/* Step a bound statement to its end, reading each row with read into a malloc'd array of
+ * elem-sized items (*out, *n). The statement is reset either way. */
+int db_collect(struct db_conn *c, sqlite3_stmt *s, size_t elem, db_read_fn read, void *out,
+               size_t *n, const char *what, struct st_err *e);
+/* Step once: a row is read into item (0); no row is ST_NOT_FOUND with the message
+ * "<kind> '<key>' not found" (-1). */
+int db_one(struct db_conn *c, sqlite3_stmt *s, db_read_fn read, void *item, const char *kind,
+           const char *key, struct st_err *e);
+
 #endif

@@ -9,8 +9,9 @@
     "uuid, name, volume_id, format, virtual_size, actual_size, status, checksum_sha256, "          \
     "owner, guest_id, parent_uuid, created_at, updated_at, generation"
 
-static void read_image(sqlite3_stmt *st, struct db_image *im)
+static void read_image(sqlite3_stmt *st, void *item)
 {
+    struct db_image *im = item;
     db_col_text(st, 0, im->uuid, sizeof im->uuid);
     db_col_text(st, 1, im->name, sizeof im->name);
     db_col_text(st, 2, im->volume_id, sizeof im->volume_id);
@@ -33,29 +34,10 @@ int db_image_list_volume(struct db_conn *c, const char *volume_id, struct db_ima
     static const char sql[] = "SELECT " IMAGE_COLS " FROM image WHERE volume_id = ?1 "
                               "AND status = 'active' ORDER BY name";
     sqlite3_stmt *st = db_stmt(c, sql, e);
-    struct db_image *arr = NULL;
-    size_t cnt = 0, cap = 0;
-    int rc;
-
     if (!st)
         return -1;
     db_bind_text(st, 1, volume_id);
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        if (db_grow((void **)&arr, &cap, cnt, sizeof *arr)) {
-            sqlite3_reset(st);
-            free(arr);
-            return st_fail(e, ST_INTERNAL, "out of memory");
-        }
-        read_image(st, &arr[cnt++]);
-    }
-    sqlite3_reset(st);
-    if (rc != SQLITE_DONE) {
-        free(arr);
-        return db_fail(c, e, "list images");
-    }
-    *out = arr;
-    *n = cnt;
-    return 0;
+    return db_collect(c, st, sizeof **out, read_image, out, n, "list images", e);
 }
 
 int db_image_insert(struct db_conn *c, const struct db_image *im, struct st_err *e)
@@ -81,60 +63,32 @@ int db_image_insert(struct db_conn *c, const struct db_image *im, struct st_err 
     return db_exec_stmt(c, st, e, "insert image");
 }
 
+#define CLONE_COLS                                                                                 \
+    "c.clone_id, c.image_uuid, c.guest_id, c.volume_id, c.path, c.format, c.created_at, i.name"
+
+static void read_clone(sqlite3_stmt *st, void *item)
+{
+    struct db_clone *cl = item;
+    db_col_text(st, 0, cl->clone_id, sizeof cl->clone_id);
+    db_col_text(st, 1, cl->image_uuid, sizeof cl->image_uuid);
+    db_col_text(st, 2, cl->guest_id, sizeof cl->guest_id);
+    db_col_text(st, 3, cl->volume_id, sizeof cl->volume_id);
+    db_col_text(st, 4, cl->path, sizeof cl->path);
+    db_col_text(st, 5, cl->format, sizeof cl->format);
+    cl->created_at = sqlite3_column_int64(st, 6);
+    db_col_text(st, 7, cl->image_name, sizeof cl->image_name);
+}
+
 int db_clone_list_volume(struct db_conn *c, const char *volume_id, struct db_clone **out, size_t *n,
                          struct st_err *e)
 {
-    static const char sql[] =
-        "SELECT c.clone_id, c.image_uuid, c.guest_id, c.volume_id, c.path, c.format, "
-        "c.created_at, i.name FROM clone c JOIN image i ON i.uuid = c.image_uuid "
-        "WHERE c.volume_id = ?1 ORDER BY c.clone_id";
+    static const char sql[] = "SELECT " CLONE_COLS " FROM clone c JOIN image i ON "
+                              "i.uuid = c.image_uuid WHERE c.volume_id = ?1 ORDER BY c.clone_id";
     sqlite3_stmt *st = db_stmt(c, sql, e);
-    struct db_clone *arr = NULL;
-    size_t cnt = 0, cap = 0;
-    int rc;
-
     if (!st)
         return -1;
     db_bind_text(st, 1, volume_id);
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        if (db_grow((void **)&arr, &cap, cnt, sizeof *arr)) {
-            sqlite3_reset(st);
-            free(arr);
-            return st_fail(e, ST_INTERNAL, "out of memory");
-        }
-        struct db_clone *cl = &arr[cnt++];
-        db_col_text(st, 0, cl->clone_id, sizeof cl->clone_id);
-        db_col_text(st, 1, cl->image_uuid, sizeof cl->image_uuid);
-        db_col_text(st, 2, cl->guest_id, sizeof cl->guest_id);
-        db_col_text(st, 3, cl->volume_id, sizeof cl->volume_id);
-        db_col_text(st, 4, cl->path, sizeof cl->path);
-        db_col_text(st, 5, cl->format, sizeof cl->format);
-        cl->created_at = sqlite3_column_int64(st, 6);
-        db_col_text(st, 7, cl->image_name, sizeof cl->image_name);
-    }
-    sqlite3_reset(st);
-    if (rc != SQLITE_DONE) {
-        free(arr);
-        return db_fail(c, e, "list clones");
-    }
-    *out = arr;
-    *n = cnt;
-    return 0;
-}
-
-static int one_image(struct db_conn *c, sqlite3_stmt *st, struct db_image *out, const char *what,
-                     const char *key, struct st_err *e)
-{
-    int rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW) {
-        read_image(st, out);
-        sqlite3_reset(st);
-        return 0;
-    }
-    sqlite3_reset(st);
-    if (rc != SQLITE_DONE)
-        return db_fail(c, e, what);
-    return st_fail(e, ST_NOT_FOUND, "image '%s' not found", key);
+    return db_collect(c, st, sizeof **out, read_clone, out, n, "list clones", e);
 }
 
 int db_image_get(struct db_conn *c, const char *uuid, struct db_image *out, struct st_err *e)
@@ -144,7 +98,7 @@ int db_image_get(struct db_conn *c, const char *uuid, struct db_image *out, stru
     if (!st)
         return -1;
     db_bind_text(st, 1, uuid);
-    return one_image(c, st, out, "get image", uuid, e);
+    return db_one(c, st, read_image, out, "image", uuid, e);
 }
 
 int db_image_by_name(struct db_conn *c, const char *name, struct db_image *out, struct st_err *e)
@@ -155,7 +109,7 @@ int db_image_by_name(struct db_conn *c, const char *name, struct db_image *out, 
     if (!st)
         return -1;
     db_bind_text(st, 1, name);
-    return one_image(c, st, out, "get image", name, e);
+    return db_one(c, st, read_image, out, "image", name, e);
 }
 
 int db_image_list_volume_all(struct db_conn *c, const char *volume_id, struct db_image **out,
@@ -163,29 +117,10 @@ int db_image_list_volume_all(struct db_conn *c, const char *volume_id, struct db
 {
     static const char sql[] = "SELECT " IMAGE_COLS " FROM image WHERE volume_id = ?1";
     sqlite3_stmt *st = db_stmt(c, sql, e);
-    struct db_image *arr = NULL;
-    size_t cnt = 0, cap = 0;
-    int rc;
-
     if (!st)
         return -1;
     db_bind_text(st, 1, volume_id);
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        if (db_grow((void **)&arr, &cap, cnt, sizeof *arr)) {
-            sqlite3_reset(st);
-            free(arr);
-            return st_fail(e, ST_INTERNAL, "out of memory");
-        }
-        read_image(st, &arr[cnt++]);
-    }
-    sqlite3_reset(st);
-    if (rc != SQLITE_DONE) {
-        free(arr);
-        return db_fail(c, e, "list images");
-    }
-    *out = arr;
-    *n = cnt;
-    return 0;
+    return db_collect(c, st, sizeof **out, read_image, out, n, "list images", e);
 }
 
 /* Run an UPDATE/DELETE keyed by one text; ST_NOT_FOUND when it touched no row. */
@@ -306,31 +241,13 @@ int db_clone_insert(struct db_conn *c, const struct db_clone *cl, struct st_err 
 
 int db_clone_get(struct db_conn *c, const char *clone_id, struct db_clone *out, struct st_err *e)
 {
-    static const char sql[] =
-        "SELECT c.clone_id, c.image_uuid, c.guest_id, c.volume_id, c.path, c.format, "
-        "c.created_at, i.name FROM clone c JOIN image i ON i.uuid = c.image_uuid "
-        "WHERE c.clone_id = ?1";
+    static const char sql[] = "SELECT " CLONE_COLS " FROM clone c JOIN image i ON "
+                              "i.uuid = c.image_uuid WHERE c.clone_id = ?1";
     sqlite3_stmt *st = db_stmt(c, sql, e);
     if (!st)
         return -1;
     db_bind_text(st, 1, clone_id);
-    int rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW) {
-        db_col_text(st, 0, out->clone_id, sizeof out->clone_id);
-        db_col_text(st, 1, out->image_uuid, sizeof out->image_uuid);
-        db_col_text(st, 2, out->guest_id, sizeof out->guest_id);
-        db_col_text(st, 3, out->volume_id, sizeof out->volume_id);
-        db_col_text(st, 4, out->path, sizeof out->path);
-        db_col_text(st, 5, out->format, sizeof out->format);
-        out->created_at = sqlite3_column_int64(st, 6);
-        db_col_text(st, 7, out->image_name, sizeof out->image_name);
-        sqlite3_reset(st);
-        return 0;
-    }
-    sqlite3_reset(st);
-    if (rc != SQLITE_DONE)
-        return db_fail(c, e, "get clone");
-    return st_fail(e, ST_NOT_FOUND, "clone '%s' not found", clone_id);
+    return db_one(c, st, read_clone, out, "clone", clone_id, e);
 }
 
 int db_clone_delete(struct db_conn *c, const char *clone_id, struct st_err *e)

@@ -19,8 +19,9 @@ int db_storage_insert(struct db_conn *c, const struct db_storage *s, struct st_e
     return db_exec_stmt(c, st, e, "insert image storage");
 }
 
-static void read_storage(sqlite3_stmt *st, struct db_storage *out)
+static void read_storage(sqlite3_stmt *st, void *item)
 {
+    struct db_storage *out = item;
     db_col_text(st, 0, out->id, sizeof out->id);
     db_col_text(st, 1, out->name, sizeof out->name);
     db_col_text(st, 2, out->description, sizeof out->description);
@@ -35,16 +36,7 @@ int db_storage_get(struct db_conn *c, const char *id, struct db_storage *out, st
     if (!st)
         return -1;
     db_bind_text(st, 1, id);
-    int rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW) {
-        read_storage(st, out);
-        sqlite3_reset(st);
-        return 0;
-    }
-    sqlite3_reset(st);
-    if (rc != SQLITE_DONE)
-        return db_fail(c, e, "get image storage");
-    return st_fail(e, ST_NOT_FOUND, "image storage '%s' not found", id);
+    return db_one(c, st, read_storage, out, "image storage", id, e);
 }
 
 int db_storage_list(struct db_conn *c, struct db_storage **out, size_t *n, struct st_err *e)
@@ -52,29 +44,9 @@ int db_storage_list(struct db_conn *c, struct db_storage **out, size_t *n, struc
     static const char sql[] =
         "SELECT id, name, description, created_at FROM image_storage ORDER BY id";
     sqlite3_stmt *st = db_stmt(c, sql, e);
-    struct db_storage *arr = NULL;
-    size_t cnt = 0, cap = 0;
-    int rc;
-
     if (!st)
         return -1;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        if (db_grow((void **)&arr, &cap, cnt, sizeof *arr))
-            goto oom;
-        read_storage(st, &arr[cnt++]);
-    }
-    sqlite3_reset(st);
-    if (rc != SQLITE_DONE) {
-        free(arr);
-        return db_fail(c, e, "list image storages");
-    }
-    *out = arr;
-    *n = cnt;
-    return 0;
-oom:
-    sqlite3_reset(st);
-    free(arr);
-    return st_fail(e, ST_INTERNAL, "out of memory");
+    return db_collect(c, st, sizeof **out, read_storage, out, n, "list image storages", e);
 }
 
 int db_storage_update(struct db_conn *c, const struct db_storage *s, struct st_err *e)
@@ -118,42 +90,29 @@ int db_host_add(struct db_conn *c, const char *storage_id, const char *host, str
     return db_exec_stmt(c, st, e, "add host");
 }
 
+static void read_host(sqlite3_stmt *st, void *item)
+{
+    db_col_text(st, 0, item, 256);
+}
+
 int db_host_list(struct db_conn *c, const char *storage_id, char (**out)[256], size_t *n,
                  struct st_err *e)
 {
     static const char sql[] = "SELECT name FROM host WHERE image_storage_id = ?1 ORDER BY name";
     sqlite3_stmt *st = db_stmt(c, sql, e);
-    char(*arr)[256] = NULL;
-    size_t cnt = 0, cap = 0;
-    int rc;
-
     if (!st)
         return -1;
     db_bind_text(st, 1, storage_id);
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        if (db_grow((void **)&arr, &cap, cnt, sizeof *arr)) {
-            sqlite3_reset(st);
-            free(arr);
-            return st_fail(e, ST_INTERNAL, "out of memory");
-        }
-        db_col_text(st, 0, arr[cnt++], sizeof arr[0]);
-    }
-    sqlite3_reset(st);
-    if (rc != SQLITE_DONE) {
-        free(arr);
-        return db_fail(c, e, "list hosts");
-    }
-    *out = arr;
-    *n = cnt;
-    return 0;
+    return db_collect(c, st, sizeof **out, read_host, out, n, "list hosts", e);
 }
 
 #define VOLUME_COLS                                                                                \
     "id, image_storage_id, kind, mount_point, require_mount, primary_disk_id, "                    \
     "secondary_disk_id, gluster_server, gluster_name, status, status_msg, created_at"
 
-static void read_volume(sqlite3_stmt *st, struct db_volume *v)
+static void read_volume(sqlite3_stmt *st, void *item)
 {
+    struct db_volume *v = item;
     db_col_text(st, 0, v->id, sizeof v->id);
     db_col_text(st, 1, v->storage_id, sizeof v->storage_id);
     db_col_text(st, 2, v->kind, sizeof v->kind);
@@ -195,16 +154,7 @@ int db_volume_get(struct db_conn *c, const char *id, struct db_volume *out, stru
     if (!st)
         return -1;
     db_bind_text(st, 1, id);
-    int rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW) {
-        read_volume(st, out);
-        sqlite3_reset(st);
-        return 0;
-    }
-    sqlite3_reset(st);
-    if (rc != SQLITE_DONE)
-        return db_fail(c, e, "get volume");
-    return st_fail(e, ST_NOT_FOUND, "volume '%s' not found", id);
+    return db_one(c, st, read_volume, out, "volume", id, e);
 }
 
 int db_volume_list(struct db_conn *c, const char *storage_id, struct db_volume **out, size_t *n,
@@ -214,30 +164,11 @@ int db_volume_list(struct db_conn *c, const char *storage_id, struct db_volume *
     static const char sql_one[] =
         "SELECT " VOLUME_COLS " FROM volume WHERE image_storage_id = ?1 ORDER BY id";
     sqlite3_stmt *st = db_stmt(c, storage_id ? sql_one : sql_all, e);
-    struct db_volume *arr = NULL;
-    size_t cnt = 0, cap = 0;
-    int rc;
-
     if (!st)
         return -1;
     if (storage_id)
         db_bind_text(st, 1, storage_id);
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        if (db_grow((void **)&arr, &cap, cnt, sizeof *arr)) {
-            sqlite3_reset(st);
-            free(arr);
-            return st_fail(e, ST_INTERNAL, "out of memory");
-        }
-        read_volume(st, &arr[cnt++]);
-    }
-    sqlite3_reset(st);
-    if (rc != SQLITE_DONE) {
-        free(arr);
-        return db_fail(c, e, "list volumes");
-    }
-    *out = arr;
-    *n = cnt;
-    return 0;
+    return db_collect(c, st, sizeof **out, read_volume, out, n, "list volumes", e);
 }
 
 int db_volume_set_status(struct db_conn *c, const char *id, const char *status, const char *msg,

@@ -1,0 +1,223 @@
+/* task.c — rows of task: queued, claimed by a worker, completed with a result.
+ *
+ * Each state change is one statement, so it is atomic without an explicit
+ * transaction; the WHERE clauses name the state a row must be in, so a cancel
+ * and a claim racing for the same row cannot both win. */
+#include "db_internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define TASK_COLS                                                                                  \
+    "id, type, state, result, progress, result_msg, owner, created_at, started_at, finished_at"
+
+static void read_task(sqlite3_stmt *st, struct db_task *t)
+{
+    db_col_text(st, 0, t->id, sizeof t->id);
+    db_col_text(st, 1, t->type, sizeof t->type);
+    db_col_text(st, 2, t->state, sizeof t->state);
+    db_col_text(st, 3, t->result, sizeof t->result);
+    t->progress = sqlite3_column_int(st, 4);
+    db_col_text(st, 5, t->result_msg, sizeof t->result_msg);
+    db_col_text(st, 6, t->owner, sizeof t->owner);
+    t->created_at = sqlite3_column_int64(st, 7);
+    t->started_at = sqlite3_column_int64(st, 8);
+    t->finished_at = sqlite3_column_int64(st, 9);
+}
+
+int db_task_insert(struct db_conn *c, const struct db_task *t, const char *params_json,
+                   struct st_err *e)
+{
+    static const char sql[] = "INSERT INTO task (id, type, params_json, owner, created_at) "
+                              "VALUES (?1, ?2, ?3, ?4, ?5)";
+    sqlite3_stmt *st = db_stmt(c, sql, e);
+    if (!st)
+        return -1;
+    db_bind_text(st, 1, t->id);
+    db_bind_text(st, 2, t->type);
+    db_bind_text(st, 3, params_json);
+    db_bind_text(st, 4, t->owner);
+    sqlite3_bind_int64(st, 5, t->created_at);
+    return db_exec_stmt(c, st, e, "insert task");
+}
+
+int db_task_get(struct db_conn *c, const char *id, struct db_task *out, struct st_err *e)
+{
+    static const char sql[] = "SELECT " TASK_COLS " FROM task WHERE id = ?1";
+    sqlite3_stmt *st = db_stmt(c, sql, e);
+    if (!st)
+        return -1;
+    db_bind_text(st, 1, id);
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        read_task(st, out);
+        sqlite3_reset(st);
+        return 0;
+    }
+    sqlite3_reset(st);
+    if (rc != SQLITE_DONE)
+        return db_fail(c, e, "get task");
+    return st_fail(e, ST_NOT_FOUND, "task '%.40s' not found", id);
+}
+
+int db_task_list(struct db_conn *c, struct db_task **out, size_t *n, struct st_err *e)
+{
+    static const char sql[] = "SELECT " TASK_COLS " FROM task ORDER BY created_at, rowid";
+    sqlite3_stmt *st = db_stmt(c, sql, e);
+    struct db_task *arr = NULL;
+    size_t cnt = 0, cap = 0;
+    int rc;
+
+    if (!st)
+        return -1;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if (db_grow((void **)&arr, &cap, cnt, sizeof *arr)) {
+            sqlite3_reset(st);
+            free(arr);
+            return st_fail(e, ST_INTERNAL, "out of memory");
+        }
+        read_task(st, &arr[cnt++]);
+    }
+    sqlite3_reset(st);
+    if (rc != SQLITE_DONE) {
+        free(arr);
+        return db_fail(c, e, "list tasks");
+    }
+    *out = arr;
+    *n = cnt;
+    return 0;
+}
+
+int db_task_claim(struct db_conn *c, int64_t now, struct db_task *out, char **params_json,
+                  struct st_err *e)
+{
+    static const char sql[] =
+        "UPDATE task SET state = 'running', started_at = ?1 WHERE id = "
+        "(SELECT id FROM task WHERE state = 'queued' ORDER BY created_at, rowid LIMIT 1) "
+        "RETURNING " TASK_COLS ", params_json";
+    sqlite3_stmt *st = db_stmt(c, sql, e);
+    if (!st)
+        return -1;
+    sqlite3_bind_int64(st, 1, now);
+    int rc = sqlite3_step(st);
+    if (rc != SQLITE_ROW) {
+        sqlite3_reset(st);
+        return rc == SQLITE_DONE ? st_fail(e, ST_NOT_FOUND, "no queued task")
+                                 : db_fail(c, e, "claim task");
+    }
+    read_task(st, out);
+    const unsigned char *p = sqlite3_column_text(st, 10);
+    *params_json = strdup(p ? (const char *)p : "{}");
+    /* RETURNING rows are computed before the first step returns; stepping to the
+     * end completes the statement (and its implicit transaction). */
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+        ;
+    sqlite3_reset(st);
+    if (rc != SQLITE_DONE) {
+        free(*params_json);
+        *params_json = NULL;
+        return db_fail(c, e, "claim task");
+    }
+    if (!*params_json)
+        return st_fail(e, ST_INTERNAL, "out of memory");
+    return 0;
+}
+
+int db_task_set_progress(struct db_conn *c, const char *id, int progress, struct st_err *e)
+{
+    static const char sql[] = "UPDATE task SET progress = ?2 WHERE id = ?1 AND state = 'running'";
+    sqlite3_stmt *st = db_stmt(c, sql, e);
+    if (!st)
+        return -1;
+    db_bind_text(st, 1, id);
+    sqlite3_bind_int(st, 2, progress < 0 ? 0 : progress > 100 ? 100 : progress);
+    return db_exec_stmt(c, st, e, "set task progress");
+}
+
+int db_task_finish(struct db_conn *c, const char *id, const char *result, const char *msg,
+                   const char *result_json, int64_t now, struct st_err *e)
+{
+    static const char sql[] =
+        "UPDATE task SET state = 'completed', result = ?2, result_msg = ?3, result_json = ?4, "
+        "finished_at = ?5, progress = CASE WHEN ?2 = 'success' THEN 100 ELSE progress END "
+        "WHERE id = ?1 AND state = 'running'";
+    sqlite3_stmt *st = db_stmt(c, sql, e);
+    if (!st)
+        return -1;
+    db_bind_text(st, 1, id);
+    db_bind_text(st, 2, result);
+    db_bind_text(st, 3, msg);
+    db_bind_text(st, 4, result_json ? result_json : "{}");
+    sqlite3_bind_int64(st, 5, now);
+    if (db_exec_stmt(c, st, e, "finish task"))
+        return -1;
+    if (sqlite3_changes(c->h) == 0)
+        return st_fail(e, ST_CONFLICT, "task '%s' is not running", id);
+    return 0;
+}
+
+int db_task_revoke_queued(struct db_conn *c, const char *id, const char *msg, int64_t now,
+                          int *changed, struct st_err *e)
+{
+    static const char sql[] =
+        "UPDATE task SET state = 'completed', result = 'revoked', "
+        "result_msg = ?2, finished_at = ?3 WHERE id = ?1 AND state = 'queued'";
+    sqlite3_stmt *st = db_stmt(c, sql, e);
+    if (!st)
+        return -1;
+    db_bind_text(st, 1, id);
+    db_bind_text(st, 2, msg);
+    sqlite3_bind_int64(st, 3, now);
+    if (db_exec_stmt(c, st, e, "revoke task"))
+        return -1;
+    *changed = sqlite3_changes(c->h) > 0;
+    return 0;
+}
+
+int db_task_interrupt_running(struct db_conn *c, const char *msg, int64_t now, int64_t *n,
+                              struct st_err *e)
+{
+    static const char sql[] = "UPDATE task SET state = 'completed', result = 'error', "
+                              "result_msg = ?1, finished_at = ?2 WHERE state = 'running'";
+    sqlite3_stmt *st = db_stmt(c, sql, e);
+    if (!st)
+        return -1;
+    db_bind_text(st, 1, msg);
+    sqlite3_bind_int64(st, 2, now);
+    if (db_exec_stmt(c, st, e, "interrupt tasks"))
+        return -1;
+    *n = sqlite3_changes(c->h);
+    return 0;
+}
+
+int db_task_prune(struct db_conn *c, int64_t before, struct st_err *e)
+{
+    static const char sql[] = "DELETE FROM task WHERE state = 'completed' AND finished_at < ?1";
+    sqlite3_stmt *st = db_stmt(c, sql, e);
+    if (!st)
+        return -1;
+    sqlite3_bind_int64(st, 1, before);
+    return db_exec_stmt(c, st, e, "prune tasks");
+}
+
+/* Deleted images keep their rows (names may be reused, recovery needs them) and those
+ * rows hold a foreign key on the volume: they go with it. Caller holds a transaction. */
+int db_volume_drop(struct db_conn *c, const char *id, struct st_err *e)
+{
+    static const char images[] = "DELETE FROM image WHERE volume_id = ?1 AND status = 'deleted'";
+    static const char volume[] = "DELETE FROM volume WHERE id = ?1";
+    sqlite3_stmt *st = db_stmt(c, images, e);
+    if (!st)
+        return -1;
+    db_bind_text(st, 1, id);
+    if (db_exec_stmt(c, st, e, "forget deleted images"))
+        return -1;
+    if (!(st = db_stmt(c, volume, e)))
+        return -1;
+    db_bind_text(st, 1, id);
+    if (db_exec_stmt(c, st, e, "delete volume"))
+        return -1;
+    if (sqlite3_changes(c->h) == 0)
+        return st_fail(e, ST_NOT_FOUND, "volume '%s' not found", id);
+    return 0;
+}
