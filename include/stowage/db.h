@@ -200,6 +200,8 @@ int db_task_list(struct db_conn *c, struct db_task **out, size_t *n, struct st_e
  * ST_NOT_FOUND when nothing is queued. */
 int db_task_claim(struct db_conn *c, int64_t now, struct db_task *out, char **params_json,
                   struct st_err *e);
+/* The validated params of a task, *params_json malloc'd. */
+int db_task_params(struct db_conn *c, const char *id, char **params_json, struct st_err *e);
 int db_task_set_progress(struct db_conn *c, const char *id, int progress, struct st_err *e);
 /* running -> completed with result (progress 100 on success). */
 int db_task_finish(struct db_conn *c, const char *id, const char *result, const char *msg,
@@ -207,9 +209,6 @@ int db_task_finish(struct db_conn *c, const char *id, const char *result, const 
 /* queued -> completed/revoked; *changed is 0 when the row was not queued. */
 int db_task_revoke_queued(struct db_conn *c, const char *id, const char *msg, int64_t now,
                           int *changed, struct st_err *e);
-/* Every running row -> completed/error with msg (a restart found them); *n rows. */
-int db_task_interrupt_running(struct db_conn *c, const char *msg, int64_t now, int64_t *n,
-                              struct st_err *e);
 /* Forget completed rows finished before `before`. */
 int db_task_prune(struct db_conn *c, int64_t before, struct st_err *e);
 /* The volume tasks: drop a volume row with the rows of images deleted from it. */

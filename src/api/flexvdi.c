@@ -1,12 +1,16 @@
-/* flexvdi.c — the flexVDI manager dialect: /authenticate, /logout, /imagestorages.
+/* flexvdi.c — the flexVDI manager dialect: /authenticate, /logout, /imagestorages, /tasks.
  *
  * Errors use flexVDI's ErrorMessage {"status":"error","message":…}; the HTTP
  * status follows the code (400, 401, 403, 404, 409, 413, 500, 503, 507 …),
- * documented in docs/flexvdi.md. Sizes are KB (space) and MB (images). */
+ * documented in docs/flexvdi.md. Sizes are KB (space) and MB (images). Every
+ * write is a task: POST /tasks/create answers the task id at once. */
 #include "stowage/api.h"
 
+#include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 static json_t *flexvdi_error(const struct st_err *e, unsigned *status)
 {
@@ -174,11 +178,133 @@ static void logout(struct http_req *r)
     http_reply_json(r, 200, json_pack("{s:s, s:s}", "status", "OK", "message", "logged out"));
 }
 
+/* ---- tasks ---- */
+
+/* flexVDI documents task_type only as "0: unknown, 1: guest_action, ..."; the rest of
+ * its numbering is not public and clients read task_type_str (since 3.1). These codes
+ * are stable and start at 101, clear of any number a flexVDI client may already know. */
+static const struct {
+    const char *name;
+    int code;
+} task_codes[] = {
+    {"istorage_create", 101}, {"istorage_modify", 102}, {"istorage_delete", 103},
+    {"volume_create", 104},   {"volume_delete", 105},   {"evolume_create", 106},
+    {"evolume_delete", 107},  {"image_create", 108},    {"image_copy", 109},
+    {"image_release", 110},   {"image_delete", 111},    {"guest_clone", 112},
+    {"clone_delete", 113},
+};
+#define N_TASK_CODES (sizeof task_codes / sizeof *task_codes)
+
+static int task_code(const char *type)
+{
+    for (size_t i = 0; i < N_TASK_CODES; i++)
+        if (strcmp(task_codes[i].name, type) == 0)
+            return task_codes[i].code;
+    return 0;
+}
+
+/* flexVDI's "2016-02-03 16:57:42", in UTC; "" for a time that has not come yet. */
+static void flexvdi_time(int64_t t, char out[20])
+{
+    struct tm tm;
+    time_t tt = (time_t)t;
+    out[0] = '\0';
+    if (t > 0 && gmtime_r(&tt, &tm))
+        strftime(out, 20, "%Y-%m-%d %H:%M:%S", &tm);
+}
+
+/* flexVDI has no queued state and no revoked result: a queued task is running/pending,
+ * a cancelled one an error whose message says it was cancelled. */
+static json_t *task_json(const struct core_task_view *v)
+{
+    char when[20], execution[20];
+    const char *state = strcmp(v->state, "completed") == 0 ? "completed" : "running";
+    const char *result = strcmp(v->result, "revoked") == 0 ? "error" : v->result;
+
+    flexvdi_time(v->created_at, when);
+    flexvdi_time(strcmp(v->state, "completed") == 0 ? v->finished_at : 0, execution);
+    return json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:i, s:s, s:i}", "task_id", v->id, "when",
+                     when, "execution", execution, "state", state, "result", result, "result_msg",
+                     v->result_msg, "task_type", task_code(v->type), "task_type_str", v->type,
+                     "progress", v->progress);
+}
+
+static void create_task(struct http_req *r)
+{
+    struct st_err e;
+    const char *type;
+    int64_t ignored;
+    char id[37];
+    json_t *body = http_json(r);
+
+    if (!json_is_object(body)) {
+        st_fail_field(&e, ST_INVALID, "body", "body must be a JSON object {type, ...}");
+        http_reply_error(r, &e);
+        return;
+    }
+    /* "repeat" is reserved and "retries" asks for automatic retries: both are accepted
+     * (numbers or strings of digits) and neither repeats a task (docs/flexvdi.md). */
+    if (http_json_string(body, "type", 1, 31, &type, &e) ||
+        http_json_int(body, "repeat", 0, 0, INT32_MAX, &ignored, &e) < 0 ||
+        http_json_int(body, "retries", 0, 0, INT32_MAX, &ignored, &e) < 0 ||
+        core_task_submit(http_st(r), type, body, http_principal(r), id, &e)) {
+        http_reply_error(r, &e);
+        return;
+    }
+    http_reply_json(r, 200, json_pack("{s:s, s:s}", "status", "OK", "message", id));
+}
+
+/* GET /tasks: an object with an array per task type (every type, empty or not);
+ * ?format=list: one array, oldest first. */
+static void list_tasks(struct http_req *r)
+{
+    struct core_task_view *v = NULL;
+    size_t n = 0;
+    struct st_err e;
+    const char *format = http_query(r, "format");
+
+    if (format && strcmp(format, "list") != 0) {
+        st_fail_field(&e, ST_INVALID, "format", "format must be 'list' (or absent)");
+        http_reply_error(r, &e);
+        return;
+    }
+    if (core_task_list(http_st(r), &v, &n, &e)) {
+        http_reply_error(r, &e);
+        return;
+    }
+    json_t *out = format ? json_array() : json_object();
+    for (size_t i = 0; !format && i < N_TASK_CODES; i++)
+        json_object_set_new(out, task_codes[i].name, json_array());
+    for (size_t i = 0; i < n; i++) {
+        json_t *arr = format ? out : json_object_get(out, v[i].type);
+        if (!arr) /* a type this dialect does not name */
+            json_object_set_new(out, v[i].type, arr = json_array());
+        json_array_append_new(arr, task_json(&v[i]));
+    }
+    free(v);
+    http_reply_json(r, 200, out);
+}
+
+static void get_task(struct http_req *r)
+{
+    struct core_task_view v;
+    struct st_err e;
+    if (core_task_get(http_st(r), http_capture(r, 0), &v, &e)) {
+        http_reply_error(r, &e);
+        return;
+    }
+    http_reply_json(r, 200, task_json(&v));
+}
+
 static const struct http_route routes[] = {
     {"POST", "/authenticate", HTTP_BODY_JSON, ROLE_NONE, authenticate},
     {"GET", "/logout", HTTP_BODY_NONE, ROLE_NONE, logout},
     {"GET", "/imagestorages", HTTP_BODY_NONE, ROLE_READER, list_storages},
     {"GET", "/imagestorages/{id}", HTTP_BODY_NONE, ROLE_READER, get_storage},
+    /* the task type decides whether superadmin is needed (core_task_submit) */
+    {"POST", "/tasks/create", HTTP_BODY_JSON, ROLE_ADMIN, create_task},
+    {"GET", "/tasks", HTTP_BODY_NONE, ROLE_READER, list_tasks},
+    {"GET", "/tasks/{id}", HTTP_BODY_NONE, ROLE_READER, get_task},
     {NULL, NULL, 0, 0, NULL},
 };
 

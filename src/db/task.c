@@ -11,8 +11,9 @@
 #define TASK_COLS                                                                                  \
     "id, type, state, result, progress, result_msg, owner, created_at, started_at, finished_at"
 
-static void read_task(sqlite3_stmt *st, struct db_task *t)
+static void read_task(sqlite3_stmt *st, void *item)
 {
+    struct db_task *t = item;
     db_col_text(st, 0, t->id, sizeof t->id);
     db_col_text(st, 1, t->type, sizeof t->type);
     db_col_text(st, 2, t->state, sizeof t->state);
@@ -48,44 +49,16 @@ int db_task_get(struct db_conn *c, const char *id, struct db_task *out, struct s
     if (!st)
         return -1;
     db_bind_text(st, 1, id);
-    int rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW) {
-        read_task(st, out);
-        sqlite3_reset(st);
-        return 0;
-    }
-    sqlite3_reset(st);
-    if (rc != SQLITE_DONE)
-        return db_fail(c, e, "get task");
-    return st_fail(e, ST_NOT_FOUND, "task '%.40s' not found", id);
+    return db_one(c, st, read_task, out, "task", id, e);
 }
 
 int db_task_list(struct db_conn *c, struct db_task **out, size_t *n, struct st_err *e)
 {
     static const char sql[] = "SELECT " TASK_COLS " FROM task ORDER BY created_at, rowid";
     sqlite3_stmt *st = db_stmt(c, sql, e);
-    struct db_task *arr = NULL;
-    size_t cnt = 0, cap = 0;
-    int rc;
-
     if (!st)
         return -1;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        if (db_grow((void **)&arr, &cap, cnt, sizeof *arr)) {
-            sqlite3_reset(st);
-            free(arr);
-            return st_fail(e, ST_INTERNAL, "out of memory");
-        }
-        read_task(st, &arr[cnt++]);
-    }
-    sqlite3_reset(st);
-    if (rc != SQLITE_DONE) {
-        free(arr);
-        return db_fail(c, e, "list tasks");
-    }
-    *out = arr;
-    *n = cnt;
-    return 0;
+    return db_collect(c, st, sizeof **out, read_task, out, n, "list tasks", e);
 }
 
 int db_task_claim(struct db_conn *c, int64_t now, struct db_task *out, char **params_json,
@@ -121,6 +94,24 @@ int db_task_claim(struct db_conn *c, int64_t now, struct db_task *out, char **pa
     if (!*params_json)
         return st_fail(e, ST_INTERNAL, "out of memory");
     return 0;
+}
+
+int db_task_params(struct db_conn *c, const char *id, char **params_json, struct st_err *e)
+{
+    static const char sql[] = "SELECT params_json FROM task WHERE id = ?1";
+    sqlite3_stmt *st = db_stmt(c, sql, e);
+    if (!st)
+        return -1;
+    db_bind_text(st, 1, id);
+    int rc = sqlite3_step(st);
+    const unsigned char *p = rc == SQLITE_ROW ? sqlite3_column_text(st, 0) : NULL;
+    *params_json = rc == SQLITE_ROW ? strdup(p ? (const char *)p : "{}") : NULL;
+    sqlite3_reset(st);
+    if (rc == SQLITE_DONE)
+        return st_fail(e, ST_NOT_FOUND, "task '%s' not found", id);
+    if (rc != SQLITE_ROW)
+        return db_fail(c, e, "task params");
+    return *params_json ? 0 : st_fail(e, ST_INTERNAL, "out of memory");
 }
 
 int db_task_set_progress(struct db_conn *c, const char *id, int progress, struct st_err *e)
@@ -171,22 +162,6 @@ int db_task_revoke_queued(struct db_conn *c, const char *id, const char *msg, in
     if (db_exec_stmt(c, st, e, "revoke task"))
         return -1;
     *changed = sqlite3_changes(c->h) > 0;
-    return 0;
-}
-
-int db_task_interrupt_running(struct db_conn *c, const char *msg, int64_t now, int64_t *n,
-                              struct st_err *e)
-{
-    static const char sql[] = "UPDATE task SET state = 'completed', result = 'error', "
-                              "result_msg = ?1, finished_at = ?2 WHERE state = 'running'";
-    sqlite3_stmt *st = db_stmt(c, sql, e);
-    if (!st)
-        return -1;
-    db_bind_text(st, 1, msg);
-    sqlite3_bind_int64(st, 2, now);
-    if (db_exec_stmt(c, st, e, "interrupt tasks"))
-        return -1;
-    *n = sqlite3_changes(c->h);
     return 0;
 }
 

@@ -1,0 +1,463 @@
+/* manage.c — the image storage and volume tasks: rows, mounts and their undoing.
+ *
+ * Deleting never destroys data: a deleted volume's directory and disk keep every
+ * byte they had (a disk stowage formatted keeps its filesystem: wipe it yourself to
+ * reuse it). Every delete refuses while something still lives in what it deletes.
+ * Formatting a disk for volume_create is in manage_disk.c. */
+#include "task_internal.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* ---- image storages ---- */
+
+int core_manage_istorage_create(struct core_task_ctx *t, struct st_err *e)
+{
+    struct stowage *st = t->st;
+    struct db_storage s = {0};
+    const char *id = core_task_str(t, "image_storage_id");
+    struct st_err ignore;
+
+    snprintf(s.id, sizeof s.id, "%s", id);
+    snprintf(s.name, sizeof s.name, "%s", core_task_str(t, "name"));
+    snprintf(s.description, sizeof s.description, "%s", core_task_str(t, "description"));
+    struct db_conn *c = db_acquire(st->db);
+    int rc = db_begin(c, e);
+    if (rc == 0 && db_storage_get(c, id, &(struct db_storage){0}, &ignore) == 0)
+        rc = st_fail(e, ST_EXISTS, "image storage '%s' already exists", id);
+    if (rc == 0)
+        rc = db_storage_insert(c, &s, e);
+    if (rc == 0)
+        rc = db_host_add(c, id, st->hostname, e); /* this host serves it */
+    if (rc == 0)
+        rc = db_commit(c, e);
+    else
+        db_rollback(c);
+    db_release(st->db, c);
+    if (rc)
+        return -1;
+    core_bump(st);
+    snprintf(t->msg, sizeof t->msg, "image storage '%s' created on host %s", id, st->hostname);
+    return 0;
+}
+
+int core_manage_istorage_modify(struct core_task_ctx *t, struct st_err *e)
+{
+    struct stowage *st = t->st;
+    struct db_storage s;
+    const char *id = core_task_str(t, "image_storage_id");
+
+    struct db_conn *c = db_acquire(st->db);
+    int rc = db_begin(c, e);
+    if (rc == 0)
+        rc = db_storage_get(c, id, &s, e);
+    if (rc == 0) {
+        /* Only what the client sent changes; an empty description clears it. */
+        if (json_object_get(t->params, "name"))
+            snprintf(s.name, sizeof s.name, "%s", core_task_str(t, "name"));
+        if (json_object_get(t->params, "description"))
+            snprintf(s.description, sizeof s.description, "%s", core_task_str(t, "description"));
+        rc = db_storage_update(c, &s, e);
+    }
+    if (rc == 0)
+        rc = db_commit(c, e);
+    else
+        db_rollback(c);
+    db_release(st->db, c);
+    if (rc)
+        return -1;
+    core_bump(st);
+    snprintf(t->msg, sizeof t->msg, "image storage '%s' modified", id);
+    return 0;
+}
+
+/* "a, b, c" of the first volumes, for messages. */
+static void list_ids(const struct db_volume *v, size_t n, char *out, size_t len)
+{
+    size_t off = 0;
+    out[0] = '\0';
+    for (size_t i = 0; i < n && i < 5 && off < len; i++)
+        off += (size_t)snprintf(out + off, len - off, "%s%s", i ? ", " : "", v[i].id);
+    if (n > 5 && off < len)
+        snprintf(out + off, len - off, ", ...");
+}
+
+int core_manage_istorage_delete(struct core_task_ctx *t, struct st_err *e)
+{
+    struct stowage *st = t->st;
+    const char *id = core_task_str(t, "image_storage_id");
+    struct db_storage s;
+    struct db_volume *vols = NULL;
+    size_t n = 0;
+    char names[256];
+
+    struct db_conn *c = db_acquire(st->db);
+    int rc = db_begin(c, e);
+    if (rc == 0)
+        rc = db_storage_get(c, id, &s, e);
+    if (rc == 0)
+        rc = db_volume_list(c, id, &vols, &n, e);
+    if (rc == 0 && n > 0) {
+        list_ids(vols, n, names, sizeof names);
+        rc =
+            st_fail(e, ST_IN_USE, "image storage '%s' still has %zu volume%s (%s); delete %s first",
+                    id, n, n == 1 ? "" : "s", names, n == 1 ? "it" : "them");
+    }
+    if (rc == 0)
+        rc = db_storage_delete(c, id, e); /* its host rows go with it */
+    if (rc == 0)
+        rc = db_commit(c, e);
+    else
+        db_rollback(c);
+    db_release(st->db, c);
+    free(vols);
+    if (rc)
+        return -1;
+    core_bump(st);
+    snprintf(t->msg, sizeof t->msg, "image storage '%s' deleted", id);
+    return 0;
+}
+
+/* ---- volume rows ---- */
+
+int core_manage_check_new_volume(struct stowage *st, const char *storage_id, const char *volume_id,
+                                 struct st_err *e)
+{
+    struct db_storage s;
+    struct db_volume v;
+    struct st_err ignore;
+    struct db_conn *c = db_acquire(st->db);
+    int rc = db_storage_get(c, storage_id, &s, e);
+    if (rc == 0 && db_volume_get(c, volume_id, &v, &ignore) == 0)
+        rc = st_fail(e, ST_EXISTS, "volume '%s' already exists (in image storage '%s')", volume_id,
+                     v.storage_id);
+    db_release(st->db, c);
+    return rc;
+}
+
+/* Insert the row and start probing it; on failure nothing of it is left. */
+int core_manage_register_volume(struct stowage *st, const struct db_volume *v, struct st_err *e)
+{
+    struct db_storage s;
+    struct st_err ignore;
+    struct db_conn *c = db_acquire(st->db);
+    int rc = db_begin(c, e);
+    if (rc == 0)
+        rc = db_storage_get(c, v->storage_id, &s, e); /* not deleted meanwhile */
+    if (rc == 0)
+        rc = db_volume_insert(c, v, e);
+    if (rc == 0)
+        rc = db_commit(c, e);
+    else
+        db_rollback(c);
+    db_release(st->db, c);
+    if (rc)
+        return -1;
+    if (core_volumes_add(st, v, e)) {
+        c = db_acquire(st->db);
+        if (db_begin(c, &ignore) || db_volume_drop(c, v->id, &ignore) || db_commit(c, &ignore))
+            db_rollback(c);
+        db_release(st->db, c);
+        return -1;
+    }
+    core_bump(st);
+    return 0;
+}
+
+/* Refuse while images or clones live on the volume. */
+static int check_empty(struct db_conn *c, const char *id, struct st_err *e)
+{
+    int64_t images = 0, clones = 0;
+    if (db_volume_usage(c, id, &images, &clones, e))
+        return -1;
+    if (images == 0 && clones == 0)
+        return 0;
+    return st_fail(
+        e, ST_IN_USE, "volume '%s' still holds %lld image%s and %lld clone%s; delete them first",
+        id, (long long)images, images == 1 ? "" : "s", (long long)clones, clones == 1 ? "" : "s");
+}
+
+static int drop_row(struct stowage *st, const char *id, struct st_err *e)
+{
+    struct db_conn *c = db_acquire(st->db);
+    int rc = db_begin(c, e);
+    if (rc == 0)
+        rc = check_empty(c, id, e);
+    if (rc == 0)
+        rc = db_volume_drop(c, id, e);
+    if (rc == 0)
+        rc = db_commit(c, e);
+    else
+        db_rollback(c);
+    db_release(st->db, c);
+    return rc;
+}
+
+/* The volume the client means, of the kind the task handles. */
+static int load_volume(struct core_task_ctx *t, const char *kind, struct db_volume *v,
+                       struct st_err *e)
+{
+    const char *id = core_task_str(t, "volume_id"), *sid = core_task_str(t, "image_storage_id");
+    struct db_conn *c = db_acquire(t->st->db);
+    int rc = db_volume_get(c, id, v, e);
+    if (rc == 0)
+        rc = check_empty(c, id, e); /* early, for a clear answer; checked again below */
+    db_release(t->st->db, c);
+    if (rc)
+        return -1;
+    if (*sid && strcmp(sid, v->storage_id) != 0)
+        return st_fail(e, ST_NOT_FOUND, "volume '%s' is not in image storage '%s' (it is in '%s')",
+                       id, sid, v->storage_id);
+    if (strcmp(v->kind, kind) != 0)
+        return st_fail_field(e, ST_INVALID, "volume_id", "volume '%s' is %s, not %s: use %s", id,
+                             v->kind, kind,
+                             strcmp(v->kind, "external") == 0 ? "evolume_delete"
+                             : strcmp(v->kind, "local") == 0  ? "volume_delete"
+                                                              : "the gluster tasks");
+    return 0;
+}
+
+/* Did stowage make this mount point (volume_create)? Only those it unmounts. */
+static int ours(struct stowage *st, const char *mount_point)
+{
+    char dir[DB_PATH];
+    snprintf(dir, sizeof dir, "%s/volumes/", st->cfg.state_dir);
+    return strncmp(mount_point, dir, strlen(dir)) == 0;
+}
+
+/* Stop tracking, unmount what stowage mounted, drop the row, remove its directory. */
+static int delete_volume(struct core_task_ctx *t, const struct db_volume *v, char *how,
+                         size_t how_len, struct st_err *e)
+{
+    struct stowage *st = t->st;
+    struct probe_mount m;
+    struct st_err ignore;
+    int unmount = strcmp(v->kind, "local") == 0 && ours(st, v->mount_point) &&
+                  probe_is_mount_point(v->mount_point) == 1;
+
+    how[0] = '\0';
+    /* Waits for data operations that borrowed it; none can start after this, so the
+     * check below is final before anything is unmounted. */
+    core_volumes_remove(st, v->id);
+    struct db_conn *c = db_acquire(st->db);
+    int busy = check_empty(c, v->id, e);
+    db_release(st->db, c);
+    if (busy)
+        goto restore;
+    if (unmount && probe_mount_of(v->mount_point, &m, &ignore) == 0)
+        snprintf(how, how_len, "%s keeps its %s filesystem (wipe it to reuse the disk)", m.source,
+                 m.fstype);
+    if (unmount && umount2(v->mount_point, 0) != 0) {
+        st_fail_errno(e, errno, "cannot unmount %s", v->mount_point);
+        goto restore;
+    }
+    if (drop_row(st, v->id, e)) {
+        if (unmount)
+            fprintf(stderr, "stowaged: volume %s: unmounted but still catalogued: %s\n", v->id,
+                    e->msg);
+        goto restore;
+    }
+    if (unmount && rmdir(v->mount_point) != 0)
+        fprintf(stderr, "stowaged: volume %s: rmdir %s: %s\n", v->id, v->mount_point,
+                strerror(errno));
+    core_bump(st);
+    return 0;
+restore:
+    if (core_volumes_add(st, v, &ignore))
+        fprintf(stderr, "stowaged: volume %s: %s\n", v->id, ignore.msg);
+    return -1;
+}
+
+static int delete_task(struct core_task_ctx *t, const char *kind, struct st_err *e)
+{
+    struct db_volume v;
+    char key[96], how[300];
+    const char *id = core_task_str(t, "volume_id");
+
+    snprintf(key, sizeof key, "volume:%s", id);
+    if (core_claim(t->st, key, id, e))
+        return -1;
+    int rc = load_volume(t, kind, &v, e);
+    if (rc == 0)
+        rc = delete_volume(t, &v, how, sizeof how, e);
+    core_unclaim(t->st, key);
+    if (rc)
+        return -1;
+    snprintf(t->msg, sizeof t->msg, "volume '%s' deleted%s%s", id, how[0] ? "; " : "", how);
+    return 0;
+}
+
+int core_manage_volume_delete(struct core_task_ctx *t, struct st_err *e)
+{
+    return delete_task(t, "local", e);
+}
+
+int core_manage_evolume_delete(struct core_task_ctx *t, struct st_err *e)
+{
+    return delete_task(t, "external", e);
+}
+
+/* ---- external volumes ---- */
+
+int core_manage_path_under(const char *path, const char *root)
+{
+    size_t n = strlen(root);
+    if (n == 0 || strncmp(path, root, n) != 0)
+        return 0;
+    return path[n] == '\0' || path[n] == '/' || root[n - 1] == '/';
+}
+
+/* The resolved mount point must be a directory under one of mount_roots (also
+ * resolved): a symlink that leads out of them is judged by where it leads. */
+static int allowed_dir(struct stowage *st, const char *mount_point, char *real, struct st_err *e)
+{
+    char root[PATH_MAX];
+    struct stat sb;
+
+    if (st->cfg.n_mount_roots == 0)
+        return st_fail_field(e, ST_FORBIDDEN, "mount_point",
+                             "external volumes are disabled: the config key mount_roots lists no "
+                             "directory");
+    if (!realpath(mount_point, real))
+        return st_fail_field(e, errno == ENOENT ? ST_NOT_FOUND : ST_INVALID, "mount_point",
+                             "mount_point %s: %s", mount_point, strerror(errno));
+    if (stat(real, &sb) != 0 || !S_ISDIR(sb.st_mode))
+        return st_fail_field(e, ST_INVALID, "mount_point", "mount_point %s is not a directory",
+                             mount_point);
+    for (size_t i = 0; i < st->cfg.n_mount_roots; i++)
+        if (realpath(st->cfg.mount_roots[i], root) && core_manage_path_under(real, root))
+            return 0;
+    return st_fail_field(e, ST_FORBIDDEN, "mount_point",
+                         "mount_point %s (really %s) is not under any directory of the config key "
+                         "mount_roots",
+                         mount_point, real);
+}
+
+static int mount_point_taken(struct stowage *st, const char *real, struct st_err *e)
+{
+    struct db_volume *vols = NULL;
+    size_t n = 0;
+    struct db_conn *c = db_acquire(st->db);
+    int rc = db_volume_list(c, NULL, &vols, &n, e);
+    db_release(st->db, c);
+    for (size_t i = 0; rc == 0 && i < n; i++)
+        if (vols[i].mount_point[0] && strcmp(vols[i].mount_point, real) == 0)
+            rc = st_fail_field(e, ST_EXISTS, "mount_point", "%s is already volume '%s'", real,
+                               vols[i].id);
+    free(vols);
+    return rc;
+}
+
+int core_manage_evolume_create(struct core_task_ctx *t, struct st_err *e)
+{
+    struct stowage *st = t->st;
+    const char *sid = core_task_str(t, "image_storage_id"), *id = core_task_str(t, "volume_id");
+    struct db_volume v = {0};
+    char key[96], real[PATH_MAX];
+
+    snprintf(key, sizeof key, "volume:%s", id);
+    if (core_claim(st, key, id, e))
+        return -1;
+    int rc = core_manage_check_new_volume(st, sid, id, e);
+    if (rc == 0)
+        rc = allowed_dir(st, core_task_str(t, "mount_point"), real, e);
+    if (rc == 0)
+        rc = mount_point_taken(st, real, e);
+    if (rc == 0) {
+        snprintf(v.id, sizeof v.id, "%s", id);
+        snprintf(v.storage_id, sizeof v.storage_id, "%s", sid);
+        snprintf(v.kind, sizeof v.kind, "external");
+        snprintf(v.mount_point, sizeof v.mount_point, "%s", real);
+        /* A mount when registered must stay one (else writes land in the parent fs). */
+        v.require_mount = probe_is_mount_point(real) == 1;
+        rc = core_manage_register_volume(st, &v, e);
+    }
+    core_unclaim(st, key);
+    if (rc)
+        return -1;
+    snprintf(t->msg, sizeof t->msg, "external volume '%s' registered at %s%s", id, real,
+             v.require_mount ? " (a mount point: it must stay mounted)" : "");
+    return 0;
+}
+
+/* ---- after a restart: did the body's effect commit before the process died? ---- */
+
+static int storage_row(struct stowage *st, const char *id, struct db_storage *s, struct st_err *e)
+{
+    struct db_conn *c = db_acquire(st->db);
+    int rc = db_storage_get(c, id, s, e);
+    db_release(st->db, c);
+    return rc;
+}
+
+static int volume_row(struct stowage *st, const char *id, struct db_volume *v, struct st_err *e)
+{
+    struct db_conn *c = db_acquire(st->db);
+    int rc = db_volume_get(c, id, v, e);
+    db_release(st->db, c);
+    return rc;
+}
+
+int core_manage_istorage_create_done(struct core_task_ctx *t, int64_t started_at)
+{
+    struct db_storage s;
+    struct st_err e;
+    const char *id = core_task_str(t, "image_storage_id");
+    if (storage_row(t->st, id, &s, &e) || s.created_at < started_at)
+        return 0;
+    snprintf(t->msg, sizeof t->msg, "image storage '%s' created", id);
+    return 1;
+}
+
+int core_manage_istorage_modify_done(struct core_task_ctx *t, int64_t started_at)
+{
+    struct db_storage s;
+    struct st_err e;
+    const char *id = core_task_str(t, "image_storage_id");
+    if (storage_row(t->st, id, &s, &e) ||
+        (json_object_get(t->params, "name") && strcmp(s.name, core_task_str(t, "name"))) ||
+        (json_object_get(t->params, "description") &&
+         strcmp(s.description, core_task_str(t, "description"))))
+        return 0;
+    snprintf(t->msg, sizeof t->msg, "image storage '%s' modified", id);
+    return 1;
+}
+
+int core_manage_istorage_delete_done(struct core_task_ctx *t, int64_t started_at)
+{
+    struct db_storage s;
+    struct st_err e;
+    const char *id = core_task_str(t, "image_storage_id");
+    if (storage_row(t->st, id, &s, &e) == 0 || e.code != ST_NOT_FOUND)
+        return 0;
+    snprintf(t->msg, sizeof t->msg, "image storage '%s' deleted", id);
+    return 1;
+}
+
+int core_manage_evolume_create_done(struct core_task_ctx *t, int64_t started_at)
+{
+    struct db_volume v;
+    struct st_err e;
+    const char *id = core_task_str(t, "volume_id");
+    if (volume_row(t->st, id, &v, &e) || v.created_at < started_at)
+        return 0;
+    snprintf(t->msg, sizeof t->msg, "volume '%s' registered at %s", id, v.mount_point);
+    return 1;
+}
+
+int core_manage_volume_delete_done(struct core_task_ctx *t, int64_t started_at)
+{
+    struct db_volume v;
+    struct st_err e;
+    const char *id = core_task_str(t, "volume_id");
+    if (volume_row(t->st, id, &v, &e) == 0 || e.code != ST_NOT_FOUND)
+        return 0;
+    snprintf(t->msg, sizeof t->msg, "volume '%s' deleted", id);
+    return 1;
+}

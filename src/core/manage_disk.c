@@ -1,0 +1,471 @@
+/* manage_disk.c — volume_create: an unused disk becomes an XFS volume under the state dir.
+ *
+ * A disk is formatted only when nothing says it holds anything: libblkid sees no
+ * signature on it or its partitions (filesystem, partition table, RAID member), it is
+ * not mounted, not held by md/dm, not the disk of a volume, and the kernel grants an
+ * exclusive open. mkfs.xfs runs without -f, so it refuses an existing signature too.
+ * Programs run through posix_spawn (no shell), with a timeout, their output kept for
+ * the error message. Whatever fails after the disk was touched is undone in reverse
+ * (unmount, rmdir, wipe the signature we wrote, stop the mirror we built): a failed
+ * volume_create leaves the disk blank again and nothing in the catalogue. */
+#include "task_internal.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MKFS_TIMEOUT_S 600
+#define TOOL_TIMEOUT_S 60
+
+struct vc {
+    struct stowage *st;
+    const char *storage_id, *volume_id;
+    const char *disk_ids[2];
+    size_t n_disks; /* 1, or 2 for a mirror */
+    struct probe_disk disk[2];
+    char claims[2][128];
+    size_t n_claims;
+    char dev[64]; /* what gets the filesystem: the disk, or the md mirror */
+    char dir[DB_PATH];
+    int made_md, made_fs, made_dir, mounted;
+};
+
+/* ---- running programs ---- */
+
+static int find_tool(const char *name, char *out, size_t len)
+{
+    static const char *const dirs[] = {"/usr/sbin", "/sbin", "/usr/bin", "/bin"};
+    for (size_t i = 0; i < sizeof dirs / sizeof *dirs; i++) {
+        snprintf(out, len, "%s/%s", dirs[i], name);
+        if (access(out, X_OK) == 0)
+            return 0;
+    }
+    return -1;
+}
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Read the child's output until it closes the pipe or the deadline passes (then kill it).
+ * Keeps the first lines, joined with "; ", for a message. */
+static int collect(int fd, pid_t pid, unsigned timeout_s, char *out, size_t outlen)
+{
+    int64_t deadline = mono_ms() + (int64_t)timeout_s * 1000;
+    size_t len = 0;
+    char buf[4096];
+
+    for (;;) {
+        int64_t left = deadline - mono_ms();
+        if (left <= 0) {
+            kill(pid, SIGKILL);
+            return -1;
+        }
+        struct pollfd p = {fd, POLLIN, 0};
+        int n = poll(&p, 1, (int)(left > 1000 ? 1000 : left));
+        if (n <= 0)
+            continue;
+        ssize_t r = read(fd, buf, sizeof buf);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            break;
+        for (ssize_t i = 0; i < r && len + 3 < outlen; i++) {
+            if (buf[i] != '\n')
+                out[len++] = buf[i];
+            else if (len > 0 && out[len - 1] != ' ')
+                len += (size_t)snprintf(out + len, outlen - len, "; ");
+        }
+    }
+    while (len > 0 && (out[len - 1] == ' ' || out[len - 1] == ';'))
+        len--;
+    out[len] = '\0';
+    return 0;
+}
+
+/* Spawn with stdin from /dev/null, stdout and stderr into one pipe, the daemon's
+ * blocked signals unblocked, a fixed PATH and the C locale (messages we can quote). */
+static int spawn(const char *path, char *const argv[], int out_fd, pid_t *pid)
+{
+    static char *const env[] = {"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL=C", NULL};
+    posix_spawn_file_actions_t fa;
+    posix_spawnattr_t at;
+    sigset_t none, dflt;
+
+    sigemptyset(&none);
+    sigemptyset(&dflt);
+    sigaddset(&dflt, SIGPIPE);
+    sigaddset(&dflt, SIGTERM);
+    sigaddset(&dflt, SIGINT);
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+    posix_spawn_file_actions_adddup2(&fa, out_fd, 1);
+    posix_spawn_file_actions_adddup2(&fa, out_fd, 2);
+    posix_spawnattr_init(&at);
+    posix_spawnattr_setsigmask(&at, &none);
+    posix_spawnattr_setsigdefault(&at, &dflt);
+    posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+    int rc = posix_spawn(pid, path, &fa, &at, argv, env);
+    posix_spawn_file_actions_destroy(&fa);
+    posix_spawnattr_destroy(&at);
+    return rc;
+}
+
+/* Run a tool (argv[0] is its name) to the end. 0 when it exited 0; otherwise e says
+ * what it printed. */
+static int run_tool(char *const argv[], unsigned timeout_s, struct st_err *e)
+{
+    char path[64], out[200] = "";
+    int pfd[2], status = 0;
+    pid_t pid;
+
+    if (find_tool(argv[0], path, sizeof path))
+        return st_fail(e, ST_UNAVAILABLE, "%s is not installed", argv[0]);
+    if (pipe2(pfd, O_CLOEXEC))
+        return st_fail_errno(e, errno, "pipe");
+    int rc = spawn(path, argv, pfd[1], &pid);
+    close(pfd[1]);
+    if (rc) {
+        close(pfd[0]);
+        return st_fail_errno(e, rc, "cannot run %s", path);
+    }
+    int timed_out = collect(pfd[0], pid, timeout_s, out, sizeof out);
+    close(pfd[0]);
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+        ;
+    if (timed_out)
+        return st_fail(e, ST_UNAVAILABLE, "%s did not finish in %u s", argv[0], timeout_s);
+    if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
+        return 0;
+    if (WIFSIGNALED(status))
+        return st_fail(e, ST_INTERNAL, "%s was killed by signal %d", argv[0], WTERMSIG(status));
+    return st_fail(e, ST_INTERNAL, "%s failed (%d): %s", argv[0], WEXITSTATUS(status), out);
+}
+
+/* ---- is the disk unused? ---- */
+
+static void describe(const struct probe_disk *d, char *out, size_t len)
+{
+    if (d->fs_type[0])
+        snprintf(out, len, "%s%s%s%s", d->fs_type, d->fs_uuid[0] ? " (UUID " : "", d->fs_uuid,
+                 d->fs_uuid[0] ? ")" : "");
+    else if (d->pt_type[0])
+        snprintf(out, len, "a %s partition table", d->pt_type);
+    else
+        snprintf(out, len, "partitions");
+}
+
+static int refuse_used(const struct probe_disk *d, const char *field, struct st_err *e)
+{
+    char what[128];
+    if (d->has_signature < 0)
+        return st_fail_field(e, ST_CONFLICT, field,
+                             "disk '%s' (%s) could not be read to prove it is blank", d->id,
+                             d->host_device);
+    if (d->has_signature > 0) {
+        describe(d, what, sizeof what);
+        return st_fail_field(e, ST_CONFLICT, field,
+                             "disk '%s' (%s) is not blank: libblkid sees %s; only disks "
+                             "without any signature are formatted",
+                             d->id, d->host_device, what);
+    }
+    if (d->mounted)
+        return st_fail_field(e, ST_IN_USE, field, "disk '%s' (%s) is mounted", d->id,
+                             d->host_device);
+    if (d->holder[0])
+        return st_fail_field(e, ST_IN_USE, field, "disk '%s' (%s) is held by /dev/%s", d->id,
+                             d->host_device, d->holder);
+    if (d->readonly)
+        return st_fail_field(e, ST_CONFLICT, field, "disk '%s' (%s) is read-only", d->id,
+                             d->host_device);
+    return 0;
+}
+
+/* The kernel refuses O_EXCL on a block device that anything holds (a mount, md, dm,
+ * another exclusive opener): the last word on "unused". */
+static int exclusive(const struct probe_disk *d, const char *field, struct st_err *e)
+{
+    int fd = open(d->host_device, O_RDONLY | O_EXCL | O_CLOEXEC);
+    if (fd >= 0) {
+        close(fd);
+        return 0;
+    }
+    if (errno == EBUSY)
+        return st_fail_field(e, ST_IN_USE, field, "disk '%s' (%s) is in use (busy)", d->id,
+                             d->host_device);
+    return st_fail_errno(e, errno, "open %s", d->host_device);
+}
+
+/* Find the disk in the latest probe, then look at it again now: the list may be a
+ * probe period old. */
+static int pick_disk(struct vc *v, size_t i, struct st_err *e)
+{
+    const char *id = v->disk_ids[i], *field = i ? "secondary_disk_id" : "primary_disk_id";
+    struct core_disk_view *all = NULL;
+    char name[32] = "", volume[DB_ID] = "";
+    size_t n = 0;
+
+    if (core_disks(v->st, &all, &n, e))
+        return -1;
+    for (size_t k = 0; k < n; k++) {
+        if (strcmp(all[k].disk.id, id) == 0) {
+            snprintf(name, sizeof name, "%s", all[k].disk.name);
+            snprintf(volume, sizeof volume, "%s", all[k].volume_id);
+        }
+    }
+    free(all);
+    if (!name[0])
+        return st_fail_field(e, ST_NOT_FOUND, field, "disk '%s' is not a disk of this host", id);
+    if (volume[0])
+        return st_fail_field(e, ST_IN_USE, field, "disk '%s' already carries volume '%s'", id,
+                             volume);
+    if (probe_disk_one(name, &v->disk[i], e))
+        return -1;
+    if (strcmp(v->disk[i].id, id) != 0)
+        return st_fail_field(e, ST_CONFLICT, field, "disk '%s' went away (%s is now '%s')", id,
+                             name, v->disk[i].id);
+    return refuse_used(&v->disk[i], field, e) || exclusive(&v->disk[i], field, e) ? -1 : 0;
+}
+
+/* ---- the md mirror ---- */
+
+/* Said before any disk is looked at, so nothing is touched when it cannot work. */
+static int md_usable(struct st_err *e)
+{
+    char path[64];
+    if (find_tool("mdadm", path, sizeof path))
+        return st_fail_field(e, ST_UNAVAILABLE, "secondary_disk_id",
+                             "a mirrored volume needs md RAID1, but mdadm is not installed");
+    if (access("/proc/mdstat", F_OK) != 0)
+        return st_fail_field(e, ST_UNAVAILABLE, "secondary_disk_id",
+                             "a mirrored volume needs md RAID1, but this kernel has no md "
+                             "driver (/proc/mdstat is missing)");
+    return 0;
+}
+
+static int md_create(struct vc *v, struct st_err *e)
+{
+    char path[32];
+    int n;
+    for (n = 0; n < 128; n++) {
+        snprintf(path, sizeof path, "/sys/block/md%d", n);
+        if (access(path, F_OK) != 0)
+            break;
+    }
+    snprintf(v->dev, sizeof v->dev, "/dev/md%d", n);
+    char *argv[] = {"mdadm",
+                    "--create",
+                    v->dev,
+                    "--run",
+                    "--level=1",
+                    "--raid-devices=2",
+                    "--metadata=1.2",
+                    v->disk[0].host_device,
+                    v->disk[1].host_device,
+                    NULL};
+    if (n == 128)
+        return st_fail(e, ST_UNAVAILABLE, "no free md device");
+    if (run_tool(argv, TOOL_TIMEOUT_S, e))
+        return -1;
+    v->made_md = 1;
+    return 0;
+}
+
+static void md_destroy(struct vc *v)
+{
+    struct st_err e;
+    char *stop[] = {"mdadm", "--stop", v->dev, NULL};
+    char *zero[] = {"mdadm", "--zero-superblock", v->disk[0].host_device, v->disk[1].host_device,
+                    NULL};
+    if (run_tool(stop, TOOL_TIMEOUT_S, &e) || run_tool(zero, TOOL_TIMEOUT_S, &e))
+        fprintf(stderr, "stowaged: volume_create: undoing %s: %s\n", v->dev, e.msg);
+}
+
+/* ---- filesystem and mount ---- */
+
+static int make_dir(struct vc *v, struct st_err *e)
+{
+    struct dirent *de;
+    int empty = 1;
+
+    snprintf(v->dir, sizeof v->dir, "%s/volumes", v->st->cfg.state_dir);
+    if (mkdir(v->dir, 0700) != 0 && errno != EEXIST)
+        return st_fail_errno(e, errno, "mkdir %s", v->dir);
+    snprintf(v->dir, sizeof v->dir, "%s/volumes/%s", v->st->cfg.state_dir, v->volume_id);
+    if (mkdir(v->dir, 0700) == 0) {
+        v->made_dir = 1;
+        return 0;
+    }
+    if (errno != EEXIST)
+        return st_fail_errno(e, errno, "mkdir %s", v->dir);
+    /* Left behind by a volume whose directory could not be removed: only an empty
+     * directory that is not a mount point will do. */
+    DIR *d = probe_is_mount_point(v->dir) == 0 ? opendir(v->dir) : NULL;
+    while (d && (de = readdir(d)))
+        if (strcmp(de->d_name, ".") && strcmp(de->d_name, ".."))
+            empty = 0;
+    if (d)
+        closedir(d);
+    if (!d || !empty)
+        return st_fail(e, ST_CONFLICT, "%s exists and is not an empty directory", v->dir);
+    v->made_dir = 1;
+    return 0;
+}
+
+static int make_fs(struct vc *v, struct st_err *e)
+{
+    char *argv[] = {"mkfs.xfs", "-q", "-m", "reflink=1", v->dev, NULL};
+    if (run_tool(argv, MKFS_TIMEOUT_S, e))
+        return -1;
+    v->made_fs = 1;
+    return 0;
+}
+
+static int mount_fs(struct vc *v, struct st_err *e)
+{
+    if (mount(v->dev, v->dir, "xfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) != 0)
+        return st_fail_errno(e, errno, "mount %s on %s", v->dev, v->dir);
+    v->mounted = 1;
+    return 0;
+}
+
+static void undo(struct vc *v)
+{
+    struct st_err e;
+    if (v->mounted && umount2(v->dir, 0) != 0)
+        fprintf(stderr, "stowaged: volume_create: umount %s: %s\n", v->dir, strerror(errno));
+    if (v->made_dir && rmdir(v->dir) != 0)
+        fprintf(stderr, "stowaged: volume_create: rmdir %s: %s\n", v->dir, strerror(errno));
+    if (v->made_fs) {
+        /* Only the signature we wrote a moment ago, on a disk that was blank. */
+        char *argv[] = {"wipefs", "-q", "-a", "-t", "xfs", v->dev, NULL};
+        if (run_tool(argv, TOOL_TIMEOUT_S, &e))
+            fprintf(stderr, "stowaged: volume_create: wiping %s: %s\n", v->dev, e.msg);
+    }
+    if (v->made_md)
+        md_destroy(v);
+}
+
+/* ---- the task ---- */
+
+static int check(struct vc *v, struct st_err *e)
+{
+    if (core_manage_check_new_volume(v->st, v->storage_id, v->volume_id, e))
+        return -1;
+    if (v->n_disks == 2 && strcmp(v->disk_ids[0], v->disk_ids[1]) == 0)
+        return st_fail_field(e, ST_INVALID, "secondary_disk_id",
+                             "secondary_disk_id must be another disk than primary_disk_id");
+    if (v->n_disks == 2 && md_usable(e))
+        return -1;
+    for (size_t i = 0; i < v->n_disks; i++) {
+        snprintf(v->claims[i], sizeof v->claims[i], "disk:%s", v->disk_ids[i]);
+        if (core_claim(v->st, v->claims[i], v->disk_ids[i], e))
+            return -1;
+        v->n_claims++;
+        if (pick_disk(v, i, e))
+            return -1;
+    }
+    return 0;
+}
+
+static int build(struct vc *v, struct st_err *e)
+{
+    struct db_volume row = {0};
+
+    if (v->n_disks == 2) {
+        if (md_create(v, e))
+            return -1;
+    } else {
+        snprintf(v->dev, sizeof v->dev, "%s", v->disk[0].host_device);
+    }
+    if (make_fs(v, e) || make_dir(v, e) || mount_fs(v, e))
+        goto fail;
+    snprintf(row.id, sizeof row.id, "%s", v->volume_id);
+    snprintf(row.storage_id, sizeof row.storage_id, "%s", v->storage_id);
+    snprintf(row.kind, sizeof row.kind, "local");
+    snprintf(row.mount_point, sizeof row.mount_point, "%s", v->dir);
+    row.require_mount = 1;
+    snprintf(row.primary_disk_id, sizeof row.primary_disk_id, "%s", v->disk_ids[0]);
+    snprintf(row.secondary_disk_id, sizeof row.secondary_disk_id, "%s",
+             v->n_disks == 2 ? v->disk_ids[1] : "");
+    if (core_manage_register_volume(v->st, &row, e))
+        goto fail;
+    return 0;
+fail:
+    undo(v);
+    return -1;
+}
+
+int core_manage_volume_create(struct core_task_ctx *t, struct st_err *e)
+{
+    struct vc *v = calloc(1, sizeof *v);
+    char key[96];
+
+    if (!v)
+        return st_fail(e, ST_INTERNAL, "out of memory");
+    v->st = t->st;
+    v->storage_id = core_task_str(t, "image_storage_id");
+    v->volume_id = core_task_str(t, "volume_id");
+    v->disk_ids[0] = core_task_str(t, "primary_disk_id");
+    v->disk_ids[1] = core_task_str(t, "secondary_disk_id");
+    v->n_disks = *v->disk_ids[1] ? 2 : 1;
+    snprintf(key, sizeof key, "volume:%s", v->volume_id);
+    int rc = core_claim(t->st, key, v->volume_id, e);
+    if (rc == 0) {
+        rc = check(v, e) || build(v, e) ? -1 : 0;
+        core_unclaim(t->st, key);
+    }
+    for (size_t i = 0; i < v->n_claims; i++)
+        core_unclaim(t->st, v->claims[i]);
+    if (rc == 0)
+        snprintf(t->msg, sizeof t->msg, "volume '%s' created: XFS on %s, mounted at %s",
+                 v->volume_id, v->dev, v->dir);
+    free(v);
+    return rc;
+}
+
+/* After a restart: the row is inserted last, so it says the volume was made. Without
+ * it, a mount the dead process made under the state dir is taken down again; the disk
+ * keeps the filesystem that was made on it (whether it held data before cannot be
+ * known any more, so it is not wiped). */
+int core_manage_volume_create_done(struct core_task_ctx *t, int64_t started_at)
+{
+    struct db_volume v;
+    struct st_err e;
+    char dir[DB_PATH];
+    const char *id = core_task_str(t, "volume_id");
+
+    if (core_manage_evolume_create_done(t, started_at) == 1)
+        return 1;
+    struct db_conn *c = db_acquire(t->st->db);
+    int exists = db_volume_get(c, id, &v, &e) == 0;
+    db_release(t->st->db, c);
+    snprintf(dir, sizeof dir, "%s/volumes/%s", t->st->cfg.state_dir, id);
+    if (exists || access(dir, F_OK) != 0)
+        return 0;
+    if (probe_is_mount_point(dir) == 1 && umount2(dir, 0) != 0) {
+        fprintf(stderr, "stowaged: interrupted volume_create of '%s': umount %s: %s\n", id, dir,
+                strerror(errno));
+        return 0;
+    }
+    if (rmdir(dir) != 0)
+        fprintf(stderr, "stowaged: interrupted volume_create of '%s': rmdir %s: %s\n", id, dir,
+                strerror(errno));
+    else
+        fprintf(stderr, "stowaged: interrupted volume_create of '%s': %s taken down\n", id, dir);
+    return 0;
+}

@@ -1,0 +1,85 @@
+/* task_internal.h — what task.c, task_types.c and manage.c share: the table of task
+ * types (who may submit each, which fields it takes) and the context a body runs in. */
+#ifndef STOWAGE_TASK_INTERNAL_H
+#define STOWAGE_TASK_INTERNAL_H
+
+#include "stowage/core.h"
+
+/* What a task body gets: its validated params, a progress sink with the cancel flag,
+ * and room for what it reports. */
+struct core_task_ctx {
+    struct stowage *st;
+    const char *id;
+    const char *owner;
+    json_t *params; /* only the type's fields, each of the right type */
+    const struct core_progress *progress;
+    json_t *result; /* the body may set it (the task owns it) */
+    char msg[512];  /* what a success says */
+};
+
+enum core_task_field_kind {
+    TF_ID,      /* core_valid_id */
+    TF_DISK,    /* a physical_disk_id: [A-Za-z0-9._-], up to 95 bytes */
+    TF_NAME,    /* free text up to 128 bytes */
+    TF_TEXT,    /* free text up to 256 bytes */
+    TF_PATH,    /* an absolute path */
+    TF_SIZE_MB, /* a positive integer of MiB (a number or a string of digits) */
+    TF_FORMAT,  /* "raw" or "qcow2" */
+};
+
+struct core_task_field {
+    const char *name;
+    enum core_task_field_kind kind;
+    int required;
+};
+
+#define CORE_TASK_MAX_FIELDS 6
+
+struct core_task_type {
+    const char *name;
+    enum st_role role;
+    int cancellable; /* the body checks the cancel flag while it runs */
+    struct core_task_field fields[CORE_TASK_MAX_FIELDS];
+    int (*run)(struct core_task_ctx *t, struct st_err *e);
+    /* For a row the last process left running: had the body's effect committed when it
+     * died? 1 yes (t->msg says what), 0 no, -1 cannot tell yet (a volume's restart
+     * recovery has still to settle it). NULL: never. */
+    int (*recover)(struct core_task_ctx *t, int64_t started_at);
+};
+
+/* The type called name, or NULL. */
+const struct core_task_type *core_task_type(const char *name);
+/* Check the submitter's role and the params of a type; *clean gets a new object
+ * holding only the type's fields. ST_INVALID names the field ("type" for an unknown
+ * type), ST_FORBIDDEN says which role the type needs. */
+int core_task_check(const struct st_config *cfg, const char *type, json_t *params,
+                    enum st_role role, json_t **clean, struct st_err *e);
+
+/* Params of a body ("" / 0 when absent). */
+const char *core_task_str(const struct core_task_ctx *t, const char *key);
+int64_t core_task_int(const struct core_task_ctx *t, const char *key);
+int core_task_cancelled(const struct core_task_ctx *t);
+
+/* ---- image storage and volume bodies (manage.c) ---- */
+int core_manage_istorage_create(struct core_task_ctx *t, struct st_err *e);
+int core_manage_istorage_modify(struct core_task_ctx *t, struct st_err *e);
+int core_manage_istorage_delete(struct core_task_ctx *t, struct st_err *e);
+int core_manage_volume_create(struct core_task_ctx *t, struct st_err *e);
+int core_manage_volume_delete(struct core_task_ctx *t, struct st_err *e);
+int core_manage_evolume_create(struct core_task_ctx *t, struct st_err *e);
+int core_manage_evolume_delete(struct core_task_ctx *t, struct st_err *e);
+int core_manage_istorage_create_done(struct core_task_ctx *t, int64_t started_at);
+int core_manage_istorage_modify_done(struct core_task_ctx *t, int64_t started_at);
+int core_manage_istorage_delete_done(struct core_task_ctx *t, int64_t started_at);
+int core_manage_volume_create_done(struct core_task_ctx *t, int64_t started_at);
+int core_manage_volume_delete_done(struct core_task_ctx *t, int64_t started_at);
+int core_manage_evolume_create_done(struct core_task_ctx *t, int64_t started_at);
+/* The storage exists and no volume has this id yet. */
+int core_manage_check_new_volume(struct stowage *st, const char *storage_id, const char *volume_id,
+                                 struct st_err *e);
+/* Insert the row and start probing it; on failure nothing of it is left. */
+int core_manage_register_volume(struct stowage *st, const struct db_volume *v, struct st_err *e);
+/* Is path the directory root or under it? Both must be resolved (realpath) already. */
+int core_manage_path_under(const char *path, const char *root);
+
+#endif
