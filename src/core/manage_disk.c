@@ -13,9 +13,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <poll.h>
 #include <signal.h>
-#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,117 +41,44 @@ struct vc {
 
 /* ---- running programs ---- */
 
-static int find_tool(const char *name, char *out, size_t len)
+/* The program's output as one line for a message: newlines become "; ". */
+static void one_line(const char *in, char *out, size_t outlen)
 {
-    static const char *const dirs[] = {"/usr/sbin", "/sbin", "/usr/bin", "/bin"};
-    for (size_t i = 0; i < sizeof dirs / sizeof *dirs; i++) {
-        snprintf(out, len, "%s/%s", dirs[i], name);
-        if (access(out, X_OK) == 0)
-            return 0;
-    }
-    return -1;
-}
-
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* Read the child's output until it closes the pipe or the deadline passes (then kill it).
- * Keeps the first lines, joined with "; ", for a message. */
-static int collect(int fd, pid_t pid, unsigned timeout_s, char *out, size_t outlen)
-{
-    int64_t deadline = mono_ms() + (int64_t)timeout_s * 1000;
     size_t len = 0;
-    char buf[4096];
-
-    for (;;) {
-        int64_t left = deadline - mono_ms();
-        if (left <= 0) {
-            kill(pid, SIGKILL);
-            return -1;
-        }
-        struct pollfd p = {fd, POLLIN, 0};
-        int n = poll(&p, 1, (int)(left > 1000 ? 1000 : left));
-        if (n <= 0)
-            continue;
-        ssize_t r = read(fd, buf, sizeof buf);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0)
-            break;
-        for (ssize_t i = 0; i < r && len + 3 < outlen; i++) {
-            if (buf[i] != '\n')
-                out[len++] = buf[i];
-            else if (len > 0 && out[len - 1] != ' ')
-                len += (size_t)snprintf(out + len, outlen - len, "; ");
-        }
+    for (; *in && len + 3 < outlen; in++) {
+        if (*in != '\n')
+            out[len++] = *in;
+        else if (len > 0 && out[len - 1] != ' ')
+            len += (size_t)snprintf(out + len, outlen - len, "; ");
     }
     while (len > 0 && (out[len - 1] == ' ' || out[len - 1] == ';'))
         len--;
     out[len] = '\0';
-    return 0;
-}
-
-/* Spawn with stdin from /dev/null, stdout and stderr into one pipe, the daemon's
- * blocked signals unblocked, a fixed PATH and the C locale (messages we can quote). */
-static int spawn(const char *path, char *const argv[], int out_fd, pid_t *pid)
-{
-    static char *const env[] = {"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL=C", NULL};
-    posix_spawn_file_actions_t fa;
-    posix_spawnattr_t at;
-    sigset_t none, dflt;
-
-    sigemptyset(&none);
-    sigemptyset(&dflt);
-    sigaddset(&dflt, SIGPIPE);
-    sigaddset(&dflt, SIGTERM);
-    sigaddset(&dflt, SIGINT);
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-    posix_spawn_file_actions_adddup2(&fa, out_fd, 1);
-    posix_spawn_file_actions_adddup2(&fa, out_fd, 2);
-    posix_spawnattr_init(&at);
-    posix_spawnattr_setsigmask(&at, &none);
-    posix_spawnattr_setsigdefault(&at, &dflt);
-    posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
-    int rc = posix_spawn(pid, path, &fa, &at, argv, env);
-    posix_spawn_file_actions_destroy(&fa);
-    posix_spawnattr_destroy(&at);
-    return rc;
 }
 
 /* Run a tool (argv[0] is its name) to the end. 0 when it exited 0; otherwise e says
  * what it printed. */
 static int run_tool(char *const argv[], unsigned timeout_s, struct st_err *e)
 {
-    char path[64], out[200] = "";
-    int pfd[2], status = 0;
-    pid_t pid;
+    char msg[200];
+    char *out = NULL;
+    size_t len;
+    int status;
 
-    if (find_tool(argv[0], path, sizeof path))
+    int rc = probe_run(argv, 1, timeout_s * 1000, 64 * 1024, &out, &len, &status);
+    if (rc == -ENOENT)
         return st_fail(e, ST_UNAVAILABLE, "%s is not installed", argv[0]);
-    if (pipe2(pfd, O_CLOEXEC))
-        return st_fail_errno(e, errno, "pipe");
-    int rc = spawn(path, argv, pfd[1], &pid);
-    close(pfd[1]);
-    if (rc) {
-        close(pfd[0]);
-        return st_fail_errno(e, rc, "cannot run %s", path);
-    }
-    int timed_out = collect(pfd[0], pid, timeout_s, out, sizeof out);
-    close(pfd[0]);
-    while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
-        ;
-    if (timed_out)
+    if (rc == -ETIMEDOUT)
         return st_fail(e, ST_UNAVAILABLE, "%s did not finish in %u s", argv[0], timeout_s);
+    if (rc < 0)
+        return st_fail_errno(e, -rc, "cannot run %s", argv[0]);
+    one_line(out, msg, sizeof msg);
+    free(out);
     if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
         return 0;
     if (WIFSIGNALED(status))
         return st_fail(e, ST_INTERNAL, "%s was killed by signal %d", argv[0], WTERMSIG(status));
-    return st_fail(e, ST_INTERNAL, "%s failed (%d): %s", argv[0], WEXITSTATUS(status), out);
+    return st_fail(e, ST_INTERNAL, "%s failed (%d): %s", argv[0], WEXITSTATUS(status), msg);
 }
 
 /* ---- is the disk unused? ---- */
@@ -247,7 +172,7 @@ static int pick_disk(struct vc *v, size_t i, struct st_err *e)
 static int md_usable(struct st_err *e)
 {
     char path[64];
-    if (find_tool("mdadm", path, sizeof path))
+    if (probe_find_program("mdadm", path, sizeof path))
         return st_fail_field(e, ST_UNAVAILABLE, "secondary_disk_id",
                              "a mirrored volume needs md RAID1, but mdadm is not installed");
     if (access("/proc/mdstat", F_OK) != 0)

@@ -8,23 +8,15 @@
 #include "stowage/probe.h"
 
 #include <errno.h>
-#include <fcntl.h>
-#include <poll.h>
-#include <signal.h>
-#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "xml.h"
 
 #define CLI_OUTPUT_MAX (4u << 20) /* volume info of a 64-brick volume is ~40 KiB */
-
-extern char **environ;
 
 /* ---- "Number of Bricks" ---- */
 
@@ -288,161 +280,29 @@ int probe_gluster_parse_status(const char *xml, size_t len, struct probe_gluster
 
 /* ---- running the CLI ---- */
 
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* Kill (if still running) and always reap, so no zombie outlives a probe. */
-static int reap(pid_t pid, int64_t deadline, int *status)
-{
-    pid_t r;
-
-    for (;;) {
-        r = waitpid(pid, status, WNOHANG);
-        if (r == pid)
-            return 0;
-        if (r < 0 && errno != EINTR)
-            return -errno;
-        if (now_ms() >= deadline)
-            break;
-        usleep(2000);
-    }
-    kill(-pid, SIGKILL);
-    kill(pid, SIGKILL);
-    while ((r = waitpid(pid, status, 0)) < 0 && errno == EINTR)
-        ;
-    return -ETIMEDOUT;
-}
-
 struct capture {
     char *buf;
-    size_t len, cap;
+    size_t len;
 };
 
-/* Read the pipe until EOF, the deadline or the size cap. 0, -ETIMEDOUT, -EFBIG, -errno. */
-static int read_all(int fd, int64_t deadline, struct capture *c)
+/* Run argv and capture its stdout. The exit code is not looked at: the CLI exits
+ * non-zero when opRet != 0 but still prints the XML that says why. what ("volume info
+ * gv0") names the call in errors. */
+static int run_cli(char *const argv[], const char *what, unsigned timeout_ms, struct capture *c,
+                   struct st_err *e)
 {
-    struct pollfd pfd = {.fd = fd, .events = POLLIN};
-    ssize_t n;
-    int rc;
-
-    for (;;) {
-        int64_t left = deadline - now_ms();
-
-        if (left <= 0)
-            return -ETIMEDOUT;
-        rc = poll(&pfd, 1, left > 1000000 ? 1000000 : (int)left);
-        if (rc < 0 && errno == EINTR)
-            continue;
-        if (rc < 0)
-            return -errno;
-        if (rc == 0)
-            continue;
-        if (c->len + 1 >= c->cap) {
-            size_t ncap = c->cap ? c->cap * 2 : 16384;
-            char *nb;
-
-            if (ncap > CLI_OUTPUT_MAX + 1)
-                ncap = CLI_OUTPUT_MAX + 1;
-            if (c->len + 1 >= ncap)
-                return -EFBIG;
-            if (!(nb = realloc(c->buf, ncap)))
-                return -ENOMEM;
-            c->buf = nb;
-            c->cap = ncap;
-        }
-        n = read(fd, c->buf + c->len, c->cap - c->len - 1);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0)
-            return -errno;
-        if (n == 0)
-            return 0;
-        c->len += (size_t)n;
-    }
-}
-
-static int spawn_cli(const char *cli, char *const argv[], int out_fd, pid_t *pid)
-{
-    posix_spawn_file_actions_t fa;
-    posix_spawnattr_t at;
-    sigset_t none, all;
-    char path[256];
-    int rc;
-
-    if ((rc = posix_spawn_file_actions_init(&fa)) != 0)
-        return -rc;
-    if ((rc = posix_spawnattr_init(&at)) != 0) {
-        posix_spawn_file_actions_destroy(&fa);
-        return -rc;
-    }
-    sigemptyset(&none);
-    sigfillset(&all);
-    /* The daemon's threads block signals for their sigwait loop; the CLI must not
-     * inherit that mask or SIG_IGN dispositions. Own process group: kill all of it. */
-    if ((rc = posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0)) ||
-        (rc = posix_spawn_file_actions_adddup2(&fa, out_fd, 1)) ||
-        (rc = posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0)) ||
-        (rc = posix_spawnattr_setsigmask(&at, &none)) ||
-        (rc = posix_spawnattr_setsigdefault(&at, &all)) ||
-        (rc = posix_spawnattr_setpgroup(&at, 0)) ||
-        (rc = posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF |
-                                                POSIX_SPAWN_SETPGROUP)))
-        goto out;
-    rc = posix_spawnp(pid, cli, &fa, &at, argv, environ);
-    /* A daemon started by systemd may have no /usr/sbin in PATH; gluster lives there. */
-    if (rc == ENOENT && !strchr(cli, '/') &&
-        (size_t)snprintf(path, sizeof path, "/usr/sbin/%s", cli) < sizeof path)
-        rc = posix_spawn(pid, path, &fa, &at, argv, environ);
-out:
-    posix_spawnattr_destroy(&at);
-    posix_spawn_file_actions_destroy(&fa);
-    return -rc;
-}
-
-/* Run argv and capture its stdout (NUL-terminated) into c. The exit code is not looked
- * at: the CLI exits non-zero when opRet != 0 but still prints the XML that says why.
- * what ("volume info gv0") names the call in errors. */
-static int run_cli(const char *cli, char *const argv[], const char *what, int64_t deadline,
-                   struct capture *c, struct st_err *e)
-{
-    int fds[2], status = 0, rc, rrc;
-    pid_t pid;
-
-    c->len = 0;
-    if (!c->buf) {
-        if (!(c->buf = malloc(16384)))
-            return st_fail(e, ST_INTERNAL, "gluster %s: out of memory", what), -ENOMEM;
-        c->cap = 16384;
-    }
-    if (pipe2(fds, O_CLOEXEC) < 0) {
-        rc = -errno;
-        st_fail_errno(e, -rc, "gluster %s: pipe", what);
-        return rc;
-    }
-    rc = spawn_cli(cli, argv, fds[1], &pid);
-    close(fds[1]);
-    if (rc < 0) {
-        close(fds[0]);
-        return st_fail(e, ST_UNAVAILABLE, "cannot run %s: %s", cli, strerror(-rc)), rc;
-    }
-    rc = read_all(fds[0], deadline, c);
-    close(fds[0]);
-    rrc = reap(pid, rc < 0 ? 0 : deadline, &status);
-    if (rc == 0 && rrc < 0)
-        rc = rrc;
+    int status;
+    free(c->buf);
+    int rc = probe_run(argv, 0, timeout_ms, CLI_OUTPUT_MAX, &c->buf, &c->len, &status);
     if (rc == -ETIMEDOUT)
         return st_fail(e, ST_UNAVAILABLE, "gluster %s: timed out", what), rc;
     if (rc == -EFBIG)
         return st_fail(e, ST_UNAVAILABLE, "gluster %s: output over %u bytes", what, CLI_OUTPUT_MAX),
                rc;
+    if (rc == -ENOENT)
+        return st_fail(e, ST_UNAVAILABLE, "cannot run %s: not installed", argv[0]), rc;
     if (rc < 0)
         return st_fail_errno(e, -rc, "gluster %s", what), rc;
-    c->buf[c->len] = '\0';
     return 0;
 }
 
@@ -484,7 +344,6 @@ static int arg_ok(const char *s, const char *extra)
 static int run_volume_cmd(const char *cli, const char *server, const char *op, const char *volume,
                           unsigned timeout_ms, struct capture *c, struct st_err *e)
 {
-    int64_t deadline = now_ms() + (timeout_ms ? timeout_ms : 10000);
     char remote[300], what[300];
     char *argv[8];
     int i = 0;
@@ -501,7 +360,7 @@ static int run_volume_cmd(const char *cli, const char *server, const char *op, c
     argv[i++] = (char *)volume;
     argv[i] = NULL;
     snprintf(what, sizeof what, "volume %s %s", op, volume);
-    return run_cli(cli, argv, what, deadline, c, e);
+    return run_cli(argv, what, timeout_ms ? timeout_ms : 10000, c, e);
 }
 
 int probe_gluster(const char *cli, const char *server, const char *volume, unsigned timeout_ms,
