@@ -57,6 +57,9 @@ struct backend_ops {
      * Returns -ENXIO when there is no data after off. */
     int (*next_data)(struct be_file *f, uint64_t off, uint64_t *data, uint64_t *hole);
     int (*punch_hole)(struct be_file *f, uint64_t off, uint64_t len);
+    /* Start writing [off, off+len) to stable storage now, without waiting, so a long
+     * sequential write does not leave all its flushing to the final fsync. May be NULL. */
+    int (*start_writeback)(struct be_file *f, uint64_t off, uint64_t len);
     /* Clone all of src into the empty dst sharing blocks; NULL or -EOPNOTSUPP when impossible. */
     int (*reflink)(struct be_file *src, struct be_file *dst);
     /* In-kernel/in-server copy; NULL or -EOPNOTSUPP/-EXDEV when impossible. */

@@ -47,6 +47,7 @@ struct st_config {
     size_t n_mount_roots;
     unsigned staging_expiry_s; /* abandoned resumable uploads are removed after this */
     int log_requests;
+    int sendfile;      /* downloads from local volumes with sendfile (else reads) */
     int clone_reflink; /* clone_mode "reflink": raw images on XFS get reflinked raw clones */
     struct cfg_storage *storages; /* initial storages, created when missing */
     size_t n_storages;

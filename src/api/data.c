@@ -346,7 +346,7 @@ void api_data_get(struct http_req *r, const char *name, const char *uuid)
         http_add_header(r, "Content-Range", hdr);
         break;
     }
-    int fd = core_download_kernel_fd(d);
+    int fd = st->cfg.sendfile ? core_download_kernel_fd(d) : -1;
     if (fd >= 0) {
         core_download_close(d); /* the fd keeps the bytes readable */
         http_reply_fd(r, status, "application/octet-stream", fd, off, len);

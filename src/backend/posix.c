@@ -320,6 +320,14 @@ static int posix_punch_hole(struct be_file *f, uint64_t off, uint64_t len)
     return 0;
 }
 
+static int posix_start_writeback(struct be_file *f, uint64_t off, uint64_t len)
+{
+    if (!off_ok(off, len))
+        return -EINVAL;
+    return sync_file_range(PF(f)->fd, (off_t)off, (off_t)len, SYNC_FILE_RANGE_WRITE) < 0 ? -errno
+                                                                                         : 0;
+}
+
 static int posix_reflink(struct be_file *src, struct be_file *dst)
 {
     if (ioctl(PF(dst)->fd, FICLONE, PF(src)->fd) == 0)
@@ -492,6 +500,7 @@ const struct backend_ops be_posix_ops = {
     .ftruncate = posix_ftruncate,
     .next_data = posix_next_data,
     .punch_hole = posix_punch_hole,
+    .start_writeback = posix_start_writeback,
     .reflink = posix_reflink,
     .copy_range = posix_copy_range,
     .kernel_fd = posix_kernel_fd,

@@ -29,6 +29,7 @@ void cfg_defaults(struct st_config *c)
     c->gluster_timeout_ms = 10000;
     c->staging_expiry_s = 24 * 3600;
     c->log_requests = 1;
+    c->sendfile = 1;
 }
 
 static void free_storages(struct st_config *c)
@@ -363,6 +364,10 @@ static int load_object(struct st_config *c, json_t *root, struct st_err *e)
             if (strcmp(s, "qcow2") && strcmp(s, "reflink"))
                 return st_fail_field(e, ST_INVALID, k, "clone_mode must be qcow2 or reflink");
             c->clone_reflink = strcmp(s, "reflink") == 0;
+        } else if (strcmp(k, "sendfile") == 0) {
+            if (!json_is_boolean(v))
+                return st_fail_field(e, ST_INVALID, k, "sendfile must be true or false");
+            c->sendfile = json_is_true(v);
         } else if (strcmp(k, "log_requests") == 0) {
             if (!json_is_boolean(v))
                 return st_fail_field(e, ST_INVALID, k, "log_requests must be true or false");

@@ -57,7 +57,11 @@ fail:
 int core_download_kernel_fd(struct core_download *d)
 {
     int fd = d->v.ops->kernel_fd ? d->v.ops->kernel_fd(d->f) : -1;
-    return fd >= 0 ? fcntl(fd, F_DUPFD_CLOEXEC, 0) : -1;
+    if (fd < 0)
+        return -1;
+    /* Images are read front to back: a bigger read-ahead keeps the disk busy. */
+    posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+    return fcntl(fd, F_DUPFD_CLOEXEC, 0);
 }
 
 uint64_t core_download_size(struct core_download *d)

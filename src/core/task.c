@@ -202,8 +202,17 @@ static void run_task(struct stowage *st, struct run *r)
         rc = st_fail(&e, ST_INTERNAL, "unknown task type '%s'", r->row.type);
     else if (!t.params)
         rc = st_fail(&e, ST_INTERNAL, "the task's params are unreadable: %s", je.text);
-    else
+    else {
+        struct timespec a, b;
+        clock_gettime(CLOCK_MONOTONIC, &a);
         rc = tt->run(&t, &e);
+        clock_gettime(CLOCK_MONOTONIC, &b);
+        if (st->cfg.log_requests)
+            fprintf(stderr, "task %s %s %s %lldus%s%s\n", r->row.id, r->row.type,
+                    rc ? "error" : "success",
+                    (long long)((b.tv_sec - a.tv_sec) * 1000000 + (b.tv_nsec - a.tv_nsec) / 1000),
+                    rc ? ": " : "", rc ? e.msg : "");
+    }
     finish(st, r, rc, &t, &e);
     json_decref(t.params);
     json_decref(t.result);

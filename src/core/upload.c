@@ -88,6 +88,8 @@ static void *writer(void *arg)
         pthread_mutex_unlock(&u->mu);
         int rc = rehash ? rehash_prefix(u, &e)
                         : core_pwrite_all(&u->v, u->f, u->io_buf, u->io_len, u->io_off, &e);
+        if (rc == 0 && !rehash && u->v.ops->start_writeback)
+            u->v.ops->start_writeback(u->f, u->io_off, u->io_len);
         if (rc == 0 && !rehash && u->io_needs_hash)
             gnutls_hash(u->hash, u->io_buf, u->io_len);
         pthread_mutex_lock(&u->mu);

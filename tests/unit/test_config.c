@@ -38,6 +38,7 @@ static void test_config_reads_every_key(void **state)
     const char *json =
         "{\"listen\":\"127.0.0.1:9090\",\"state_dir\":\"/tmp/st\",\"threads\":3,\"workers\":4,"
         "\"probe_ttl_ms\":250,\"gluster_cli\":\"/usr/sbin/gluster\",\"log_requests\":false,"
+        "\"sendfile\":false,\"clone_mode\":\"reflink\",\"staging_expiry_s\":60,"
         "\"limits\":{\"max_body\":2048,\"max_header\":8192,\"connection_timeout\":5,"
         "\"per_ip_connections\":8,\"max_connections\":100,\"max_image_size\":1000000},"
         "\"tls\":{\"cert\":\"/c.pem\",\"key\":\"/k.pem\"},\"mount_roots\":[\"/mnt\"],"
@@ -52,6 +53,9 @@ static void test_config_reads_every_key(void **state)
     assert_int_equal(c.workers, 4);
     assert_int_equal(c.probe_ttl_ms, 250);
     assert_int_equal(c.log_requests, 0);
+    assert_int_equal(c.sendfile, 0);
+    assert_int_equal(c.clone_reflink, 1);
+    assert_int_equal(c.staging_expiry_s, 60);
     assert_int_equal(c.max_body, 2048);
     assert_int_equal(c.max_header, 8192);
     assert_int_equal(c.conn_timeout, 5);
@@ -96,6 +100,8 @@ static void test_config_rejects_unknown_keys_and_wrong_types(void **state)
         "{\"storages\":[{\"id\":\"s\",\"volumes\":[{\"id\":\"v\",\"kind\":\"gluster\"}]}]}",
         "volumes");
     expect_invalid("{\"log_requests\":1}", "log_requests");
+    expect_invalid("{\"clone_mode\":\"copy\"}", "clone_mode");
+    expect_invalid("{\"sendfile\":\"yes\"}", "sendfile");
 }
 
 static void test_config_rejects_malformed_json_and_duplicate_keys(void **state)
