@@ -24,12 +24,14 @@ start() {
 stop() { kill -TERM "$pid"; wait "$pid" || true; }
 
 start; stop
-python3 - "$W/state/stowage.db" <<'PY'
-import sqlite3, sys, uuid, time
+python3 - "$W/state/stowage.db" "$W/vol/images" <<'PY'
+import os, sqlite3, sys, uuid, time
 db = sqlite3.connect(sys.argv[1])
 now = int(time.time())
 rows = [(str(uuid.uuid4()), "image%04d" % i, "dir1", "qcow2", (20 + i % 40) << 30,
          "active", "guest%04d" % i, now, now) for i in range(1000)]
+for r in rows:  # an active image has its file (restart recovery checks)
+    open(os.path.join(sys.argv[2], "%s.qcow2" % r[0]), "w").close()
 db.executemany("INSERT INTO image (uuid, name, volume_id, format, virtual_size, status, guest_id,"
                " created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?)", rows)
 db.commit()

@@ -97,6 +97,9 @@ int core_clone_create(struct stowage *st, const char *image_name, const char *gu
         return -1;
     if (strcmp(im.status, "active") != 0)
         return st_fail(e, ST_CONFLICT, "image '%s' has no data yet (%s)", image_name, im.status);
+    if (im.virtual_size == 0)
+        return st_fail_field(e, ST_INVALID, "image_id", "image '%s' is empty: nothing to clone",
+                             image_name);
     memset(out, 0, sizeof *out);
     if (clone_id && *clone_id)
         snprintf(out->clone_id, sizeof out->clone_id, "%s", clone_id);

@@ -439,7 +439,7 @@ int core_upload_finish(struct core_upload *u, struct db_image *out, uint64_t *st
         goto refuse;
     }
     snprintf(u->img.format, sizeof u->img.format, "%s", fmt_name(info.format));
-    u->img.virtual_size = info.virtual_size ? info.virtual_size : u->next;
+    u->img.virtual_size = info.virtual_size; /* raw: the file size; a qcow2 may say 0 */
     u->img.actual_size = info.actual_size;
     snprintf(u->img.sha256, sizeof u->img.sha256, "%s", got);
     if (core_image_commit(u->st, &u->v, u->f, u->staging, &u->img, e))

@@ -126,6 +126,13 @@ static int ensure_backend(struct vol *v, struct st_err *e)
     return 0;
 }
 
+/* Abandoned uploads are looked for every minute, or more often when they expire sooner. */
+static int64_t sweep_interval_ms(struct stowage *st)
+{
+    int64_t half = (int64_t)st->cfg.staging_expiry_s * 500;
+    return half < 1000 ? 1000 : half > 60000 ? 60000 : half;
+}
+
 /* Before the first data operation on a volume, undo what a crash left there; then,
  * now and then, expire abandoned resumable uploads. */
 static void recover_and_sweep(struct vol *v)
@@ -142,7 +149,7 @@ static void recover_and_sweep(struct vol *v)
         pthread_cond_broadcast(&v->refs_cv); /* wakes acquirers waiting for the first probe */
         pthread_mutex_unlock(&v->mu);
         v->janitor_at_ms = now;
-    } else if (now - v->janitor_at_ms >= 60 * 1000) {
+    } else if (now - v->janitor_at_ms >= sweep_interval_ms(v->st)) {
         v->janitor_at_ms = now;
         if (core_expire_uploads(v->st, v->row.id, v->ops, v->be, &e))
             fprintf(stderr, "stowaged: volume %s: expiring uploads: %s\n", v->row.id, e.msg);

@@ -1,6 +1,6 @@
 /* server.c — libmicrohttpd setup and the life of one request.
  *
- * MHD runs its own epoll thread pool. For each request the access handler is
+ * MHD runs its own thread pool (poll: see http_start). For each request the access handler is
  * called once with the headers (we route, check limits and credentials
  * there), then once per body chunk, then once at the end (JSON routes are
  * parsed and dispatched there). The completion callback logs, counts and
@@ -509,7 +509,12 @@ int http_start(struct http_server **out, struct stowage *st, int listen_fd,
         goto fail;
     }
 
-    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
+    /* poll(2), not epoll: libmicrohttpd 0.9.75's edge-triggered epoll takes a short read
+     * for a drained socket, so a FIN that arrives with the last bytes of an upload is
+     * never read and the request lingers until the idle timeout, holding its image.
+     * Level-triggered poll reads the FIN at once. Each pool thread polls only its own
+     * connections, so the cost at this daemon's connection counts is negligible. */
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL | MHD_ALLOW_SUSPEND_RESUME |
                      MHD_USE_ERROR_LOG;
     size_t pool = cfg->max_header * 2 + 256 * 1024;
     if (cfg->tls_cert) {
