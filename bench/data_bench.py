@@ -1,0 +1,498 @@
+#!/usr/bin/python3
+"""data_bench.py — the body of bench_data.sh: the data path against this machine's limits.
+
+Starts everything it measures and removes it at the end, whatever happens: an XFS loop
+disk, a private glusterd with a disperse 4+2 volume (bricks under BENCH_WORK) and a FUSE
+mount of it, and one stowaged ($STOWAGED) serving both volumes. Prints one Markdown
+section on stdout; progress goes to stderr.
+
+  1. 1 GiB upload/download on the XFS volume: curl over loopback vs dd conv=fdatasync
+     and cat, page cache dropped before every run;
+  2. the same on the Gluster volume (libgfapi in the daemon) vs dd/cat through FUSE;
+  3. guest_clone of a 100 GiB raw image, 50 runs per volume, beside qemu-img create;
+  4. peak RSS of the daemon during a 4 GiB upload.
+
+Env: STOWAGED (binary), BENCH_WORK (scratch dir), BENCH_DATA_RUNS (runs per transfer
+measurement, default 3), BENCH_CLONE_RUNS (default 50), BENCH_GLUSTER_WAIT_S (how long to
+wait for another glusterd on this host to go away, default 600).
+"""
+import json
+import os
+import re
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import requests
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "tests"))
+
+from fixtures.daemon import Daemon  # noqa: E402
+from fixtures.gluster import Glusterd, GlusterdBusy  # noqa: E402
+from fixtures.loopdisk import LoopDisk  # noqa: E402
+
+MiB, GiB = 1 << 20, 1 << 30
+RUNS = int(os.environ.get("BENCH_DATA_RUNS", "3"))
+CLONE_RUNS = int(os.environ.get("BENCH_CLONE_RUNS", "50"))
+GVOL = "benchdata"
+STORAGE = "bench"
+
+
+def log(*a):
+    print(*a, file=sys.stderr, flush=True)
+
+
+def sh(*argv, **kw):
+    return subprocess.run(argv, check=True, capture_output=True, text=True, **kw)
+
+
+def drop_caches():
+    os.sync()
+    with open("/proc/sys/vm/drop_caches", "w") as f:
+        f.write("3\n")
+
+
+def timed(argv, **kw):
+    """Run argv after dropping the page cache; seconds of wall time."""
+    drop_caches()
+    t0 = time.monotonic()
+    subprocess.run(argv, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, **kw)
+    return time.monotonic() - t0
+
+
+def mibs(size, seconds):
+    return size / MiB / seconds
+
+
+class Bench:
+    def __init__(self, work):
+        self.work = Path(work)
+        self.cleanups = []
+        self.session = requests.Session()
+        self.results = {}
+
+    def at_exit(self, fn):
+        self.cleanups.append(fn)
+
+    def cleanup(self):
+        for fn in reversed(self.cleanups):
+            try:
+                fn()
+            except Exception as e:  # keep going: everything else must still go
+                log("cleanup: %r" % e)
+
+    # ---------------------------------------------------------------- setup
+
+    def setup(self):
+        self.work.mkdir(parents=True, exist_ok=True)
+        disk = LoopDisk(self.work / "disk", "24G")
+        self.at_exit(disk.close)
+        disk.mkfs_xfs()
+        self.mnt = disk.mount(self.work / "mnt")
+        self.gd = self.fuse = None
+        deadline = time.monotonic() + float(os.environ.get("BENCH_GLUSTER_WAIT_S", "600"))
+        while True:
+            try:
+                self.gd = Glusterd(self.work / "gluster")
+                break
+            except GlusterdBusy as e:
+                if time.monotonic() > deadline:
+                    log("gluster: %s — skipping the Gluster measurements" % e)
+                    self.gluster_skipped = str(e)
+                    break
+                log("gluster: another glusterd runs on this host; waiting")
+                time.sleep(10)
+        vols = [{"id": "loc", "kind": "local", "mount_point": str(self.mnt)}]
+        # a volume without any disk under it: the ceiling of HTTP + hashing on this machine
+        self.shm = Path("/dev/shm/stowage-bench-vol-%d" % os.getpid())
+        self.shm.mkdir()
+        self.at_exit(lambda: shutil.rmtree(self.shm, ignore_errors=True))
+        vols.append({"id": "shm", "kind": "external", "mount_point": str(self.shm)})
+        if self.gd:
+            self.at_exit(self.gd.stop)
+            self.gd.create_volume(GVOL, kind="disperse", bricks=6, redundancy=2)
+            self.fuse = self.work / "fuse"
+            self.fuse.mkdir(exist_ok=True)
+            sh("mount", "-t", "glusterfs", "%s:/%s" % (self.gd.hostname, GVOL), str(self.fuse),
+               timeout=60)
+            self.at_exit(lambda: subprocess.run(["umount", str(self.fuse)]).returncode == 0 or
+                         subprocess.run(["umount", "-l", str(self.fuse)]))
+            vols.append({"id": "g", "kind": "gluster", "server": self.gd.hostname,
+                         "volume": GVOL})
+        self.start_nginx()
+        self.d = Daemon(self.work / "daemon", config={
+            "probe_ttl_ms": 1000, "log_requests": True,
+            "storages": [{"id": STORAGE, "volumes": vols}]})
+        os.makedirs(self.d.tmpdir, exist_ok=True)
+        self.d.start()
+        self.at_exit(self.d.stop)
+
+        def ready():
+            info = self.d.get("/imagestorages/" + STORAGE).json()
+            vs = info["volumes"] + info["gluster_volumes"] + info["external_volumes"]
+            return len(vs) == len(vols) and all(v["status"] == "ok" for v in vs)
+        self.d.wait_for(ready, timeout=120, what="volumes ok")
+        # sources in tmpfs: reading them costs the same for every contender, and a
+        # drop_caches cannot evict them
+        self.src = Path("/dev/shm/stowage-bench-%d.raw" % os.getpid())
+        self.at_exit(lambda: self.src.unlink(missing_ok=True))
+        with open(self.src, "wb") as f:
+            for _ in range(GiB // (16 * MiB)):
+                f.write(os.urandom(16 * MiB))
+
+    def start_nginx(self):
+        """nginx serving the volumes' files with sendfile: the HTTP download ceiling."""
+        self.nport = None
+        if not shutil.which("nginx"):
+            return
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.nport = s.getsockname()[1]
+        ng = self.work / "nginx"
+        ng.mkdir(exist_ok=True)
+        locs = "location /loc/ { alias %s/; }\n" % self.mnt
+        if self.fuse:
+            locs += "location /g/ { alias %s/; }\n" % self.fuse
+        (ng / "nginx.conf").write_text(
+            "user root; worker_processes 1; daemon off; pid %s/nginx.pid; error_log %s/error.log;\n"
+            "events { worker_connections 64; }\n"
+            "http { access_log off; sendfile on; default_type application/octet-stream;\n"
+            "client_body_temp_path %s/cb; proxy_temp_path %s/p; fastcgi_temp_path %s/f;\n"
+            "uwsgi_temp_path %s/u; scgi_temp_path %s/s;\n"
+            "server { listen 127.0.0.1:%d; %s } }\n" % ((ng,) * 7 + (self.nport, locs)))
+        proc = subprocess.Popen(["nginx", "-c", str(ng / "nginx.conf"), "-p", str(ng)],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+        def stop():
+            proc.terminate()
+            proc.wait(timeout=30)
+        self.at_exit(stop)
+        time.sleep(0.5)
+
+    def nginx_down(self, vid, rel):
+        drop_caches()
+        r = subprocess.run(["curl", "-sS", "-o", "/dev/null", "-w", "%{http_code} %{time_total}",
+                            "http://127.0.0.1:%d/%s/%s" % (self.nport, vid, rel)],
+                           capture_output=True, text=True, check=True)
+        code, secs = r.stdout.split()
+        if code != "200":
+            raise RuntimeError("nginx %s/%s: %s" % (vid, rel, code))
+        return float(secs)
+
+    # ---------------------------------------------------------------- helpers
+
+    def task(self, typ, timeout=600, **params):
+        """Submit a task and poll it to completion: (view, seconds from POST to completed)."""
+        h = self.d.headers()
+        t0 = time.monotonic()
+        r = self.session.post(self.d.url("/tasks/create"), headers=h, timeout=60,
+                              json=dict(type=typ, repeat="0", retries="0", **params))
+        r.raise_for_status()
+        tid = r.json()["message"]
+        while True:
+            t = self.session.get(self.d.url("/tasks/" + tid), headers=h, timeout=60).json()
+            if t["state"] == "completed":
+                return t, time.monotonic() - t0, tid
+            if time.monotonic() - t0 > timeout:
+                raise RuntimeError("task %s %s did not complete: %r" % (typ, tid, t))
+
+    def uuid_of(self, name):
+        import sqlite3
+        con = sqlite3.connect("file:%s?mode=ro" % os.path.join(self.d.state_dir, "stowage.db"),
+                              uri=True, timeout=30)
+        try:
+            row = con.execute("SELECT uuid, format FROM image WHERE name = ? AND status = 'active'",
+                              (name,)).fetchone()
+        finally:
+            con.close()
+        if not row:
+            raise RuntimeError("no active image %s" % name)
+        return row
+
+    def curl_up(self, name, vid):
+        drop_caches()
+        url = self.d.url("/image/%s/file/?volume_id=%s" % (name, vid))
+        r = subprocess.run(["curl", "-sS", "-o", str(self.work / "up.json"), "-w",
+                            "%{http_code} %{time_total}", "-T", str(self.src), "-H", "Expect:",
+                            "-H", "Authorization: Bearer " + self.d.token, url],
+                           capture_output=True, text=True, check=True)
+        code, secs = r.stdout.split()
+        if code != "201":
+            raise RuntimeError("upload %s: %s %s" % (name, code, (self.work / "up.json").read_text()))
+        return float(secs)
+
+    def curl_down(self, name):
+        drop_caches()
+        r = subprocess.run(["curl", "-sS", "-o", "/dev/null", "-w", "%{http_code} %{time_total}",
+                            "-H", "Authorization: Bearer " + self.d.token,
+                            self.d.url("/image/%s/file/" % name)],
+                           capture_output=True, text=True, check=True)
+        code, secs = r.stdout.split()
+        if code != "200":
+            raise RuntimeError("download %s: %s" % (name, code))
+        return float(secs)
+
+    def delete(self, name):
+        t, _, _ = self.task("image_delete", image_id=name)
+        if t["result"] != "success":
+            raise RuntimeError("image_delete %s: %r" % (name, t))
+
+    # ---------------------------------------------------------------- measurements
+
+    def transfer(self, vid, root, label):
+        """Upload and download 1 GiB through stowaged vs dd/cat on the same filesystem."""
+        up, dd, down, cat, ngx = [], [], [], [], []
+        ddfile = root / "dd-bench.raw"
+        for i in range(RUNS):
+            dd.append(timed(["dd", "if=%s" % self.src, "of=%s" % ddfile, "bs=4M", "conv=fdatasync"]))
+            name = "bench-%s-%d" % (vid, i)
+            ddfile.unlink()
+            up.append(self.curl_up(name, vid))
+            uuid, fmt = self.uuid_of(name)
+            down.append(self.curl_down(name))
+            # the very file the daemon served, read through the filesystem (FUSE for Gluster)
+            cat.append(timed(["sh", "-c", 'cat "$1" > /dev/null', "cat",
+                              str(root / "images" / ("%s.%s" % (uuid, fmt)))]))
+            if self.nport:
+                ngx.append(self.nginx_down(vid, "images/%s.%s" % (uuid, fmt)))
+            self.delete(name)
+            log("%s run %d: up %.2fs dd %.2fs down %.2fs cat %.2fs nginx %s" % (
+                label, i, up[-1], dd[-1], down[-1], cat[-1], ngx[-1:]))
+        m = statistics.median
+        return {"up": mibs(GiB, m(up)), "dd": mibs(GiB, m(dd)), "down": mibs(GiB, m(down)),
+                "cat": mibs(GiB, m(cat)), "nginx": mibs(GiB, m(ngx)) if ngx else None}
+
+    def ceiling(self):
+        """The same upload/download to a tmpfs volume, and SHA-256 alone: what the CPU allows."""
+        up, down = [], []
+        for i in range(RUNS):
+            name = "bench-shm-%d" % i
+            up.append(self.curl_up(name, "shm"))
+            down.append(self.curl_down(name))
+            self.delete(name)
+        t0 = time.monotonic()
+        sh("openssl", "dgst", "-sha256", str(self.src))
+        sha = time.monotonic() - t0
+        log("tmpfs: up %s down %s; openssl sha256 %.2fs" % (up, down, sha))
+        return {"up": mibs(GiB, statistics.median(up)), "down": mibs(GiB, statistics.median(down)),
+                "sha": mibs(GiB, sha)}
+
+    def clones(self, vid, root, url_root):
+        """50 guest_clone of a 100 GiB raw image; hyperfine of qemu-img create beside it."""
+        name = "base100-" + vid
+        t, secs, _ = self.task("image_create", image_id=name, volume_id=vid,
+                               image_storage_id=STORAGE, size_mb=102400, format="raw")
+        if t["result"] != "success":
+            raise RuntimeError("image_create: %r" % t)
+        uuid, fmt = self.uuid_of(name)
+        os.sync()  # the GiBs written before must not be flushed inside a clone's fsyncs
+        time.sleep(2)
+        log_mark = len(self.d.log())
+        client, ids = [], []
+        for i in range(CLONE_RUNS):
+            cid = "c%s%03d" % (vid, i)
+            t, secs, tid = self.task("guest_clone", image_id=name, guest_id="g%03d" % i, clone_id=cid)
+            if t["result"] != "success":
+                raise RuntimeError("guest_clone: %r" % t)
+            client.append(secs * 1e3)
+            ids.append(tid)
+        server_post, server_task = [], []
+        text = self.d.log()[log_mark:]
+        for line in text.splitlines():
+            m = re.match(r"POST /tasks/create \d+ \d+B (\d+)us", line)
+            if m:
+                server_post.append(int(m.group(1)) / 1e3)
+            m = re.search(r"task (\S+) \(guest_clone\): success.*?\b(\d+)us\b", line)
+            if m and m.group(1) in ids:
+                server_task.append(int(m.group(2)) / 1e3)
+        for i in range(CLONE_RUNS):
+            self.task("clone_delete", clone_id="c%s%03d" % (vid, i))
+        # qemu-img create of the same overlay on the same file
+        base_rel = "../images/%s.%s" % (uuid, fmt)
+        out_local = root / "clones" / "hyperfine.qcow2"
+        hf = {}
+        cmds = {"fs": "qemu-img create -q -f qcow2 -b %s -F raw %s" % (base_rel, out_local)}
+        if url_root:
+            cmds["url"] = "qemu-img create -q -f qcow2 -b %s -F raw %s/clones/hyperfine.qcow2" % (
+                "%s/images/%s.%s" % (url_root, uuid, fmt), url_root)
+        for k, cmd in cmds.items():
+            jf = self.work / ("hf-%s-%s.json" % (vid, k))
+            # through gluster:// every run pays glfs_init and glfs_fini (seconds): fewer runs
+            runs = ["--warmup", "2", "--runs", "20"] if k == "fs" else ["--warmup", "0", "--runs", "3"]
+            r = subprocess.run(["hyperfine", "-N", *runs, "--prepare", "rm -f %s" % out_local,
+                                "--export-json", str(jf), cmd], capture_output=True, text=True,
+                               timeout=1800)
+            if r.returncode != 0:
+                why = (r.stderr.strip().splitlines() or ["exit %d" % r.returncode])[-1]
+                log("hyperfine %s failed: %s" % (cmd, r.stderr[-2000:]))
+                hf[k] = (None, cmd, why)
+                continue
+            res = json.loads(jf.read_text())["results"][0]
+            hf[k] = (res["median"] * 1e3, cmd, None)
+        out_local.unlink(missing_ok=True)
+        self.delete(name)
+        p50 = lambda xs: statistics.median(xs) if xs else None  # noqa: E731
+        return {"client_p50": p50(client), "client_p90": sorted(client)[int(len(client) * 0.9) - 1],
+                "post_p50": p50(server_post), "task_p50": p50(server_task), "hf": hf}
+
+    def rss(self):
+        """Peak RSS above idle while a 4 GiB upload streams in."""
+        src = self.work / "zero-4g.raw"
+        with open(src, "wb") as f:
+            f.truncate(4 * GiB)
+        self.at_exit(lambda: src.unlink(missing_ok=True))
+        pid = self.d.proc.pid
+
+        def status():
+            out = {}
+            with open("/proc/%d/status" % pid) as f:
+                for line in f:
+                    k, _, v = line.partition(":")
+                    if k in ("VmRSS", "VmHWM"):
+                        out[k] = int(v.split()[0])
+            return out
+        time.sleep(1)
+        idle = status()
+        peak = [idle["VmRSS"]]
+        stop = threading.Event()
+
+        def poll():
+            while not stop.is_set():
+                peak[0] = max(peak[0], status()["VmRSS"])
+                time.sleep(0.01)
+        th = threading.Thread(target=poll)
+        th.start()
+        t0 = time.monotonic()
+        try:
+            r = subprocess.run(["curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}", "-T", str(src),
+                                "-H", "Expect:", "-H", "Authorization: Bearer " + self.d.token,
+                                self.d.url("/image/rss4g/file/?volume_id=loc")],
+                               capture_output=True, text=True)
+        finally:
+            stop.set()
+            th.join()
+        secs = time.monotonic() - t0
+        after = status()
+        if r.stdout != "201":
+            raise RuntimeError("4 GiB upload: %s %s" % (r.stdout, r.stderr))
+        self.delete("rss4g")
+        return {"idle": idle["VmRSS"], "peak": peak[0], "hwm": after["VmHWM"], "secs": secs}
+
+
+def fmt_ratio(a, b):
+    return "%.2f" % (a / b) if a and b else "–"
+
+
+def main():
+    work = Path(os.environ.get("BENCH_WORK", "/tmp/stowage-bench")) / "data"
+    b = Bench(work)
+    b.gluster_skipped = None
+    out = {}
+    error = None
+    try:
+        b.setup()
+        steps = [("loc", lambda: b.transfer("loc", b.mnt, "xfs")), ("shm", b.ceiling)]
+        if b.gd:
+            steps.append(("g", lambda: b.transfer("g", b.fuse, "gluster")))
+        steps.append(("clone_loc", lambda: b.clones("loc", b.mnt, None)))
+        if b.gd:
+            steps.append(("clone_g", lambda: b.clones(
+                "g", b.fuse, "gluster://%s/%s" % (socket.gethostname(), GVOL))))
+        steps.append(("rss", b.rss))
+        for key, fn in steps:
+            log("== " + key)
+            out[key] = fn()
+    except Exception as e:  # report what was measured, and why the rest was not
+        import traceback
+        traceback.print_exc()
+        error = "%s: %s" % (type(e).__name__, e)
+    finally:
+        b.cleanup()
+    print(report(out, b.gluster_skipped, error))
+    sys.exit(1 if error else 0)
+
+
+def report(o, gluster_skipped, error=None):
+    L = []
+    a = L.append
+    a("## Data path: uploads, downloads, clones, memory")
+    a("")
+    a("1 GiB of random bytes from tmpfs, curl over loopback (`-T`, no `Expect`), "
+      "%d runs each, medians. `echo 3 > /proc/sys/vm/drop_caches` (after `sync`) before every "
+      "run of every contender, so reads come from the device. Local: XFS (reflink=1) on a loop "
+      "device backed by a sparse file on this machine's disk. Gluster: disperse 4 + 2, six "
+      "bricks on the same disk, one host; stowaged through libgfapi, the baselines through a "
+      "FUSE mount of the same volume." % RUNS)
+    a("")
+    a("| volume | stowaged upload | dd bs=4M conv=fdatasync | ratio (target ≥ 0.85) | "
+      "stowaged download | cat > /dev/null | ratio (target ≥ 0.90) | nginx sendfile, same file | "
+      "ratio to nginx |")
+    a("|---|---|---|---|---|---|---|---|---|")
+    for key, label in (("loc", "XFS loop"), ("g", "Gluster 4+2 (FUSE baseline)")):
+        if key not in o:
+            a("| %s | skipped: %s |  |  |  |  |  |  |  |" % (label, gluster_skipped or "not measured"))
+            continue
+        r = o[key]
+        ng = r.get("nginx")
+        a("| %s | %.0f MiB/s | %.0f MiB/s | **%s** | %.0f MiB/s | %.0f MiB/s | **%s** | %s | %s |" % (
+            label, r["up"], r["dd"], fmt_ratio(r["up"], r["dd"]), r["down"], r["cat"],
+            fmt_ratio(r["down"], r["cat"]), "%.0f MiB/s" % ng if ng else "–",
+            fmt_ratio(r["down"], ng) if ng else "–"))
+    a("")
+    a("stowaged's upload includes what dd does not: sha256 of every byte, the format "
+      "inspection, fsync of file and directory, the catalogue commit. A download can go no "
+      "faster than curl receives over loopback: nginx (one worker, sendfile, no TLS) serving "
+      "the very same file, reached through the same filesystem, shows that ceiling beside "
+      "`cat`.")
+    if "shm" in o:
+        c = o["shm"]
+        a("")
+        a("The ceiling without any disk on these 2 cores (curl and the daemon share them): "
+          "stowaged to a tmpfs volume **%.0f MiB/s** up, **%.0f MiB/s** down; SHA-256 alone "
+          "(`openssl dgst -sha256`, one core) %.0f MiB/s." % (c["up"], c["down"], c["sha"]))
+    a("")
+    a("### guest_clone of a 100 GiB raw image (%d runs)" % CLONE_RUNS)
+    a("")
+    a("| volume | POST → completed p50 (client) | p90 | POST /tasks/create in the request log, p50 | "
+      "task run time in the log, p50 | target | qemu-img create -b (hyperfine median) |")
+    a("|---|---|---|---|---|---|---|")
+    for key, label, target in (("clone_loc", "XFS loop", "< 5 ms"), ("clone_g", "Gluster", "< 20 ms")):
+        if key not in o:
+            a("| %s | skipped |  |  |  | %s |  |" % (label, target))
+            continue
+        c = o[key]
+        hf = "; ".join(("%.1f ms (`%s`)" % (ms, cmd)) if ms is not None else
+                       ("failed: %s (`%s`)" % (why, cmd)) for ms, cmd, why in c["hf"].values())
+        a("| %s | **%.2f ms** | %.2f ms | %s | %s | %s | %s |" % (
+            label, c["client_p50"], c["client_p90"],
+            "%.3f ms" % c["post_p50"] if c["post_p50"] is not None else "–",
+            "%.3f ms" % c["task_p50"] if c["task_p50"] is not None else "not logged",
+            target, hf))
+    a("")
+    a("The client time includes the task queue and the polling of `GET /tasks/{id}` (a tight "
+      "loop on one keep-alive connection).")
+    a("")
+    r = o.get("rss")
+    a("### Memory during a 4 GiB upload")
+    a("")
+    if not r:
+        a("not measured")
+    else:
+        a("VmRSS polled every 10 ms while curl streamed a 4 GiB file to the XFS volume (%.1f s): "
+          "idle **%d MiB**, peak **%d MiB**, so **%d MiB above idle** (target < 32 MiB); VmHWM "
+          "after the upload %d MiB." % (r["secs"], r["idle"] // 1024, r["peak"] // 1024,
+                                        (r["peak"] - r["idle"]) // 1024, r["hwm"] // 1024))
+    if error:
+        a("")
+        a("**The benchmark stopped early:** `%s` (the rest was not measured; see stderr)." % error)
+    return "\n".join(L)
+
+
+if __name__ == "__main__":
+    main()
