@@ -135,6 +135,9 @@ int http_reply_cached(struct http_req *r, const char *key, uint64_t gen);
 void http_reply_json_cached(struct http_req *r, const char *key, uint64_t gen, json_t *j);
 
 /* ---- metrics (metrics.c) ---- */
+/* printf at the end of a growing buffer (*buf realloc'd, NUL-terminated); 0 or -1. */
+int http_buf_printf(char **buf, size_t *len, size_t *cap, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 /* Appends Prometheus text for the HTTP layer to *buf (realloc'd). */
 int http_metrics_render(struct http_server *s, char **buf, size_t *len, size_t *cap);
 

@@ -46,59 +46,48 @@ static void metrics(struct http_req *r)
 {
     struct stowage *st = http_st(r);
     char *buf = NULL;
-    size_t len = 0, cap = 0;
+    size_t len = 0, cap = 0, n = 0;
     struct core_volume_stat *vs = NULL;
-    size_t n = 0;
+    int rc = http_metrics_render(http_server_of(r), &buf, &len, &cap);
 
-    if (http_metrics_render(http_server_of(r), &buf, &len, &cap) ||
-        core_volume_stats(st, &vs, &n)) {
-        free(buf);
-        struct st_err e;
-        st_fail(&e, ST_INTERNAL, "out of memory rendering metrics");
-        http_reply_error(r, &e);
-        return;
-    }
-    size_t need = len + n * 1024 + 1024;
-    char *p = realloc(buf, need);
-    if (!p) {
-        free(buf);
-        free(vs);
-        struct st_err e;
-        st_fail(&e, ST_INTERNAL, "out of memory rendering metrics");
-        http_reply_error(r, &e);
-        return;
-    }
-    buf = p;
-    len += (size_t)snprintf(buf + len, need - len,
-                            "# HELP stowage_volume_free_bytes Free bytes on each volume.\n"
-                            "# TYPE stowage_volume_free_bytes gauge\n");
+    if (rc == 0)
+        rc = core_volume_stats(st, &vs, &n);
+    rc |= http_buf_printf(&buf, &len, &cap,
+                          "# HELP stowage_volume_free_bytes Free bytes on each volume.\n"
+                          "# TYPE stowage_volume_free_bytes gauge\n");
     for (size_t i = 0; i < n; i++)
-        len += (size_t)snprintf(buf + len, need - len,
-                                "stowage_volume_free_bytes{volume=\"%s\",kind=\"%s\"} %llu\n",
-                                vs[i].id, vs[i].kind, (unsigned long long)vs[i].free_bytes);
-    len += (size_t)snprintf(buf + len, need - len,
-                            "# HELP stowage_volume_total_bytes Size of each volume.\n"
-                            "# TYPE stowage_volume_total_bytes gauge\n");
+        rc |= http_buf_printf(&buf, &len, &cap,
+                              "stowage_volume_free_bytes{volume=\"%s\",kind=\"%s\"} %llu\n",
+                              vs[i].id, vs[i].kind, (unsigned long long)vs[i].free_bytes);
+    rc |= http_buf_printf(&buf, &len, &cap,
+                          "# HELP stowage_volume_total_bytes Size of each volume.\n"
+                          "# TYPE stowage_volume_total_bytes gauge\n");
     for (size_t i = 0; i < n; i++)
-        len += (size_t)snprintf(buf + len, need - len,
-                                "stowage_volume_total_bytes{volume=\"%s\",kind=\"%s\"} %llu\n",
-                                vs[i].id, vs[i].kind, (unsigned long long)vs[i].total_bytes);
-    len += (size_t)snprintf(buf + len, need - len,
-                            "# HELP stowage_volume_ok 1 when the volume's status is ok.\n"
-                            "# TYPE stowage_volume_ok gauge\n");
+        rc |= http_buf_printf(&buf, &len, &cap,
+                              "stowage_volume_total_bytes{volume=\"%s\",kind=\"%s\"} %llu\n",
+                              vs[i].id, vs[i].kind, (unsigned long long)vs[i].total_bytes);
+    rc |= http_buf_printf(&buf, &len, &cap,
+                          "# HELP stowage_volume_ok 1 when the volume's status is ok.\n"
+                          "# TYPE stowage_volume_ok gauge\n");
     for (size_t i = 0; i < n; i++)
-        len += (size_t)snprintf(buf + len, need - len,
-                                "stowage_volume_ok{volume=\"%s\",status=\"%s\"} %d\n", vs[i].id,
-                                vs[i].status, strcmp(vs[i].status, "ok") == 0);
-    len += (size_t)snprintf(buf + len, need - len,
-                            "# HELP stowage_probe_duration_seconds Duration of the last probe.\n"
-                            "# TYPE stowage_probe_duration_seconds gauge\n");
+        rc |=
+            http_buf_printf(&buf, &len, &cap, "stowage_volume_ok{volume=\"%s\",status=\"%s\"} %d\n",
+                            vs[i].id, vs[i].status, strcmp(vs[i].status, "ok") == 0);
+    rc |= http_buf_printf(&buf, &len, &cap,
+                          "# HELP stowage_probe_duration_seconds Duration of the last probe.\n"
+                          "# TYPE stowage_probe_duration_seconds gauge\n");
     for (size_t i = 0; i < n; i++)
-        len += (size_t)snprintf(buf + len, need - len,
-                                "stowage_probe_duration_seconds{volume=\"%s\",kind=\"%s\"} %.6f\n",
-                                vs[i].id, vs[i].kind, (double)vs[i].probe_us / 1e6);
+        rc |= http_buf_printf(&buf, &len, &cap,
+                              "stowage_probe_duration_seconds{volume=\"%s\",kind=\"%s\"} %.6f\n",
+                              vs[i].id, vs[i].kind, (double)vs[i].probe_us / 1e6);
     free(vs);
-    http_reply_bytes(r, 200, "text/plain; version=0.0.4", buf, len);
+    if (rc) {
+        struct st_err e;
+        st_fail(&e, ST_INTERNAL, "out of memory rendering metrics");
+        http_reply_error(r, &e);
+    } else {
+        http_reply_bytes(r, 200, "text/plain; version=0.0.4", buf, len);
+    }
     free(buf);
 }
 

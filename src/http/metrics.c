@@ -47,9 +47,7 @@ void http_metrics_record(struct http_server *s, int route_idx, unsigned status, 
     atomic_fetch_add(&m->latency_sum_us, us);
 }
 
-static int append(char **buf, size_t *len, size_t *cap, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static int append(char **buf, size_t *len, size_t *cap, const char *fmt, ...)
+int http_buf_printf(char **buf, size_t *len, size_t *cap, const char *fmt, ...)
 {
     for (;;) {
         va_list ap;
@@ -76,9 +74,9 @@ static int append(char **buf, size_t *len, size_t *cap, const char *fmt, ...)
 int http_metrics_render(struct http_server *s, char **buf, size_t *len, size_t *cap)
 {
     int rc = 0;
-    rc |= append(buf, len, cap,
-                 "# HELP stowage_http_requests_total HTTP requests by route and status.\n"
-                 "# TYPE stowage_http_requests_total counter\n");
+    rc |= http_buf_printf(buf, len, cap,
+                          "# HELP stowage_http_requests_total HTTP requests by route and status.\n"
+                          "# TYPE stowage_http_requests_total counter\n");
     for (size_t i = 0; i < s->n_metrics; i++) {
         const struct http_route *rt = http_router_route(s->rt, (int)i);
         const char *method = rt ? rt->method : "";
@@ -88,20 +86,21 @@ int http_metrics_render(struct http_server *s, char **buf, size_t *len, size_t *
             if (!v)
                 continue;
             if (k < HTTP_STATUS_SLOTS - 1)
-                rc |= append(
+                rc |= http_buf_printf(
                     buf, len, cap,
                     "stowage_http_requests_total{method=\"%s\",route=\"%s\",status=\"%u\"} %llu\n",
                     method, pattern, status_slots[k], (unsigned long long)v);
             else
-                rc |= append(buf, len, cap,
-                             "stowage_http_requests_total{method=\"%s\",route=\"%s\",status="
-                             "\"other\"} %llu\n",
-                             method, pattern, (unsigned long long)v);
+                rc |=
+                    http_buf_printf(buf, len, cap,
+                                    "stowage_http_requests_total{method=\"%s\",route=\"%s\",status="
+                                    "\"other\"} %llu\n",
+                                    method, pattern, (unsigned long long)v);
         }
     }
-    rc |= append(buf, len, cap,
-                 "# HELP stowage_http_request_duration_seconds Request latency by route.\n"
-                 "# TYPE stowage_http_request_duration_seconds histogram\n");
+    rc |= http_buf_printf(buf, len, cap,
+                          "# HELP stowage_http_request_duration_seconds Request latency by route.\n"
+                          "# TYPE stowage_http_request_duration_seconds histogram\n");
     for (size_t i = 0; i < s->n_metrics; i++) {
         const struct http_route *rt = http_router_route(s->rt, (int)i);
         const char *method = rt ? rt->method : "";
@@ -114,20 +113,21 @@ int http_metrics_render(struct http_server *s, char **buf, size_t *len, size_t *
             continue;
         for (size_t b = 0; b < HTTP_LATENCY_BUCKETS; b++) {
             cum += atomic_load(&s->metrics[i].latency[b]);
-            rc |= append(buf, len, cap,
-                         "stowage_http_request_duration_seconds_bucket{method=\"%s\",route=\"%s\","
-                         "le=\"%g\"} %llu\n",
-                         method, pattern, bucket_le[b], (unsigned long long)cum);
+            rc |= http_buf_printf(
+                buf, len, cap,
+                "stowage_http_request_duration_seconds_bucket{method=\"%s\",route=\"%s\","
+                "le=\"%g\"} %llu\n",
+                method, pattern, bucket_le[b], (unsigned long long)cum);
         }
-        rc |=
-            append(buf, len, cap,
-                   "stowage_http_request_duration_seconds_bucket{method=\"%s\",route=\"%s\",le=\"+"
-                   "Inf\"} %llu\n"
-                   "stowage_http_request_duration_seconds_sum{method=\"%s\",route=\"%s\"} %.6f\n"
-                   "stowage_http_request_duration_seconds_count{method=\"%s\",route=\"%s\"} %llu\n",
-                   method, pattern, (unsigned long long)total, method, pattern,
-                   (double)atomic_load(&s->metrics[i].latency_sum_us) / 1e6, method, pattern,
-                   (unsigned long long)total);
+        rc |= http_buf_printf(
+            buf, len, cap,
+            "stowage_http_request_duration_seconds_bucket{method=\"%s\",route=\"%s\",le=\"+"
+            "Inf\"} %llu\n"
+            "stowage_http_request_duration_seconds_sum{method=\"%s\",route=\"%s\"} %.6f\n"
+            "stowage_http_request_duration_seconds_count{method=\"%s\",route=\"%s\"} %llu\n",
+            method, pattern, (unsigned long long)total, method, pattern,
+            (double)atomic_load(&s->metrics[i].latency_sum_us) / 1e6, method, pattern,
+            (unsigned long long)total);
     }
     return rc ? -1 : 0;
 }
