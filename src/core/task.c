@@ -28,7 +28,8 @@ struct run {
     char *params_json;
     atomic_int cancel;
     atomic_int progress;
-    int written; /* the progress last copied to the row (ticker only) */
+    int written;    /* the progress last copied to the row (ticker only) */
+    int64_t run_us; /* how long the body ran */
 };
 
 /* A row the last process left running, until we know how it ended. */
@@ -183,8 +184,8 @@ static void finish(struct stowage *st, struct run *r, int rc, const struct core_
         fprintf(stderr, "stowaged: task %s: cannot record its result: %s\n", r->row.id, fe.msg);
     db_release(st->db, c);
     free(rj);
-    fprintf(stderr, "stowaged: task %s (%s): %s%s%s\n", r->row.id, r->row.type, result,
-            msg[0] ? ": " : "", msg);
+    fprintf(stderr, "stowaged: task %s (%s): %s in %lldus%s%s\n", r->row.id, r->row.type, result,
+            (long long)r->run_us, msg[0] ? ": " : "", msg);
 }
 
 static void run_task(struct stowage *st, struct run *r)
@@ -207,11 +208,7 @@ static void run_task(struct stowage *st, struct run *r)
         clock_gettime(CLOCK_MONOTONIC, &a);
         rc = tt->run(&t, &e);
         clock_gettime(CLOCK_MONOTONIC, &b);
-        if (st->cfg.log_requests)
-            fprintf(stderr, "task %s %s %s %lldus%s%s\n", r->row.id, r->row.type,
-                    rc ? "error" : "success",
-                    (long long)((b.tv_sec - a.tv_sec) * 1000000 + (b.tv_nsec - a.tv_nsec) / 1000),
-                    rc ? ": " : "", rc ? e.msg : "");
+        r->run_us = (b.tv_sec - a.tv_sec) * 1000000 + (b.tv_nsec - a.tv_nsec) / 1000;
     }
     finish(st, r, rc, &t, &e);
     json_decref(t.params);
