@@ -48,6 +48,7 @@ struct core_upload {
     size_t fill, io_len;
     uint64_t fill_off, io_off;
     int io_busy, quit, failed, sleeping, rehash;
+    int thrown; /* staging file and row removed after a failure */
     int fill_hashed, io_needs_hash;
     struct st_err err;
     void (*sleep)(void *);
@@ -148,17 +149,41 @@ static int drain(struct core_upload *u)
 
 /* ---- life of an upload ---- */
 
-static void release(struct core_upload *u)
+/* Stop the writer and give back the file, the volume and the claim. Idempotent. */
+static void let_go(struct core_upload *u)
 {
     if (u->thread_started)
         drain(u);
     if (u->f)
         u->v.ops->close_file(u->f);
-    if (u->hash)
-        gnutls_hash_deinit(u->hash, NULL);
+    u->f = NULL;
     core_volume_release(&u->v);
     if (u->key[0])
         core_unclaim(u->st, u->key);
+    u->key[0] = '\0';
+}
+
+/* Failed for good: nothing of this image was committed, so nothing of it stays — at
+ * once, before the client hears about it. Idempotent. */
+static void throw_away(struct core_upload *u)
+{
+    if (u->thrown)
+        return;
+    if (u->thread_started)
+        drain(u);
+    if (u->v.be)
+        u->v.ops->unlink(u->v.be, u->staging);
+    core_image_discard(u->st, u->img.uuid);
+    core_bump(u->st);
+    u->thrown = 1;
+    let_go(u);
+}
+
+static void release(struct core_upload *u)
+{
+    let_go(u);
+    if (u->hash)
+        gnutls_hash_deinit(u->hash, NULL);
     pthread_mutex_destroy(&u->mu);
     pthread_cond_destroy(&u->cv);
     free(u->fill_buf);
@@ -166,15 +191,9 @@ static void release(struct core_upload *u)
     free(u);
 }
 
-/* Failed for good: nothing of this image was committed, so nothing of it stays. */
 static void destroy(struct core_upload *u)
 {
-    if (u->thread_started)
-        drain(u);
-    if (u->v.be)
-        u->v.ops->unlink(u->v.be, u->staging);
-    core_image_discard(u->st, u->img.uuid);
-    core_bump(u->st);
+    throw_away(u);
     release(u);
 }
 
@@ -365,6 +384,7 @@ ssize_t core_upload_write(struct core_upload *u, const void *buf, size_t len, st
         u->failed = 1;
         *e = u->err;
         pthread_mutex_unlock(&u->mu);
+        throw_away(u); /* the rest of the body is only drained: nothing more to keep */
         return -1;
     }
     while (took < len) {
@@ -455,7 +475,7 @@ refuse:
 void core_upload_abort(struct core_upload *u)
 {
     /* Keep what arrived: the buffered bytes go to the file so a resume starts after them. */
-    if (drain(u) == 0) {
+    if (!u->thrown && drain(u) == 0) {
         struct st_err ignore;
         struct db_conn *c = db_acquire(u->st->db);
         db_image_touch(c, u->img.uuid, &ignore);

@@ -34,6 +34,7 @@ from pathlib import Path
 from urllib.parse import urlencode
 
 import pytest
+import requests
 from requests.structures import CaseInsensitiveDict
 
 from fixtures.gluster import Glusterd, GlusterdBusy
@@ -1141,3 +1142,108 @@ def test_clone_on_gluster(gluster):
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)["backing-filename"] == "../images/%s.raw" % uuid
     clone_lifecycle_end(v, "gbig", uuid, "raw", ["gbig_vm1"])
+
+
+# ================================================================ more of the data path
+
+def test_enospc_in_the_middle_of_an_upload_fails_cleanly(make_local, tmp_path):
+    """No Content-Length (chunked), so no space check can refuse it up front: the write
+    itself runs out of space; the answer is 507, and nothing of the image stays."""
+    v = make_local("300M")
+    d = v.d
+    chunk = os.urandom(4 * MiB)
+
+    def body():
+        for _ in range(100):  # 400 MiB, more than the volume holds
+            yield chunk
+    r = requests.put(d.url(esdc("toobig")), data=body(), timeout=600,
+                     headers={"Authorization": "Bearer " + d.token})
+    assert r.status_code == 507, (r.status_code, r.text)
+    assert "No space left on device" in detail(r), r.text
+    assert_no_image(v, "toobig")
+    small = os.urandom(MiB)
+    r = put(d, esdc("fits"), small)
+    check_created(r, "fits", hashlib.sha256(small).hexdigest(), MiB, "raw", MiB, "loc")
+
+
+def test_reflink_clone_mode_shares_blocks_with_a_raw_image(make_local, tmp_path):
+    v = make_local("2G", extra={"clone_mode": "reflink"})
+    d = v.d
+    src = tmp_path / "base.raw"
+    sha = write_random(src, 32 * MiB, 7)
+    body = check_created(put(d, esdc("rbase"), src), "rbase", sha, 32 * MiB, "raw", 32 * MiB, "loc")
+    t = run_task(d, "guest_clone", image_id="rbase", guest_id="g1", clone_id="rclone")
+    assert t["result"] == "success", t
+    clone = v.root / "clones" / "rclone.raw"
+    assert clone.is_file() and not (v.root / "clones" / "rclone.qcow2").exists(), v.leftovers()
+    assert sha256_file(clone) == sha
+    fiemap = subprocess.run(["xfs_io", "-r", "-c", "fiemap -v", str(clone)], capture_output=True,
+                            text=True, check=True).stdout
+    flags = [int(line.split()[-1], 16) for line in fiemap.splitlines()[2:] if line.strip()]
+    assert flags and all(f & 0x2000 for f in flags), fiemap  # FIEMAP_EXTENT_SHARED
+    clones = v.info()["clones"]
+    assert clones == [{"clone_id": "rclone", "image_id": "rbase", "guest_id": "g1"}], clones
+    # a qcow2 image still gets an overlay in this mode
+    q = tmp_path / "q.qcow2"
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(q), "64M"], check=True)
+    check_created(put(d, esdc("qbase"), q), "qbase", sha256_file(q), q.stat().st_size, "qcow2",
+                  64 * MiB, "loc")
+    t = run_task(d, "guest_clone", image_id="qbase", guest_id="g2", clone_id="qclone")
+    assert t["result"] == "success", t
+    assert (v.root / "clones" / "qclone.qcow2").is_file(), v.leftovers()
+    assert body["uuid"]
+
+
+def v_settled(fn, seconds=5):
+    """Through FUSE another client's changes may show up to ~1 s late."""
+    deadline = time.monotonic() + seconds
+    while not fn() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return fn()
+
+
+def test_image_copy_between_a_local_and_a_gluster_volume(gluster_env, daemon_factory, tmp_path):
+    gd, fuse = gluster_env
+    for sub in ("images", "clones", ".staging"):
+        shutil.rmtree(fuse / sub, ignore_errors=True)
+    with LoopDisk(tmp_path / "disk", "2G") as disk:
+        disk.mkfs_xfs()
+        mnt = disk.mount(tmp_path / "mnt")
+        d = daemon_factory({"probe_ttl_ms": 200, "storages": [{"id": STORAGE, "volumes": [
+            {"id": "loc", "kind": "local", "mount_point": str(mnt)},
+            {"id": "g", "kind": "gluster", "server": gd.hostname, "volume": GVOL}]}]})
+        try:
+            def ready():
+                info = d.get("/imagestorages/" + STORAGE).json()
+                return all(v["status"] == "ok" for v in info["volumes"] + info["gluster_volumes"])
+            d.wait_for(ready, timeout=60, what="both volumes ok")
+            src = tmp_path / "holey.raw"
+            sha = write_random(src, 48 * MiB, 11, holes=True)
+            check_created(put(d, esdc("here"), src, params={"volume_id": "loc"}), "here", sha,
+                          48 * MiB, "raw", 48 * MiB, "loc")
+            t = run_task(d, "image_copy", image_id="there", volume_id="g", image_storage_id=STORAGE,
+                         source_image_id="here", source_volume_id="loc")
+            assert t["result"] == "success" and t["progress"] == 100, t
+            r = d.get(esdc("there"), timeout=120)
+            assert r.status_code == 200 and hashlib.sha256(r.content).hexdigest() == sha
+            assert r.headers["ETag"] == '"%s"' % sha
+            t = run_task(d, "image_copy", image_id="back", volume_id="loc",
+                         image_storage_id=STORAGE, source_image_id="there", source_volume_id="g")
+            assert t["result"] == "success", t
+            back = [p for p in (mnt / "images").iterdir() if p.name != "%s.raw" % rows_named(
+                d, "here")[0][0]]
+            assert len(back) == 1 and sha256_file(back[0]) == sha, back
+            # a sparse image crosses backends as holes: 4 GiB of nothing stays nothing
+            t = run_task(d, "image_create", image_id="empty4g", volume_id="loc",
+                         image_storage_id=STORAGE, size_mb=4096, format="raw")
+            assert t["result"] == "success", t
+            t = run_task(d, "image_copy", image_id="empty4g-g", volume_id="g",
+                         image_storage_id=STORAGE, source_image_id="empty4g",
+                         source_volume_id="loc")
+            assert t["result"] == "success", t
+            uuid = rows_named(d, "empty4g-g")[0][0]
+            path = fuse / "images" / ("%s.raw" % uuid)
+            assert v_settled(lambda: path.is_file()), list((fuse / "images").iterdir())
+            assert path.stat().st_size == 4 * GiB and path.stat().st_blocks * 512 < 64 * MiB
+        finally:
+            d.stop()
