@@ -124,7 +124,6 @@ int db_volume_set_status(struct db_conn *c, const char *id, const char *status, 
                          struct st_err *e);
 int db_volume_set_disks(struct db_conn *c, const char *id, const char *primary,
                         const char *secondary, struct st_err *e);
-int db_volume_delete(struct db_conn *c, const char *id, struct st_err *e);
 
 /* ---- disks (a record of what the probes saw) ---- */
 int db_disk_replace_all(struct db_conn *c, const struct db_disk *d, size_t n, struct st_err *e);

@@ -67,6 +67,16 @@ int db_exec_stmt(struct db_conn *c, sqlite3_stmt *s, struct st_err *e, const cha
     return 0;
 }
 
+int db_exec_changed(struct db_conn *c, sqlite3_stmt *s, const char *what, const char *kind,
+                    const char *key, struct st_err *e)
+{
+    if (db_exec_stmt(c, s, e, what))
+        return -1;
+    if (sqlite3_changes(c->h) == 0)
+        return st_fail(e, ST_NOT_FOUND, "%s '%s' not found", kind, key);
+    return 0;
+}
+
 void db_bind_text(sqlite3_stmt *s, int idx, const char *v)
 {
     sqlite3_bind_text(s, idx, v ? v : "", -1, SQLITE_STATIC);

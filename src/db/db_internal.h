@@ -24,6 +24,10 @@ sqlite3_stmt *db_stmt(struct db_conn *c, const char *sql, struct st_err *e);
 int db_fail(struct db_conn *c, struct st_err *e, const char *what);
 /* Run a statement that returns no rows; 0 or -1. */
 int db_exec_stmt(struct db_conn *c, sqlite3_stmt *s, struct st_err *e, const char *what);
+/* The same for an UPDATE/DELETE of one row: ST_NOT_FOUND "<kind> '<key>' not found" when it
+ * touched none. */
+int db_exec_changed(struct db_conn *c, sqlite3_stmt *s, const char *what, const char *kind,
+                    const char *key, struct st_err *e);
 void db_bind_text(sqlite3_stmt *s, int idx, const char *v);
 void db_col_text(sqlite3_stmt *s, int col, char *out, size_t outlen);
 /* Grow *arr (of elem-sized items) so that index n fits; 0 or -1. */

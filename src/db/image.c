@@ -123,17 +123,6 @@ int db_image_list_volume_all(struct db_conn *c, const char *volume_id, struct db
     return db_collect(c, st, sizeof **out, read_image, out, n, "list images", e);
 }
 
-/* Run an UPDATE/DELETE keyed by one text; ST_NOT_FOUND when it touched no row. */
-static int exec_changed(struct db_conn *c, sqlite3_stmt *st, const char *what, const char *key,
-                        struct st_err *e)
-{
-    if (db_exec_stmt(c, st, e, what))
-        return -1;
-    if (sqlite3_changes(c->h) == 0)
-        return st_fail(e, ST_NOT_FOUND, "'%s' not found", key);
-    return 0;
-}
-
 int db_image_set_data(struct db_conn *c, const char *uuid, const char *format,
                       uint64_t virtual_size, uint64_t actual_size, const char *sha256,
                       struct st_err *e)
@@ -150,7 +139,7 @@ int db_image_set_data(struct db_conn *c, const char *uuid, const char *format,
     sqlite3_bind_int64(st, 3, (sqlite3_int64)virtual_size);
     sqlite3_bind_int64(st, 4, (sqlite3_int64)actual_size);
     db_bind_text(st, 5, sha256);
-    return exec_changed(c, st, "set image data", uuid, e);
+    return db_exec_changed(c, st, "set image data", "image", uuid, e);
 }
 
 int db_image_set_status(struct db_conn *c, const char *uuid, const char *status, struct st_err *e)
@@ -162,7 +151,7 @@ int db_image_set_status(struct db_conn *c, const char *uuid, const char *status,
         return -1;
     db_bind_text(st, 1, uuid);
     db_bind_text(st, 2, status);
-    return exec_changed(c, st, "set image status", uuid, e);
+    return db_exec_changed(c, st, "set image status", "image", uuid, e);
 }
 
 int db_image_set_guest(struct db_conn *c, const char *uuid, const char *guest_id, struct st_err *e)
@@ -174,7 +163,7 @@ int db_image_set_guest(struct db_conn *c, const char *uuid, const char *guest_id
         return -1;
     db_bind_text(st, 1, uuid);
     db_bind_text(st, 2, guest_id);
-    return exec_changed(c, st, "set image guest", uuid, e);
+    return db_exec_changed(c, st, "set image guest", "image", uuid, e);
 }
 
 int db_image_touch(struct db_conn *c, const char *uuid, struct st_err *e)
@@ -184,7 +173,7 @@ int db_image_touch(struct db_conn *c, const char *uuid, struct st_err *e)
     if (!st)
         return -1;
     db_bind_text(st, 1, uuid);
-    return exec_changed(c, st, "touch image", uuid, e);
+    return db_exec_changed(c, st, "touch image", "image", uuid, e);
 }
 
 int db_image_delete_row(struct db_conn *c, const char *uuid, struct st_err *e)
@@ -194,7 +183,7 @@ int db_image_delete_row(struct db_conn *c, const char *uuid, struct st_err *e)
     if (!st)
         return -1;
     db_bind_text(st, 1, uuid);
-    return exec_changed(c, st, "delete image row", uuid, e);
+    return db_exec_changed(c, st, "delete image row", "image", uuid, e);
 }
 
 int db_volume_usage(struct db_conn *c, const char *volume_id, int64_t *images, int64_t *clones,
@@ -257,7 +246,7 @@ int db_clone_delete(struct db_conn *c, const char *clone_id, struct st_err *e)
     if (!st)
         return -1;
     db_bind_text(st, 1, clone_id);
-    return exec_changed(c, st, "delete clone", clone_id, e);
+    return db_exec_changed(c, st, "delete clone", "clone", clone_id, e);
 }
 
 int db_clone_count_image(struct db_conn *c, const char *uuid, int64_t *n, char *names,

@@ -58,11 +58,7 @@ int db_storage_update(struct db_conn *c, const struct db_storage *s, struct st_e
     db_bind_text(st, 1, s->id);
     db_bind_text(st, 2, s->name);
     db_bind_text(st, 3, s->description);
-    if (db_exec_stmt(c, st, e, "update image storage"))
-        return -1;
-    if (sqlite3_changes(c->h) == 0)
-        return st_fail(e, ST_NOT_FOUND, "image storage '%s' not found", s->id);
-    return 0;
+    return db_exec_changed(c, st, "update image storage", "image storage", s->id, e);
 }
 
 int db_storage_delete(struct db_conn *c, const char *id, struct st_err *e)
@@ -72,11 +68,7 @@ int db_storage_delete(struct db_conn *c, const char *id, struct st_err *e)
     if (!st)
         return -1;
     db_bind_text(st, 1, id);
-    if (db_exec_stmt(c, st, e, "delete image storage"))
-        return -1;
-    if (sqlite3_changes(c->h) == 0)
-        return st_fail(e, ST_NOT_FOUND, "image storage '%s' not found", id);
-    return 0;
+    return db_exec_changed(c, st, "delete image storage", "image storage", id, e);
 }
 
 int db_host_add(struct db_conn *c, const char *storage_id, const char *host, struct st_err *e)
@@ -197,20 +189,6 @@ int db_volume_set_disks(struct db_conn *c, const char *id, const char *primary,
     db_bind_text(st, 2, primary);
     db_bind_text(st, 3, secondary);
     return db_exec_stmt(c, st, e, "set volume disks");
-}
-
-int db_volume_delete(struct db_conn *c, const char *id, struct st_err *e)
-{
-    static const char sql[] = "DELETE FROM volume WHERE id = ?1";
-    sqlite3_stmt *st = db_stmt(c, sql, e);
-    if (!st)
-        return -1;
-    db_bind_text(st, 1, id);
-    if (db_exec_stmt(c, st, e, "delete volume"))
-        return -1;
-    if (sqlite3_changes(c->h) == 0)
-        return st_fail(e, ST_NOT_FOUND, "volume '%s' not found", id);
-    return 0;
 }
 
 int db_disk_replace_all(struct db_conn *c, const struct db_disk *d, size_t n, struct st_err *e)
