@@ -7,8 +7,8 @@ build="build-essential cmake pkg-config libmicrohttpd-dev libjansson-dev libsqli
        libblkid-dev libglusterfs-dev uuid-dev libgnutls28-dev libcurl4-gnutls-dev
        glusterfs-cli xfsprogs util-linux"
 check="$build libcmocka-dev python3 python3-pytest python3-requests python3-yaml glusterfs-server
-       clang libclang-rt-14-dev qemu-utils mdadm python3-cinderclient procps"
-bench="$build wrk hyperfine nginx-light qemu-utils glusterfs-server glusterfs-client python3 procps"
+       clang libclang-rt-14-dev qemu-utils qemu-block-extra mdadm python3-cinderclient procps"
+bench="$build wrk hyperfine nginx-light qemu-utils qemu-block-extra glusterfs-server glusterfs-client python3 procps"
 
 case "$mode" in
 run) want=$build ;;
