@@ -189,7 +189,8 @@ struct db_task {
     int64_t finished_at;
 };
 
-/* A new queued row (t->state/result are ignored); params_json is the validated params. */
+/* A new row, queued — or running since t->started_at when t->state is "running" (a task
+ * handed straight to an idle worker); params_json is the validated params. */
 int db_task_insert(struct db_conn *c, const struct db_task *t, const char *params_json,
                    struct st_err *e);
 int db_task_get(struct db_conn *c, const char *id, struct db_task *out, struct st_err *e);

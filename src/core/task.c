@@ -1,15 +1,16 @@
 /* task.c — the task queue: rows first, a pool of workers, progress, cancel, restart.
  *
- * A task is inserted as a queued row before anyone is told its id, so a crash can
- * lose no task a client knows about. Workers claim the oldest queued row (one UPDATE
- * that only a queued row matches, so two workers never take the same one), run the
- * type's body and record the result. Progress lives in memory while a task runs —
- * readers see it at once — and a ticker copies it to the row once a second, so the
- * catalogue is never more than a second behind and a busy copy costs one write per
- * second, not one per chunk. A start finds the rows of the last process: queued ones
- * are run; running ones were cut off — unless their effect had committed just before
- * (the row is a separate write), which each type can tell: those turn success, the
- * others error "interrupted by restart". */
+ * A task is inserted as a row before anyone is told its id, so a crash can lose no
+ * task a client knows about. With a worker idle the row is inserted running and
+ * handed to it; otherwise it is queued, and workers claim the oldest queued row (one
+ * UPDATE that only a queued row matches, so two workers never take the same one).
+ * The worker runs the type's body and records the result. Progress lives in memory
+ * while a task runs — readers see it at once — and a ticker copies it to the row
+ * once a second, so the catalogue is never more than a second behind and a busy copy
+ * costs one write per second, not one per chunk. A start finds the rows of the last
+ * process: queued ones are run; running ones were cut off — unless their effect had
+ * committed just before (the row is a separate write), which each type can tell:
+ * those turn success, the others error "interrupted by restart". */
 #include "task_internal.h"
 
 #include <stdio.h>
@@ -29,6 +30,7 @@ struct run {
     atomic_int cancel;
     atomic_int progress;
     int written;    /* the progress last copied to the row (ticker only) */
+    int handed;     /* inserted running for an idle worker, which has not taken it yet */
     int64_t run_us; /* how long the body ran */
 };
 
@@ -53,7 +55,9 @@ struct core_tasks {
     unsigned n_workers; /* started */
     pthread_t ticker;
     int ticker_started;
-    uint64_t seq; /* bumped by every submit: a worker that saw no row waits for a change */
+    uint64_t seq;       /* bumped by every submit: a worker that saw no row waits for a change */
+    unsigned idle;      /* workers waiting for work */
+    unsigned n_handoff; /* runs handed to idle workers and not taken yet */
     int stop;
     struct run *running;
     struct orphan *orphans;      /* start and ticker only: no lock */
@@ -254,19 +258,38 @@ static void forget_locked(struct core_tasks *ts, struct run *r)
     free(r);
 }
 
+static struct run *take_handoff_locked(struct core_tasks *ts)
+{
+    for (struct run *r = ts->running; r && ts->n_handoff; r = r->next) {
+        if (r->handed) {
+            r->handed = 0;
+            ts->n_handoff--;
+            return r;
+        }
+    }
+    return NULL;
+}
+
+/* A task handed over at submit is run even when a stop has begun: its row already
+ * says running, and the stop waits for it like for any other. */
 static void *worker(void *arg)
 {
     struct stowage *st = arg;
     struct core_tasks *ts = st->tasks;
 
     pthread_mutex_lock(&ts->mu);
-    while (!ts->stop) {
+    for (;;) {
+        struct run *r = take_handoff_locked(ts);
+        if (!r && ts->stop)
+            break;
         uint64_t seen = ts->seq;
-        struct run *r = claim_locked(st);
-        if (!r) {
+        if (!r && !(r = claim_locked(st))) {
             /* The timeout only matters when a claim failed for a database error. */
-            if (!ts->stop && ts->seq == seen)
+            if (!ts->stop && ts->seq == seen) {
+                ts->idle++;
                 timed_wait(&ts->cv, &ts->mu, 10 * 1000);
+                ts->idle--;
+            }
             continue;
         }
         pthread_mutex_unlock(&ts->mu);
@@ -502,10 +525,14 @@ void core_tasks_stop(struct stowage *st)
 
 /* ---- the API ---- */
 
+/* With a worker idle, the row is inserted running and handed to it: the same single
+ * write as a queued row, where a claim would have cost the worker a second one. */
 int core_task_submit(struct stowage *st, const char *type, json_t *params,
                      const struct st_principal *who, char id[37], struct st_err *e)
 {
+    struct core_tasks *ts = st->tasks;
     struct db_task t = {0};
+    struct run *r = NULL;
     json_t *clean = NULL;
     uuid_t u;
 
@@ -520,20 +547,42 @@ int core_task_submit(struct stowage *st, const char *type, json_t *params,
     snprintf(t.type, sizeof t.type, "%s", type);
     snprintf(t.owner, sizeof t.owner, "%s", who ? who->owner : "");
     t.created_at = time(NULL);
+    snprintf(t.result, sizeof t.result, "pending");
+    /* Without a running queue (a CLI) the row waits for the daemon's next start. */
+    if (ts) {
+        pthread_mutex_lock(&ts->mu);
+        if (!ts->stop && ts->idle > ts->n_handoff && (r = calloc(1, sizeof *r))) {
+            snprintf(t.state, sizeof t.state, "running");
+            t.started_at = t.created_at;
+        }
+    }
     struct db_conn *c = db_acquire(st->db);
     int rc = db_task_insert(c, &t, params_json, e);
     db_release(st->db, c);
+    if (rc == 0 && r) {
+        r->row = t;
+        r->params_json = params_json;
+        params_json = NULL;
+        atomic_init(&r->cancel, 0);
+        atomic_init(&r->progress, 0);
+        r->handed = 1;
+        r->next = ts->running;
+        ts->running = r;
+        ts->n_handoff++;
+    } else {
+        free(r);
+    }
     free(params_json);
+    if (ts) {
+        if (rc == 0) {
+            ts->seq++;
+            pthread_cond_signal(&ts->cv);
+        }
+        pthread_mutex_unlock(&ts->mu);
+    }
     if (rc)
         return -1;
     memcpy(id, t.id, sizeof t.id);
-    /* Without a running queue (a CLI) the row waits for the daemon's next start. */
-    if (st->tasks) {
-        pthread_mutex_lock(&st->tasks->mu);
-        st->tasks->seq++;
-        pthread_cond_signal(&st->tasks->cv);
-        pthread_mutex_unlock(&st->tasks->mu);
-    }
     return 0;
 }
 

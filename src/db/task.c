@@ -29,8 +29,9 @@ static void read_task(sqlite3_stmt *st, void *item)
 int db_task_insert(struct db_conn *c, const struct db_task *t, const char *params_json,
                    struct st_err *e)
 {
-    static const char sql[] = "INSERT INTO task (id, type, params_json, owner, created_at) "
-                              "VALUES (?1, ?2, ?3, ?4, ?5)";
+    static const char sql[] =
+        "INSERT INTO task (id, type, params_json, owner, created_at, state, started_at) "
+        "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
     sqlite3_stmt *st = db_stmt(c, sql, e);
     if (!st)
         return -1;
@@ -39,6 +40,8 @@ int db_task_insert(struct db_conn *c, const struct db_task *t, const char *param
     db_bind_text(st, 3, params_json);
     db_bind_text(st, 4, t->owner);
     sqlite3_bind_int64(st, 5, t->created_at);
+    db_bind_text(st, 6, strcmp(t->state, "running") == 0 ? "running" : "queued");
+    sqlite3_bind_int64(st, 7, strcmp(t->state, "running") == 0 ? t->started_at : 0);
     return db_exec_stmt(c, st, e, "insert task");
 }
 

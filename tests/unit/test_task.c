@@ -475,6 +475,59 @@ static void test_task_failure_is_recorded_with_its_message(void **state)
     assert_int_equal(e.code, ST_CONFLICT);
 }
 
+/* Idle workers get their tasks handed over at submit (inserted running, no claim); a
+ * burst larger than the pool also queues. Each runs once, and the rows say so. */
+static void test_task_burst_on_idle_workers_runs_each_once(void **state)
+{
+    struct env *env = *state;
+    struct core_task_view v;
+    struct st_err e;
+    char ids[24][37], name[16];
+
+    assert_int_equal(core_tasks_start(&env->st, &e), 0);
+    usleep(50 * 1000); /* let the workers go idle */
+    for (int i = 0; i < 24; i++) {
+        snprintf(name, sizeof name, "burst%d", i);
+        submit_storage(&env->st, name, ids[i]);
+    }
+    struct db_conn *c = db_acquire(env->st.db);
+    for (int i = 0; i < 24; i++) {
+        struct db_storage s;
+        wait_completed(&env->st, ids[i], &v);
+        assert_string_equal(v.result, "success");
+        assert_true(v.started_at >= v.created_at && v.finished_at >= v.started_at);
+        snprintf(name, sizeof name, "burst%d", i);
+        assert_int_equal(db_storage_get(c, name, &s, &e), 0);
+    }
+    db_release(env->st.db, c);
+}
+
+/* A row inserted running for an idle worker is, after a crash, what a claimed one is. */
+static void test_task_handed_over_row_is_interrupted_by_restart(void **state)
+{
+    struct env *env = *state;
+    struct core_task_view v;
+    struct db_task t = {0};
+    struct st_err e;
+
+    snprintf(t.id, sizeof t.id, "0b5e7c52-3a1c-4bb7-9d43-1c2b4a5d6e7f");
+    snprintf(t.type, sizeof t.type, "istorage_create");
+    snprintf(t.state, sizeof t.state, "running");
+    t.created_at = t.started_at = time(NULL);
+    struct db_conn *c = db_acquire(env->st.db);
+    assert_int_equal(db_task_insert(c, &t, "{\"image_storage_id\":\"h\",\"name\":\"h\"}", &e), 0);
+    db_release(env->st.db, c);
+    assert_int_equal(core_task_get(&env->st, t.id, &v, &e), 0);
+    assert_string_equal(v.state, "running");
+    assert_int_equal(v.started_at, t.started_at);
+
+    assert_int_equal(core_tasks_start(&env->st, &e), 0);
+    assert_int_equal(core_task_get(&env->st, t.id, &v, &e), 0);
+    assert_string_equal(v.state, "completed");
+    assert_string_equal(v.result, "error");
+    assert_string_equal(v.result_msg, "interrupted by restart");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -494,6 +547,10 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(
             test_task_restart_completes_a_task_whose_effect_had_committed, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_task_burst_on_idle_workers_runs_each_once, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_task_handed_over_row_is_interrupted_by_restart, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_task_failure_is_recorded_with_its_message, setup,
                                         teardown),
     };
