@@ -54,7 +54,7 @@ static int write_overlay(const struct core_vol_ref *v, struct be_file *f, const 
     if (rc < 0)
         return st_fail(e, ST_INTERNAL, "cannot build the overlay of '%s': %s", im->name,
                        strerror(-rc));
-    rc = core_pwrite_all(v, f, buf, len, 0, e);
+    rc = core_pwrite_sparse(v, f, buf, len, e);
     free(buf);
     return rc;
 }
@@ -126,11 +126,8 @@ int core_clone_create(struct stowage *st, const char *image_name, const char *gu
         st_fail_field(e, ST_EXISTS, "clone_id", "clone '%s' already exists", out->clone_id);
         goto out;
     }
-    v.ops->unlink(v.be, staging);
-    if ((rc = v.ops->open_file(v.be, staging, O_RDWR | O_CREAT | O_EXCL, 0600, &f)) < 0) {
-        rc = be_fail(e, rc, "create clone");
+    if ((rc = core_open_staging(&v, staging, &f, e)))
         goto out;
-    }
     rc = reflink ? write_reflink(&v, f, &im, e) : write_overlay(&v, f, &im, e);
     if (rc == 0 && (rc = v.ops->fsync(f)) < 0)
         rc = be_fail(e, rc, "fsync clone");
