@@ -18,6 +18,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,10 +32,19 @@
 #define GLUSTERD_PORT 24007
 #define GFAPI_LOG_WARNING 5 /* brick disconnects are logged at this level */
 
+/* The directories a commit fsyncs (images, clones, .staging) stay open: an opendir is a
+ * round trip to every brick, paid once per session instead of once per commit. */
+#define GL_DIR_FDS 4
+
 struct gl_volume {
     glfs_t *fs;
     struct glfs_object *root;
     char label[384]; /* "server:volume/root" for messages */
+    pthread_mutex_t dir_mu;
+    struct {
+        char rel[32];
+        glfs_fd_t *fd; /* closed with the session only: a caller may be using it */
+    } dirs[GL_DIR_FDS];
 };
 
 struct gl_file {
@@ -146,6 +156,10 @@ static void gl_close(struct be_volume *v)
 {
     if (!v)
         return;
+    for (int i = 0; i < GL_DIR_FDS; i++)
+        if (GV(v)->dirs[i].fd)
+            glfs_closedir(GV(v)->dirs[i].fd);
+    pthread_mutex_destroy(&GV(v)->dir_mu);
     if (GV(v)->root)
         glfs_h_close(GV(v)->root);
     if (GV(v)->fs)
@@ -192,6 +206,7 @@ static int gl_open(const struct be_params *p, struct be_volume **out, struct st_
         return st_fail_field(e, ST_INVALID, "root", "root must be absolute in the volume"), -EINVAL;
     if (!(gv = calloc(1, sizeof *gv)))
         return st_fail(e, ST_INTERNAL, "out of memory"), -ENOMEM;
+    pthread_mutex_init(&gv->dir_mu, NULL);
     snprintf(gv->label, sizeof gv->label, "%s:%s%s", p->gluster_server, p->gluster_volume,
              strcmp(root, "/") ? root : "");
     if ((rc = connect_volume(gv, p, e)) < 0)
@@ -555,27 +570,64 @@ static int gl_unlink(struct be_volume *v, const char *rel)
     return rc;
 }
 
+static glfs_fd_t *open_dir(struct gl_volume *gv, const char *rel, int *rc)
+{
+    struct glfs_object *dir;
+    glfs_fd_t *fd;
+
+    if ((*rc = get_dir(gv, rel, &dir)) < 0)
+        return NULL;
+    errno = 0;
+    if (!(fd = glfs_h_opendir(gv->fs, dir)))
+        *rc = neg_errno();
+    put_obj(gv, dir);
+    return fd;
+}
+
+/* The session's open fd of directory rel, opened now if a slot is free; NULL when
+ * there is none (the caller opens one of its own). */
+static glfs_fd_t *cached_dir(struct gl_volume *gv, const char *rel)
+{
+    glfs_fd_t *fd = NULL;
+    int i, rc;
+
+    if (strlen(rel) >= sizeof gv->dirs[0].rel)
+        return NULL;
+    pthread_mutex_lock(&gv->dir_mu);
+    for (i = 0; i < GL_DIR_FDS && gv->dirs[i].fd; i++)
+        if (strcmp(gv->dirs[i].rel, rel) == 0)
+            break;
+    if (i < GL_DIR_FDS && !gv->dirs[i].fd && (gv->dirs[i].fd = open_dir(gv, rel, &rc)))
+        snprintf(gv->dirs[i].rel, sizeof gv->dirs[i].rel, "%s", rel);
+    if (i < GL_DIR_FDS)
+        fd = gv->dirs[i].fd;
+    pthread_mutex_unlock(&gv->dir_mu);
+    return fd;
+}
+
+static int fsync_dir_fd(glfs_fd_t *fd)
+{
+    errno = 0;
+    int rc = glfs_fsync(fd, NULL, NULL) != 0 ? neg_errno() : 0;
+    /* Translators that cannot fsync a directory: the bricks' own filesystems journal
+     * the entry operations, which is all a directory fsync adds. */
+    return rc == -EINVAL || rc == -EBADF || rc == -EOPNOTSUPP || rc == -ENOSYS ? 0 : rc;
+}
+
 static int gl_fsync_dir(struct be_volume *v, const char *rel)
 {
     struct gl_volume *gv = GV(v);
-    struct glfs_object *dir;
-    glfs_fd_t *fd;
+    glfs_fd_t *fd = cached_dir(gv, rel);
     int rc;
 
-    if ((rc = get_dir(gv, rel, &dir)) < 0)
+    /* A cached fd that fails may be of a directory replaced behind our back: a fresh
+     * one decides. */
+    if (fd && fsync_dir_fd(fd) == 0)
+        return 0;
+    if (!(fd = open_dir(gv, rel, &rc)))
         return rc;
-    errno = 0;
-    if (!(fd = glfs_h_opendir(gv->fs, dir)))
-        rc = neg_errno();
-    else if (glfs_fsync(fd, NULL, NULL) != 0)
-        rc = neg_errno();
-    /* Translators that cannot fsync a directory: the bricks' own filesystems journal
-     * the entry operations, which is all a directory fsync adds. */
-    if (rc == -EINVAL || rc == -EBADF || rc == -EOPNOTSUPP || rc == -ENOSYS)
-        rc = 0;
-    if (fd)
-        glfs_closedir(fd);
-    put_obj(gv, dir);
+    rc = fsync_dir_fd(fd);
+    glfs_closedir(fd);
     return rc;
 }
 
