@@ -4,7 +4,7 @@
  * PUT streams the body into core's upload (MHD is suspended while the upload's
  * writer is busy), honouring Content-Range for resumes and X-Checksum-Sha256 /
  * Digest for verification. GET answers Range, If-None-Match and ETag, and sends
- * local files with sendfile. */
+ * blocks read ahead (or, with the sendfile option, local files by sendfile). */
 #include "api_internal.h"
 
 #include <errno.h>

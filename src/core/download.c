@@ -22,6 +22,7 @@ struct core_download {
     /* The map from the last lookup: [origin, data) is a hole, [data, hole) data. */
     uint64_t origin, data, hole;
     int mapped;
+    int kfd; /* the backend's kernel fd (not ours to close), or -1 */
 };
 
 int core_download_open(struct stowage *st, const char *name, const char *uuid,
@@ -47,6 +48,10 @@ int core_download_open(struct stowage *st, const char *name, const char *uuid,
     }
     if (core_file_size(&d->v, d->f, &d->size, e))
         goto fail;
+    /* Images are read front to back: a bigger read-ahead keeps the disk busy. */
+    d->kfd = d->v.ops->kernel_fd ? d->v.ops->kernel_fd(d->f) : -1;
+    if (d->kfd >= 0)
+        posix_fadvise(d->kfd, 0, 0, POSIX_FADV_SEQUENTIAL);
     *out = d;
     return 0;
 fail:
@@ -56,12 +61,7 @@ fail:
 
 int core_download_kernel_fd(struct core_download *d)
 {
-    int fd = d->v.ops->kernel_fd ? d->v.ops->kernel_fd(d->f) : -1;
-    if (fd < 0)
-        return -1;
-    /* Images are read front to back: a bigger read-ahead keeps the disk busy. */
-    posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
-    return fcntl(fd, F_DUPFD_CLOEXEC, 0);
+    return d->kfd < 0 ? -1 : fcntl(d->kfd, F_DUPFD_CLOEXEC, 0);
 }
 
 uint64_t core_download_size(struct core_download *d)
@@ -110,6 +110,9 @@ ssize_t core_download_read(struct core_download *d, uint64_t off, void *buf, siz
         ssize_t got = d->v.ops->pread(d->f, d->ra, (size_t)want, off);
         if (got <= 0)
             return got;
+        /* The disk reads the next block while this one goes to the client. */
+        if (d->kfd >= 0 && off + (uint64_t)got < d->hole)
+            posix_fadvise(d->kfd, (off_t)(off + (uint64_t)got), READ_AHEAD, POSIX_FADV_WILLNEED);
         d->ra_off = off;
         d->ra_len = (size_t)got;
     }

@@ -594,8 +594,11 @@ def test_download_ranges_conditional_and_head(vol, tmp_path):
     detail(r)
 
 
-def test_download_open_ended_and_suffix_ranges(local, tmp_path):
-    """What curl -C - and players send: bytes=a- and bytes=-n."""
+@pytest.mark.parametrize("sendfile", [False, True])
+def test_download_open_ended_and_suffix_ranges(make_local, tmp_path, sendfile):
+    """What curl -C - and players send: bytes=a- and bytes=-n; by reads (the default) and
+    by sendfile (config "sendfile": true)."""
+    local = make_local(extra={"sendfile": sendfile})
     src = tmp_path / "open.raw"
     size = 3 * MiB + 17
     sha = write_random(src, size, seed=8)
@@ -607,6 +610,8 @@ def test_download_open_ended_and_suffix_ranges(local, tmp_path):
     r = local.d.get(esdc("open"), headers={"Range": "bytes=-1000"})
     assert r.status_code == 206 and r.content == data[-1000:]
     assert r.headers["Content-Range"] == "bytes %d-%d/%d" % (size - 1000, size - 1, size)
+    r = local.d.get(esdc("open"))
+    assert r.status_code == 200 and hashlib.sha256(r.content).hexdigest() == sha
 
 
 def test_upload_needs_an_admin_token_and_readers_may_download(local, tmp_path):

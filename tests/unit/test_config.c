@@ -38,7 +38,7 @@ static void test_config_reads_every_key(void **state)
     const char *json =
         "{\"listen\":\"127.0.0.1:9090\",\"state_dir\":\"/tmp/st\",\"threads\":3,\"workers\":4,"
         "\"probe_ttl_ms\":250,\"gluster_cli\":\"/usr/sbin/gluster\",\"log_requests\":false,"
-        "\"sendfile\":false,\"clone_mode\":\"reflink\",\"staging_expiry_s\":60,"
+        "\"sendfile\":true,\"clone_mode\":\"reflink\",\"staging_expiry_s\":60,"
         "\"limits\":{\"max_body\":2048,\"max_header\":8192,\"connection_timeout\":5,"
         "\"per_ip_connections\":8,\"max_connections\":100,\"max_image_size\":1000000},"
         "\"tls\":{\"cert\":\"/c.pem\",\"key\":\"/k.pem\"},\"mount_roots\":[\"/mnt\"],"
@@ -53,7 +53,7 @@ static void test_config_reads_every_key(void **state)
     assert_int_equal(c.workers, 4);
     assert_int_equal(c.probe_ttl_ms, 250);
     assert_int_equal(c.log_requests, 0);
-    assert_int_equal(c.sendfile, 0);
+    assert_int_equal(c.sendfile, 1);
     assert_int_equal(c.clone_reflink, 1);
     assert_int_equal(c.staging_expiry_s, 60);
     assert_int_equal(c.max_body, 2048);
