@@ -206,11 +206,22 @@ int core_default_volume(struct stowage *st, const char *storage_id, char *out, s
 
 /* ---- clones (clone.c) ---- */
 
+struct db_conn;
+
+/* A write that commits in one transaction with the row an operation inserts (a task's
+ * result beside the clone it made: one fsync, not two); it sees that row as *row. */
+struct core_also {
+    int (*fn)(struct db_conn *c, const void *row, void *ud, struct st_err *e);
+    void *ud;
+};
+
 /* A copy-on-write child of an image for a guest, on the image's volume: a qcow2 v3
  * overlay backed by "../images/<uuid>.<fmt>", or a reflink of a raw image when the
- * volume can. clone_id NULL or "": generated ("<image>_<guest>" when free). */
+ * volume can. clone_id NULL or "": generated ("<image>_<guest>" when free). also
+ * (or NULL) commits with the clone's row; if it fails, no clone is left. */
 int core_clone_create(struct stowage *st, const char *image_name, const char *guest_id,
-                      const char *clone_id, struct db_clone *out, struct st_err *e);
+                      const char *clone_id, const struct core_also *also, struct db_clone *out,
+                      struct st_err *e);
 int core_clone_delete(struct stowage *st, const char *clone_id, struct st_err *e);
 int core_clone_get(struct stowage *st, const char *clone_id, struct db_clone *out,
                    struct st_err *e);

@@ -79,7 +79,8 @@ static int want_reflink(struct stowage *st, const struct core_vol_ref *v, const 
 }
 
 int core_clone_create(struct stowage *st, const char *image_name, const char *guest_id,
-                      const char *clone_id, struct db_clone *out, struct st_err *e)
+                      const char *clone_id, const struct core_also *also, struct db_clone *out,
+                      struct st_err *e)
 {
     struct db_image im;
     struct core_vol_ref v;
@@ -142,7 +143,13 @@ int core_clone_create(struct stowage *st, const char *image_name, const char *gu
         goto out; /* recovery removes the file: it has no row */
     }
     struct db_conn *c = db_acquire(st->db);
-    rc = db_clone_insert(c, out, e);
+    rc = db_begin(c, e);
+    if (rc == 0 && (rc = db_clone_insert(c, out, e)) == 0 && also)
+        rc = also->fn(c, out, also->ud, e);
+    if (rc == 0)
+        rc = db_commit(c, e); /* rolls back when it fails */
+    else
+        db_rollback(c);
     db_release(st->db, c);
     if (rc) {
         v.ops->unlink(v.be, out->path);

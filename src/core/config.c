@@ -29,7 +29,8 @@ void cfg_defaults(struct st_config *c)
     c->gluster_timeout_ms = 10000;
     c->staging_expiry_s = 24 * 3600;
     c->log_requests = 1;
-    c->sendfile = 0; /* reads with read-ahead beat MHD's 128 KiB sendfile steps: bench/ */
+    /* reads with read-ahead beat MHD's 128 KiB sendfile steps (docs/configuration.md) */
+    c->sendfile = 0;
 }
 
 static void free_storages(struct st_config *c)

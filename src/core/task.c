@@ -164,6 +164,24 @@ static int stopping(struct stowage *st)
     return stop;
 }
 
+/* The row of a finished task, written on c (in the caller's transaction, or its own). */
+static int record(struct db_conn *c, const char *id, const char *result, char *msg,
+                  const json_t *res, struct st_err *e)
+{
+    utf8_clean(msg);
+    char *rj = res ? json_dumps(res, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+    int rc = db_task_finish(c, id, result, msg, rj, time(NULL), e);
+    free(rj);
+    return rc;
+}
+
+int core_task_record_success(struct core_task_ctx *t, struct db_conn *c, struct st_err *e)
+{
+    char msg[sizeof t->msg];
+    snprintf(msg, sizeof msg, "%s", t->msg);
+    return record(c, t->id, "success", msg, t->result, e);
+}
+
 static void finish(struct stowage *st, struct run *r, int rc, const struct core_task_ctx *t,
                    const struct st_err *e)
 {
@@ -182,12 +200,12 @@ static void finish(struct stowage *st, struct run *r, int rc, const struct core_
         }
     }
     utf8_clean(msg);
-    char *rj = t->result ? json_dumps(t->result, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
-    struct db_conn *c = db_acquire(st->db);
-    if (db_task_finish(c, r->row.id, result, msg, rj, time(NULL), &fe))
-        fprintf(stderr, "stowaged: task %s: cannot record its result: %s\n", r->row.id, fe.msg);
-    db_release(st->db, c);
-    free(rj);
+    if (rc || !t->recorded) {
+        struct db_conn *c = db_acquire(st->db);
+        if (record(c, r->row.id, result, msg, t->result, &fe))
+            fprintf(stderr, "stowaged: task %s: cannot record its result: %s\n", r->row.id, fe.msg);
+        db_release(st->db, c);
+    }
     fprintf(stderr, "stowaged: task %s (%s): %s in %lldus%s%s\n", r->row.id, r->row.type, result,
             (long long)r->run_us, msg[0] ? ": " : "", msg);
 }
@@ -196,7 +214,7 @@ static void run_task(struct stowage *st, struct run *r)
 {
     const struct core_task_type *tt = core_task_type(r->row.type);
     struct core_progress p = {on_progress, r, &r->cancel};
-    struct core_task_ctx t = {st, r->row.id, r->row.owner, NULL, &p, NULL, ""};
+    struct core_task_ctx t = {st, r->row.id, r->row.owner, NULL, &p, NULL, "", 0};
     struct st_err e;
     json_error_t je;
     int rc;
@@ -336,7 +354,7 @@ static int load_orphans(struct stowage *st, struct core_tasks *ts, struct st_err
 static int settle_orphan(struct stowage *st, struct orphan *o)
 {
     const struct core_task_type *tt = core_task_type(o->row.type);
-    struct core_task_ctx t = {st, o->row.id, o->row.owner, NULL, NULL, NULL, ""};
+    struct core_task_ctx t = {st, o->row.id, o->row.owner, NULL, NULL, NULL, "", 0};
     char msg[sizeof t.msg + 32];
     struct st_err e;
 

@@ -15,6 +15,7 @@ struct core_task_ctx {
     const struct core_progress *progress;
     json_t *result; /* the body may set it (the task owns it) */
     char msg[512];  /* what a success says */
+    int recorded;   /* the body committed its success row itself (core_task_record_success) */
 };
 
 enum core_task_field_kind {
@@ -59,6 +60,10 @@ int core_task_check(const struct st_config *cfg, const char *type, json_t *param
 const char *core_task_str(const struct core_task_ctx *t, const char *key);
 int64_t core_task_int(const struct core_task_ctx *t, const char *key);
 int core_task_cancelled(const struct core_task_ctx *t);
+/* Write the task's success (t->msg, t->result) on c, inside the caller's transaction:
+ * the body's last write and the task's result commit together. The body sets
+ * t->recorded once that transaction has committed. */
+int core_task_record_success(struct core_task_ctx *t, struct db_conn *c, struct st_err *e);
 
 /* ---- image storage and volume bodies (manage.c) ---- */
 int core_manage_istorage_create(struct core_task_ctx *t, struct st_err *e);

@@ -392,22 +392,34 @@ static int run_image_delete(struct core_task_ctx *t, struct st_err *e)
     return 0;
 }
 
+/* Inside the clone's transaction: the task's success commits with the clone's row. */
+static int clone_success(struct db_conn *c, const void *row, void *ud, struct st_err *e)
+{
+    const struct db_clone *cl = row;
+    struct core_task_ctx *t = ud;
+
+    snprintf(t->msg, sizeof t->msg, "clone '%s' of image '%s' created for guest '%s'", cl->clone_id,
+             cl->image_name, cl->guest_id);
+    json_decref(t->result);
+    t->result = json_pack("{s:s, s:s, s:s, s:s}", "clone_id", cl->clone_id, "image_id",
+                          cl->image_name, "guest_id", cl->guest_id, "volume_id", cl->volume_id);
+    return core_task_record_success(t, c, e);
+}
+
 static int run_guest_clone(struct core_task_ctx *t, struct st_err *e)
 {
     const char *name = core_task_str(t, "image_id"), *guest = core_task_str(t, "guest_id");
     const char *clone_id = core_task_str(t, "clone_id");
+    const struct core_also also = {clone_success, t};
     struct db_image im;
     struct db_clone cl;
 
     if (core_image_by_name(t->st, name, &im, e))
         return -1;
     wait_probed(t, im.volume_id);
-    if (core_clone_create(t->st, name, guest, *clone_id ? clone_id : NULL, &cl, e))
+    if (core_clone_create(t->st, name, guest, *clone_id ? clone_id : NULL, &also, &cl, e))
         return -1;
-    snprintf(t->msg, sizeof t->msg, "clone '%s' of image '%s' created for guest '%s'", cl.clone_id,
-             name, guest);
-    t->result = json_pack("{s:s, s:s, s:s, s:s}", "clone_id", cl.clone_id, "image_id", name,
-                          "guest_id", cl.guest_id, "volume_id", cl.volume_id);
+    t->recorded = 1;
     return 0;
 }
 
