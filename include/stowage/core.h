@@ -40,7 +40,7 @@ struct stowage {
      * differs from the last: readers use it as a cache key for rendered replies. */
     atomic_uint_fast64_t generation;
     atomic_int stopping;
-    /* names held by one operation at a time (core_claim) */
+    /* names held by one operation at a time, or shared by readers (core_claim) */
     pthread_mutex_t claims_mu;
     struct core_claim *claims;
 };
@@ -145,8 +145,11 @@ struct core_volume_stat {
 int core_volume_stats(struct stowage *st, struct core_volume_stat **out, size_t *n);
 
 /* Hold a key ("image:<uuid>") for one operation at a time: ST_CONFLICT naming what
- * when another holds it. */
+ * when another holds it. core_claim_shared holds it beside other shared holders (the
+ * clones and copies of one image run together; its delete or upload waits for none). */
 int core_claim(struct stowage *st, const char *key, const char *what, struct st_err *e);
+int core_claim_shared(struct stowage *st, const char *key, const char *what, struct st_err *e);
+/* Give back one hold of key (either kind). */
 void core_unclaim(struct stowage *st, const char *key);
 
 /* Names: ids of storages and volumes, image names, clone ids. */

@@ -85,7 +85,7 @@ int core_clone_create(struct stowage *st, const char *image_name, const char *gu
     struct db_image im;
     struct core_vol_ref v;
     struct be_file *f = NULL;
-    char staging[128], key[64];
+    char staging[128], key[64], ckey[96], what[96];
     int rc = -1;
 
     if (!core_valid_id(guest_id))
@@ -106,9 +106,17 @@ int core_clone_create(struct stowage *st, const char *image_name, const char *gu
         snprintf(out->clone_id, sizeof out->clone_id, "%s", clone_id);
     else if (pick_id(st, &im, guest_id, out->clone_id, sizeof out->clone_id, e))
         return -1;
+    /* Not while the image is being deleted (other clones of it may be made meanwhile),
+     * and one create per clone id at a time: they would share a staging file. */
     snprintf(key, sizeof key, "image:%s", im.uuid);
-    if (core_claim(st, key, image_name, e)) /* not while the image is being deleted */
+    snprintf(ckey, sizeof ckey, "clone:%s", out->clone_id);
+    snprintf(what, sizeof what, "clone '%s'", out->clone_id);
+    if (core_claim_shared(st, key, image_name, e))
         return -1;
+    if (core_claim(st, ckey, what, e)) {
+        core_unclaim(st, key);
+        return -1;
+    }
     if (core_volume_acquire(st, im.volume_id, &v, e))
         goto out;
 
@@ -142,6 +150,10 @@ int core_clone_create(struct stowage *st, const char *image_name, const char *gu
         rc = be_fail(e, rc, "fsync clones/");
         goto out; /* recovery removes the file: it has no row */
     }
+    /* Closed before the commit: once the row says the clone is there, what is left to
+     * do here takes microseconds (a client may act on the clone at once). */
+    v.ops->close_file(f);
+    f = NULL;
     struct db_conn *c = db_acquire(st->db);
     rc = db_begin(c, e);
     if (rc == 0 && (rc = db_clone_insert(c, out, e)) == 0 && also)
@@ -160,6 +172,7 @@ out:
     if (f)
         v.ops->close_file(f);
     core_volume_release(&v);
+    core_unclaim(st, ckey);
     core_unclaim(st, key);
     return rc ? -1 : 0;
 }

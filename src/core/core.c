@@ -58,14 +58,16 @@ static int prepare_state_dir(const char *dir, struct st_err *e)
 struct core_claim {
     struct core_claim *next;
     char key[96];
+    int shared;
 };
 
-int core_claim(struct stowage *st, const char *key, const char *what, struct st_err *e)
+static int claim(struct stowage *st, const char *key, int shared, const char *what,
+                 struct st_err *e)
 {
     struct core_claim *c;
     pthread_mutex_lock(&st->claims_mu);
     for (c = st->claims; c; c = c->next) {
-        if (strcmp(c->key, key) == 0) {
+        if (strcmp(c->key, key) == 0 && !(shared && c->shared)) {
             pthread_mutex_unlock(&st->claims_mu);
             return st_fail(e, ST_CONFLICT, "%s is busy with another operation", what);
         }
@@ -76,12 +78,24 @@ int core_claim(struct stowage *st, const char *key, const char *what, struct st_
         return st_fail(e, ST_INTERNAL, "out of memory");
     }
     snprintf(c->key, sizeof c->key, "%s", key);
+    c->shared = shared;
     c->next = st->claims;
     st->claims = c;
     pthread_mutex_unlock(&st->claims_mu);
     return 0;
 }
 
+int core_claim(struct stowage *st, const char *key, const char *what, struct st_err *e)
+{
+    return claim(st, key, 0, what, e);
+}
+
+int core_claim_shared(struct stowage *st, const char *key, const char *what, struct st_err *e)
+{
+    return claim(st, key, 1, what, e);
+}
+
+/* A key is held either once exclusively or by shared holders only: any entry will do. */
 void core_unclaim(struct stowage *st, const char *key)
 {
     pthread_mutex_lock(&st->claims_mu);

@@ -455,7 +455,7 @@ int core_image_copy(struct stowage *st, const char *source_name, const char *new
         return st_fail(e, ST_CONFLICT, "image '%s' has no data yet (%s)", source_name, src.status);
     snprintf(key, sizeof key, "image:%s", src.uuid);
     /* Hold the source so it cannot be deleted under the copy. */
-    if (core_claim(st, key, source_name, e))
+    if (core_claim_shared(st, key, source_name, e))
         return -1;
     if (core_volume_acquire(st, src.volume_id, &sv, e) ||
         core_volume_acquire(st, volume_id, &dv, e))

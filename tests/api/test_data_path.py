@@ -460,15 +460,22 @@ def assert_no_image(v, name):
         (name, v.leftovers())
 
 
-def run_task(d, typ, timeout=300, **params):
-    """POST /tasks/create and poll /tasks/<id> until completed; returns the task view."""
+def submit_task(d, typ, **params):
+    """POST /tasks/create; returns the task id."""
     body = dict(type=typ, repeat="0", retries="0", **params)
     r = d.post("/tasks/create", json=body)
     assert r.status_code == 200, (typ, r.status_code, r.text)
     j = r.json()
     assert j["status"] == "OK" and j["message"], j
-    tid = j["message"]
+    return j["message"]
 
+
+def run_task(d, typ, timeout=300, **params):
+    """POST /tasks/create and poll /tasks/<id> until completed; returns the task view."""
+    return wait_task(d, submit_task(d, typ, **params), typ, timeout)
+
+
+def wait_task(d, tid, typ="", timeout=300):
     def done():
         t = d.get("/tasks/" + tid)
         assert t.status_code == 200, t.text
@@ -1109,6 +1116,23 @@ def test_clone_of_a_1g_uploaded_image(local, tmp_path):
     # a clone id that exists is refused
     t = run_task(d, "guest_clone", image_id="one", guest_id="vm3", clone_id="one_vm1")
     assert t["result"] == "error" and t["result_msg"], t
+    # a burst of clones of one image, submitted without waiting, runs on all workers at
+    # once: every one is made; of two creates of one clone id, one wins
+    burst = [submit_task(d, "guest_clone", image_id="one", guest_id="b%d" % i,
+                         clone_id="one_b%d" % i) for i in range(6)]
+    dup = [submit_task(d, "guest_clone", image_id="one", guest_id="dup", clone_id="one_dup")
+           for _ in range(2)]
+    for tid in burst:
+        t = wait_task(d, tid, "guest_clone")
+        assert t["result"] == "success", t
+    dups = [wait_task(d, tid, "guest_clone") for tid in dup]
+    assert sorted(t["result"] for t in dups) == ["error", "success"], dups
+    lost = [t for t in dups if t["result"] == "error"][0]["result_msg"]
+    assert "one_dup" in lost and ("already exists" in lost or "busy" in lost), lost
+    burst_ids = ["one_b%d" % i for i in range(6)] + ["one_dup"]
+    for cid in burst_ids:
+        check_clone_file(local, cid, uuid, "raw", GiB)
+    assert local.leftovers()[".staging"] == [], local.leftovers()
     for cid in ("one_vm1", "one_vm2"):
         clone = check_clone_file(local, cid, uuid, "raw", GiB)
         flat = tmp_path / ("%s.raw" % cid)
@@ -1116,7 +1140,7 @@ def test_clone_of_a_1g_uploaded_image(local, tmp_path):
                        timeout=600)
         assert sha256_file(flat) == sha, cid
         flat.unlink()
-    clone_lifecycle_end(local, "one", uuid, "raw", ["one_vm1", "one_vm2"])
+    clone_lifecycle_end(local, "one", uuid, "raw", ["one_vm1", "one_vm2"] + burst_ids)
 
 
 def test_clone_on_gluster(gluster):
