@@ -484,7 +484,11 @@ def report(o, gluster_skipped, error=None):
     a("The client time includes the task queue and the polling of `GET /tasks/{id}` (a tight "
       "loop on one keep-alive connection). Clones are measured first, on volumes that are not "
       "still writing back the GiBs of the transfers below. VOLUME is the volume's mount point "
-      "(XFS) or FUSE mount (Gluster).")
+      "(XFS) or FUSE mount (Gluster). On Gluster a clone is a chain of round trips to all six "
+      "bricks of the disperse volume, each waiting for the last: create the staging file, write "
+      "and fsync the header, link and unlink (a rename that cannot replace), fsync clones/; the "
+      "daemon keeps one gfapi session and the directory open, and writes only the header's "
+      "non-zero pages.")
     a("")
     r = o.get("rss")
     a("### Memory during a 4 GiB upload")
