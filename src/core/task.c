@@ -9,8 +9,9 @@
  * once a second, so the catalogue is never more than a second behind and a busy copy
  * costs one write per second, not one per chunk. A start finds the rows of the last
  * process: queued ones are run; running ones were cut off — unless their effect had
- * committed just before (the row is a separate write), which each type can tell:
- * those turn success, the others error "interrupted by restart". */
+ * committed just before (for most types the row is a separate write; guest_clone
+ * commits both at once), which each type can tell: those turn success, the others
+ * error "interrupted by restart". */
 #include "task_internal.h"
 
 #include <stdio.h>
