@@ -392,14 +392,21 @@ static int run_image_delete(struct core_task_ctx *t, struct st_err *e)
     return 0;
 }
 
+/* What a guest_clone says on success: the same whether its run or a restart tells it. */
+static void clone_made_msg(struct core_task_ctx *t, const char *id, const char *image,
+                           const char *guest)
+{
+    snprintf(t->msg, sizeof t->msg, "clone '%s' of image '%s' created for guest '%s'", id, image,
+             guest);
+}
+
 /* Inside the clone's transaction: the task's success commits with the clone's row. */
 static int clone_success(struct db_conn *c, const void *row, void *ud, struct st_err *e)
 {
     const struct db_clone *cl = row;
     struct core_task_ctx *t = ud;
 
-    snprintf(t->msg, sizeof t->msg, "clone '%s' of image '%s' created for guest '%s'", cl->clone_id,
-             cl->image_name, cl->guest_id);
+    clone_made_msg(t, cl->clone_id, cl->image_name, cl->guest_id);
     json_decref(t->result);
     t->result = json_pack("{s:s, s:s, s:s, s:s}", "clone_id", cl->clone_id, "image_id",
                           cl->image_name, "guest_id", cl->guest_id, "volume_id", cl->volume_id);
@@ -493,8 +500,7 @@ static int clone_made(struct core_task_ctx *t, int64_t started_at)
     if (core_clone_get(t->st, id, &cl, &e) || strcmp(cl.image_name, name) != 0 ||
         strcmp(cl.guest_id, guest) != 0 || cl.created_at < started_at)
         return 0;
-    snprintf(t->msg, sizeof t->msg, "clone '%s' of image '%s' created for guest '%s'", id, name,
-             guest);
+    clone_made_msg(t, id, name, guest);
     return 1;
 }
 
