@@ -136,7 +136,8 @@ static int serve(struct stowage *st)
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    int fd = http_listen(&st->cfg, &e);
+    const struct st_config *cfg = core_config(st);
+    int fd = http_listen(cfg, &e);
     if (fd < 0) {
         fprintf(stderr, "stowaged: %s\n", e.msg);
         return 1;
@@ -152,7 +153,7 @@ static int serve(struct stowage *st)
         return 1;
     }
     fprintf(stderr, "stowaged %s: listening on http%s://%s:%u, state in %s\n", STOWAGE_VERSION,
-            st->cfg.tls_cert ? "s" : "", st->cfg.listen_host, st->cfg.port, st->cfg.state_dir);
+            cfg->tls_cert ? "s" : "", cfg->listen_host, cfg->port, cfg->state_dir);
     while (sigwait(&set, &sig) != 0)
         ;
     fprintf(stderr, "stowaged: %s: shutting down\n", strsignal(sig));
@@ -175,7 +176,7 @@ static int print_routes(void)
 int main(int argc, char **argv)
 {
     struct opts o = {0};
-    static struct stowage st;
+    struct stowage *st;
     int rc;
 
     if (argc > 1 && strcmp(argv[1], "inspect") == 0)
@@ -192,19 +193,25 @@ int main(int argc, char **argv)
         fputs(usage, stdout);
         return 0;
     }
-    if (parse_opts(argc - 1, argv + 1, &o) || load_config(&st.cfg, &o))
+    if (parse_opts(argc - 1, argv + 1, &o))
         return 2;
+    if (!(st = core_new())) {
+        fprintf(stderr, "stowaged: out of memory\n");
+        return 1;
+    }
+    if (load_config(core_config(st), &o)) {
+        core_free(st);
+        return 2;
+    }
     if (o.n_args > 0 && strcmp(o.args[0], "token") == 0)
-        rc = cmd_token(&st, &o);
+        rc = cmd_token(st, &o);
     else if (o.n_args > 0 && strcmp(o.args[0], "user") == 0)
-        rc = cmd_user(&st, &o);
+        rc = cmd_user(st, &o);
     else if (o.n_args > 0) {
         fprintf(stderr, "stowaged: unknown command '%s'\n%s", o.args[0], usage);
         rc = 2;
     } else
-        rc = serve(&st);
-    if (st.db)
-        db_close(st.db);
-    cfg_free(&st.cfg);
+        rc = serve(st);
+    core_free(st);
     return rc;
 }

@@ -8,7 +8,7 @@
 void api_data_put(struct http_req *r, const char *name, const char *uuid);
 void api_data_get(struct http_req *r, const char *name, const char *uuid);
 /* An image as the data path and the native API show it. */
-json_t *api_image_json(const struct db_image *im);
+json_t *api_image_json(const struct core_image *im);
 /* "bytes A-B/TOTAL" (TOTAL may be "*": UINT64_MAX); 0 ok, -1 malformed or inconsistent. */
 int api_parse_content_range(const char *h, uint64_t *a, uint64_t *b, uint64_t *total);
 /* The client's expected SHA-256 (hex) from X-Checksum-Sha256 or Digest: 1, 0 absent, -1 bad. */

@@ -13,7 +13,7 @@
 #include <string.h>
 #include <strings.h>
 
-json_t *api_image_json(const struct db_image *im)
+json_t *api_image_json(const struct core_image *im)
 {
     return json_pack("{s:s, s:s, s:s, s:I, s:I, s:s, s:s, s:s, s:s}", "uuid", im->uuid, "name",
                      im->name, "format", im->format, "virtual_size", (json_int_t)im->virtual_size,
@@ -144,7 +144,7 @@ static ssize_t put_data(struct http_req *r, const char *buf, size_t len, struct 
 static void put_end(struct http_req *r)
 {
     struct core_upload *u = http_ctx(r);
-    struct db_image im;
+    struct core_image im;
     struct st_err e;
     uint64_t staged = 0;
 
@@ -276,7 +276,7 @@ static int parse_range(const char *h, uint64_t size, uint64_t *off, uint64_t *le
     return 1;
 }
 
-static void etag_of(const struct db_image *im, char *out, size_t len)
+static void etag_of(const struct core_image *im, char *out, size_t len)
 {
     if (im->sha256[0])
         snprintf(out, len, "\"%s\"", im->sha256);
@@ -305,7 +305,7 @@ void api_data_get(struct http_req *r, const char *name, const char *uuid)
 {
     struct stowage *st = http_st(r);
     struct core_download *d;
-    struct db_image im;
+    struct core_image im;
     struct st_err e;
     char etag[128], hdr[96];
     uint64_t off = 0, len;
@@ -346,7 +346,7 @@ void api_data_get(struct http_req *r, const char *name, const char *uuid)
         http_add_header(r, "Content-Range", hdr);
         break;
     }
-    int fd = st->cfg.sendfile ? core_download_kernel_fd(d) : -1;
+    int fd = core_config(st)->sendfile ? core_download_kernel_fd(d) : -1;
     if (fd >= 0) {
         core_download_close(d); /* the fd keeps the bytes readable */
         http_reply_fd(r, status, "application/octet-stream", fd, off, len);

@@ -6,6 +6,7 @@
  * write is a task: POST /tasks/create answers the task id at once. */
 #include "stowage/api.h"
 
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,7 +19,7 @@ static json_t *flexvdi_error(const struct st_err *e, unsigned *status)
     return json_pack("{s:s, s:s}", "status", "error", "message", e->msg);
 }
 
-static json_t *image_json(const struct db_image *im, const char *storage_id)
+static json_t *image_json(const struct core_image *im, const char *storage_id)
 {
     return json_pack("{s:s, s:s, s:s, s:s, s:I}", "image_id", im->name, "volume_id", im->volume_id,
                      "image_storage_id", storage_id, "guest_id", im->guest_id, "size_mb",
@@ -34,54 +35,55 @@ static json_t *volume_json(const struct core_volume_view *v, const char *storage
         json_array_append_new(
             clones, json_pack("{s:s, s:s, s:s}", "clone_id", v->clones[i].clone_id, "image_id",
                               v->clones[i].image_name, "guest_id", v->clones[i].guest_id));
-    json_t *j =
-        json_pack("{s:s, s:s, s:s, s:s, s:s, s:I, s:I, s:o, s:o}", "volume_id", v->row.id,
-                  "primary_disk_id", v->row.primary_disk_id, "secondary_disk_id",
-                  v->row.secondary_disk_id, "status", v->state.status, "status_msg",
-                  v->state.status_msg, "total_space", (json_int_t)v->state.total_kb, "free_space",
-                  (json_int_t)v->state.free_kb, "images", images, "clones", clones);
-    if (!j)
-        return NULL;
-    if (strcmp(v->row.kind, "external") == 0) {
-        json_object_set_new(j, "mount_point", json_string(v->row.mount_point));
-    } else if (strcmp(v->row.kind, "gluster") == 0) {
-        const struct probe_gluster *g = &v->state.gluster;
-        json_t *bricks = json_array();
-        for (size_t i = 0; v->state.have_gluster && i < g->n_bricks; i++)
-            json_array_append_new(bricks, json_string(g->bricks[i].name));
-        json_object_set_new(j, "bricks", bricks);
-        json_object_set_new(j, "type", json_string(v->state.have_gluster ? g->type : ""));
-        json_object_set_new(j, "configuration",
-                            json_string(v->state.have_gluster ? g->configuration : ""));
-        json_object_set_new(j, "transport", json_string(v->state.have_gluster ? g->transport : ""));
-        json_object_set_new(j, "gvolume_name", json_string(v->row.gluster_name));
-        json_object_set_new(j, "gluster_server", json_string(v->row.gluster_server));
-    }
+    json_t *j = json_pack("{s:s, s:s, s:s, s:s, s:s, s:I, s:I, s:o, s:o}", "volume_id", v->id,
+                          "primary_disk_id", v->primary_disk_id, "secondary_disk_id",
+                          v->secondary_disk_id, "status", v->status, "status_msg", v->status_msg,
+                          "total_space", (json_int_t)v->total_kb, "free_space",
+                          (json_int_t)v->free_kb, "images", images, "clones", clones);
+    /* What the backend says of the volume: a mount point, a Gluster volume's bricks... */
+    if (j && v->details)
+        json_object_update_missing(j, v->details);
     return j;
 }
 
+/* The one table of storage kinds this dialect knows: which section lists a volume, and
+ * which of its backend's details flexVDI shows there. */
+static const struct {
+    const char *kind;
+    const char *section;
+    int details;
+} sections[] = {
+    {"local", "volumes", 0},
+    {"external", "external_volumes", 1},
+    {"gluster", "gluster_volumes", 1},
+};
+
 static json_t *storage_json(const struct core_storage_view *v)
 {
-    json_t *hosts = json_array(), *local = json_array(), *ext = json_array(), *gl = json_array(),
-           *disks = json_array();
+    json_t *hosts = json_array(), *disks = json_array();
+    json_t *j = json_pack("{s:o, s:[], s:[], s:[], s:o}", "hosts", hosts, "volumes",
+                          "external_volumes", "gluster_volumes", "disks", disks);
     for (size_t i = 0; i < v->n_hosts; i++)
         json_array_append_new(hosts, json_string(v->hosts[i]));
     for (size_t i = 0; i < v->n_volumes; i++) {
-        const struct core_volume_view *vv = &v->volumes[i];
-        json_t *target = strcmp(vv->row.kind, "external") == 0  ? ext
-                         : strcmp(vv->row.kind, "gluster") == 0 ? gl
-                                                                : local;
-        json_array_append_new(target, volume_json(vv, v->row.id));
+        struct core_volume_view vv = v->volumes[i];
+        size_t k = 0;
+        while (k < sizeof sections / sizeof *sections && strcmp(sections[k].kind, vv.kind))
+            k++;
+        if (k == sizeof sections / sizeof *sections)
+            k = 0; /* a kind flexVDI has no section for is listed as a plain volume */
+        if (!sections[k].details)
+            vv.details = NULL;
+        json_array_append_new(json_object_get(j, sections[k].section), volume_json(&vv, v->id));
     }
     for (size_t i = 0; i < v->n_disks; i++) {
-        const struct core_disk_view *d = &v->disks[i];
+        const struct core_disk *d = &v->disks[i];
         json_array_append_new(disks, json_pack("{s:s, s:s, s:s, s:s, s:s}", "physical_disk_id",
-                                               d->disk.id, "product_number", d->disk.model,
-                                               "vendor", d->disk.vendor, "host_device",
-                                               d->disk.host_device, "volume_id", d->volume_id));
+                                               d->id, "product_number", d->model, "vendor",
+                                               d->vendor, "host_device", d->host_device,
+                                               "volume_id", d->volume_id));
     }
-    return json_pack("{s:o, s:o, s:o, s:o, s:o}", "hosts", hosts, "volumes", local,
-                     "external_volumes", ext, "gluster_volumes", gl, "disks", disks);
+    return j;
 }
 
 static void get_storage(struct http_req *r)
@@ -113,7 +115,7 @@ static void get_storage(struct http_req *r)
 static void list_storages(struct http_req *r)
 {
     struct stowage *st = http_st(r);
-    char(*ids)[DB_ID] = NULL;
+    char(*ids)[CORE_ID] = NULL;
     size_t n = 0;
     struct st_err e;
     uint64_t gen = core_generation(st);
@@ -180,27 +182,236 @@ static void logout(struct http_req *r)
 
 /* ---- tasks ---- */
 
-/* flexVDI documents task_type only as "0: unknown, 1: guest_action, ..."; the rest of
- * its numbering is not public and clients read task_type_str (since 3.1). These codes
- * are stable and start at 101, clear of any number a flexVDI client may already know. */
-static const struct {
+/* How flexVDI sends a field, and what it must be (the wording of its errors is
+ * flexVDI's; core checks every value again in its own terms). */
+enum fv_kind {
+    FV_ID,     /* ^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$ */
+    FV_DISK,   /* a physical_disk_id */
+    FV_NAME,   /* text up to 128 */
+    FV_TEXT,   /* text up to 256 */
+    FV_PATH,   /* an absolute path */
+    FV_MB,     /* whole MB: a number or a string of digits ("size_mb": "1") */
+    FV_FORMAT, /* raw or qcow2 */
+};
+
+struct fv_field {
+    const char *name; /* flexVDI's field */
+    enum fv_kind kind;
+    int required;
+    size_t slot; /* where it goes in struct core_op_params */
+};
+
+#define P(member) offsetof(struct core_op_params, member)
+#define FV_MAX_FIELDS 5
+
+/* flexVDI's task types, the operation each one is, and their fields. flexVDI documents
+ * task_type only as "0: unknown, 1: guest_action, ..."; the rest of its numbering is not
+ * public and clients read task_type_str (since 3.1). These codes are stable and start
+ * at 101, clear of any number a flexVDI client may already know. */
+static const struct fv_type {
     const char *name;
     int code;
-} task_codes[] = {
-    {"istorage_create", 101}, {"istorage_modify", 102}, {"istorage_delete", 103},
-    {"volume_create", 104},   {"volume_delete", 105},   {"evolume_create", 106},
-    {"evolume_delete", 107},  {"image_create", 108},    {"image_copy", 109},
-    {"image_release", 110},   {"image_delete", 111},    {"guest_clone", 112},
-    {"clone_delete", 113},
+    enum core_op op;
+    struct fv_field fields[FV_MAX_FIELDS];
+} fv_types[] = {
+    {"istorage_create",
+     101,
+     CORE_OP_STORAGE_CREATE,
+     {{"image_storage_id", FV_ID, 1, P(storage)},
+      {"name", FV_NAME, 1, P(name)},
+      {"description", FV_TEXT, 0, P(description)}}},
+    {"istorage_modify",
+     102,
+     CORE_OP_STORAGE_MODIFY,
+     {{"image_storage_id", FV_ID, 1, P(storage)},
+      {"name", FV_NAME, 0, P(name)},
+      {"description", FV_TEXT, 0, P(description)}}},
+    {"istorage_delete", 103, CORE_OP_STORAGE_DELETE, {{"image_storage_id", FV_ID, 1, P(storage)}}},
+    {"volume_create",
+     104,
+     CORE_OP_VOLUME_CREATE,
+     {{"image_storage_id", FV_ID, 1, P(storage)},
+      {"volume_id", FV_ID, 1, P(volume)},
+      {"primary_disk_id", FV_DISK, 1, P(disk)},
+      {"secondary_disk_id", FV_DISK, 0, P(mirror_disk)}}},
+    {"volume_delete",
+     105,
+     CORE_OP_VOLUME_DELETE,
+     {{"volume_id", FV_ID, 1, P(volume)}, {"image_storage_id", FV_ID, 0, P(storage)}}},
+    {"evolume_create",
+     106,
+     CORE_OP_EXTERNAL_CREATE,
+     {{"image_storage_id", FV_ID, 1, P(storage)},
+      {"volume_id", FV_ID, 1, P(volume)},
+      {"mount_point", FV_PATH, 1, P(mount_point)}}},
+    {"evolume_delete",
+     107,
+     CORE_OP_EXTERNAL_DELETE,
+     {{"volume_id", FV_ID, 1, P(volume)}, {"image_storage_id", FV_ID, 0, P(storage)}}},
+    {"image_create",
+     108,
+     CORE_OP_IMAGE_CREATE,
+     {{"image_id", FV_ID, 1, P(name)},
+      {"volume_id", FV_ID, 1, P(volume)},
+      {"image_storage_id", FV_ID, 1, P(storage)},
+      {"size_mb", FV_MB, 1, P(size)},
+      {"format", FV_FORMAT, 0, P(format)}}},
+    {"image_copy",
+     109,
+     CORE_OP_IMAGE_COPY,
+     {{"image_id", FV_ID, 1, P(name)},
+      {"volume_id", FV_ID, 1, P(volume)},
+      {"image_storage_id", FV_ID, 1, P(storage)},
+      {"source_image_id", FV_ID, 1, P(source)},
+      {"source_volume_id", FV_ID, 1, P(source_volume)}}},
+    {"image_release",
+     110,
+     CORE_OP_IMAGE_RELEASE,
+     {{"image_id", FV_ID, 1, P(name)},
+      {"image_storage_id", FV_ID, 0, P(storage)},
+      {"volume_id", FV_ID, 0, P(volume)}}},
+    {"image_delete",
+     111,
+     CORE_OP_IMAGE_DELETE,
+     {{"image_id", FV_ID, 1, P(name)},
+      {"image_storage_id", FV_ID, 0, P(storage)},
+      {"volume_id", FV_ID, 0, P(volume)}}},
+    {"guest_clone",
+     112,
+     CORE_OP_CLONE_CREATE,
+     {{"image_id", FV_ID, 1, P(image)},
+      {"guest_id", FV_ID, 1, P(guest)},
+      {"clone_id", FV_ID, 0, P(clone)}}},
+    {"clone_delete", 113, CORE_OP_CLONE_DELETE, {{"clone_id", FV_ID, 1, P(clone)}}},
 };
-#define N_TASK_CODES (sizeof task_codes / sizeof *task_codes)
+#define N_FV_TYPES (sizeof fv_types / sizeof *fv_types)
 
-static int task_code(const char *type)
+static const struct fv_type *fv_type_named(const char *name)
 {
-    for (size_t i = 0; i < N_TASK_CODES; i++)
-        if (strcmp(task_codes[i].name, type) == 0)
-            return task_codes[i].code;
+    for (size_t i = 0; i < N_FV_TYPES; i++)
+        if (strcmp(fv_types[i].name, name) == 0)
+            return &fv_types[i];
+    return NULL;
+}
+
+static const struct fv_type *fv_type_of_op(const char *op)
+{
+    for (size_t i = 0; i < N_FV_TYPES; i++)
+        if (strcmp(core_op_name(fv_types[i].op), op) == 0)
+            return &fv_types[i];
+    return NULL;
+}
+
+#define MIB (1024u * 1024u)
+
+/* flexVDI sends numbers as strings ("size_mb": "1"): take both, digits only. */
+static int get_mb(struct stowage *st, const char *name, json_t *v, uint64_t *bytes,
+                  struct st_err *e)
+{
+    uint64_t max_mb = core_config(st)->max_image_size / MIB;
+    int64_t n = 0;
+    if (json_is_integer(v)) {
+        n = json_integer_value(v);
+    } else if (json_is_string(v) && json_string_length(v) > 0 && json_string_length(v) <= 18) {
+        for (const char *p = json_string_value(v); *p; p++) {
+            if (*p < '0' || *p > '9')
+                return st_fail_field(e, ST_INVALID, name, "'%s' must be a whole number of MB",
+                                     name);
+            n = n * 10 + (*p - '0');
+        }
+    } else {
+        return st_fail_field(e, ST_INVALID, name, "'%s' must be a whole number of MB", name);
+    }
+    if (n < 1)
+        return st_fail_field(e, ST_INVALID, name, "'%s' must be at least 1", name);
+    if ((uint64_t)n > max_mb)
+        return st_fail_field(e, ST_TOO_LARGE, name, "'%s' is over the limit of %llu MB", name,
+                             (unsigned long long)max_mb);
+    *bytes = (uint64_t)n * MIB;
     return 0;
+}
+
+static int check_string(const struct fv_field *f, const char *s, size_t len, struct st_err *e)
+{
+    static const size_t max[] = {[FV_NAME] = 128, [FV_TEXT] = 256, [FV_PATH] = 4095};
+
+    if (strlen(s) != len)
+        return st_fail_field(e, ST_INVALID, f->name, "'%s' contains a NUL byte", f->name);
+    switch (f->kind) {
+    case FV_ID:
+        if (!core_valid_id(s))
+            return st_fail_field(e, ST_INVALID, f->name,
+                                 "'%s' must match ^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$", f->name);
+        return 0;
+    case FV_DISK:
+        if (len == 0 || len > 95 || strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                              "0123456789._-") != len)
+            return st_fail_field(e, ST_INVALID, f->name,
+                                 "'%s' must be a physical_disk_id ([A-Za-z0-9._-], up to 95)",
+                                 f->name);
+        return 0;
+    case FV_FORMAT:
+        if (strcmp(s, "raw") && strcmp(s, "qcow2"))
+            return st_fail_field(e, ST_INVALID, f->name, "'%s' must be raw or qcow2", f->name);
+        return 0;
+    case FV_PATH:
+        if (s[0] != '/')
+            return st_fail_field(e, ST_INVALID, f->name, "'%s' must be an absolute path", f->name);
+        break;
+    case FV_NAME:
+        if (len == 0)
+            return st_fail_field(e, ST_INVALID, f->name, "'%s' must not be empty", f->name);
+        break;
+    default:
+        break;
+    }
+    if (len > max[f->kind])
+        return st_fail_field(e, ST_INVALID, f->name, "'%s' is longer than %zu", f->name,
+                             max[f->kind]);
+    return 0;
+}
+
+/* flexVDI's fields of one task into core's typed params (strings borrowed from body). */
+static int parse_params(struct stowage *st, const struct fv_type *ft, json_t *body,
+                        struct core_op_params *p, struct st_err *e)
+{
+    memset(p, 0, sizeof *p);
+    for (int i = 0; i < FV_MAX_FIELDS && ft->fields[i].name; i++) {
+        const struct fv_field *f = &ft->fields[i];
+        json_t *v = json_object_get(body, f->name);
+        char *slot = (char *)p + f->slot;
+
+        if (!v || json_is_null(v)) {
+            if (f->required)
+                return st_fail_field(e, ST_INVALID, f->name, "'%s' is required", f->name);
+            continue;
+        }
+        if (f->kind == FV_MB) {
+            if (get_mb(st, f->name, v, (uint64_t *)(void *)slot, e))
+                return -1;
+            continue;
+        }
+        if (!json_is_string(v))
+            return st_fail_field(e, ST_INVALID, f->name, "'%s' must be a string", f->name);
+        if (check_string(f, json_string_value(v), json_string_length(v), e))
+            return -1;
+        *(const char **)(void *)slot = json_string_value(v);
+    }
+    return 0;
+}
+
+/* A task's type, the submitter's right to it, and its fields as core's params. */
+static int task_params(struct stowage *st, const char *type, json_t *body, enum st_role role,
+                       const struct fv_type **ft, struct core_op_params *p, struct st_err *e)
+{
+    if (!type || !(*ft = fv_type_named(type)))
+        return st_fail_field(e, ST_INVALID, "type", "unknown task type '%.40s'",
+                             type ? type : "");
+    enum st_role need = core_op_role((*ft)->op);
+    if (role < need)
+        return st_fail(e, ST_FORBIDDEN, "role %s may not run %s (needs %s)",
+                       core_role_name(role), (*ft)->name, core_role_name(need));
+    return parse_params(st, *ft, body, p, e);
 }
 
 /* flexVDI's "2016-02-03 16:57:42", in UTC; "" for a time that has not come yet. */
@@ -213,19 +424,130 @@ static void flexvdi_time(int64_t t, char out[20])
         strftime(out, 20, "%Y-%m-%d %H:%M:%S", &tm);
 }
 
+static const char *field(const json_t *o, const char *key)
+{
+    const char *s = json_string_value(json_object_get(o, key));
+    return s ? s : "";
+}
+
+/* What a successful task says, from what its operation made. */
+static void success_msg(const struct core_job *j, char *out, size_t len)
+{
+    const json_t *o = j->outcome;
+    int op = core_op_by_name(j->op);
+    size_t n = 0;
+
+    out[0] = '\0';
+    switch (op) {
+    case CORE_OP_STORAGE_CREATE:
+        n = (size_t)snprintf(out, len, "image storage '%s' created", field(o, "storage"));
+        if (*field(o, "host"))
+            n += (size_t)snprintf(out + n, n < len ? len - n : 0, " on host %s", field(o, "host"));
+        break;
+    case CORE_OP_STORAGE_MODIFY:
+        n = (size_t)snprintf(out, len, "image storage '%s' modified", field(o, "storage"));
+        break;
+    case CORE_OP_STORAGE_DELETE:
+        n = (size_t)snprintf(out, len, "image storage '%s' deleted", field(o, "storage"));
+        break;
+    case CORE_OP_VOLUME_CREATE:
+        n = (size_t)snprintf(out, len, "volume '%s' created", field(o, "volume"));
+        if (*field(o, "device"))
+            n += (size_t)snprintf(out + n, n < len ? len - n : 0, ": XFS on %s, mounted at %s",
+                                  field(o, "device"), field(o, "mount_point"));
+        break;
+    case CORE_OP_EXTERNAL_CREATE:
+        n = (size_t)snprintf(out, len, "external volume '%s' registered at %s%s",
+                             field(o, "volume"), field(o, "mount_point"),
+                             json_is_true(json_object_get(o, "require_mount"))
+                                 ? " (a mount point: it must stay mounted)"
+                                 : "");
+        break;
+    case CORE_OP_VOLUME_DELETE:
+    case CORE_OP_EXTERNAL_DELETE:
+        n = (size_t)snprintf(out, len, "volume '%s' deleted", field(o, "volume"));
+        if (*field(o, "device"))
+            n += (size_t)snprintf(out + n, n < len ? len - n : 0,
+                                  "; %s keeps its %s filesystem (wipe it to reuse the disk)",
+                                  field(o, "device"), field(o, "filesystem"));
+        break;
+    case CORE_OP_IMAGE_CREATE:
+        n = (size_t)snprintf(
+            out, len, "image '%s' created on volume '%s' (%lld MB, %s)", field(o, "name"),
+            field(o, "volume"),
+            (long long)((json_integer_value(json_object_get(o, "size")) + MIB - 1) / MIB),
+            field(o, "format"));
+        break;
+    case CORE_OP_IMAGE_COPY:
+        n = (size_t)snprintf(out, len, "image '%s' copied from '%s' to volume '%s'",
+                             field(o, "name"), field(o, "source"), field(o, "volume"));
+        break;
+    case CORE_OP_IMAGE_RELEASE:
+        n = (size_t)snprintf(out, len, "image '%s' released", field(o, "name"));
+        break;
+    case CORE_OP_IMAGE_DELETE:
+        n = (size_t)snprintf(out, len, "image '%s' deleted", field(o, "name"));
+        if (*field(o, "volume"))
+            n += (size_t)snprintf(out + n, n < len ? len - n : 0, " from volume '%s'",
+                                  field(o, "volume"));
+        break;
+    case CORE_OP_CLONE_CREATE:
+        n = (size_t)snprintf(out, len, "clone '%s' of image '%s' created for guest '%s'",
+                             field(o, "clone"), field(o, "image"), field(o, "guest"));
+        break;
+    case CORE_OP_CLONE_DELETE:
+        n = (size_t)snprintf(out, len, "clone '%s' deleted", field(o, "clone"));
+        break;
+    default:
+        break;
+    }
+    if (json_is_true(json_object_get(o, "before_restart")) && n < len)
+        snprintf(out + n, len - n, " (done before a restart)");
+}
+
+/* Core's messages name operations neutrally ("use external.delete"): say flexVDI's names. */
+static void error_msg(const char *msg, char *out, size_t len)
+{
+    size_t n = 0;
+    while (*msg && n + 1 < len) {
+        const struct fv_type *hit = NULL;
+        size_t hit_len = 0;
+        for (size_t i = 0; i < N_FV_TYPES && !hit; i++) {
+            const char *op = core_op_name(fv_types[i].op);
+            size_t l = strlen(op);
+            if (strncmp(msg, op, l) == 0)
+                hit = &fv_types[i], hit_len = l;
+        }
+        if (hit) {
+            n += (size_t)snprintf(out + n, len - n, "%s", hit->name);
+            msg += hit_len;
+        } else {
+            out[n++] = *msg++;
+        }
+    }
+    out[n < len ? n : len - 1] = '\0';
+}
+
 /* flexVDI has no queued state and no revoked result: a queued task is running/pending,
  * a cancelled one an error whose message says it was cancelled. */
-static json_t *task_json(const struct core_task_view *v)
+static json_t *task_json(const struct core_job *v)
 {
-    char when[20], execution[20];
+    char when[20], execution[20], msg[768];
+    const struct fv_type *ft = fv_type_of_op(v->op);
     const char *state = strcmp(v->state, "completed") == 0 ? "completed" : "running";
     const char *result = strcmp(v->result, "revoked") == 0 ? "error" : v->result;
 
     flexvdi_time(v->created_at, when);
     flexvdi_time(strcmp(v->state, "completed") == 0 ? v->finished_at : 0, execution);
+    if (strcmp(v->result, "success") != 0)
+        error_msg(v->error, msg, sizeof msg);
+    else if (v->legacy_msg[0])
+        snprintf(msg, sizeof msg, "%s", v->legacy_msg);
+    else
+        success_msg(v, msg, sizeof msg);
     return json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:i, s:s, s:i}", "task_id", v->id, "when",
                      when, "execution", execution, "state", state, "result", result, "result_msg",
-                     v->result_msg, "task_type", task_code(v->type), "task_type_str", v->type,
+                     msg, "task_type", ft ? ft->code : 0, "task_type_str", ft ? ft->name : v->op,
                      "progress", v->progress);
 }
 
@@ -235,6 +557,8 @@ static void create_task(struct http_req *r)
     const char *type;
     int64_t ignored;
     char id[37];
+    struct core_op_params p;
+    const struct fv_type *ft;
     json_t *body = http_json(r);
 
     if (!json_is_object(body)) {
@@ -246,8 +570,13 @@ static void create_task(struct http_req *r)
      * (numbers or strings of digits) and neither repeats a task (docs/flexvdi.md). */
     if (http_json_string(body, "type", 1, 31, &type, &e) ||
         http_json_int(body, "repeat", 0, 0, INT32_MAX, &ignored, &e) < 0 ||
-        http_json_int(body, "retries", 0, 0, INT32_MAX, &ignored, &e) < 0 ||
-        core_task_submit(http_st(r), type, body, http_principal(r), id, &e)) {
+        http_json_int(body, "retries", 0, 0, INT32_MAX, &ignored, &e) < 0) {
+        http_reply_error(r, &e);
+        return;
+    }
+    const struct st_principal *who = http_principal(r);
+    if (task_params(http_st(r), type, body, who->role, &ft, &p, &e) ||
+        core_job_submit(http_st(r), ft->op, &p, who, id, &e)) {
         http_reply_error(r, &e);
         return;
     }
@@ -258,7 +587,7 @@ static void create_task(struct http_req *r)
  * ?format=list: one array, oldest first. */
 static void list_tasks(struct http_req *r)
 {
-    struct core_task_view *v = NULL;
+    struct core_job *v = NULL;
     size_t n = 0;
     struct st_err e;
     const char *format = http_query(r, "format");
@@ -268,32 +597,35 @@ static void list_tasks(struct http_req *r)
         http_reply_error(r, &e);
         return;
     }
-    if (core_task_list(http_st(r), &v, &n, &e)) {
+    if (core_job_list(http_st(r), &v, &n, &e)) {
         http_reply_error(r, &e);
         return;
     }
     json_t *out = format ? json_array() : json_object();
-    for (size_t i = 0; !format && i < N_TASK_CODES; i++)
-        json_object_set_new(out, task_codes[i].name, json_array());
+    for (size_t i = 0; !format && i < N_FV_TYPES; i++)
+        json_object_set_new(out, fv_types[i].name, json_array());
     for (size_t i = 0; i < n; i++) {
-        json_t *arr = format ? out : json_object_get(out, v[i].type);
-        if (!arr) /* a type this dialect does not name */
-            json_object_set_new(out, v[i].type, arr = json_array());
-        json_array_append_new(arr, task_json(&v[i]));
+        json_t *t = task_json(&v[i]);
+        const char *type = json_string_value(json_object_get(t, "task_type_str"));
+        json_t *arr = format ? out : json_object_get(out, type);
+        if (!arr) /* an operation this dialect does not name */
+            json_object_set_new(out, type, arr = json_array());
+        json_array_append_new(arr, t);
     }
-    free(v);
+    core_jobs_free(v, n);
     http_reply_json(r, 200, out);
 }
 
 static void get_task(struct http_req *r)
 {
-    struct core_task_view v;
+    struct core_job v;
     struct st_err e;
-    if (core_task_get(http_st(r), http_capture(r, 0), &v, &e)) {
+    if (core_job_get(http_st(r), http_capture(r, 0), &v, &e)) {
         http_reply_error(r, &e);
         return;
     }
     http_reply_json(r, 200, task_json(&v));
+    core_job_free(&v);
 }
 
 static const struct http_route routes[] = {
@@ -301,7 +633,7 @@ static const struct http_route routes[] = {
     {"GET", "/logout", HTTP_BODY_NONE, ROLE_NONE, logout},
     {"GET", "/imagestorages", HTTP_BODY_NONE, ROLE_READER, list_storages},
     {"GET", "/imagestorages/{id}", HTTP_BODY_NONE, ROLE_READER, get_storage},
-    /* the task type decides whether superadmin is needed (core_task_submit) */
+    /* the task type decides whether superadmin is needed (core_op_role) */
     {"POST", "/tasks/create", HTTP_BODY_JSON, ROLE_ADMIN, create_task},
     {"GET", "/tasks", HTTP_BODY_NONE, ROLE_READER, list_tasks},
     {"GET", "/tasks/{id}", HTTP_BODY_NONE, ROLE_READER, get_task},

@@ -28,12 +28,8 @@ static void health(struct http_req *r)
         }
         free(vs);
     }
-    struct db_conn *c = db_acquire(st->db);
     struct st_err e;
-    struct db_storage s;
-    /* A cheap query proves the database answers; not-found is still an answer. */
-    int db_ok = db_storage_get(c, "", &s, &e) == 0 || e.code == ST_NOT_FOUND;
-    db_release(st->db, c);
+    int db_ok = core_health_catalogue(st, &e) == 0;
     if (!db_ok)
         degraded = 1;
     json_t *j =
@@ -143,7 +139,7 @@ static void get_file(struct http_req *r)
 
 static void get_image(struct http_req *r)
 {
-    struct db_image im;
+    struct core_image im;
     struct st_err e;
     if (core_image_get(http_st(r), http_capture(r, 0), &im, &e) ||
         strcmp(im.status, "deleted") == 0) {

@@ -47,51 +47,11 @@ int be_path_ok(const char *rel)
     }
 }
 
-static enum st_code code_of(int err)
-{
-    switch (err) {
-    case ENOSPC:
-    case EDQUOT:
-        return ST_NO_SPACE;
-    case ENOTCONN:
-    case EIO:
-    case EROFS:
-    case ETIMEDOUT:
-    case ECONNREFUSED:
-    case EHOSTUNREACH:
-    case ESTALE:
-    case ENODEV:
-    case EAGAIN:
-        return ST_UNAVAILABLE;
-    case ENOENT:
-        return ST_NOT_FOUND;
-    case EEXIST:
-        return ST_EXISTS;
-    case ENOTEMPTY:
-    case EBUSY:
-    case ETXTBSY:
-        return ST_IN_USE;
-    case ELOOP: /* a symlink on the path: refused by design */
-    case EXDEV: /* the path leaves the volume root */
-    case EINVAL:
-    case ENAMETOOLONG:
-    case ENOTDIR:
-    case EISDIR:
-        return ST_INVALID;
-    case EACCES:
-    case EPERM:
-        return ST_FORBIDDEN;
-    case EFBIG:
-        return ST_TOO_LARGE;
-    default:
-        return ST_INTERNAL;
-    }
-}
-
 int be_fail(struct st_err *e, int neg_errno, const char *what)
 {
     int err = neg_errno < 0 ? -neg_errno : neg_errno;
 
-    return st_fail(e, code_of(err), "%s: %s", what ? what : "storage",
-                   err ? strerror(err) : "failed");
+    if (!err)
+        return st_fail(e, ST_INTERNAL, "%s: failed", what ? what : "storage");
+    return st_fail_errno(e, err, "%s", what ? what : "storage");
 }

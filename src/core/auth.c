@@ -3,7 +3,7 @@
  * A token is "stw_" + 64 hex digits of random; only its SHA-256 is stored.
  * Passwords are stored as PBKDF2-HMAC-SHA256 with a per-user salt. Sessions
  * (flexVDI cookie, esdc/ZStack logins) are tokens of kind "session" that expire. */
-#include "stowage/core.h"
+#include "core_internal.h"
 
 #include <errno.h>
 #include <fcntl.h>

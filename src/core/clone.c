@@ -17,6 +17,17 @@
 #include <stdlib.h>
 #include <string.h>
 
+void core_clone_from_row(const struct db_clone *row, struct core_clone *out)
+{
+    memset(out, 0, sizeof *out);
+    memcpy(out->clone_id, row->clone_id, sizeof out->clone_id);
+    memcpy(out->image_uuid, row->image_uuid, sizeof out->image_uuid);
+    memcpy(out->image_name, row->image_name, sizeof out->image_name);
+    memcpy(out->guest_id, row->guest_id, sizeof out->guest_id);
+    memcpy(out->volume_id, row->volume_id, sizeof out->volume_id);
+    out->created_at = row->created_at;
+}
+
 int core_clone_get(struct stowage *st, const char *clone_id, struct db_clone *out, struct st_err *e)
 {
     if (!core_valid_id(clone_id))

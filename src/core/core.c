@@ -1,5 +1,5 @@
 /* core.c — bringing the catalogue up and down, and the small shared helpers. */
-#include "stowage/core.h"
+#include "core_internal.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -9,6 +9,43 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+
+struct stowage *core_new(void)
+{
+    struct stowage *st = calloc(1, sizeof *st);
+    if (!st)
+        return NULL;
+    pthread_mutex_init(&st->claims_mu, NULL);
+    return st;
+}
+
+void core_free(struct stowage *st)
+{
+    if (!st)
+        return;
+    if (st->started)
+        core_stop(st);
+    if (st->db)
+        db_close(st->db);
+    cfg_free(&st->cfg);
+    pthread_mutex_destroy(&st->claims_mu);
+    free(st);
+}
+
+struct st_config *core_config(struct stowage *st)
+{
+    return &st->cfg;
+}
+
+const char *core_hostname(const struct stowage *st)
+{
+    return st->hostname;
+}
+
+uint64_t core_generation(struct stowage *st)
+{
+    return atomic_load(&st->generation);
+}
 
 void core_bump(struct stowage *st)
 {
@@ -114,7 +151,6 @@ int core_open(struct stowage *st, struct st_err *e)
 {
     char path[4200];
 
-    pthread_mutex_init(&st->claims_mu, NULL);
     if (gethostname(st->hostname, sizeof st->hostname - 1))
         snprintf(st->hostname, sizeof st->hostname, "localhost");
     if (prepare_state_dir(st->cfg.state_dir, e))
@@ -133,14 +169,26 @@ int core_start(struct stowage *st, struct st_err *e)
         core_stop(st);
         return -1;
     }
+    st->started = 1;
     return 0;
 }
 
 void core_stop(struct stowage *st)
 {
+    st->started = 0;
     atomic_store(&st->stopping, 1);
     core_tasks_stop(st);
     core_volumes_stop(st);
     db_close(st->db);
     st->db = NULL;
+}
+
+/* A cheap query proves the catalogue answers; not-found is still an answer. */
+int core_health_catalogue(struct stowage *st, struct st_err *e)
+{
+    struct db_storage s;
+    struct db_conn *c = db_acquire(st->db);
+    int rc = db_storage_get(c, "", &s, e);
+    db_release(st->db, c);
+    return rc == 0 || e->code == ST_NOT_FOUND ? 0 : -1;
 }

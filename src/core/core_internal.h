@@ -1,10 +1,178 @@
-/* core_internal.h — what image.c, clone.c, upload.c and recover.c share: the names of
- * files on a volume and the steps of the commit protocol. */
+/* core_internal.h — core's own rooms: the daemon context, the rows behind the views,
+ * live volume state, backend access, claims, and what image.c, clone.c, upload.c and
+ * recover.c share (the names of files on a volume and the steps of the commit
+ * protocol). Only src/core/ (and its unit tests) include this. */
 #ifndef STOWAGE_CORE_INTERNAL_H
 #define STOWAGE_CORE_INTERNAL_H
 
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include "stowage/backend.h"
 #include "stowage/core.h"
+#include "stowage/db.h"
 #include "stowage/format.h"
+#include "stowage/probe.h"
+
+_Static_assert(CORE_ID == DB_ID, "core and catalogue ids have one length");
+
+struct core_volumes; /* live volume state: prober threads, backend sessions (volume.c) */
+struct core_tasks;   /* the job queue and its workers (task.c) */
+
+/* The daemon context, passed down explicitly; the only mutable shared state. */
+struct stowage {
+    struct st_config cfg;
+    struct db *db;
+    struct core_volumes *vols;
+    struct core_tasks *tasks;
+    char hostname[256];
+    atomic_uint_fast64_t generation; /* core_generation() */
+    atomic_int stopping;
+    int started;
+    /* names held by one operation at a time, or shared by readers (core_claim) */
+    pthread_mutex_t claims_mu;
+    struct core_claim *claims;
+};
+
+void core_bump(struct stowage *st);
+/* On first start: create a superadmin token, write STATE_DIR/admin.token (0600), print it. */
+int core_auth_bootstrap(struct stowage *st, struct st_err *e);
+
+/* Rows to views. */
+void core_image_from_row(const struct db_image *row, struct core_image *out);
+void core_clone_from_row(const struct db_clone *row, struct core_clone *out);
+
+/* ---- storages and volumes (storage.c, volume.c) ---- */
+
+struct core_vol_state {
+    char status[16]; /* unknown ok degraded broken */
+    char status_msg[256];
+    uint64_t total_kb;
+    uint64_t free_kb;
+    int64_t probed_at_ms;
+    uint64_t probe_us; /* duration of the last probe */
+    int have_gluster;
+    struct probe_gluster gluster;
+    dev_t devno;       /* local/external: st_dev of the mount carrying the volume */
+    char dev_name[32]; /* its kernel block device name ("loop3", "md0"), "" if none */
+    json_t *details;   /* what its backend says of it for views (owned by the state) */
+};
+
+/* A disk of the latest probe and the volume it carries ("" when none). */
+struct core_disk_view {
+    struct probe_disk disk;
+    char volume_id[DB_ID];
+};
+
+/* Apply the config's initial storages (insert what is missing). */
+int core_storage_apply_config(struct stowage *st, struct st_err *e);
+
+/* Live volume state (volume.c). */
+int core_volumes_start(struct stowage *st, struct st_err *e);
+void core_volumes_stop(struct stowage *st);
+/* Start probing a volume that was just added to the catalogue / forget one removed. */
+int core_volumes_add(struct stowage *st, const struct db_volume *row, struct st_err *e);
+void core_volumes_remove(struct stowage *st, const char *id);
+int core_volume_state(struct stowage *st, const char *id, struct core_vol_state *out);
+/* The live part of a view: status, space and what the volume's backend says of itself. */
+void core_volume_fill_view(struct stowage *st, struct core_volume_view *v);
+/* The latest disk probe with each disk's volume, *out malloc'd. */
+int core_disks(struct stowage *st, struct core_disk_view **out, size_t *n, struct st_err *e);
+
+/* Hold a key ("image:<uuid>") for one operation at a time: ST_CONFLICT naming what
+ * when another holds it. core_claim_shared holds it beside other shared holders (the
+ * clones and copies of one image run together; its delete or upload waits for none). */
+int core_claim(struct stowage *st, const char *key, const char *what, struct st_err *e);
+int core_claim_shared(struct stowage *st, const char *key, const char *what, struct st_err *e);
+/* Give back one hold of key (either kind). */
+void core_unclaim(struct stowage *st, const char *key);
+
+/* ---- backend access to a volume (volume.c) ---- */
+
+struct core_vol_ref {
+    const struct backend_ops *ops;
+    struct be_volume *be;
+    void *priv; /* the tracked volume; held until core_volume_release */
+};
+/* Borrow the open backend of a volume for data operations. ST_NOT_FOUND for an
+ * unknown volume, ST_UNAVAILABLE while it is broken, not yet open, or not yet
+ * recovered after a restart. The volume cannot be removed while borrowed. */
+int core_volume_acquire(struct stowage *st, const char *volume_id, struct core_vol_ref *out,
+                        struct st_err *e);
+void core_volume_release(struct core_vol_ref *ref);
+
+/* ---- progress of long operations (tasks report it; 0..100) ---- */
+
+struct core_progress {
+    void (*fn)(void *ud, int percent);
+    void *ud;
+    atomic_int *cancel; /* set to 1 to ask the operation to stop (may be NULL) */
+};
+
+/* ---- images (image.c) ----
+ * Crash safety: bytes are written to VOLUME/.staging/, fsynced, renamed into
+ * VOLUME/images/<uuid>.<fmt>, the directory is fsynced, and only then does the
+ * row turn active. Restart recovery (recover.c) rolls forward or removes
+ * whatever a crash left between those steps. */
+
+/* The row of an image by uuid (any status). */
+int core_image_row(struct stowage *st, const char *uuid, struct db_image *out, struct st_err *e);
+/* The live (not deleted) image with this name. */
+int core_image_by_name(struct stowage *st, const char *name, struct db_image *out,
+                       struct st_err *e);
+/* Relative path of an image's bytes on its volume: "images/<uuid>.<format>". */
+void core_image_path(const struct db_image *im, char *out, size_t len);
+/* A new empty image: raw (sparse) or qcow2, virtual size in bytes. */
+int core_image_create_empty(struct stowage *st, const char *name, const char *volume_id,
+                            uint64_t size, const char *format, const char *owner,
+                            struct db_image *out, struct st_err *e);
+/* Copy an active image (by name) to a new image on a volume: reflink or in-kernel copy
+ * when both are on one local filesystem, else a sparse copy through the backends. */
+int core_image_copy(struct stowage *st, const char *source_name, const char *new_name,
+                    const char *volume_id, const char *owner, const struct core_progress *p,
+                    struct db_image *out, struct st_err *e);
+/* Delete an image (by name): ST_IN_USE while clones use it. */
+int core_image_delete(struct stowage *st, const char *name, struct st_err *e);
+/* Detach an image from its guest (guest_id = ""). */
+int core_image_release(struct stowage *st, const char *name, struct st_err *e);
+/* The default volume for new images of a storage (NULL: the first storage). */
+int core_default_volume(struct stowage *st, const char *storage_id, char *out, size_t len,
+                        struct st_err *e);
+
+/* ---- clones (clone.c) ---- */
+
+struct db_conn;
+
+/* A write that commits in one transaction with the row an operation inserts (a task's
+ * result beside the clone it made: one fsync, not two); it sees that row as *row. */
+struct core_also {
+    int (*fn)(struct db_conn *c, const void *row, void *ud, struct st_err *e);
+    void *ud;
+};
+
+/* A copy-on-write child of an image for a guest, on the image's volume: a qcow2 v3
+ * overlay backed by "../images/<uuid>.<fmt>", or a reflink of a raw image when the
+ * volume can. clone_id NULL or "": generated ("<image>_<guest>" when free). also
+ * (or NULL) commits with the clone's row; if it fails, no clone is left. */
+int core_clone_create(struct stowage *st, const char *image_name, const char *guest_id,
+                      const char *clone_id, const struct core_also *also, struct db_clone *out,
+                      struct st_err *e);
+int core_clone_delete(struct stowage *st, const char *clone_id, struct st_err *e);
+int core_clone_get(struct stowage *st, const char *clone_id, struct db_clone *out,
+                   struct st_err *e);
+
+/* ---- restart recovery (recover.c), run once per volume when its backend opens ---- */
+int core_recover_volume(struct stowage *st, const char *volume_id, const struct backend_ops *ops,
+                        struct be_volume *be, struct st_err *e);
+/* Remove resumable uploads untouched for cfg.staging_expiry_s (run now and then). */
+int core_expire_uploads(struct stowage *st, const char *volume_id, const struct backend_ops *ops,
+                        struct be_volume *be, struct st_err *e);
+
+/* ---- the job queue (task.c) ---- */
+int core_tasks_start(struct stowage *st, struct st_err *e);
+void core_tasks_stop(struct stowage *st);
+
+/* ---- the commit protocol (image.c, clone.c, upload.c, recover.c) ---- */
 
 /* Staging names say who owns the bytes: an ".upload" survives a restart (a client
  * may resume it), a ".task" never does. */

@@ -26,12 +26,14 @@ struct core_download {
 };
 
 int core_download_open(struct stowage *st, const char *name, const char *uuid,
-                       struct core_download **out, struct db_image *img, struct st_err *e)
+                       struct core_download **out, struct core_image *view, struct st_err *e)
 {
     char path[128];
-    int rc = uuid ? core_image_get(st, uuid, img, e) : core_image_by_name(st, name, img, e);
+    struct db_image row, *img = &row;
+    int rc = uuid ? core_image_row(st, uuid, img, e) : core_image_by_name(st, name, img, e);
     if (rc)
         return -1;
+    core_image_from_row(img, view); /* a caller may still ask about an image with no data */
     if (strcmp(img->status, "deleted") == 0)
         return st_fail(e, ST_NOT_FOUND, "image '%s' not found", uuid ? uuid : name);
     if (strcmp(img->status, "active") != 0)

@@ -25,7 +25,35 @@ void core_image_path(const struct db_image *im, char *out, size_t len)
     snprintf(out, len, "images/%s.%s", im->uuid, im->format);
 }
 
-int core_image_get(struct stowage *st, const char *uuid, struct db_image *out, struct st_err *e)
+void core_image_from_row(const struct db_image *row, struct core_image *out)
+{
+    memset(out, 0, sizeof *out);
+    memcpy(out->uuid, row->uuid, sizeof out->uuid);
+    memcpy(out->name, row->name, sizeof out->name);
+    memcpy(out->volume_id, row->volume_id, sizeof out->volume_id);
+    memcpy(out->format, row->format, sizeof out->format);
+    out->virtual_size = row->virtual_size;
+    out->actual_size = row->actual_size;
+    memcpy(out->status, row->status, sizeof out->status);
+    memcpy(out->sha256, row->sha256, sizeof out->sha256);
+    memcpy(out->owner, row->owner, sizeof out->owner);
+    memcpy(out->guest_id, row->guest_id, sizeof out->guest_id);
+    memcpy(out->parent_uuid, row->parent_uuid, sizeof out->parent_uuid);
+    out->created_at = row->created_at;
+    out->updated_at = row->updated_at;
+    out->generation = row->generation;
+}
+
+int core_image_get(struct stowage *st, const char *uuid, struct core_image *out, struct st_err *e)
+{
+    struct db_image row;
+    if (core_image_row(st, uuid, &row, e))
+        return -1;
+    core_image_from_row(&row, out);
+    return 0;
+}
+
+int core_image_row(struct stowage *st, const char *uuid, struct db_image *out, struct st_err *e)
 {
     struct db_conn *c = db_acquire(st->db);
     int rc = db_image_get(c, uuid, out, e);

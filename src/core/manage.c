@@ -6,12 +6,13 @@
  * Formatting a disk for volume_create is in manage_disk.c. */
 #include "task_internal.h"
 
+#include "stowage/sys.h"
+
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mount.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -21,7 +22,7 @@ int core_manage_istorage_create(struct core_task_ctx *t, struct st_err *e)
 {
     struct stowage *st = t->st;
     struct db_storage s = {0};
-    const char *id = core_task_str(t, "image_storage_id");
+    const char *id = core_task_str(t, "storage");
     struct st_err ignore;
 
     snprintf(s.id, sizeof s.id, "%s", id);
@@ -43,7 +44,7 @@ int core_manage_istorage_create(struct core_task_ctx *t, struct st_err *e)
     if (rc)
         return -1;
     core_bump(st);
-    snprintf(t->msg, sizeof t->msg, "image storage '%s' created on host %s", id, st->hostname);
+    t->result = json_pack("{s:s, s:s}", "storage", id, "host", st->hostname);
     return 0;
 }
 
@@ -51,7 +52,7 @@ int core_manage_istorage_modify(struct core_task_ctx *t, struct st_err *e)
 {
     struct stowage *st = t->st;
     struct db_storage s;
-    const char *id = core_task_str(t, "image_storage_id");
+    const char *id = core_task_str(t, "storage");
 
     struct db_conn *c = db_acquire(st->db);
     int rc = db_begin(c, e);
@@ -73,7 +74,7 @@ int core_manage_istorage_modify(struct core_task_ctx *t, struct st_err *e)
     if (rc)
         return -1;
     core_bump(st);
-    snprintf(t->msg, sizeof t->msg, "image storage '%s' modified", id);
+    t->result = json_pack("{s:s}", "storage", id);
     return 0;
 }
 
@@ -91,7 +92,7 @@ static void list_ids(const struct db_volume *v, size_t n, char *out, size_t len)
 int core_manage_istorage_delete(struct core_task_ctx *t, struct st_err *e)
 {
     struct stowage *st = t->st;
-    const char *id = core_task_str(t, "image_storage_id");
+    const char *id = core_task_str(t, "storage");
     struct db_storage s;
     struct db_volume *vols = NULL;
     size_t n = 0;
@@ -120,7 +121,7 @@ int core_manage_istorage_delete(struct core_task_ctx *t, struct st_err *e)
     if (rc)
         return -1;
     core_bump(st);
-    snprintf(t->msg, sizeof t->msg, "image storage '%s' deleted", id);
+    t->result = json_pack("{s:s}", "storage", id);
     return 0;
 }
 
@@ -199,11 +200,20 @@ static int drop_row(struct stowage *st, const char *id, struct st_err *e)
     return rc;
 }
 
+/* The operation that deletes a volume of this kind (messages name operations neutrally;
+ * each dialect words them in its own names). */
+static const char *delete_op_of(const char *kind)
+{
+    return strcmp(kind, "external") == 0 ? core_op_name(CORE_OP_EXTERNAL_DELETE)
+           : strcmp(kind, "local") == 0  ? core_op_name(CORE_OP_VOLUME_DELETE)
+                                         : "the operations of its kind";
+}
+
 /* The volume the client means, of the kind the task handles. */
 static int load_volume(struct core_task_ctx *t, const char *kind, struct db_volume *v,
                        struct st_err *e)
 {
-    const char *id = core_task_str(t, "volume_id"), *sid = core_task_str(t, "image_storage_id");
+    const char *id = core_task_str(t, "volume"), *sid = core_task_str(t, "storage");
     struct db_conn *c = db_acquire(t->st->db);
     int rc = db_volume_get(c, id, v, e);
     if (rc == 0)
@@ -215,11 +225,8 @@ static int load_volume(struct core_task_ctx *t, const char *kind, struct db_volu
         return st_fail(e, ST_NOT_FOUND, "volume '%s' is not in image storage '%s' (it is in '%s')",
                        id, sid, v->storage_id);
     if (strcmp(v->kind, kind) != 0)
-        return st_fail_field(e, ST_INVALID, "volume_id", "volume '%s' is %s, not %s: use %s", id,
-                             v->kind, kind,
-                             strcmp(v->kind, "external") == 0 ? "evolume_delete"
-                             : strcmp(v->kind, "local") == 0  ? "volume_delete"
-                                                              : "the gluster tasks");
+        return st_fail_field(e, ST_INVALID, "volume", "volume '%s' is %s, not %s: use %s", id,
+                             v->kind, kind, delete_op_of(v->kind));
     return 0;
 }
 
@@ -232,8 +239,9 @@ static int ours(struct stowage *st, const char *mount_point)
 }
 
 /* Stop tracking, unmount what stowage mounted, drop the row, remove its directory. */
-static int delete_volume(struct core_task_ctx *t, const struct db_volume *v, char *how,
-                         size_t how_len, struct st_err *e)
+/* kept (a JSON object) says which device keeps which filesystem when one was unmounted. */
+static int delete_volume(struct core_task_ctx *t, const struct db_volume *v, json_t *kept,
+                         struct st_err *e)
 {
     struct stowage *st = t->st;
     struct probe_mount m;
@@ -241,7 +249,6 @@ static int delete_volume(struct core_task_ctx *t, const struct db_volume *v, cha
     int unmount = strcmp(v->kind, "local") == 0 && ours(st, v->mount_point) &&
                   probe_is_mount_point(v->mount_point) == 1;
 
-    how[0] = '\0';
     /* Waits for data operations that borrowed it; none can start after this, so the
      * check below is final before anything is unmounted. */
     core_volumes_remove(st, v->id);
@@ -251,12 +258,10 @@ static int delete_volume(struct core_task_ctx *t, const struct db_volume *v, cha
     if (busy)
         goto restore;
     if (unmount && probe_mount_of(v->mount_point, &m, &ignore) == 0)
-        snprintf(how, how_len, "%s keeps its %s filesystem (wipe it to reuse the disk)", m.source,
-                 m.fstype);
-    if (unmount && umount2(v->mount_point, 0) != 0) {
-        st_fail_errno(e, errno, "cannot unmount %s", v->mount_point);
+        json_object_set_new(kept, "device", json_string(m.source)),
+            json_object_set_new(kept, "filesystem", json_string(m.fstype));
+    if (unmount && sys_umount(v->mount_point, e))
         goto restore;
-    }
     if (drop_row(st, v->id, e)) {
         if (unmount)
             fprintf(stderr, "stowaged: volume %s: unmounted but still catalogued: %s\n", v->id,
@@ -277,20 +282,23 @@ restore:
 static int delete_task(struct core_task_ctx *t, const char *kind, struct st_err *e)
 {
     struct db_volume v;
-    char key[96], how[300];
-    const char *id = core_task_str(t, "volume_id");
+    char key[96];
+    const char *id = core_task_str(t, "volume");
+    json_t *kept = json_object();
 
     snprintf(key, sizeof key, "volume:%s", id);
     if (core_claim(t->st, key, id, e))
         return -1;
     int rc = load_volume(t, kind, &v, e);
     if (rc == 0)
-        rc = delete_volume(t, &v, how, sizeof how, e);
+        rc = delete_volume(t, &v, kept, e);
     core_unclaim(t->st, key);
-    if (rc)
-        return -1;
-    snprintf(t->msg, sizeof t->msg, "volume '%s' deleted%s%s", id, how[0] ? "; " : "", how);
-    return 0;
+    if (rc == 0 && kept)
+        json_object_set_new(kept, "volume", json_string(id));
+    if (rc == 0)
+        t->result = json_incref(kept);
+    json_decref(kept);
+    return rc ? -1 : 0;
 }
 
 int core_manage_volume_delete(struct core_task_ctx *t, struct st_err *e)
@@ -357,7 +365,7 @@ static int mount_point_taken(struct stowage *st, const char *real, struct st_err
 int core_manage_evolume_create(struct core_task_ctx *t, struct st_err *e)
 {
     struct stowage *st = t->st;
-    const char *sid = core_task_str(t, "image_storage_id"), *id = core_task_str(t, "volume_id");
+    const char *sid = core_task_str(t, "storage"), *id = core_task_str(t, "volume");
     struct db_volume v = {0};
     char key[96], real[PATH_MAX];
 
@@ -381,8 +389,8 @@ int core_manage_evolume_create(struct core_task_ctx *t, struct st_err *e)
     core_unclaim(st, key);
     if (rc)
         return -1;
-    snprintf(t->msg, sizeof t->msg, "external volume '%s' registered at %s%s", id, real,
-             v.require_mount ? " (a mount point: it must stay mounted)" : "");
+    t->result = json_pack("{s:s, s:s, s:b}", "volume", id, "mount_point", real, "require_mount",
+                          v.require_mount);
     return 0;
 }
 
@@ -408,10 +416,10 @@ int core_manage_istorage_create_done(struct core_task_ctx *t, int64_t started_at
 {
     struct db_storage s;
     struct st_err e;
-    const char *id = core_task_str(t, "image_storage_id");
+    const char *id = core_task_str(t, "storage");
     if (storage_row(t->st, id, &s, &e) || s.created_at < started_at)
         return 0;
-    snprintf(t->msg, sizeof t->msg, "image storage '%s' created", id);
+    t->result = json_pack("{s:s}", "storage", id);
     return 1;
 }
 
@@ -419,13 +427,13 @@ int core_manage_istorage_modify_done(struct core_task_ctx *t, int64_t started_at
 {
     struct db_storage s;
     struct st_err e;
-    const char *id = core_task_str(t, "image_storage_id");
+    const char *id = core_task_str(t, "storage");
     if (storage_row(t->st, id, &s, &e) ||
         (json_object_get(t->params, "name") && strcmp(s.name, core_task_str(t, "name"))) ||
         (json_object_get(t->params, "description") &&
          strcmp(s.description, core_task_str(t, "description"))))
         return 0;
-    snprintf(t->msg, sizeof t->msg, "image storage '%s' modified", id);
+    t->result = json_pack("{s:s}", "storage", id);
     return 1;
 }
 
@@ -433,10 +441,10 @@ int core_manage_istorage_delete_done(struct core_task_ctx *t, int64_t started_at
 {
     struct db_storage s;
     struct st_err e;
-    const char *id = core_task_str(t, "image_storage_id");
+    const char *id = core_task_str(t, "storage");
     if (storage_row(t->st, id, &s, &e) == 0 || e.code != ST_NOT_FOUND)
         return 0;
-    snprintf(t->msg, sizeof t->msg, "image storage '%s' deleted", id);
+    t->result = json_pack("{s:s}", "storage", id);
     return 1;
 }
 
@@ -444,10 +452,10 @@ int core_manage_evolume_create_done(struct core_task_ctx *t, int64_t started_at)
 {
     struct db_volume v;
     struct st_err e;
-    const char *id = core_task_str(t, "volume_id");
+    const char *id = core_task_str(t, "volume");
     if (volume_row(t->st, id, &v, &e) || v.created_at < started_at)
         return 0;
-    snprintf(t->msg, sizeof t->msg, "volume '%s' registered at %s", id, v.mount_point);
+    t->result = json_pack("{s:s, s:s}", "volume", id, "mount_point", v.mount_point);
     return 1;
 }
 
@@ -455,9 +463,9 @@ int core_manage_volume_delete_done(struct core_task_ctx *t, int64_t started_at)
 {
     struct db_volume v;
     struct st_err e;
-    const char *id = core_task_str(t, "volume_id");
+    const char *id = core_task_str(t, "volume");
     if (volume_row(t->st, id, &v, &e) == 0 || e.code != ST_NOT_FOUND)
         return 0;
-    snprintf(t->msg, sizeof t->msg, "volume '%s' deleted", id);
+    t->result = json_pack("{s:s}", "volume", id);
     return 1;
 }

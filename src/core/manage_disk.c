@@ -4,11 +4,13 @@
  * signature on it or its partitions (filesystem, partition table, RAID member), it is
  * not mounted, not held by md/dm, not the disk of a volume, and the kernel grants an
  * exclusive open. mkfs.xfs runs without -f, so it refuses an existing signature too.
- * Programs run through posix_spawn (no shell), with a timeout, their output kept for
- * the error message. Whatever fails after the disk was touched is undone in reverse
- * (unmount, rmdir, wipe the signature we wrote, stop the mirror we built): a failed
- * volume_create leaves the disk blank again and nothing in the catalogue. */
+ * Formatting, mirrors and mounts are sys/'s, the one room that changes the system.
+ * Whatever fails after the disk was touched is undone in reverse (unmount, rmdir, wipe
+ * the signature we wrote, stop the mirror we built): a failed volume_create leaves the disk blank again and
+ * nothing in the catalogue. */
 #include "task_internal.h"
+
+#include "stowage/sys.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -17,14 +19,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
-
-#define MKFS_TIMEOUT_S 600
-#define TOOL_TIMEOUT_S 60
 
 struct vc {
     struct stowage *st;
@@ -38,48 +36,6 @@ struct vc {
     char dir[DB_PATH];
     int made_md, made_fs, made_dir, mounted;
 };
-
-/* ---- running programs ---- */
-
-/* The program's output as one line for a message: newlines become "; ". */
-static void one_line(const char *in, char *out, size_t outlen)
-{
-    size_t len = 0;
-    for (; *in && len + 3 < outlen; in++) {
-        if (*in != '\n')
-            out[len++] = *in;
-        else if (len > 0 && out[len - 1] != ' ')
-            len += (size_t)snprintf(out + len, outlen - len, "; ");
-    }
-    while (len > 0 && (out[len - 1] == ' ' || out[len - 1] == ';'))
-        len--;
-    out[len] = '\0';
-}
-
-/* Run a tool (argv[0] is its name) to the end. 0 when it exited 0; otherwise e says
- * what it printed. */
-static int run_tool(char *const argv[], unsigned timeout_s, struct st_err *e)
-{
-    char msg[200];
-    char *out = NULL;
-    size_t len;
-    int status;
-
-    int rc = probe_run(argv, 1, timeout_s * 1000, 64 * 1024, &out, &len, &status);
-    if (rc == -ENOENT)
-        return st_fail(e, ST_UNAVAILABLE, "%s is not installed", argv[0]);
-    if (rc == -ETIMEDOUT)
-        return st_fail(e, ST_UNAVAILABLE, "%s did not finish in %u s", argv[0], timeout_s);
-    if (rc < 0)
-        return st_fail_errno(e, -rc, "cannot run %s", argv[0]);
-    one_line(out, msg, sizeof msg);
-    free(out);
-    if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
-        return 0;
-    if (WIFSIGNALED(status))
-        return st_fail(e, ST_INTERNAL, "%s was killed by signal %d", argv[0], WTERMSIG(status));
-    return st_fail(e, ST_INTERNAL, "%s failed (%d): %s", argv[0], WEXITSTATUS(status), msg);
-}
 
 /* ---- is the disk unused? ---- */
 
@@ -168,43 +124,9 @@ static int pick_disk(struct vc *v, size_t i, struct st_err *e)
 
 /* ---- the md mirror ---- */
 
-/* Said before any disk is looked at, so nothing is touched when it cannot work. */
-static int md_usable(struct st_err *e)
-{
-    char path[64];
-    if (probe_find_program("mdadm", path, sizeof path))
-        return st_fail_field(e, ST_UNAVAILABLE, "secondary_disk_id",
-                             "a mirrored volume needs md RAID1, but mdadm is not installed");
-    if (access("/proc/mdstat", F_OK) != 0)
-        return st_fail_field(e, ST_UNAVAILABLE, "secondary_disk_id",
-                             "a mirrored volume needs md RAID1, but this kernel has no md "
-                             "driver (/proc/mdstat is missing)");
-    return 0;
-}
-
 static int md_create(struct vc *v, struct st_err *e)
 {
-    char path[32];
-    int n;
-    for (n = 0; n < 128; n++) {
-        snprintf(path, sizeof path, "/sys/block/md%d", n);
-        if (access(path, F_OK) != 0)
-            break;
-    }
-    snprintf(v->dev, sizeof v->dev, "/dev/md%d", n);
-    char *argv[] = {"mdadm",
-                    "--create",
-                    v->dev,
-                    "--run",
-                    "--level=1",
-                    "--raid-devices=2",
-                    "--metadata=1.2",
-                    v->disk[0].host_device,
-                    v->disk[1].host_device,
-                    NULL};
-    if (n == 128)
-        return st_fail(e, ST_UNAVAILABLE, "no free md device");
-    if (run_tool(argv, TOOL_TIMEOUT_S, e))
+    if (sys_md_create(v->disk[0].host_device, v->disk[1].host_device, v->dev, sizeof v->dev, e))
         return -1;
     v->made_md = 1;
     return 0;
@@ -213,10 +135,7 @@ static int md_create(struct vc *v, struct st_err *e)
 static void md_destroy(struct vc *v)
 {
     struct st_err e;
-    char *stop[] = {"mdadm", "--stop", v->dev, NULL};
-    char *zero[] = {"mdadm", "--zero-superblock", v->disk[0].host_device, v->disk[1].host_device,
-                    NULL};
-    if (run_tool(stop, TOOL_TIMEOUT_S, &e) || run_tool(zero, TOOL_TIMEOUT_S, &e))
+    if (sys_md_destroy(v->dev, v->disk[0].host_device, v->disk[1].host_device, &e))
         fprintf(stderr, "stowaged: volume_create: undoing %s: %s\n", v->dev, e.msg);
 }
 
@@ -253,8 +172,7 @@ static int make_dir(struct vc *v, struct st_err *e)
 
 static int make_fs(struct vc *v, struct st_err *e)
 {
-    char *argv[] = {"mkfs.xfs", "-q", "-m", "reflink=1", v->dev, NULL};
-    if (run_tool(argv, MKFS_TIMEOUT_S, e))
+    if (sys_mkfs_xfs(v->dev, e))
         return -1;
     v->made_fs = 1;
     return 0;
@@ -262,8 +180,8 @@ static int make_fs(struct vc *v, struct st_err *e)
 
 static int mount_fs(struct vc *v, struct st_err *e)
 {
-    if (mount(v->dev, v->dir, "xfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) != 0)
-        return st_fail_errno(e, errno, "mount %s on %s", v->dev, v->dir);
+    if (sys_mount_xfs(v->dev, v->dir, e))
+        return -1;
     v->mounted = 1;
     return 0;
 }
@@ -271,14 +189,13 @@ static int mount_fs(struct vc *v, struct st_err *e)
 static void undo(struct vc *v)
 {
     struct st_err e;
-    if (v->mounted && umount2(v->dir, 0) != 0)
-        fprintf(stderr, "stowaged: volume_create: umount %s: %s\n", v->dir, strerror(errno));
+    if (v->mounted && sys_umount(v->dir, &e))
+        fprintf(stderr, "stowaged: volume_create: %s\n", e.msg);
     if (v->made_dir && rmdir(v->dir) != 0)
         fprintf(stderr, "stowaged: volume_create: rmdir %s: %s\n", v->dir, strerror(errno));
     if (v->made_fs) {
         /* Only the signature we wrote a moment ago, on a disk that was blank. */
-        char *argv[] = {"wipefs", "-q", "-a", "-t", "xfs", v->dev, NULL};
-        if (run_tool(argv, TOOL_TIMEOUT_S, &e))
+        if (sys_wipe_xfs(v->dev, &e))
             fprintf(stderr, "stowaged: volume_create: wiping %s: %s\n", v->dev, e.msg);
     }
     if (v->made_md)
@@ -294,7 +211,7 @@ static int check(struct vc *v, struct st_err *e)
     if (v->n_disks == 2 && strcmp(v->disk_ids[0], v->disk_ids[1]) == 0)
         return st_fail_field(e, ST_INVALID, "secondary_disk_id",
                              "secondary_disk_id must be another disk than primary_disk_id");
-    if (v->n_disks == 2 && md_usable(e))
+    if (v->n_disks == 2 && sys_md_usable("secondary_disk_id", e))
         return -1;
     for (size_t i = 0; i < v->n_disks; i++) {
         snprintf(v->claims[i], sizeof v->claims[i], "disk:%s", v->disk_ids[i]);
@@ -343,10 +260,10 @@ int core_manage_volume_create(struct core_task_ctx *t, struct st_err *e)
     if (!v)
         return st_fail(e, ST_INTERNAL, "out of memory");
     v->st = t->st;
-    v->storage_id = core_task_str(t, "image_storage_id");
-    v->volume_id = core_task_str(t, "volume_id");
-    v->disk_ids[0] = core_task_str(t, "primary_disk_id");
-    v->disk_ids[1] = core_task_str(t, "secondary_disk_id");
+    v->storage_id = core_task_str(t, "storage");
+    v->volume_id = core_task_str(t, "volume");
+    v->disk_ids[0] = core_task_str(t, "disk");
+    v->disk_ids[1] = core_task_str(t, "mirror_disk");
     v->n_disks = *v->disk_ids[1] ? 2 : 1;
     snprintf(key, sizeof key, "volume:%s", v->volume_id);
     int rc = core_claim(t->st, key, v->volume_id, e);
@@ -357,8 +274,8 @@ int core_manage_volume_create(struct core_task_ctx *t, struct st_err *e)
     for (size_t i = 0; i < v->n_claims; i++)
         core_unclaim(t->st, v->claims[i]);
     if (rc == 0)
-        snprintf(t->msg, sizeof t->msg, "volume '%s' created: XFS on %s, mounted at %s",
-                 v->volume_id, v->dev, v->dir);
+        t->result = json_pack("{s:s, s:s, s:s, s:s}", "volume", v->volume_id, "device", v->dev,
+                              "filesystem", "xfs", "mount_point", v->dir);
     free(v);
     return rc;
 }
@@ -372,7 +289,7 @@ int core_manage_volume_create_done(struct core_task_ctx *t, int64_t started_at)
     struct db_volume v;
     struct st_err e;
     char dir[DB_PATH];
-    const char *id = core_task_str(t, "volume_id");
+    const char *id = core_task_str(t, "volume");
 
     if (core_manage_evolume_create_done(t, started_at) == 1)
         return 1;
@@ -382,9 +299,8 @@ int core_manage_volume_create_done(struct core_task_ctx *t, int64_t started_at)
     snprintf(dir, sizeof dir, "%s/volumes/%s", t->st->cfg.state_dir, id);
     if (exists || access(dir, F_OK) != 0)
         return 0;
-    if (probe_is_mount_point(dir) == 1 && umount2(dir, 0) != 0) {
-        fprintf(stderr, "stowaged: interrupted volume_create of '%s': umount %s: %s\n", id, dir,
-                strerror(errno));
+    if (probe_is_mount_point(dir) == 1 && sys_umount(dir, &e)) {
+        fprintf(stderr, "stowaged: interrupted volume_create of '%s': %s\n", id, e.msg);
         return 0;
     }
     if (rmdir(dir) != 0)

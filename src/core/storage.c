@@ -1,6 +1,6 @@
 /* storage.c — image storages: the config's initial ones, and the assembled view
  * (rows + live volume state + disks) that every dialect renders. */
-#include "stowage/core.h"
+#include "core_internal.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -89,7 +89,7 @@ fail:
     return -1;
 }
 
-int core_storage_ids(struct stowage *st, char (**ids)[DB_ID], size_t *n, struct st_err *e)
+int core_storage_ids(struct stowage *st, char (**ids)[CORE_ID], size_t *n, struct st_err *e)
 {
     struct db_storage *rows = NULL;
     size_t cnt = 0;
@@ -115,6 +115,7 @@ void core_storage_view_free(struct core_storage_view *v)
     for (size_t i = 0; i < v->n_volumes; i++) {
         free(v->volumes[i].images);
         free(v->volumes[i].clones);
+        json_decref(v->volumes[i].details);
     }
     free(v->volumes);
     free(v->hosts);
@@ -122,17 +123,59 @@ void core_storage_view_free(struct core_storage_view *v)
     memset(v, 0, sizeof *v);
 }
 
+static void volume_from_row(const struct db_volume *row, struct core_volume_view *out)
+{
+    memcpy(out->id, row->id, sizeof out->id);
+    memcpy(out->storage_id, row->storage_id, sizeof out->storage_id);
+    memcpy(out->kind, row->kind, sizeof out->kind);
+    memcpy(out->primary_disk_id, row->primary_disk_id, sizeof out->primary_disk_id);
+    memcpy(out->secondary_disk_id, row->secondary_disk_id, sizeof out->secondary_disk_id);
+}
+
+/* The active images and the clones of a volume, as views. */
+static int load_contents(struct db_conn *c, struct core_volume_view *vv, struct st_err *e)
+{
+    struct db_image *im = NULL;
+    struct db_clone *cl = NULL;
+    size_t ni = 0, nc = 0;
+    int rc = -1;
+
+    if (db_image_list_volume(c, vv->id, &im, &ni, e) ||
+        db_clone_list_volume(c, vv->id, &cl, &nc, e))
+        goto out;
+    vv->images = calloc(ni ? ni : 1, sizeof *vv->images);
+    vv->clones = calloc(nc ? nc : 1, sizeof *vv->clones);
+    if (!vv->images || !vv->clones) {
+        st_fail(e, ST_INTERNAL, "out of memory");
+        goto out;
+    }
+    for (; vv->n_images < ni; vv->n_images++)
+        core_image_from_row(&im[vv->n_images], &vv->images[vv->n_images]);
+    for (; vv->n_clones < nc; vv->n_clones++)
+        core_clone_from_row(&cl[vv->n_clones], &vv->clones[vv->n_clones]);
+    rc = 0;
+out:
+    free(im);
+    free(cl);
+    return rc;
+}
+
 static int load_rows(struct stowage *st, const char *id, struct core_storage_view *out,
                      struct st_err *e)
 {
+    struct db_storage srow;
     struct db_volume *vols = NULL;
     size_t nv = 0;
     struct db_conn *c = db_acquire(st->db);
     int rc = -1;
 
-    if (db_storage_get(c, id, &out->row, e) || db_host_list(c, id, &out->hosts, &out->n_hosts, e) ||
+    if (db_storage_get(c, id, &srow, e) || db_host_list(c, id, &out->hosts, &out->n_hosts, e) ||
         db_volume_list(c, id, &vols, &nv, e))
         goto out;
+    memcpy(out->id, srow.id, sizeof out->id);
+    memcpy(out->name, srow.name, sizeof out->name);
+    memcpy(out->description, srow.description, sizeof out->description);
+    out->created_at = srow.created_at;
     out->volumes = calloc(nv ? nv : 1, sizeof *out->volumes);
     if (!out->volumes) {
         st_fail(e, ST_INTERNAL, "out of memory");
@@ -140,10 +183,9 @@ static int load_rows(struct stowage *st, const char *id, struct core_storage_vie
     }
     for (size_t i = 0; i < nv; i++) {
         struct core_volume_view *vv = &out->volumes[i];
-        vv->row = vols[i];
+        volume_from_row(&vols[i], vv);
         out->n_volumes++;
-        if (db_image_list_volume(c, vv->row.id, &vv->images, &vv->n_images, e) ||
-            db_clone_list_volume(c, vv->row.id, &vv->clones, &vv->n_clones, e))
+        if (load_contents(c, vv, e))
             goto out;
     }
     rc = 0;
@@ -156,7 +198,7 @@ out:
 static struct core_volume_view *find_volume(struct core_storage_view *v, const char *id)
 {
     for (size_t i = 0; i < v->n_volumes; i++)
-        if (strcmp(v->volumes[i].row.id, id) == 0)
+        if (strcmp(v->volumes[i].id, id) == 0)
             return &v->volumes[i];
     return NULL;
 }
@@ -165,18 +207,27 @@ static struct core_volume_view *find_volume(struct core_storage_view *v, const c
 static int attach_disks(struct stowage *st, struct core_storage_view *v, struct st_err *e)
 {
     struct core_disk_view *all = NULL;
-    size_t n = 0, kept = 0;
+    size_t n = 0;
 
     if (core_disks(st, &all, &n, e))
         return -1;
+    v->disks = calloc(n ? n : 1, sizeof *v->disks);
+    if (!v->disks) {
+        free(all);
+        return st_fail(e, ST_INTERNAL, "out of memory");
+    }
     for (size_t i = 0; i < n; i++) {
         struct core_volume_view *vv = all[i].volume_id[0] ? find_volume(v, all[i].volume_id) : NULL;
         if (all[i].volume_id[0] && !vv)
             continue;
-        all[kept++] = all[i];
+        struct core_disk *d = &v->disks[v->n_disks++];
+        snprintf(d->id, sizeof d->id, "%s", all[i].disk.id);
+        snprintf(d->vendor, sizeof d->vendor, "%s", all[i].disk.vendor);
+        snprintf(d->model, sizeof d->model, "%s", all[i].disk.model);
+        snprintf(d->host_device, sizeof d->host_device, "%s", all[i].disk.host_device);
+        snprintf(d->volume_id, sizeof d->volume_id, "%s", all[i].volume_id);
     }
-    v->disks = all;
-    v->n_disks = kept;
+    free(all);
     return 0;
 }
 
@@ -187,7 +238,7 @@ int core_storage_view(struct stowage *st, const char *id, struct core_storage_vi
     if (load_rows(st, id, out, e))
         goto fail;
     for (size_t i = 0; i < out->n_volumes; i++)
-        core_volume_state(st, out->volumes[i].row.id, &out->volumes[i].state);
+        core_volume_fill_view(st, &out->volumes[i]);
     if (attach_disks(st, out, e))
         goto fail;
     return 0;

@@ -78,15 +78,20 @@ static void timed_wait(pthread_cond_t *cv, pthread_mutex_t *mu, unsigned ms)
     pthread_cond_timedwait(cv, mu, &ts);
 }
 
-static void to_view(const struct db_task *t, struct core_task_view *v)
+/* A row as the job record every dialect maps onto. A success row that carries a message
+ * was written by an older build, which worded successes in flexVDI's terms. */
+static void to_view(const struct db_task *t, struct core_job *v)
 {
+    int ok = strcmp(t->result, "success") == 0;
+
     memset(v, 0, sizeof *v);
     snprintf(v->id, sizeof v->id, "%s", t->id);
-    snprintf(v->type, sizeof v->type, "%s", t->type);
+    snprintf(v->op, sizeof v->op, "%s", t->type);
     snprintf(v->state, sizeof v->state, "%s", t->state);
     snprintf(v->result, sizeof v->result, "%s", t->result);
     v->progress = t->progress;
-    snprintf(v->result_msg, sizeof v->result_msg, "%s", t->result_msg);
+    snprintf(ok ? v->legacy_msg : v->error, sizeof v->error, "%s", t->result_msg);
+    v->outcome = ok ? json_loads(t->result_json, 0, NULL) : NULL;
     snprintf(v->owner, sizeof v->owner, "%s", t->owner);
     v->created_at = t->created_at;
     v->started_at = t->started_at;
@@ -102,7 +107,7 @@ static struct run *find_locked(struct core_tasks *ts, const char *id)
 }
 
 /* A running task's row may be up to a second behind: show the live progress. */
-static void overlay(struct stowage *st, struct core_task_view *v, size_t n)
+static void overlay(struct stowage *st, struct core_job *v, size_t n)
 {
     struct core_tasks *ts = st->tasks;
     if (!ts)
@@ -178,19 +183,18 @@ static int record(struct db_conn *c, const char *id, const char *result, char *m
 
 int core_task_record_success(struct core_task_ctx *t, struct db_conn *c, struct st_err *e)
 {
-    char msg[sizeof t->msg];
-    snprintf(msg, sizeof msg, "%s", t->msg);
-    return record(c, t->id, "success", msg, t->result, e);
+    char none[1] = "";
+    return record(c, t->id, "success", none, t->result, e);
 }
 
 static void finish(struct stowage *st, struct run *r, int rc, const struct core_task_ctx *t,
                    const struct st_err *e)
 {
     const char *result = rc ? "error" : "success";
-    char msg[sizeof t->msg];
+    char msg[512];
     struct st_err fe;
 
-    snprintf(msg, sizeof msg, "%s", rc ? e->msg : t->msg);
+    snprintf(msg, sizeof msg, "%s", rc ? e->msg : "");
     /* A body stopped by its cancel flag was asked to stop: by a client, or by shutdown. */
     if (rc && atomic_load(&r->cancel)) {
         if (stopping(st)) {
@@ -207,15 +211,17 @@ static void finish(struct stowage *st, struct run *r, int rc, const struct core_
             fprintf(stderr, "stowaged: task %s: cannot record its result: %s\n", r->row.id, fe.msg);
         db_release(st->db, c);
     }
+    char *what = rc || !t->result ? NULL : json_dumps(t->result, JSON_COMPACT | JSON_SORT_KEYS);
     fprintf(stderr, "stowaged: task %s (%s): %s in %lldus%s%s\n", r->row.id, r->row.type, result,
-            (long long)r->run_us, msg[0] ? ": " : "", msg);
+            (long long)r->run_us, msg[0] || what ? ": " : "", what ? what : msg);
+    free(what);
 }
 
 static void run_task(struct stowage *st, struct run *r)
 {
     const struct core_task_type *tt = core_task_type(r->row.type);
     struct core_progress p = {on_progress, r, &r->cancel};
-    struct core_task_ctx t = {st, r->row.id, r->row.owner, NULL, &p, NULL, "", 0};
+    struct core_task_ctx t = {st, r->row.id, r->row.owner, NULL, &p, NULL, 0};
     struct st_err e;
     json_error_t je;
     int rc;
@@ -355,30 +361,35 @@ static int load_orphans(struct stowage *st, struct core_tasks *ts, struct st_err
 static int settle_orphan(struct stowage *st, struct orphan *o)
 {
     const struct core_task_type *tt = core_task_type(o->row.type);
-    struct core_task_ctx t = {st, o->row.id, o->row.owner, NULL, NULL, NULL, "", 0};
-    char msg[sizeof t.msg + 32];
+    struct core_task_ctx t = {st, o->row.id, o->row.owner, NULL, NULL, NULL, 0};
+    char msg[64] = "";
     struct st_err e;
 
     t.params = json_loads(o->params_json ? o->params_json : "{}", 0, NULL);
     int done = tt && tt->recover && t.params ? tt->recover(&t, o->row.started_at) : 0;
     json_decref(t.params);
-    if (done < 0 && time(NULL) - o->found_at < ORPHAN_WAIT_S)
+    if (done < 0 && time(NULL) - o->found_at < ORPHAN_WAIT_S) {
+        json_decref(t.result);
         return 0;
-    if (done > 0)
-        snprintf(msg, sizeof msg, "%s (done before a restart)", t.msg);
+    }
+    if (done > 0 && !t.result)
+        t.result = json_object();
+    if (done > 0) /* the outcome says the effect committed before a restart */
+        json_object_set_new(t.result, "before_restart", json_true());
     else
         snprintf(msg, sizeof msg, "interrupted by restart");
-    utf8_clean(msg);
+    char *rj = done > 0 ? json_dumps(t.result, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+    json_decref(t.result);
     struct db_conn *c = db_acquire(st->db);
-    int rc =
-        db_task_finish(c, o->row.id, done > 0 ? "success" : "error", msg, NULL, time(NULL), &e);
+    int rc = db_task_finish(c, o->row.id, done > 0 ? "success" : "error", msg, rj, time(NULL), &e);
     db_release(st->db, c);
+    free(rj);
     if (rc) {
         fprintf(stderr, "stowaged: task %s: %s\n", o->row.id, e.msg);
         return e.code == ST_CONFLICT; /* no longer running: nothing left to settle */
     }
     fprintf(stderr, "stowaged: task %s (%s) left by the last run: %s\n", o->row.id, o->row.type,
-            msg);
+            done > 0 ? "done before a restart" : msg);
     return 1;
 }
 
@@ -546,8 +557,8 @@ void core_tasks_stop(struct stowage *st)
 
 /* With a worker idle, the row is inserted running and handed to it: the same single
  * write as a queued row, where a claim would have cost the worker a second one. */
-int core_task_submit(struct stowage *st, const char *type, json_t *params,
-                     const struct st_principal *who, char id[37], struct st_err *e)
+int core_job_submit(struct stowage *st, enum core_op op, const struct core_op_params *p,
+                    const struct st_principal *who, char id[37], struct st_err *e)
 {
     struct core_tasks *ts = st->tasks;
     struct db_task t = {0};
@@ -555,7 +566,7 @@ int core_task_submit(struct stowage *st, const char *type, json_t *params,
     json_t *clean = NULL;
     uuid_t u;
 
-    if (core_task_check(&st->cfg, type, params, who ? who->role : ROLE_NONE, &clean, e))
+    if (core_task_check(&st->cfg, op, p, who ? who->role : ROLE_NONE, &clean, e))
         return -1;
     char *params_json = json_dumps(clean, JSON_COMPACT | JSON_SORT_KEYS);
     json_decref(clean);
@@ -563,7 +574,7 @@ int core_task_submit(struct stowage *st, const char *type, json_t *params,
         return st_fail(e, ST_INTERNAL, "out of memory");
     uuid_generate_random(u);
     uuid_unparse_lower(u, t.id);
-    snprintf(t.type, sizeof t.type, "%s", type);
+    snprintf(t.type, sizeof t.type, "%s", core_op_name(op));
     snprintf(t.owner, sizeof t.owner, "%s", who ? who->owner : "");
     t.created_at = time(NULL);
     snprintf(t.result, sizeof t.result, "pending");
@@ -605,7 +616,7 @@ int core_task_submit(struct stowage *st, const char *type, json_t *params,
     return 0;
 }
 
-int core_task_get(struct stowage *st, const char *id, struct core_task_view *out, struct st_err *e)
+int core_job_get(struct stowage *st, const char *id, struct core_job *out, struct st_err *e)
 {
     struct db_task t;
     if (!id || strlen(id) > 36)
@@ -620,7 +631,7 @@ int core_task_get(struct stowage *st, const char *id, struct core_task_view *out
     return 0;
 }
 
-int core_task_list(struct stowage *st, struct core_task_view **out, size_t *n, struct st_err *e)
+int core_job_list(struct stowage *st, struct core_job **out, size_t *n, struct st_err *e)
 {
     struct db_task *rows = NULL;
     size_t cnt = 0;
@@ -629,7 +640,7 @@ int core_task_list(struct stowage *st, struct core_task_view **out, size_t *n, s
     db_release(st->db, c);
     if (rc)
         return -1;
-    struct core_task_view *v = calloc(cnt ? cnt : 1, sizeof *v);
+    struct core_job *v = calloc(cnt ? cnt : 1, sizeof *v);
     if (!v) {
         free(rows);
         return st_fail(e, ST_INTERNAL, "out of memory");
@@ -659,7 +670,20 @@ static int cancel_running_locked(struct core_tasks *ts, const struct db_task *t,
     return 0;
 }
 
-int core_task_cancel(struct stowage *st, const char *id, struct st_err *e)
+void core_job_free(struct core_job *j)
+{
+    json_decref(j->outcome);
+    j->outcome = NULL;
+}
+
+void core_jobs_free(struct core_job *v, size_t n)
+{
+    for (size_t i = 0; v && i < n; i++)
+        core_job_free(&v[i]);
+    free(v);
+}
+
+int core_job_cancel(struct stowage *st, const char *id, struct st_err *e)
 {
     struct core_tasks *ts = st->tasks;
     struct db_task t;

@@ -1,9 +1,9 @@
-/* task_internal.h — what task.c, task_types.c and manage.c share: the table of task
- * types (who may submit each, which fields it takes) and the context a body runs in. */
+/* task_internal.h — what task.c, ops.c and manage.c share: the table of operations
+ * (who may run each, which fields it takes) and the context a body runs in. */
 #ifndef STOWAGE_TASK_INTERNAL_H
 #define STOWAGE_TASK_INTERNAL_H
 
-#include "stowage/core.h"
+#include "core_internal.h"
 
 /* What a task body gets: its validated params, a progress sink with the cancel flag,
  * and room for what it reports. */
@@ -13,22 +13,24 @@ struct core_task_ctx {
     const char *owner;
     json_t *params; /* only the type's fields, each of the right type */
     const struct core_progress *progress;
-    json_t *result; /* the body may set it (the task owns it) */
-    char msg[512];  /* what a success says */
+    json_t *result; /* what a success made, in neutral fields (the task owns it) */
     int recorded;   /* the body committed its success row itself (core_task_record_success) */
 };
 
 enum core_task_field_kind {
-    TF_ID,      /* core_valid_id */
-    TF_DISK,    /* a physical_disk_id: [A-Za-z0-9._-], up to 95 bytes */
-    TF_NAME,    /* free text up to 128 bytes */
-    TF_TEXT,    /* free text up to 256 bytes */
-    TF_PATH,    /* an absolute path */
-    TF_SIZE_MB, /* a positive integer of MiB (a number or a string of digits) */
-    TF_FORMAT,  /* "raw" or "qcow2" */
+    TF_ID,     /* core_valid_id */
+    TF_DISK,   /* core_valid_disk_id */
+    TF_NAME,   /* free text up to 128 bytes */
+    TF_TEXT,   /* free text up to 256 bytes */
+    TF_PATH,   /* an absolute path */
+    TF_SIZE,   /* bytes, 1 up to max_image_size */
+    TF_FORMAT, /* "raw" or "qcow2" */
 };
 
+/* A field of struct core_op_params: where it is, its neutral name (the key in the stored
+ * params), what it must be. */
 struct core_task_field {
+    size_t offset;
     const char *name;
     enum core_task_field_kind kind;
     int required;
@@ -43,24 +45,26 @@ struct core_task_type {
     struct core_task_field fields[CORE_TASK_MAX_FIELDS];
     int (*run)(struct core_task_ctx *t, struct st_err *e);
     /* For a row the last process left running: had the body's effect committed when it
-     * died? 1 yes (t->msg says what), 0 no, -1 cannot tell yet (a volume's restart
+     * died? 1 yes (t->result says what), 0 no, -1 cannot tell yet (a volume's restart
      * recovery has still to settle it). NULL: never. */
     int (*recover)(struct core_task_ctx *t, int64_t started_at);
 };
 
-/* The type called name, or NULL. */
+/* The operation called name (a stored job's op), or NULL. */
 const struct core_task_type *core_task_type(const char *name);
-/* Check the submitter's role and the params of a type; *clean gets a new object
- * holding only the type's fields. ST_INVALID names the field ("type" for an unknown
- * type), ST_FORBIDDEN says which role the type needs. */
-int core_task_check(const struct st_config *cfg, const char *type, json_t *params,
+/* Check the submitter's role and the params of an operation; *clean gets a new object
+ * holding only its fields, by neutral name. ST_INVALID names the field, ST_FORBIDDEN
+ * says which role the operation needs. */
+int core_task_check(const struct st_config *cfg, enum core_op op, const struct core_op_params *p,
                     enum st_role role, json_t **clean, struct st_err *e);
+/* A physical_disk_id: [A-Za-z0-9._-], 1 to 95 bytes. */
+int core_valid_disk_id(const char *s);
 
 /* Params of a body ("" / 0 when absent). */
 const char *core_task_str(const struct core_task_ctx *t, const char *key);
 int64_t core_task_int(const struct core_task_ctx *t, const char *key);
 int core_task_cancelled(const struct core_task_ctx *t);
-/* Write the task's success (t->msg, t->result) on c, inside the caller's transaction:
+/* Write the task's success (t->result) on c, inside the caller's transaction:
  * the body's last write and the task's result commit together. The body sets
  * t->recorded once that transaction has committed. */
 int core_task_record_success(struct core_task_ctx *t, struct db_conn *c, struct st_err *e);

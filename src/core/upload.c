@@ -207,7 +207,7 @@ static int find_or_create(struct stowage *st, const struct core_upload_req *rq, 
 
     const char *owner = rq->who ? rq->who->owner : "";
     if (rq->uuid) {
-        if (core_image_get(st, rq->uuid, im, &nf) == 0 && strcmp(im->status, "deleted") != 0)
+        if (core_image_row(st, rq->uuid, im, &nf) == 0 && strcmp(im->status, "deleted") != 0)
             goto found;
         if (nf.code != ST_NOT_FOUND && nf.code != ST_OK) {
             *e = nf;
@@ -420,7 +420,7 @@ static void digest_hex(gnutls_hash_hd_t h, char out[65])
     out[64] = '\0';
 }
 
-int core_upload_finish(struct core_upload *u, struct db_image *out, uint64_t *staged,
+int core_upload_finish(struct core_upload *u, struct core_image *out, uint64_t *staged,
                        struct st_err *e)
 {
     struct fmt_info info;
@@ -464,7 +464,7 @@ int core_upload_finish(struct core_upload *u, struct db_image *out, uint64_t *st
     snprintf(u->img.sha256, sizeof u->img.sha256, "%s", got);
     if (core_image_commit(u->st, &u->v, u->f, u->staging, &u->img, e))
         goto refuse;
-    *out = u->img;
+    core_image_from_row(&u->img, out);
     release(u);
     return 0;
 refuse:
@@ -486,7 +486,7 @@ void core_upload_abort(struct core_upload *u)
     destroy(u);
 }
 
-int core_upload_staged(struct stowage *st, const struct db_image *im, uint64_t *staged,
+int core_upload_staged(struct stowage *st, const struct core_image *im, uint64_t *staged,
                        struct st_err *e)
 {
     struct core_vol_ref v;

@@ -5,7 +5,7 @@
  * delay the others. A volume's backend session (for Gluster: the one long-lived
  * glfs_t) is opened by its prober and kept until shutdown. */
 #include "stowage/backend.h"
-#include "stowage/core.h"
+#include "core_internal.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -203,6 +203,21 @@ static void probe_posix(struct vol *v, struct core_vol_state *s)
     fill_space(v, s);
 }
 
+/* What views show of a Gluster volume: its bricks, type, configuration and transport
+ * ("" and [] until the CLI has answered once). */
+static json_t *gluster_details(const struct vol *v, const struct core_vol_state *s)
+{
+    const struct probe_gluster *g = &s->gluster;
+    json_t *bricks = json_array();
+    for (size_t i = 0; s->have_gluster && i < g->n_bricks; i++)
+        json_array_append_new(bricks, json_string(g->bricks[i].name));
+    return json_pack("{s:o, s:s, s:s, s:s, s:s, s:s}", "bricks", bricks, "type",
+                     s->have_gluster ? g->type : "", "configuration",
+                     s->have_gluster ? g->configuration : "", "transport",
+                     s->have_gluster ? g->transport : "", "gvolume_name", v->row.gluster_name,
+                     "gluster_server", v->row.gluster_server);
+}
+
 static void probe_gluster_volume(struct vol *v, struct core_vol_state *s)
 {
     struct st_err e;
@@ -262,10 +277,13 @@ static void probe_once(struct vol *v)
     if (!s)
         return;
     uint64_t t0 = mono_us();
-    if (strcmp(v->row.kind, "gluster") == 0)
+    if (strcmp(v->row.kind, "gluster") == 0) {
         probe_gluster_volume(v, s);
-    else
+        s->details = gluster_details(v, s);
+    } else {
         probe_posix(v, s);
+        s->details = json_pack("{s:s}", "mount_point", v->row.mount_point);
+    }
     s->probe_us = mono_us() - t0;
     s->probed_at_ms = core_now_ms();
 
@@ -274,6 +292,7 @@ static void probe_once(struct vol *v)
     int changed = state_differs(&v->state, s);
     int status_changed =
         strcmp(v->state.status, s->status) || strcmp(v->state.status_msg, s->status_msg);
+    json_decref(v->state.details);
     v->state = *s;
     pthread_mutex_unlock(&v->mu);
 
@@ -502,6 +521,7 @@ static void vol_destroy(struct vol *v)
     pthread_mutex_unlock(&v->mu);
     pthread_join(v->thread, NULL);
     close_backend(v);
+    json_decref(v->state.details);
     vol_free(v);
 }
 
@@ -650,6 +670,7 @@ int core_volume_state(struct stowage *st, const char *id, struct core_vol_state 
     if (v) {
         pthread_mutex_lock(&v->mu);
         *out = v->state;
+        out->details = NULL; /* owned by the live state; views take theirs by reference */
         pthread_mutex_unlock(&v->mu);
     } else {
         memset(out, 0, sizeof *out);
@@ -657,6 +678,27 @@ int core_volume_state(struct stowage *st, const char *id, struct core_vol_state 
     }
     pthread_mutex_unlock(&vs->mu);
     return v ? 0 : -1;
+}
+
+void core_volume_fill_view(struct stowage *st, struct core_volume_view *out)
+{
+    struct core_volumes *vs = st->vols;
+    pthread_mutex_lock(&vs->mu);
+    struct vol *v = find_locked(vs, out->id, NULL);
+    if (v) {
+        pthread_mutex_lock(&v->mu);
+        snprintf(out->status, sizeof out->status, "%s", v->state.status);
+        snprintf(out->status_msg, sizeof out->status_msg, "%s", v->state.status_msg);
+        out->total_kb = v->state.total_kb;
+        out->free_kb = v->state.free_kb;
+        out->details = json_incref(v->state.details);
+        pthread_mutex_unlock(&v->mu);
+    } else {
+        snprintf(out->status, sizeof out->status, "unknown");
+    }
+    pthread_mutex_unlock(&vs->mu);
+    if (!out->details)
+        out->details = json_object();
 }
 
 int core_disks(struct stowage *st, struct core_disk_view **out, size_t *n, struct st_err *e)

@@ -9,7 +9,8 @@
 #include <string.h>
 
 #define TASK_COLS                                                                                  \
-    "id, type, state, result, progress, result_msg, owner, created_at, started_at, finished_at"
+    "id, type, state, result, progress, result_msg, owner, created_at, started_at, finished_at, " \
+    "result_json"
 
 static void read_task(sqlite3_stmt *st, void *item)
 {
@@ -24,6 +25,7 @@ static void read_task(sqlite3_stmt *st, void *item)
     t->created_at = sqlite3_column_int64(st, 7);
     t->started_at = sqlite3_column_int64(st, 8);
     t->finished_at = sqlite3_column_int64(st, 9);
+    db_col_text(st, 10, t->result_json, sizeof t->result_json);
 }
 
 int db_task_insert(struct db_conn *c, const struct db_task *t, const char *params_json,
@@ -82,7 +84,7 @@ int db_task_claim(struct db_conn *c, int64_t now, struct db_task *out, char **pa
                                  : db_fail(c, e, "claim task");
     }
     read_task(st, out);
-    const unsigned char *p = sqlite3_column_text(st, 10);
+    const unsigned char *p = sqlite3_column_text(st, 11);
     *params_json = strdup(p ? (const char *)p : "{}");
     /* RETURNING rows are computed before the first step returns; stepping to the
      * end completes the statement (and its implicit transaction). */

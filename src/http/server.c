@@ -246,7 +246,7 @@ static int is_json_type(const char *ct)
 static int on_headers(struct http_req *r)
 {
     struct header_scan h = {0};
-    const struct st_config *cfg = &r->srv->st->cfg;
+    const struct st_config *cfg = core_config(r->srv->st);
     char allow[128];
     const char *match_method = strcmp(r->method, "HEAD") == 0 ? "GET" : r->method;
 
@@ -311,7 +311,7 @@ static int on_headers(struct http_req *r)
 /* Returns how many bytes were taken; fewer than len only when the stream suspended us. */
 static size_t take_body(struct http_req *r, const char *data, size_t len)
 {
-    size_t max = r->srv->st->cfg.max_body;
+    size_t max = core_config(r->srv->st)->max_body;
     if (r->deferred)
         return len; /* draining after an error */
     if (r->route->body == HTTP_BODY_STREAM) {
@@ -424,7 +424,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     if (r->sops && r->sops->cleanup)
         r->sops->cleanup(r, r->ended && toe == MHD_REQUEST_TERMINATED_COMPLETED_OK);
     http_metrics_record(s, r->route_idx, status, us);
-    if (s->st->cfg.log_requests)
+    if (core_config(s->st)->log_requests)
         fprintf(stderr, "%s %s %u %lluB %lluus rid=%s%s\n", r->method, r->url, status,
                 (unsigned long long)r->bytes_out, (unsigned long long)us, r->rid,
                 toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " (aborted)");
@@ -491,7 +491,7 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
 int http_start(struct http_server **out, struct stowage *st, int listen_fd,
                const struct http_dialect *const *dialects, struct st_err *e)
 {
-    const struct st_config *cfg = &st->cfg;
+    const struct st_config *cfg = core_config(st);
     struct http_server *s = calloc(1, sizeof *s);
     unsigned char rnd[4];
     unsigned threads = cfg->threads ? cfg->threads : (unsigned)sysconf(_SC_NPROCESSORS_ONLN);

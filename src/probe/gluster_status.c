@@ -6,6 +6,7 @@
  * and read the few flat tags we need with the scanner in xml.c. Each CLI call costs
  * ~150 ms, which is why core/ caches the result and refreshes it in the background. */
 #include "stowage/probe.h"
+#include "stowage/run.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -293,7 +294,7 @@ static int run_cli(char *const argv[], const char *what, unsigned timeout_ms, st
 {
     int status;
     free(c->buf);
-    int rc = probe_run(argv, 0, timeout_ms, CLI_OUTPUT_MAX, &c->buf, &c->len, &status);
+    int rc = st_run(argv, 0, timeout_ms, CLI_OUTPUT_MAX, &c->buf, &c->len, &status);
     if (rc == -ETIMEDOUT)
         return st_fail(e, ST_UNAVAILABLE, "gluster %s: timed out", what), rc;
     if (rc == -EFBIG)

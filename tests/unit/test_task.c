@@ -16,11 +16,32 @@
 /* The flexVDI rendering is private to its dialect: test it where it lives. */
 #include "../../src/api/flexvdi.c"
 
+/* A context for the dialect's checks: only its limits are read. */
+static struct stowage *ctx(void)
+{
+    static struct stowage *st;
+    if (!st) {
+        st = core_new();
+        core_config(st)->max_image_size = 1ULL << 40;
+    }
+    return st;
+}
+
 static const struct st_config *cfg(void)
 {
-    static struct st_config c;
-    c.max_image_size = 1ULL << 40;
-    return &c;
+    return core_config(ctx());
+}
+
+/* What POST /tasks/create checks: flexVDI's fields, then core's own check of the op. */
+static int check_json(const char *type, json_t *p, enum st_role role, json_t **clean,
+                      struct st_err *e)
+{
+    const struct fv_type *ft;
+    struct core_op_params op;
+    *clean = NULL;
+    if (task_params(ctx(), type, p, role, &ft, &op, e))
+        return -1;
+    return core_task_check(cfg(), ft->op, &op, role, clean, e);
 }
 
 /* A minimal valid body per type. */
@@ -52,7 +73,7 @@ static int check(const char *type, const char *json, enum st_role role, json_t *
 {
     json_t *p = json_loads(json, JSON_ALLOW_NUL, NULL);
     assert_non_null(p);
-    int rc = core_task_check(cfg(), type, p, role, clean, e);
+    int rc = check_json(type, p, role, clean, e);
     json_decref(p);
     return rc;
 }
@@ -65,7 +86,7 @@ static void test_task_check_accepts_every_type_and_keeps_only_its_fields(void **
         struct st_err e;
         json_object_set_new(p, "repeat", json_string("0"));
         json_object_set_new(p, "something_else", json_true());
-        assert_int_equal(core_task_check(cfg(), valid[i].type, p, ROLE_SUPERADMIN, &clean, &e), 0);
+        assert_int_equal(check_json(valid[i].type, p, ROLE_SUPERADMIN, &clean, &e), 0);
         assert_null(json_object_get(clean, "repeat"));
         assert_null(json_object_get(clean, "something_else"));
         assert_int_equal(json_object_size(clean), json_object_size(p) - 2);
@@ -79,16 +100,15 @@ static void test_task_check_names_each_missing_required_field(void **state)
 {
     (void)state;
     for (size_t i = 0; i < N_VALID; i++) {
-        const struct core_task_type *tt = core_task_type(valid[i].type);
+        const struct fv_type *tt = fv_type_named(valid[i].type);
         assert_non_null(tt);
-        for (int f = 0; f < CORE_TASK_MAX_FIELDS && tt->fields[f].name; f++) {
+        for (int f = 0; f < FV_MAX_FIELDS && tt->fields[f].name; f++) {
             if (!tt->fields[f].required)
                 continue;
             json_t *p = json_loads(valid[i].json, 0, NULL), *clean = (json_t *)1;
             struct st_err e;
             json_object_del(p, tt->fields[f].name);
-            assert_int_equal(core_task_check(cfg(), valid[i].type, p, ROLE_SUPERADMIN, &clean, &e),
-                             -1);
+            assert_int_equal(check_json(valid[i].type, p, ROLE_SUPERADMIN, &clean, &e), -1);
             assert_null(clean);
             assert_int_equal(e.code, ST_INVALID);
             assert_string_equal(e.field, tt->fields[f].name);
@@ -161,7 +181,9 @@ static void test_task_check_size_mb_takes_numbers_and_digit_strings(void **state
         int rc = check("image_create", json, ROLE_ADMIN, &clean, &e);
         assert_int_equal(rc, cases[i].rc);
         if (rc == 0) {
-            assert_true(json_is_integer(json_object_get(clean, "size_mb")));
+            /* core takes the size in bytes */
+            assert_true(json_integer_value(json_object_get(clean, "size")) % (1 << 20) == 0);
+            assert_true(json_integer_value(json_object_get(clean, "size")) > 0);
             json_decref(clean);
         } else {
             assert_int_equal(e.code, cases[i].code);
@@ -240,12 +262,12 @@ static void test_flexvdi_time_is_utc_and_empty_before_it_happens(void **state)
 
 static json_t *render(const char *state, const char *result, int64_t finished)
 {
-    struct core_task_view v = {0};
+    struct core_job v = {0};
     snprintf(v.id, sizeof v.id, "86725e2d-6277-434e-84ad-4d5d174f405f");
-    snprintf(v.type, sizeof v.type, "image_copy");
+    snprintf(v.op, sizeof v.op, "image.copy");
     snprintf(v.state, sizeof v.state, "%s", state);
     snprintf(v.result, sizeof v.result, "%s", result);
-    snprintf(v.result_msg, sizeof v.result_msg, "m");
+    snprintf(v.error, sizeof v.error, "m");
     v.created_at = 1454518662;
     v.finished_at = finished;
     v.progress = 42;
@@ -284,20 +306,23 @@ static void test_flexvdi_task_maps_queued_and_revoked(void **state)
 static void test_flexvdi_codes_cover_every_task_type_once(void **state)
 {
     (void)state;
-    for (size_t i = 0; i < N_TASK_CODES; i++) {
-        assert_non_null(core_task_type(task_codes[i].name));
-        assert_true(task_codes[i].code > 100);
-        for (size_t k = i + 1; k < N_TASK_CODES; k++)
-            assert_int_not_equal(task_codes[i].code, task_codes[k].code);
+    for (size_t i = 0; i < N_FV_TYPES; i++) {
+        assert_non_null(core_op_name(fv_types[i].op));
+        assert_true(fv_types[i].code > 100);
+        for (size_t k = i + 1; k < N_FV_TYPES; k++) {
+            assert_int_not_equal(fv_types[i].code, fv_types[k].code);
+            assert_int_not_equal(fv_types[i].op, fv_types[k].op);
+        }
     }
-    assert_int_equal(N_TASK_CODES, N_VALID);
-    assert_int_equal(task_code("guest_action"), 0);
+    assert_int_equal(N_FV_TYPES, N_VALID);
+    assert_int_equal(N_FV_TYPES, CORE_OP_COUNT); /* flexVDI names every operation */
+    assert_null(fv_type_named("guest_action"));
 }
 
 /* ---- the engine on a real catalogue ---- */
 
 struct env {
-    struct stowage st;
+    struct stowage *st;
     char dir[64];
 };
 
@@ -308,9 +333,10 @@ static int setup(void **state)
     snprintf(v->dir, sizeof v->dir, "/tmp/stowage-test-task-XXXXXX");
     if (!v || !mkdtemp(v->dir))
         return -1;
-    cfg_defaults(&v->st.cfg);
-    if (cfg_set_state_dir(&v->st.cfg, v->dir, &e) || cfg_finish(&v->st.cfg, &e) ||
-        core_open(&v->st, &e)) {
+    v->st = core_new();
+    cfg_defaults(core_config(v->st));
+    if (cfg_set_state_dir(core_config(v->st), v->dir, &e) || cfg_finish(core_config(v->st), &e) ||
+        core_open(v->st, &e)) {
         fprintf(stderr, "setup: %s\n", e.msg);
         return -1;
     }
@@ -322,9 +348,8 @@ static int teardown(void **state)
 {
     struct env *v = *state;
     char cmd[128];
-    core_tasks_stop(&v->st);
-    db_close(v->st.db);
-    cfg_free(&v->st.cfg);
+    core_tasks_stop(v->st);
+    core_free(v->st);
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", v->dir);
     if (system(cmd) != 0)
         return -1;
@@ -336,19 +361,23 @@ static const struct st_principal root = {ROLE_SUPERADMIN, "ops", 0};
 
 static void submit_storage(struct stowage *st, const char *id, char out[37])
 {
-    char json[128];
     struct st_err e;
-    snprintf(json, sizeof json, "{\"image_storage_id\":\"%s\",\"name\":\"%s\"}", id, id);
-    json_t *p = json_loads(json, 0, NULL);
-    assert_int_equal(core_task_submit(st, "istorage_create", p, &root, out, &e), 0);
-    json_decref(p);
+    struct core_op_params p = {.storage = id, .name = id};
+    assert_int_equal(core_job_submit(st, CORE_OP_STORAGE_CREATE, &p, &root, out, &e), 0);
 }
 
-static void wait_completed(struct stowage *st, const char *id, struct core_task_view *v)
+/* core_job_get into a job that may hold the last one's outcome. */
+static int job_get(struct stowage *st, const char *id, struct core_job *v, struct st_err *e)
+{
+    core_job_free(v);
+    return core_job_get(st, id, v, e);
+}
+
+static void wait_completed(struct stowage *st, const char *id, struct core_job *v)
 {
     struct st_err e;
     for (int i = 0; i < 500; i++) {
-        assert_int_equal(core_task_get(st, id, v, &e), 0);
+        assert_int_equal(job_get(st, id, v, &e), 0);
         if (strcmp(v->state, "completed") == 0)
             return;
         usleep(10 * 1000);
@@ -359,27 +388,28 @@ static void wait_completed(struct stowage *st, const char *id, struct core_task_
 static void test_task_queued_without_workers_can_be_cancelled(void **state)
 {
     struct env *env = *state;
-    struct core_task_view v;
+    struct core_job v = {0};
     struct st_err e;
     char id[37];
 
-    submit_storage(&env->st, "a", id);
-    assert_int_equal(core_task_get(&env->st, id, &v, &e), 0);
+    submit_storage(env->st, "a", id);
+    assert_int_equal(job_get(env->st, id, &v, &e), 0);
     assert_string_equal(v.state, "queued");
     assert_string_equal(v.result, "pending");
     assert_string_equal(v.owner, "ops");
     assert_true(v.created_at > 0 && v.finished_at == 0);
-    assert_int_equal(core_task_cancel(&env->st, id, &e), 0);
-    assert_int_equal(core_task_get(&env->st, id, &v, &e), 0);
+    assert_int_equal(core_job_cancel(env->st, id, &e), 0);
+    assert_int_equal(job_get(env->st, id, &v, &e), 0);
     assert_string_equal(v.state, "completed");
     assert_string_equal(v.result, "revoked");
-    assert_string_equal(v.result_msg, "cancelled before it started");
-    assert_int_equal(core_task_cancel(&env->st, id, &e), -1);
+    assert_string_equal(v.error, "cancelled before it started");
+    assert_int_equal(core_job_cancel(env->st, id, &e), -1);
     assert_int_equal(e.code, ST_CONFLICT);
-    assert_int_equal(core_task_cancel(&env->st, "no-such-task", &e), -1);
+    assert_int_equal(core_job_cancel(env->st, "no-such-task", &e), -1);
     assert_int_equal(e.code, ST_NOT_FOUND);
-    assert_int_equal(core_task_get(&env->st, "x/../../etc", &v, &e), -1);
+    assert_int_equal(job_get(env->st, "x/../../etc", &v, &e), -1);
     assert_int_equal(e.code, ST_NOT_FOUND);
+    core_job_free(&v);
 }
 
 /* What a killed daemon leaves: one row running (claimed), one queued. A start marks
@@ -387,43 +417,44 @@ static void test_task_queued_without_workers_can_be_cancelled(void **state)
 static void test_task_restart_interrupts_running_and_runs_queued(void **state)
 {
     struct env *env = *state;
-    struct core_task_view v, *list = NULL;
+    struct core_job v = {0}, *list = NULL;
     struct db_task claimed;
     struct st_err e;
     char cut[37], waiting[37], *params = NULL;
     size_t n = 0;
 
-    submit_storage(&env->st, "first", cut);
-    submit_storage(&env->st, "second", waiting);
-    struct db_conn *c = db_acquire(env->st.db);
+    submit_storage(env->st, "first", cut);
+    submit_storage(env->st, "second", waiting);
+    struct db_conn *c = db_acquire(env->st->db);
     assert_int_equal(db_task_claim(c, time(NULL), &claimed, &params, &e), 0);
-    db_release(env->st.db, c);
+    db_release(env->st->db, c);
     assert_string_equal(claimed.id, cut);
-    assert_string_equal(params, "{\"image_storage_id\":\"first\",\"name\":\"first\"}");
+    assert_string_equal(params, "{\"name\":\"first\",\"storage\":\"first\"}");
     free(params);
 
-    assert_int_equal(core_tasks_start(&env->st, &e), 0);
-    assert_int_equal(core_task_get(&env->st, cut, &v, &e), 0);
+    assert_int_equal(core_tasks_start(env->st, &e), 0);
+    assert_int_equal(job_get(env->st, cut, &v, &e), 0);
     assert_string_equal(v.state, "completed");
     assert_string_equal(v.result, "error");
-    assert_string_equal(v.result_msg, "interrupted by restart");
+    assert_string_equal(v.error, "interrupted by restart");
     assert_true(v.finished_at > 0);
 
-    wait_completed(&env->st, waiting, &v);
+    wait_completed(env->st, waiting, &v);
     assert_string_equal(v.result, "success");
     assert_int_equal(v.progress, 100);
     assert_true(v.started_at >= v.created_at && v.finished_at >= v.started_at);
     struct db_storage s;
-    c = db_acquire(env->st.db);
+    c = db_acquire(env->st->db);
     assert_int_equal(db_storage_get(c, "second", &s, &e), 0);
     assert_int_not_equal(db_storage_get(c, "first", &s, &e), 0);
-    db_release(env->st.db, c);
+    db_release(env->st->db, c);
 
-    assert_int_equal(core_task_list(&env->st, &list, &n, &e), 0);
+    assert_int_equal(core_job_list(env->st, &list, &n, &e), 0);
     assert_int_equal(n, 2);
     assert_string_equal(list[0].id, cut);
     assert_string_equal(list[1].id, waiting);
-    free(list);
+    core_jobs_free(list, n);
+    core_job_free(&v);
 }
 
 /* The effect committed, then the process died before the row said so: the next start
@@ -431,48 +462,55 @@ static void test_task_restart_interrupts_running_and_runs_queued(void **state)
 static void test_task_restart_completes_a_task_whose_effect_had_committed(void **state)
 {
     struct env *env = *state;
-    struct core_task_view v;
+    struct core_job v = {0};
     struct db_task claimed;
     struct db_storage s = {0};
     struct st_err e;
     char id[37], *params = NULL;
 
-    submit_storage(&env->st, "made", id);
-    struct db_conn *c = db_acquire(env->st.db);
+    submit_storage(env->st, "made", id);
+    struct db_conn *c = db_acquire(env->st->db);
     assert_int_equal(db_task_claim(c, time(NULL), &claimed, &params, &e), 0);
     snprintf(s.id, sizeof s.id, "made");
     snprintf(s.name, sizeof s.name, "made");
     assert_int_equal(db_storage_insert(c, &s, &e), 0);
-    db_release(env->st.db, c);
+    db_release(env->st->db, c);
     free(params);
 
-    assert_int_equal(core_tasks_start(&env->st, &e), 0);
-    assert_int_equal(core_task_get(&env->st, id, &v, &e), 0);
+    assert_int_equal(core_tasks_start(env->st, &e), 0);
+    assert_int_equal(job_get(env->st, id, &v, &e), 0);
     assert_string_equal(v.state, "completed");
     assert_string_equal(v.result, "success");
-    assert_string_equal(v.result_msg, "image storage 'made' created (done before a restart)");
+    assert_string_equal(json_string_value(json_object_get(v.outcome, "storage")), "made");
+    assert_true(json_is_true(json_object_get(v.outcome, "before_restart")));
+    char msg[256];
+    success_msg(&v, msg, sizeof msg); /* and flexVDI words it so */
+    assert_string_equal(msg, "image storage 'made' created (done before a restart)");
+    core_job_free(&v);
     assert_int_equal(v.progress, 100);
+    core_job_free(&v);
 }
 
 static void test_task_failure_is_recorded_with_its_message(void **state)
 {
     struct env *env = *state;
-    struct core_task_view v;
+    struct core_job v = {0};
     struct st_err e;
     char id[37];
 
-    assert_int_equal(core_tasks_start(&env->st, &e), 0);
-    submit_storage(&env->st, "dup", id);
-    wait_completed(&env->st, id, &v);
+    assert_int_equal(core_tasks_start(env->st, &e), 0);
+    submit_storage(env->st, "dup", id);
+    wait_completed(env->st, id, &v);
     assert_string_equal(v.result, "success");
-    submit_storage(&env->st, "dup", id);
-    wait_completed(&env->st, id, &v);
+    submit_storage(env->st, "dup", id);
+    wait_completed(env->st, id, &v);
     assert_string_equal(v.result, "error");
-    assert_string_equal(v.result_msg, "image storage 'dup' already exists");
+    assert_string_equal(v.error, "image storage 'dup' already exists");
     assert_int_equal(v.progress, 0);
     /* a completed task cannot be cancelled */
-    assert_int_equal(core_task_cancel(&env->st, id, &e), -1);
+    assert_int_equal(core_job_cancel(env->st, id, &e), -1);
     assert_int_equal(e.code, ST_CONFLICT);
+    core_job_free(&v);
 }
 
 /* Idle workers get their tasks handed over at submit (inserted running, no claim); a
@@ -480,52 +518,54 @@ static void test_task_failure_is_recorded_with_its_message(void **state)
 static void test_task_burst_on_idle_workers_runs_each_once(void **state)
 {
     struct env *env = *state;
-    struct core_task_view v;
+    struct core_job v = {0};
     struct st_err e;
     char ids[24][37], name[16];
 
-    assert_int_equal(core_tasks_start(&env->st, &e), 0);
+    assert_int_equal(core_tasks_start(env->st, &e), 0);
     usleep(50 * 1000); /* let the workers go idle */
     for (int i = 0; i < 24; i++) {
         snprintf(name, sizeof name, "burst%d", i);
-        submit_storage(&env->st, name, ids[i]);
+        submit_storage(env->st, name, ids[i]);
     }
-    struct db_conn *c = db_acquire(env->st.db);
+    struct db_conn *c = db_acquire(env->st->db);
     for (int i = 0; i < 24; i++) {
         struct db_storage s;
-        wait_completed(&env->st, ids[i], &v);
+        wait_completed(env->st, ids[i], &v);
         assert_string_equal(v.result, "success");
         assert_true(v.started_at >= v.created_at && v.finished_at >= v.started_at);
         snprintf(name, sizeof name, "burst%d", i);
         assert_int_equal(db_storage_get(c, name, &s, &e), 0);
     }
-    db_release(env->st.db, c);
+    db_release(env->st->db, c);
+    core_job_free(&v);
 }
 
 /* A row inserted running for an idle worker is, after a crash, what a claimed one is. */
 static void test_task_handed_over_row_is_interrupted_by_restart(void **state)
 {
     struct env *env = *state;
-    struct core_task_view v;
+    struct core_job v = {0};
     struct db_task t = {0};
     struct st_err e;
 
     snprintf(t.id, sizeof t.id, "0b5e7c52-3a1c-4bb7-9d43-1c2b4a5d6e7f");
-    snprintf(t.type, sizeof t.type, "istorage_create");
+    snprintf(t.type, sizeof t.type, "storage.create");
     snprintf(t.state, sizeof t.state, "running");
     t.created_at = t.started_at = time(NULL);
-    struct db_conn *c = db_acquire(env->st.db);
-    assert_int_equal(db_task_insert(c, &t, "{\"image_storage_id\":\"h\",\"name\":\"h\"}", &e), 0);
-    db_release(env->st.db, c);
-    assert_int_equal(core_task_get(&env->st, t.id, &v, &e), 0);
+    struct db_conn *c = db_acquire(env->st->db);
+    assert_int_equal(db_task_insert(c, &t, "{\"storage\":\"h\",\"name\":\"h\"}", &e), 0);
+    db_release(env->st->db, c);
+    assert_int_equal(job_get(env->st, t.id, &v, &e), 0);
     assert_string_equal(v.state, "running");
     assert_int_equal(v.started_at, t.started_at);
 
-    assert_int_equal(core_tasks_start(&env->st, &e), 0);
-    assert_int_equal(core_task_get(&env->st, t.id, &v, &e), 0);
+    assert_int_equal(core_tasks_start(env->st, &e), 0);
+    assert_int_equal(job_get(env->st, t.id, &v, &e), 0);
     assert_string_equal(v.state, "completed");
     assert_string_equal(v.result, "error");
-    assert_string_equal(v.result_msg, "interrupted by restart");
+    assert_string_equal(v.error, "interrupted by restart");
+    core_job_free(&v);
 }
 
 int main(void)

@@ -1,4 +1,4 @@
-/* run.c — running a system program (gluster, mkfs.xfs, mdadm, wipefs) safely.
+/* run.c — running a program (the gluster CLI, mkfs.xfs, mdadm, wipefs) safely.
  *
  * No shell: argv goes to posix_spawn as it is. The child gets stdin from
  * /dev/null, a fixed PATH and the C locale (messages we can quote), default
@@ -6,13 +6,14 @@
  * for sigwait), and its own process group so a timeout kills all of it. Its
  * output is captured up to a cap. The child is always reaped: no zombie
  * outlives a call. */
-#include "stowage/probe.h"
+#include "stowage/run.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,7 +30,7 @@ static int64_t now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-int probe_find_program(const char *name, char *out, size_t len)
+int st_find_program(const char *name, char *out, size_t len)
 {
     static const char *const dirs[] = {"/usr/sbin", "/usr/bin", "/sbin", "/bin"};
     if (strchr(name, '/')) {
@@ -136,7 +137,7 @@ static int reap(pid_t pid, int64_t deadline, int *status)
     return -ETIMEDOUT;
 }
 
-int probe_run(char *const argv[], int merge_stderr, unsigned timeout_ms, size_t max, char **out,
+int st_run(char *const argv[], int merge_stderr, unsigned timeout_ms, size_t max, char **out,
               size_t *len, int *status)
 {
     char path[256];
@@ -147,7 +148,7 @@ int probe_run(char *const argv[], int merge_stderr, unsigned timeout_ms, size_t 
     *out = NULL;
     *len = 0;
     *status = 0;
-    if ((rc = probe_find_program(argv[0], path, sizeof path)) < 0)
+    if ((rc = st_find_program(argv[0], path, sizeof path)) < 0)
         return rc;
     if (pipe2(fds, O_CLOEXEC) < 0)
         return -errno;

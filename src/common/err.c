@@ -70,35 +70,42 @@ int st_fail_field(struct st_err *e, enum st_code code, const char *field, const 
     return -1;
 }
 
-static enum st_code code_of_errno(int errnum)
+enum st_code st_code_of_errno(int errnum)
 {
-    switch (errnum) {
-    case ENOENT:
-        return ST_NOT_FOUND;
-    case EEXIST:
-        return ST_EXISTS;
+    switch (errnum < 0 ? -errnum : errnum) {
     case ENOSPC:
     case EDQUOT:
         return ST_NO_SPACE;
-    case EFBIG:
-        return ST_TOO_LARGE;
-    case EACCES:
-    case EPERM:
-        return ST_FORBIDDEN;
-    case EBUSY:
-        return ST_IN_USE;
     case ENOTCONN:
     case EIO:
     case EROFS:
     case ETIMEDOUT:
-    case EHOSTUNREACH:
     case ECONNREFUSED:
+    case EHOSTUNREACH:
     case ESTALE:
+    case ENODEV:
+    case EAGAIN:
         return ST_UNAVAILABLE;
+    case ENOENT:
+        return ST_NOT_FOUND;
+    case EEXIST:
+        return ST_EXISTS;
+    case ENOTEMPTY:
+    case EBUSY:
+    case ETXTBSY:
+        return ST_IN_USE;
+    case ELOOP: /* a symlink on the path: refused by design */
+    case EXDEV: /* the path leaves the volume root */
     case EINVAL:
-    case ELOOP:
     case ENAMETOOLONG:
+    case ENOTDIR:
+    case EISDIR:
         return ST_INVALID;
+    case EACCES:
+    case EPERM:
+        return ST_FORBIDDEN;
+    case EFBIG:
+        return ST_TOO_LARGE;
     default:
         return ST_INTERNAL;
     }
@@ -114,5 +121,5 @@ int st_fail_errno(struct st_err *e, int errnum, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(ctx, sizeof ctx, fmt, ap);
     va_end(ap);
-    return st_fail(e, code_of_errno(errnum), "%s: %s", ctx, strerror(errnum));
+    return st_fail(e, st_code_of_errno(errnum), "%s: %s", ctx, strerror(errnum));
 }

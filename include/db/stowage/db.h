@@ -183,6 +183,7 @@ struct db_task {
     char result[16]; /* pending success error revoked */
     int progress;    /* 0..100 */
     char result_msg[512];
+    char result_json[2048]; /* what a success made (neutral fields), "{}" when nothing */
     char owner[DB_ID];
     int64_t created_at; /* unix seconds */
     int64_t started_at;

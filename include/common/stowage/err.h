@@ -1,4 +1,4 @@
-/* err.h — the one error type every layer below http returns.
+/* err.h — the one error type every layer returns (common/: shared ground).
  *
  * Core and backends fill a struct st_err; each API dialect maps the code to its own
  * HTTP status and envelope in one table, so no handler formats an error by hand. */
@@ -43,6 +43,10 @@ int st_fail_field(struct st_err *e, enum st_code code, const char *field, const 
 /* Fill e from an errno value with a context prefix; picks NO_SPACE/UNAVAILABLE/... by errno. */
 int st_fail_errno(struct st_err *e, int errnum, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/* The one errno → code map every layer uses (sign ignored): ENOSPC → ST_NO_SPACE,
+ * ENOTCONN/EIO/EROFS/ENODEV/EAGAIN → ST_UNAVAILABLE, ENOENT → ST_NOT_FOUND, ELOOP/EXDEV
+ * (a path that would leave a volume) → ST_INVALID, ... */
+enum st_code st_code_of_errno(int errnum);
 void st_clear(struct st_err *e);
 const char *st_code_name(enum st_code code);
 

@@ -1,0 +1,287 @@
+/* core.h — the catalogue as the dialects and the HTTP layer see it.
+ *
+ * core/ owns the state machine of storages, volumes, images, clones, jobs and
+ * tokens. This header is all a dialect may use: its types are core's own, its
+ * operations have neutral names and typed parameters, and nothing here says
+ * which database, storage kind or HTTP dialect is behind it. Each dialect
+ * translates its own field names, quirks, wording and envelope. The rest of
+ * core (rows, backends, probes) is in src/core/core_internal.h. */
+#ifndef STOWAGE_CORE_H
+#define STOWAGE_CORE_H
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "stowage/config.h"
+#include "stowage/err.h"
+
+#define CORE_ID 65 /* ids and names: 64 chars + NUL */
+
+struct stowage; /* the daemon context, passed down explicitly */
+
+enum st_role { ROLE_NONE = 0, ROLE_READER, ROLE_ADMIN, ROLE_SUPERADMIN };
+
+struct st_principal {
+    enum st_role role;
+    char owner[CORE_ID];
+    int is_session;
+};
+
+/* ---- the daemon ---- */
+
+/* A new context; its config (core_config()) is filled by the caller: cfg_defaults, then
+ * the file and the command line. */
+struct stowage *core_new(void);
+/* Stop if started, close the catalogue, free the config and st. */
+void core_free(struct stowage *st);
+struct st_config *core_config(struct stowage *st);
+const char *core_hostname(const struct stowage *st);
+/* Open the state dir and the catalogue (migrated); enough for the CLI subcommands. */
+int core_open(struct stowage *st, struct st_err *e);
+/* core_open, then the config's initial storages, the first superadmin token, the
+ * probers and the job workers. */
+int core_start(struct stowage *st, struct st_err *e);
+void core_stop(struct stowage *st);
+/* Bumped after every committed catalogue change and every probe result that differs
+ * from the last: readers use it as a cache key for rendered replies. */
+uint64_t core_generation(struct stowage *st);
+
+/* Names: ids of storages and volumes, image names, clone ids. */
+int core_valid_id(const char *s);
+int64_t core_now_ms(void);
+
+/* ---- auth (auth.c) ---- */
+const char *core_role_name(enum st_role r);
+int core_role_parse(const char *s, enum st_role *out);
+/* Resolve a bearer token / session id. ST_UNAUTHORIZED when unknown or expired. */
+int core_authenticate(struct stowage *st, const char *token, struct st_principal *out,
+                      struct st_err *e);
+/* Make a token; the secret is written to out (NUL-terminated, ≥ 72 bytes). ttl_s 0: never
+ * expires. */
+int core_token_create(struct stowage *st, enum st_role role, const char *owner, int session,
+                      int64_t ttl_s, char *out, size_t outlen, struct st_err *e);
+int core_token_revoke(struct stowage *st, const char *token, struct st_err *e);
+int core_user_add(struct stowage *st, const char *name, const char *password, enum st_role role,
+                  struct st_err *e);
+/* Check a password and open a session token for the user. */
+int core_login(struct stowage *st, const char *name, const char *password, char *session,
+               size_t session_len, struct st_principal *who, struct st_err *e);
+
+/* ---- what the catalogue holds ---- */
+
+struct core_image {
+    char uuid[37];
+    char name[CORE_ID];
+    char volume_id[CORE_ID];
+    char format[16];
+    uint64_t virtual_size;
+    uint64_t actual_size;
+    char status[16]; /* queued saving active error deleted */
+    char sha256[65];
+    char owner[CORE_ID];
+    char guest_id[CORE_ID];
+    char parent_uuid[37];
+    int64_t created_at;
+    int64_t updated_at;
+    int64_t generation;
+};
+
+struct core_clone {
+    char clone_id[CORE_ID];
+    char image_uuid[37];
+    char image_name[CORE_ID];
+    char guest_id[CORE_ID];
+    char volume_id[CORE_ID];
+    int64_t created_at;
+};
+
+/* A disk present on this host and usable for a storage (or carrying its volume). */
+struct core_disk {
+    char id[96]; /* WWN without "0x", else the documented fallback id */
+    char vendor[64];
+    char model[96];
+    char host_device[64];
+    char volume_id[CORE_ID]; /* the volume this disk carries, "" when unused */
+};
+
+struct core_volume_view {
+    char id[CORE_ID];
+    char storage_id[CORE_ID];
+    char kind[16]; /* a backend registry kind; dialects map it to their own sections */
+    char primary_disk_id[96];
+    char secondary_disk_id[96];
+    char status[16]; /* unknown ok degraded broken */
+    char status_msg[256];
+    uint64_t total_kb;
+    uint64_t free_kb;
+    /* What the volume's backend says of itself for views (owned): e.g. a mount point,
+     * or a Gluster volume's bricks, type, configuration and transport. */
+    json_t *details;
+    struct core_image *images; /* active images */
+    size_t n_images;
+    struct core_clone *clones;
+    size_t n_clones;
+};
+
+struct core_storage_view {
+    char id[CORE_ID];
+    char name[129];
+    char description[257];
+    int64_t created_at;
+    char (*hosts)[256];
+    size_t n_hosts;
+    struct core_volume_view *volumes;
+    size_t n_volumes;
+    struct core_disk *disks;
+    size_t n_disks;
+};
+
+int core_storage_view(struct stowage *st, const char *id, struct core_storage_view *out,
+                      struct st_err *e);
+int core_storage_ids(struct stowage *st, char (**ids)[CORE_ID], size_t *n, struct st_err *e);
+void core_storage_view_free(struct core_storage_view *v);
+
+/* One line per volume for health and metrics. */
+struct core_volume_stat {
+    char id[CORE_ID];
+    char kind[16];
+    char status[16];
+    uint64_t total_bytes;
+    uint64_t free_bytes;
+    uint64_t probe_us;
+};
+int core_volume_stats(struct stowage *st, struct core_volume_stat **out, size_t *n);
+
+/* Is the catalogue answering? 0 yes; -1 with e saying why not. */
+int core_health_catalogue(struct stowage *st, struct st_err *e);
+
+int core_image_get(struct stowage *st, const char *uuid, struct core_image *out,
+                   struct st_err *e);
+
+/* ---- operations (ops.c): every change to the catalogue, run as a job ----
+ *
+ * Each operation has a neutral name and takes the fields of struct core_op_params that
+ * its row in core's table names; core checks the submitter's role and every value
+ * (ST_INVALID naming the neutral field) before the job is queued. */
+enum core_op {
+    CORE_OP_STORAGE_CREATE,
+    CORE_OP_STORAGE_MODIFY,
+    CORE_OP_STORAGE_DELETE,
+    CORE_OP_VOLUME_CREATE, /* format an unused disk (or two, mirrored) into a volume */
+    CORE_OP_VOLUME_DELETE,
+    CORE_OP_EXTERNAL_CREATE, /* register a mounted directory as a volume */
+    CORE_OP_EXTERNAL_DELETE,
+    CORE_OP_IMAGE_CREATE,
+    CORE_OP_IMAGE_COPY,
+    CORE_OP_IMAGE_RELEASE,
+    CORE_OP_IMAGE_DELETE,
+    CORE_OP_CLONE_CREATE,
+    CORE_OP_CLONE_DELETE,
+    CORE_OP_COUNT
+};
+
+struct core_op_params {
+    const char *storage;     /* an image storage id */
+    const char *volume;      /* a volume id */
+    const char *name;        /* a storage's display name, an image's name */
+    const char *description; /* a storage's description */
+    const char *disk;        /* volume.create: the disk, and its mirror */
+    const char *mirror_disk;
+    const char *mount_point; /* external.create: an absolute directory */
+    uint64_t size;           /* image.create: virtual size in bytes (0: absent) */
+    const char *format;      /* image.create: "raw" or "qcow2" */
+    const char *source;      /* image.copy: the source image's name and volume */
+    const char *source_volume;
+    const char *image; /* clone.create: the image's name, the guest, the clone's id */
+    const char *guest;
+    const char *clone;
+};
+
+/* The operation's neutral name ("image.create"), or NULL. */
+const char *core_op_name(enum core_op op);
+/* The operation called name; -1 when none is. */
+int core_op_by_name(const char *name);
+/* The role an operation needs. */
+enum st_role core_op_role(enum core_op op);
+
+/* A job: the record each dialect's asynchronous form maps onto. */
+struct core_job {
+    char id[37];
+    char op[32];     /* core_op_name(), or a name this build does not know */
+    char state[16];  /* queued running completed */
+    char result[16]; /* pending success error revoked */
+    int progress;    /* 0..100 */
+    char error[512]; /* why it failed (result error/revoked) */
+    char legacy_msg[512]; /* a success message recorded by an older build, else "" */
+    json_t *outcome; /* success: what was made, in neutral fields (owned; may be NULL) */
+    char owner[CORE_ID];
+    int64_t created_at; /* unix seconds */
+    int64_t started_at;
+    int64_t finished_at;
+};
+
+/* Check and queue; the new job's id goes to id. */
+int core_job_submit(struct stowage *st, enum core_op op, const struct core_op_params *p,
+                    const struct st_principal *who, char id[37], struct st_err *e);
+int core_job_get(struct stowage *st, const char *id, struct core_job *out, struct st_err *e);
+int core_job_list(struct stowage *st, struct core_job **out, size_t *n, struct st_err *e);
+void core_job_free(struct core_job *j);       /* the members of one job */
+void core_jobs_free(struct core_job *v, size_t n); /* an array from core_job_list */
+int core_job_cancel(struct stowage *st, const char *id, struct st_err *e);
+
+/* ---- uploads and downloads (upload.c, download.c) ---- */
+
+struct core_upload;
+
+struct core_upload_req {
+    const char *name;            /* image name: created when no live image has it */
+    const char *uuid;            /* or an existing image by uuid (native route) */
+    const char *volume_id;       /* where a new image goes (NULL: the default volume) */
+    const char *declared_format; /* NULL: whatever safe format the inspector finds */
+    uint64_t length;             /* bytes in this request's body, UINT64_MAX if unknown */
+    int has_range;               /* Content-Range: bytes start-end/total */
+    uint64_t range_start, range_end, range_total; /* total UINT64_MAX for "*" */
+    const char *sha256_hex; /* expected checksum of the whole image, or NULL */
+    const struct st_principal *who;
+    uint64_t *resume_offset; /* filled with the staged length on ST_RANGE (may be NULL) */
+};
+
+/* Start (or resume) an upload. ST_CONFLICT when the image is already active,
+ * ST_RANGE when a Content-Range does not start at the staged length (e->msg
+ * names it), ST_NO_SPACE / ST_TOO_LARGE from the declared length. */
+int core_upload_begin(struct stowage *st, const struct core_upload_req *rq,
+                      struct core_upload **out, struct st_err *e);
+/* How the writer pauses its feeder: sleep(ud) is called (under the upload's lock) when
+ * write() takes nothing because both buffers are full, wake(ud) once it can take more.
+ * The HTTP layer passes MHD's suspend and resume. */
+void core_upload_set_waiter(struct core_upload *u, void (*sleep)(void *ud), void (*wake)(void *ud),
+                            void *ud);
+/* Offer bytes; returns how many were taken (0: sleep(ud) was called), or -1 on error:
+ * the upload is then dead — its staging file and uncommitted row are gone. */
+ssize_t core_upload_write(struct core_upload *u, const void *buf, size_t len, struct st_err *e);
+/* All of this request's bytes are in. Returns 1 when this was one part of a ranged
+ * upload that is not complete yet (u is freed; *staged says how much is in),
+ * 0 when the image is complete: length and checksum verified, inspected, fsynced,
+ * renamed, directory fsynced, row active — out filled, u freed. -1: refused or failed;
+ * the staging file and the uncommitted row are gone, u freed. */
+int core_upload_finish(struct core_upload *u, struct core_image *out, uint64_t *staged,
+                       struct st_err *e);
+/* The client went away: keep the staged bytes for a resume (they expire), free u. */
+void core_upload_abort(struct core_upload *u);
+/* Bytes staged so far by an unfinished upload of im (for X-Upload-Offset). */
+int core_upload_staged(struct stowage *st, const struct core_image *im, uint64_t *staged,
+                       struct st_err *e);
+
+struct core_download;
+int core_download_open(struct stowage *st, const char *name, const char *uuid,
+                       struct core_download **out, struct core_image *img, struct st_err *e);
+/* A kernel fd at the image's bytes for sendfile (owned by the caller), or -1. */
+int core_download_kernel_fd(struct core_download *d);
+/* Read at off; holes come back as zeros without reading the backend. */
+ssize_t core_download_read(struct core_download *d, uint64_t off, void *buf, size_t len);
+uint64_t core_download_size(struct core_download *d);
+void core_download_close(struct core_download *d);
+
+#endif

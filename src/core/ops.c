@@ -1,0 +1,515 @@
+/* ops.c — every operation on the catalogue: its neutral name, who may run it, the
+ * fields it takes, its body, and how a restart tells whether it had committed.
+ *
+ * Params are checked when the job is submitted, so a client hears about a missing or
+ * malformed field at once instead of from a failed job later; the body then reads only
+ * fields that passed. Dialects name the operations and fields their own way and
+ * translate (src/api/). The image and clone bodies are thin: the work is in image.c
+ * and clone.c; the storage and volume bodies are in manage.c and manage_disk.c. */
+#include "task_internal.h"
+
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define MIB (1024u * 1024u)
+
+static int run_image_create(struct core_task_ctx *t, struct st_err *e);
+static int run_image_copy(struct core_task_ctx *t, struct st_err *e);
+static int run_image_release(struct core_task_ctx *t, struct st_err *e);
+static int run_image_delete(struct core_task_ctx *t, struct st_err *e);
+static int run_guest_clone(struct core_task_ctx *t, struct st_err *e);
+static int run_clone_delete(struct core_task_ctx *t, struct st_err *e);
+static int image_made(struct core_task_ctx *t, int64_t started_at);
+static int image_released(struct core_task_ctx *t, int64_t started_at);
+static int image_deleted(struct core_task_ctx *t, int64_t started_at);
+static int clone_made(struct core_task_ctx *t, int64_t started_at);
+static int clone_deleted(struct core_task_ctx *t, int64_t started_at);
+
+#define F(member, kind) offsetof(struct core_op_params, member), #member, kind
+
+/* One row per operation, in enum core_op's order. */
+static const struct core_task_type types[CORE_OP_COUNT] = {
+    [CORE_OP_STORAGE_CREATE] = {"storage.create",
+                                ROLE_SUPERADMIN,
+                                0,
+                                {{F(storage, TF_ID), 1}, {F(name, TF_NAME), 1},
+                                 {F(description, TF_TEXT), 0}},
+                                core_manage_istorage_create,
+                                core_manage_istorage_create_done},
+    [CORE_OP_STORAGE_MODIFY] = {"storage.modify",
+                                ROLE_SUPERADMIN,
+                                0,
+                                {{F(storage, TF_ID), 1}, {F(name, TF_NAME), 0},
+                                 {F(description, TF_TEXT), 0}},
+                                core_manage_istorage_modify,
+                                core_manage_istorage_modify_done},
+    [CORE_OP_STORAGE_DELETE] = {"storage.delete",
+                                ROLE_SUPERADMIN,
+                                0,
+                                {{F(storage, TF_ID), 1}},
+                                core_manage_istorage_delete,
+                                core_manage_istorage_delete_done},
+    [CORE_OP_VOLUME_CREATE] = {"volume.create",
+                               ROLE_SUPERADMIN,
+                               0,
+                               {{F(storage, TF_ID), 1},
+                                {F(volume, TF_ID), 1},
+                                {F(disk, TF_DISK), 1},
+                                {F(mirror_disk, TF_DISK), 0}},
+                               core_manage_volume_create,
+                               core_manage_volume_create_done},
+    [CORE_OP_VOLUME_DELETE] = {"volume.delete",
+                               ROLE_SUPERADMIN,
+                               0,
+                               {{F(volume, TF_ID), 1}, {F(storage, TF_ID), 0}},
+                               core_manage_volume_delete,
+                               core_manage_volume_delete_done},
+    [CORE_OP_EXTERNAL_CREATE] = {"external.create",
+                                 ROLE_SUPERADMIN,
+                                 0,
+                                 {{F(storage, TF_ID), 1},
+                                  {F(volume, TF_ID), 1},
+                                  {F(mount_point, TF_PATH), 1}},
+                                 core_manage_evolume_create,
+                                 core_manage_evolume_create_done},
+    [CORE_OP_EXTERNAL_DELETE] = {"external.delete",
+                                 ROLE_SUPERADMIN,
+                                 0,
+                                 {{F(volume, TF_ID), 1}, {F(storage, TF_ID), 0}},
+                                 core_manage_evolume_delete,
+                                 core_manage_volume_delete_done},
+    [CORE_OP_IMAGE_CREATE] = {"image.create",
+                              ROLE_ADMIN,
+                              0,
+                              {{F(name, TF_ID), 1},
+                               {F(volume, TF_ID), 1},
+                               {F(storage, TF_ID), 1},
+                               {F(size, TF_SIZE), 1},
+                               {F(format, TF_FORMAT), 0}},
+                              run_image_create,
+                              image_made},
+    [CORE_OP_IMAGE_COPY] = {"image.copy",
+                            ROLE_ADMIN,
+                            1,
+                            {{F(name, TF_ID), 1},
+                             {F(volume, TF_ID), 1},
+                             {F(storage, TF_ID), 1},
+                             {F(source, TF_ID), 1},
+                             {F(source_volume, TF_ID), 1}},
+                            run_image_copy,
+                            image_made},
+    [CORE_OP_IMAGE_RELEASE] = {"image.release",
+                               ROLE_ADMIN,
+                               0,
+                               {{F(name, TF_ID), 1}, {F(storage, TF_ID), 0}, {F(volume, TF_ID), 0}},
+                               run_image_release,
+                               image_released},
+    [CORE_OP_IMAGE_DELETE] = {"image.delete",
+                              ROLE_ADMIN,
+                              0,
+                              {{F(name, TF_ID), 1}, {F(storage, TF_ID), 0}, {F(volume, TF_ID), 0}},
+                              run_image_delete,
+                              image_deleted},
+    [CORE_OP_CLONE_CREATE] = {"clone.create",
+                              ROLE_ADMIN,
+                              0,
+                              {{F(image, TF_ID), 1}, {F(guest, TF_ID), 1}, {F(clone, TF_ID), 0}},
+                              run_guest_clone,
+                              clone_made},
+    [CORE_OP_CLONE_DELETE] = {"clone.delete",
+                              ROLE_ADMIN,
+                              0,
+                              {{F(clone, TF_ID), 1}},
+                              run_clone_delete,
+                              clone_deleted},
+};
+
+const struct core_task_type *core_task_type(const char *name)
+{
+    int op = core_op_by_name(name);
+    return op < 0 ? NULL : &types[op];
+}
+
+const char *core_op_name(enum core_op op)
+{
+    return (unsigned)op < CORE_OP_COUNT ? types[op].name : NULL;
+}
+
+int core_op_by_name(const char *name)
+{
+    for (int i = 0; name && i < CORE_OP_COUNT; i++)
+        if (strcmp(types[i].name, name) == 0)
+            return i;
+    return -1;
+}
+
+enum st_role core_op_role(enum core_op op)
+{
+    return (unsigned)op < CORE_OP_COUNT ? types[op].role : ROLE_SUPERADMIN;
+}
+
+/* ---- checking params ---- */
+
+int core_valid_disk_id(const char *s)
+{
+    size_t len = s ? strlen(s) : 0;
+    if (len == 0 || len > 95)
+        return 0;
+    for (size_t i = 0; i < len; i++)
+        if (!(s[i] >= 'a' && s[i] <= 'z') && !(s[i] >= 'A' && s[i] <= 'Z') &&
+            !(s[i] >= '0' && s[i] <= '9') && s[i] != '.' && s[i] != '_' && s[i] != '-')
+            return 0;
+    return 1;
+}
+
+static int check_string(const struct core_task_field *f, const char *s, struct st_err *e)
+{
+    size_t len = strlen(s);
+    static const size_t max[] = {[TF_NAME] = 128, [TF_TEXT] = 256, [TF_PATH] = DB_PATH - 1};
+
+    switch (f->kind) {
+    case TF_ID:
+        if (!core_valid_id(s))
+            return st_fail_field(e, ST_INVALID, f->name,
+                                 "'%s' must match ^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$", f->name);
+        return 0;
+    case TF_DISK:
+        if (!core_valid_disk_id(s))
+            return st_fail_field(e, ST_INVALID, f->name,
+                                 "'%s' must be a physical_disk_id ([A-Za-z0-9._-], up to 95)",
+                                 f->name);
+        return 0;
+    case TF_FORMAT:
+        if (strcmp(s, "raw") && strcmp(s, "qcow2"))
+            return st_fail_field(e, ST_INVALID, f->name, "'%s' must be raw or qcow2", f->name);
+        return 0;
+    case TF_PATH:
+        if (s[0] != '/')
+            return st_fail_field(e, ST_INVALID, f->name, "'%s' must be an absolute path", f->name);
+        break;
+    case TF_NAME:
+        if (len == 0)
+            return st_fail_field(e, ST_INVALID, f->name, "'%s' must not be empty", f->name);
+        break;
+    default:
+        break;
+    }
+    if (len > max[f->kind])
+        return st_fail_field(e, ST_INVALID, f->name, "'%s' is longer than %zu", f->name,
+                             max[f->kind]);
+    return 0;
+}
+
+static int check_field(const struct st_config *cfg, const struct core_task_field *f,
+                       const struct core_op_params *p, json_t *clean, struct st_err *e)
+{
+    const char *at = (const char *)p + f->offset;
+    json_t *v;
+
+    if (f->kind == TF_SIZE) {
+        uint64_t size = *(const uint64_t *)(const void *)at;
+        if (size == 0) {
+            if (f->required)
+                return st_fail_field(e, ST_INVALID, f->name, "'%s' is required", f->name);
+            return 0;
+        }
+        if (size > cfg->max_image_size)
+            return st_fail_field(e, ST_TOO_LARGE, f->name, "'%s' is over the limit of %llu bytes",
+                                 f->name, (unsigned long long)cfg->max_image_size);
+        v = json_integer((json_int_t)size);
+    } else {
+        const char *s = *(const char *const *)(const void *)at;
+        if (!s) {
+            if (f->required)
+                return st_fail_field(e, ST_INVALID, f->name, "'%s' is required", f->name);
+            return 0;
+        }
+        if (check_string(f, s, e))
+            return -1;
+        v = json_string(s);
+    }
+    if (!v || json_object_set_new(clean, f->name, v))
+        return st_fail(e, ST_INTERNAL, "out of memory");
+    return 0;
+}
+
+int core_task_check(const struct st_config *cfg, enum core_op op, const struct core_op_params *p,
+                    enum st_role role, json_t **clean, struct st_err *e)
+{
+    *clean = NULL;
+    if ((unsigned)op >= CORE_OP_COUNT)
+        return st_fail_field(e, ST_INVALID, "op", "unknown operation %d", (int)op);
+    const struct core_task_type *tt = &types[op];
+    if (role < tt->role)
+        return st_fail(e, ST_FORBIDDEN, "role %s may not run %s (needs %s)", core_role_name(role),
+                       tt->name, core_role_name(tt->role));
+    if (!(*clean = json_object()))
+        return st_fail(e, ST_INTERNAL, "out of memory");
+    for (int i = 0; i < CORE_TASK_MAX_FIELDS && tt->fields[i].name; i++) {
+        if (check_field(cfg, &tt->fields[i], p, *clean, e)) {
+            json_decref(*clean);
+            *clean = NULL;
+            return -1;
+        }
+    }
+    return 0;
+}
+
+const char *core_task_str(const struct core_task_ctx *t, const char *key)
+{
+    const char *s = json_string_value(json_object_get(t->params, key));
+    return s ? s : "";
+}
+
+int64_t core_task_int(const struct core_task_ctx *t, const char *key)
+{
+    return json_integer_value(json_object_get(t->params, key));
+}
+
+int core_task_cancelled(const struct core_task_ctx *t)
+{
+    return t->progress && t->progress->cancel && atomic_load(t->progress->cancel);
+}
+
+/* ---- image and clone bodies ---- */
+
+/* A volume is "unknown" until its prober has looked at it and run restart recovery;
+ * until then it refuses data operations. A task that comes right after a start
+ * waits for that (a few probe periods at most) instead of failing. */
+static void wait_probed(struct core_task_ctx *t, const char *volume_id)
+{
+    static const struct timespec tick = {0, 100 * 1000 * 1000};
+    struct core_vol_state *s = malloc(sizeof *s);
+    for (int i = 0; s && i < 300; i++) {
+        if (core_volume_state(t->st, volume_id, s) != 0 || strcmp(s->status, "unknown") != 0)
+            break;
+        if (core_task_cancelled(t) || atomic_load(&t->st->stopping))
+            break;
+        nanosleep(&tick, NULL);
+    }
+    free(s);
+}
+
+/* The volume exists and belongs to the storage the client named. */
+static int volume_in_storage(struct stowage *st, const char *volume_id, const char *storage_id,
+                             struct st_err *e)
+{
+    struct db_volume v;
+    struct db_conn *c = db_acquire(st->db);
+    int rc = db_volume_get(c, volume_id, &v, e);
+    db_release(st->db, c);
+    if (rc)
+        return -1;
+    if (storage_id && *storage_id && strcmp(v.storage_id, storage_id) != 0)
+        return st_fail(e, ST_NOT_FOUND, "volume '%s' is not in image storage '%s' (it is in '%s')",
+                       volume_id, storage_id, v.storage_id);
+    return 0;
+}
+
+/* The live image called name, on the volume and storage the client named (if any). */
+static int find_image(struct core_task_ctx *t, const char *name, const char *volume_id,
+                      struct db_image *im, struct st_err *e)
+{
+    if (core_image_by_name(t->st, name, im, e))
+        return -1;
+    if (*volume_id && strcmp(im->volume_id, volume_id) != 0)
+        return st_fail(e, ST_NOT_FOUND, "image '%s' is not on volume '%s' (it is on '%s')", name,
+                       volume_id, im->volume_id);
+    return volume_in_storage(t->st, im->volume_id, core_task_str(t, "storage"), e);
+}
+
+/* What an image operation made, in neutral fields. */
+static json_t *image_result(const struct db_image *im)
+{
+    return json_pack("{s:s, s:s, s:s, s:s, s:I}", "name", im->name, "uuid", im->uuid, "volume",
+                     im->volume_id, "format", im->format, "size", (json_int_t)im->virtual_size);
+}
+
+static int run_image_create(struct core_task_ctx *t, struct st_err *e)
+{
+    const char *name = core_task_str(t, "name"), *vol = core_task_str(t, "volume");
+    const char *format = core_task_str(t, "format");
+    uint64_t size = (uint64_t)core_task_int(t, "size");
+    struct db_image im;
+
+    if (volume_in_storage(t->st, vol, core_task_str(t, "storage"), e))
+        return -1;
+    wait_probed(t, vol);
+    if (core_image_create_empty(t->st, name, vol, size, *format ? format : "raw", t->owner, &im,
+                                e))
+        return -1;
+    t->result = image_result(&im);
+    return 0;
+}
+
+static int run_image_copy(struct core_task_ctx *t, struct st_err *e)
+{
+    const char *name = core_task_str(t, "name"), *vol = core_task_str(t, "volume");
+    const char *src_name = core_task_str(t, "source");
+    const char *src_vol = core_task_str(t, "source_volume");
+    struct db_image src, im;
+
+    if (volume_in_storage(t->st, vol, core_task_str(t, "storage"), e))
+        return -1;
+    if (core_image_by_name(t->st, src_name, &src, e))
+        return -1;
+    if (strcmp(src.volume_id, src_vol) != 0)
+        return st_fail(e, ST_NOT_FOUND, "image '%s' is not on volume '%s' (it is on '%s')",
+                       src_name, src_vol, src.volume_id);
+    wait_probed(t, src_vol);
+    wait_probed(t, vol);
+    if (core_image_copy(t->st, src_name, name, vol, t->owner, t->progress, &im, e))
+        return -1;
+    t->result = image_result(&im);
+    json_object_set_new(t->result, "source", json_string(src_name));
+    return 0;
+}
+
+static int run_image_release(struct core_task_ctx *t, struct st_err *e)
+{
+    const char *name = core_task_str(t, "name");
+    struct db_image im;
+
+    if (find_image(t, name, core_task_str(t, "volume"), &im, e) ||
+        core_image_release(t->st, name, e))
+        return -1;
+    t->result = json_pack("{s:s}", "name", name);
+    return 0;
+}
+
+static int run_image_delete(struct core_task_ctx *t, struct st_err *e)
+{
+    const char *name = core_task_str(t, "name");
+    struct db_image im;
+
+    if (find_image(t, name, core_task_str(t, "volume"), &im, e))
+        return -1;
+    wait_probed(t, im.volume_id);
+    if (core_image_delete(t->st, name, e))
+        return -1;
+    t->result = json_pack("{s:s, s:s}", "name", name, "volume", im.volume_id);
+    return 0;
+}
+
+/* What a clone.create made: the same whether its run or a restart tells it. */
+static void clone_outcome(struct core_task_ctx *t, const struct db_clone *cl)
+{
+    json_decref(t->result);
+    t->result = json_pack("{s:s, s:s, s:s, s:s}", "clone", cl->clone_id, "image", cl->image_name,
+                          "guest", cl->guest_id, "volume", cl->volume_id);
+}
+
+/* Inside the clone's transaction: the task's success commits with the clone's row. */
+static int clone_success(struct db_conn *c, const void *row, void *ud, struct st_err *e)
+{
+    const struct db_clone *cl = row;
+    struct core_task_ctx *t = ud;
+
+    clone_outcome(t, cl);
+    return core_task_record_success(t, c, e);
+}
+
+static int run_guest_clone(struct core_task_ctx *t, struct st_err *e)
+{
+    const char *name = core_task_str(t, "image"), *guest = core_task_str(t, "guest");
+    const char *clone_id = core_task_str(t, "clone");
+    const struct core_also also = {clone_success, t};
+    struct db_image im;
+    struct db_clone cl;
+
+    if (core_image_by_name(t->st, name, &im, e))
+        return -1;
+    wait_probed(t, im.volume_id);
+    if (core_clone_create(t->st, name, guest, *clone_id ? clone_id : NULL, &also, &cl, e))
+        return -1;
+    t->recorded = 1;
+    return 0;
+}
+
+static int run_clone_delete(struct core_task_ctx *t, struct st_err *e)
+{
+    const char *clone_id = core_task_str(t, "clone");
+    struct db_clone cl;
+
+    if (core_clone_get(t->st, clone_id, &cl, e))
+        return -1;
+    wait_probed(t, cl.volume_id);
+    if (core_clone_delete(t->st, clone_id, e))
+        return -1;
+    t->result = json_pack("{s:s}", "clone", clone_id);
+    return 0;
+}
+
+/* ---- after a restart: did the body's effect commit before the process died? ---- */
+
+/* The image is ours when it was made after the task started. A 'saving' row is left to
+ * its volume's recovery, which either rolls it forward (its bytes were renamed into
+ * place) or removes it; until then nobody can tell. */
+static int image_made(struct core_task_ctx *t, int64_t started_at)
+{
+    const char *name = core_task_str(t, "name"), *vol = core_task_str(t, "volume");
+    struct db_image im;
+    struct st_err e;
+
+    if (core_image_by_name(t->st, name, &im, &e) || strcmp(im.volume_id, vol) != 0 ||
+        im.created_at < started_at)
+        return 0;
+    if (strcmp(im.status, "active") != 0)
+        return strcmp(im.status, "saving") == 0 ? -1 : 0;
+    t->result = image_result(&im);
+    return 1;
+}
+
+static int image_released(struct core_task_ctx *t, int64_t started_at)
+{
+    struct db_image im;
+    struct st_err e;
+    const char *name = core_task_str(t, "name");
+    if (core_image_by_name(t->st, name, &im, &e) || im.guest_id[0])
+        return 0;
+    t->result = json_pack("{s:s}", "name", name);
+    return 1;
+}
+
+static int image_deleted(struct core_task_ctx *t, int64_t started_at)
+{
+    struct db_image im;
+    struct st_err e;
+    const char *name = core_task_str(t, "name");
+    if (core_image_by_name(t->st, name, &im, &e) == 0 || e.code != ST_NOT_FOUND)
+        return 0;
+    t->result = json_pack("{s:s}", "name", name);
+    return 1;
+}
+
+/* A clone's file is committed before its row: the row says it is done. */
+static int clone_made(struct core_task_ctx *t, int64_t started_at)
+{
+    const char *name = core_task_str(t, "image"), *guest = core_task_str(t, "guest");
+    char id[DB_ID * 2 + 2];
+    struct db_clone cl;
+    struct st_err e;
+
+    snprintf(id, sizeof id, "%s", core_task_str(t, "clone"));
+    if (!id[0])
+        snprintf(id, sizeof id, "%s_%s", name, guest); /* the id it would have been given */
+    if (core_clone_get(t->st, id, &cl, &e) || strcmp(cl.image_name, name) != 0 ||
+        strcmp(cl.guest_id, guest) != 0 || cl.created_at < started_at)
+        return 0;
+    clone_outcome(t, &cl);
+    return 1;
+}
+
+static int clone_deleted(struct core_task_ctx *t, int64_t started_at)
+{
+    struct db_clone cl;
+    struct st_err e;
+    const char *id = core_task_str(t, "clone");
+    if (core_clone_get(t->st, id, &cl, &e) == 0 || e.code != ST_NOT_FOUND)
+        return 0;
+    t->result = json_pack("{s:s}", "clone", id);
+    return 1;
+}
