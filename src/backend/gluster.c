@@ -251,7 +251,7 @@ static int gl_statvfs(struct be_volume *v, struct be_space *out, struct st_err *
  * broken) comes from probe_gluster, which asks glusterd. */
 static int gl_health(struct be_volume *v, struct st_err *e)
 {
-    struct be_space sp;
+    struct be_space sp = {0};
     struct stat st;
     int rc;
 

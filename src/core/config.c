@@ -146,7 +146,7 @@ static int load_limits(struct st_config *c, json_t *o, struct st_err *e)
 {
     const char *k;
     json_t *v;
-    uint64_t u;
+    uint64_t u = 0;
 
     if (!json_is_object(o))
         return st_fail_field(e, ST_INVALID, "limits", "limits must be an object");
@@ -324,7 +324,7 @@ static int load_object(struct st_config *c, json_t *root, struct st_err *e)
 {
     const char *k, *s;
     json_t *v;
-    uint64_t u;
+    uint64_t u = 0;
 
     if (!json_is_object(root))
         return st_fail(e, ST_INVALID, "config must be a JSON object");

@@ -228,7 +228,7 @@ static int read_text(struct fmt_reader *r, uint64_t off, uint64_t len, char **ou
 
 static int check_qemu_parent_region(struct fmt_reader *r, struct fmt_probe *p)
 {
-    char *text;
+    char *text = NULL;
     int ret = read_text(r, QEMU_DESC_OFFSET, QEMU_DESC_SIZE, &text);
 
     if (ret == RD_OUTSIDE)

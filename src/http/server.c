@@ -481,7 +481,7 @@ static char *slurp(const char *path, struct st_err *e)
     return buf;
 }
 
-static void mhd_log(void *cls, const char *fmt, va_list ap)
+__attribute__((format(printf, 2, 0))) static void mhd_log(void *cls, const char *fmt, va_list ap)
 {
     (void)cls;
     fputs("stowaged: mhd: ", stderr);
