@@ -181,7 +181,9 @@ static int record(struct db_conn *c, const struct db_migration *m, struct st_err
  * another daemon sharing the catalogue may have applied it while this one waited. */
 static int apply(struct db_conn *c, const struct db_migration *m, struct st_err *e)
 {
+    char why[sizeof e->msg];
     int v = 0;
+
     if (db_begin(c, e))
         return -1;
     if (read_version(c, &v, e))
@@ -195,8 +197,7 @@ static int apply(struct db_conn *c, const struct db_migration *m, struct st_err 
             goto fail;
     }
     return db_commit(c, e);
-fail:;
-    char why[sizeof e->msg];
+fail:
     snprintf(why, sizeof why, "%s", e ? e->msg : "");
     db_rollback(c);
     return st_fail(e, ST_INTERNAL, "migration %s failed: %s", m->name, why);
