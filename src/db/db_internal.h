@@ -18,9 +18,9 @@
  *   identity column). Whatever cannot be portable — pragmas, the write-lock BEGIN, the DDL
  *   of the migrations — lives in the driver.
  * - Types. Parameters are text, int64 or NULL; bound text is not copied and stays valid
- *   until the statement is reset. Every integer column reads as int64 (SQL NULL as 0), text
- *   as a NUL-ended string (NULL for SQL NULL) valid until the next step or reset. A bind that fails
- * (index out of range) makes the next step fail with that cause.
+ *   until the statement is reset. Every integer column reads as int64 (SQL NULL as 0),
+ *   text as a NUL-ended string (NULL for SQL NULL) valid until the next step or reset. A
+ *   bind that fails (index out of range) makes the next step fail with that cause.
  * - Statements. prepare() is per connection and db.c caches the result for the connection's
  *   life (persistent is a hint that it will be reused); reset() also clears the bindings; a
  *   statement that returns rows (RETURNING too) completes when stepped to DB_DONE.
