@@ -1,14 +1,22 @@
-/* db.c — opening the catalogue: pragmas, migrations, the connection pool, statement cache. */
+/* db.c — the catalogue over any driver: the connection pool, the statement cache, the
+ * statement helpers, transactions and migrations. Nothing here knows the engine. */
 #include "db_internal.h"
 
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+
+/* The engines this build knows. db_open takes the first: choosing another (a config key,
+ * the catalogue's URL) is for when there is another. */
+static const struct db_driver *const drivers[] = {&db_sqlite_driver};
 
 struct db {
     pthread_mutex_t mu;
     pthread_cond_t cv;
+    const struct db_driver *drv;
+    void *shared;
     struct db_conn *conns;
     unsigned n;
     int schema_version;
@@ -16,76 +24,74 @@ struct db {
 
 int db_fail(struct db_conn *c, struct st_err *e, const char *what)
 {
-    int rc = sqlite3_extended_errcode(c->h);
-    enum st_code code = ST_INTERNAL;
-
-    if ((rc & 0xff) == SQLITE_CONSTRAINT)
-        code = (rc == SQLITE_CONSTRAINT_FOREIGNKEY || rc == SQLITE_CONSTRAINT_TRIGGER) ? ST_IN_USE
-                                                                                       : ST_EXISTS;
-    else if ((rc & 0xff) == SQLITE_BUSY || (rc & 0xff) == SQLITE_LOCKED)
-        code = ST_UNAVAILABLE;
-    else if ((rc & 0xff) == SQLITE_FULL)
-        code = ST_NO_SPACE;
-    return st_fail(e, code, "%s: %s", what, sqlite3_errmsg(c->h));
+    const char *msg = NULL;
+    enum st_code code = c->drv->last_error(c->h, &msg);
+    return st_fail(e, code, "%s: %s", what, msg ? msg : "error");
 }
 
-sqlite3_stmt *db_stmt(struct db_conn *c, const char *sql, struct st_err *e)
+int db_fail_stmt(struct db_conn *c, struct db_query *q, struct st_err *e, const char *what)
+{
+    db_fail(c, e, what);
+    db_reset(q);
+    return -1;
+}
+
+struct db_query *db_stmt(struct db_conn *c, const char *sql, struct st_err *e)
 {
     for (int i = 0; i < c->n_cached; i++) {
         if (c->cache[i].sql == sql) {
-            sqlite3_reset(c->cache[i].stmt);
-            sqlite3_clear_bindings(c->cache[i].stmt);
-            return c->cache[i].stmt;
+            db_reset(c->cache[i].q);
+            return c->cache[i].q;
         }
     }
-    sqlite3_stmt *s = NULL;
-    unsigned flags = c->n_cached < DB_STMT_CACHE ? SQLITE_PREPARE_PERSISTENT : 0;
-    if (sqlite3_prepare_v3(c->h, sql, -1, flags, &s, NULL) != SQLITE_OK) {
+    struct db_query *q = c->drv->prepare(c->h, sql, c->n_cached < DB_STMT_CACHE);
+    if (!q) {
         db_fail(c, e, "prepare");
         return NULL;
     }
     if (c->n_cached < DB_STMT_CACHE) {
         c->cache[c->n_cached].sql = sql;
-        c->cache[c->n_cached].stmt = s;
+        c->cache[c->n_cached].q = q;
         c->n_cached++;
     } else {
         /* Cache full: a bug in the caller's count of statements, not fatal. */
         fprintf(stderr, "stowaged: db statement cache full\n");
     }
-    return s;
+    return q;
 }
 
-int db_exec_stmt(struct db_conn *c, sqlite3_stmt *s, struct st_err *e, const char *what)
+int db_exec_stmt(struct db_conn *c, struct db_query *q, struct st_err *e, const char *what)
 {
-    int rc = sqlite3_step(s);
-    if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
-        db_fail(c, e, what);
-        sqlite3_reset(s);
-        return -1;
-    }
-    sqlite3_reset(s);
+    if (db_step(q) == DB_ERROR)
+        return db_fail_stmt(c, q, e, what);
+    db_reset(q);
     return 0;
 }
 
-int db_exec_changed(struct db_conn *c, sqlite3_stmt *s, const char *what, const char *kind,
+int64_t db_changes(struct db_conn *c)
+{
+    return c->drv->changes(c->h);
+}
+
+int db_exec_changed(struct db_conn *c, struct db_query *q, const char *what, const char *kind,
                     const char *key, struct st_err *e)
 {
-    if (db_exec_stmt(c, s, e, what))
+    if (db_exec_stmt(c, q, e, what))
         return -1;
-    if (sqlite3_changes(c->h) == 0)
+    if (db_changes(c) == 0)
         return st_fail(e, ST_NOT_FOUND, "%s '%s' not found", kind, key);
     return 0;
 }
 
-void db_bind_text(sqlite3_stmt *s, int idx, const char *v)
+void db_bind_text(struct db_query *q, int idx, const char *v)
 {
-    sqlite3_bind_text(s, idx, v ? v : "", -1, SQLITE_STATIC);
+    q->drv->bind_text(q, idx, v ? v : "");
 }
 
-void db_col_text(sqlite3_stmt *s, int col, char *out, size_t outlen)
+void db_col_text(struct db_query *q, int col, char *out, size_t outlen)
 {
-    const unsigned char *t = sqlite3_column_text(s, col);
-    snprintf(out, outlen, "%s", t ? (const char *)t : "");
+    const char *t = db_col_str(q, col);
+    snprintf(out, outlen, "%s", t ? t : "");
 }
 
 int db_grow(void **arr, size_t *cap, size_t n, size_t elem)
@@ -103,118 +109,138 @@ int db_grow(void **arr, size_t *cap, size_t n, size_t elem)
     return 0;
 }
 
-int db_collect(struct db_conn *c, sqlite3_stmt *s, size_t elem, db_read_fn read, void *out,
+int db_collect(struct db_conn *c, struct db_query *q, size_t elem, db_read_fn read, void *out,
                size_t *n, const char *what, struct st_err *e)
 {
     char *arr = NULL;
     size_t cnt = 0, cap = 0;
-    int rc;
+    enum db_step rc;
 
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+    while ((rc = db_step(q)) == DB_ROW) {
         if (db_grow((void **)&arr, &cap, cnt, elem)) {
-            sqlite3_reset(s);
+            db_reset(q);
             free(arr);
             return st_fail(e, ST_INTERNAL, "out of memory");
         }
-        read(s, arr + cnt++ * elem);
+        read(q, arr + cnt++ * elem);
     }
-    sqlite3_reset(s);
-    if (rc != SQLITE_DONE) {
+    if (rc != DB_DONE) {
         free(arr);
-        return db_fail(c, e, what);
+        return db_fail_stmt(c, q, e, what);
     }
+    db_reset(q);
     *(void **)out = arr;
     *n = cnt;
     return 0;
 }
 
-int db_one(struct db_conn *c, sqlite3_stmt *s, db_read_fn read, void *item, const char *kind,
+int db_one(struct db_conn *c, struct db_query *q, db_read_fn read, void *item, const char *kind,
            const char *key, struct st_err *e)
 {
-    int rc = sqlite3_step(s);
-    if (rc == SQLITE_ROW)
-        read(s, item);
-    sqlite3_reset(s);
-    if (rc == SQLITE_ROW)
+    enum db_step rc = db_step(q);
+    if (rc == DB_ERROR)
+        return db_fail_stmt(c, q, e, kind);
+    if (rc == DB_ROW)
+        read(q, item);
+    db_reset(q);
+    if (rc == DB_ROW)
         return 0;
-    if (rc != SQLITE_DONE)
-        return db_fail(c, e, kind);
     return st_fail(e, ST_NOT_FOUND, "%s '%s' not found", kind, key);
 }
 
-static int exec(sqlite3 *h, const char *sql, struct st_err *e)
+/* ---- migrations ---- */
+
+static int read_version(struct db_conn *c, int *v, struct st_err *e)
 {
-    char *msg = NULL;
-    if (sqlite3_exec(h, sql, NULL, NULL, &msg) != SQLITE_OK) {
-        st_fail(e, ST_INTERNAL, "sqlite: %s", msg ? msg : "error");
-        sqlite3_free(msg);
+    static const char sql[] = "SELECT max(version) FROM schema_version";
+    struct db_query *q = db_stmt(c, sql, e);
+    if (!q)
         return -1;
-    }
+    enum db_step rc = db_step(q);
+    if (rc == DB_ERROR)
+        return db_fail_stmt(c, q, e, "schema version");
+    *v = rc == DB_ROW ? (int)db_col_int64(q, 0) : 0; /* max() of no rows is NULL: 0 */
+    db_reset(q);
     return 0;
 }
 
-static int open_conn(sqlite3 **out, const char *path, struct st_err *e)
+static int record(struct db_conn *c, const struct db_migration *m, struct st_err *e)
 {
-    sqlite3 *h = NULL;
-    int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
-
-    if (sqlite3_open_v2(path, &h, flags, NULL) != SQLITE_OK) {
-        st_fail(e, ST_INTERNAL, "cannot open database %s: %s", path,
-                h ? sqlite3_errmsg(h) : "out of memory");
-        sqlite3_close(h);
+    static const char sql[] =
+        "INSERT INTO schema_version (version, name, applied_at) VALUES (?1, ?2, ?3)";
+    struct db_query *q = db_stmt(c, sql, e);
+    if (!q)
         return -1;
-    }
-    sqlite3_extended_result_codes(h, 1);
-    sqlite3_busy_timeout(h, 10000);
-    if (exec(h, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;", e)) {
-        sqlite3_close(h);
-        return -1;
-    }
-    *out = h;
-    return 0;
+    db_bind_int64(q, 1, m->version);
+    db_bind_text(q, 2, m->name);
+    db_bind_int64(q, 3, (int64_t)time(NULL));
+    return db_exec_stmt(c, q, e, "record migration");
 }
 
-static int current_version(sqlite3 *h)
+/* One migration in its own transaction. The version is read again under the write lock:
+ * another daemon sharing the catalogue may have applied it while this one waited. */
+static int apply(struct db_conn *c, const struct db_migration *m, struct st_err *e)
 {
-    sqlite3_stmt *s = NULL;
+    char why[sizeof e->msg];
     int v = 0;
-    if (sqlite3_prepare_v2(h, "SELECT max(version) FROM schema_version", -1, &s, NULL) ==
-            SQLITE_OK &&
-        sqlite3_step(s) == SQLITE_ROW)
-        v = sqlite3_column_int(s, 0);
-    sqlite3_finalize(s);
-    return v;
+
+    if (db_begin(c, e))
+        return -1;
+    if (read_version(c, &v, e))
+        goto fail;
+    if (m->version > v) {
+        if (c->drv->exec_script(c->h, m->sql)) {
+            db_fail(c, e, m->name);
+            goto fail;
+        }
+        if (record(c, m, e))
+            goto fail;
+    }
+    return db_commit(c, e);
+fail:
+    snprintf(why, sizeof why, "%s", e ? e->msg : "");
+    db_rollback(c);
+    return st_fail(e, ST_INTERNAL, "migration %s failed: %s", m->name, why);
 }
 
-/* Apply every migration newer than the recorded version, each in its own transaction. */
-static int migrate(sqlite3 *h, int *version, struct st_err *e)
+/* Apply every migration newer than the recorded version, in order. */
+static int migrate(struct db_conn *c, int *version, struct st_err *e)
 {
-    if (exec(h,
-             "CREATE TABLE IF NOT EXISTS schema_version ("
-             " version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)",
-             e))
+    static const char table[] =
+        "CREATE TABLE IF NOT EXISTS schema_version ("
+        " version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)";
+    int v = 0;
+
+    if (c->drv->exec_script(c->h, table))
+        return db_fail(c, e, "schema_version");
+    if (read_version(c, &v, e))
         return -1;
-    int v = current_version(h);
-    for (const struct db_migration *m = db_migrations; m->sql; m++) {
+    for (const struct db_migration *m = c->drv->migrations; m->sql; m++) {
         if (m->version <= v)
             continue;
-        char rec[256];
-        snprintf(rec, sizeof rec,
-                 "INSERT INTO schema_version VALUES (%d, '%s', strftime('%%s','now'));", m->version,
-                 m->name);
-        if (exec(h, "BEGIN IMMEDIATE", e))
-            return -1;
-        if (exec(h, m->sql, e) || exec(h, rec, e)) {
-            char why[sizeof e->msg];
-            snprintf(why, sizeof why, "%s", e ? e->msg : "");
-            exec(h, "ROLLBACK", NULL);
-            return st_fail(e, ST_INTERNAL, "migration %s failed: %s", m->name, why);
-        }
-        if (exec(h, "COMMIT", e))
+        if (apply(c, m, e))
             return -1;
         v = m->version;
     }
     *version = v;
+    return 0;
+}
+
+/* ---- opening and the pool ---- */
+
+static int open_conn(struct db *db, struct db_conn *c, struct st_err *e)
+{
+    c->drv = db->drv;
+    if (db->drv->conn_open(db->shared, &c->h, e))
+        return -1;
+    if (db->drv->tune(c->h)) {
+        const char *msg = NULL;
+        db->drv->last_error(c->h, &msg);
+        st_fail(e, ST_INTERNAL, "%s: %s", db->drv->name, msg ? msg : "error");
+        db->drv->conn_close(c->h);
+        c->h = NULL;
+        return -1;
+    }
     return 0;
 }
 
@@ -232,12 +258,15 @@ int db_open(struct db **out, const char *path, unsigned pool_size, struct st_err
     }
     pthread_mutex_init(&db->mu, NULL);
     pthread_cond_init(&db->cv, NULL);
+    db->drv = drivers[0];
+    if (db->drv->open(path, &db->shared, e))
+        goto fail;
     for (unsigned i = 0; i < pool_size; i++) {
-        if (open_conn(&db->conns[i].h, path, e))
+        if (open_conn(db, &db->conns[i], e))
             goto fail;
         db->n++;
     }
-    if (migrate(db->conns[0].h, &db->schema_version, e))
+    if (migrate(&db->conns[0], &db->schema_version, e))
         goto fail;
     *out = db;
     return 0;
@@ -252,9 +281,11 @@ void db_close(struct db *db)
         return;
     for (unsigned i = 0; i < db->n; i++) {
         for (int k = 0; k < db->conns[i].n_cached; k++)
-            sqlite3_finalize(db->conns[i].cache[k].stmt);
-        sqlite3_close(db->conns[i].h);
+            db->drv->finalize(db->conns[i].cache[k].q);
+        db->drv->conn_close(db->conns[i].h);
     }
+    if (db->shared)
+        db->drv->close(db->shared);
     pthread_mutex_destroy(&db->mu);
     pthread_cond_destroy(&db->cv);
     free(db->conns);
@@ -285,10 +316,10 @@ void db_release(struct db *db, struct db_conn *c)
 {
     if (!c)
         return;
-    if (!sqlite3_get_autocommit(c->h)) {
+    if (c->drv->in_transaction(c->h)) {
         /* A caller forgot to commit: never hand a connection on inside a transaction. */
         fprintf(stderr, "stowaged: db connection released inside a transaction; rolling back\n");
-        sqlite3_exec(c->h, "ROLLBACK", NULL, NULL, NULL);
+        c->drv->rollback(c->h);
     }
     pthread_mutex_lock(&db->mu);
     c->in_use = 0;
@@ -296,16 +327,17 @@ void db_release(struct db *db, struct db_conn *c)
     pthread_mutex_unlock(&db->mu);
 }
 
+/* ---- transactions ---- */
+
 int db_begin(struct db_conn *c, struct st_err *e)
 {
-    sqlite3_stmt *s = db_stmt(c, "BEGIN IMMEDIATE", e);
-    return s ? db_exec_stmt(c, s, e, "begin") : -1;
+    return c->drv->begin(c->h) ? db_fail(c, e, "begin") : 0;
 }
 
 int db_commit(struct db_conn *c, struct st_err *e)
 {
-    sqlite3_stmt *s = db_stmt(c, "COMMIT", e);
-    if (!s || db_exec_stmt(c, s, e, "commit")) {
+    if (c->drv->commit(c->h)) {
+        db_fail(c, e, "commit");
         db_rollback(c);
         return -1;
     }
@@ -314,6 +346,5 @@ int db_commit(struct db_conn *c, struct st_err *e)
 
 void db_rollback(struct db_conn *c)
 {
-    if (!sqlite3_get_autocommit(c->h))
-        sqlite3_exec(c->h, "ROLLBACK", NULL, NULL, NULL);
+    c->drv->rollback(c->h);
 }

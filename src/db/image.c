@@ -9,23 +9,23 @@
     "uuid, name, volume_id, format, virtual_size, actual_size, status, checksum_sha256, "          \
     "owner, guest_id, parent_uuid, created_at, updated_at, generation"
 
-static void read_image(sqlite3_stmt *st, void *item)
+static void read_image(struct db_query *st, void *item)
 {
     struct db_image *im = item;
     db_col_text(st, 0, im->uuid, sizeof im->uuid);
     db_col_text(st, 1, im->name, sizeof im->name);
     db_col_text(st, 2, im->volume_id, sizeof im->volume_id);
     db_col_text(st, 3, im->format, sizeof im->format);
-    im->virtual_size = (uint64_t)sqlite3_column_int64(st, 4);
-    im->actual_size = (uint64_t)sqlite3_column_int64(st, 5);
+    im->virtual_size = (uint64_t)db_col_int64(st, 4);
+    im->actual_size = (uint64_t)db_col_int64(st, 5);
     db_col_text(st, 6, im->status, sizeof im->status);
     db_col_text(st, 7, im->sha256, sizeof im->sha256);
     db_col_text(st, 8, im->owner, sizeof im->owner);
     db_col_text(st, 9, im->guest_id, sizeof im->guest_id);
     db_col_text(st, 10, im->parent_uuid, sizeof im->parent_uuid);
-    im->created_at = sqlite3_column_int64(st, 11);
-    im->updated_at = sqlite3_column_int64(st, 12);
-    im->generation = sqlite3_column_int64(st, 13);
+    im->created_at = db_col_int64(st, 11);
+    im->updated_at = db_col_int64(st, 12);
+    im->generation = db_col_int64(st, 13);
 }
 
 int db_image_list_volume(struct db_conn *c, const char *volume_id, struct db_image **out, size_t *n,
@@ -33,7 +33,7 @@ int db_image_list_volume(struct db_conn *c, const char *volume_id, struct db_ima
 {
     static const char sql[] = "SELECT " IMAGE_COLS " FROM image WHERE volume_id = ?1 "
                               "AND status = 'active' ORDER BY name";
-    sqlite3_stmt *st = db_stmt(c, sql, e);
+    struct db_query *st = db_stmt(c, sql, e);
     if (!st)
         return -1;
     db_bind_text(st, 1, volume_id);
@@ -45,28 +45,28 @@ int db_image_insert(struct db_conn *c, const struct db_image *im, struct st_err 
     static const char sql[] =
         "INSERT INTO image (" IMAGE_COLS ", size_mb) VALUES "
         "(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12, 1, (?5 + 1048575) / 1048576)";
-    sqlite3_stmt *st = db_stmt(c, sql, e);
+    struct db_query *st = db_stmt(c, sql, e);
     if (!st)
         return -1;
     db_bind_text(st, 1, im->uuid);
     db_bind_text(st, 2, im->name);
     db_bind_text(st, 3, im->volume_id);
     db_bind_text(st, 4, im->format);
-    sqlite3_bind_int64(st, 5, (sqlite3_int64)im->virtual_size);
-    sqlite3_bind_int64(st, 6, (sqlite3_int64)im->actual_size);
+    db_bind_int64(st, 5, (int64_t)im->virtual_size);
+    db_bind_int64(st, 6, (int64_t)im->actual_size);
     db_bind_text(st, 7, im->status);
     db_bind_text(st, 8, im->sha256);
     db_bind_text(st, 9, im->owner);
     db_bind_text(st, 10, im->guest_id);
     db_bind_text(st, 11, im->parent_uuid);
-    sqlite3_bind_int64(st, 12, im->created_at ? im->created_at : (int64_t)time(NULL));
+    db_bind_int64(st, 12, im->created_at ? im->created_at : (int64_t)time(NULL));
     return db_exec_stmt(c, st, e, "insert image");
 }
 
 #define CLONE_COLS                                                                                 \
     "c.clone_id, c.image_uuid, c.guest_id, c.volume_id, c.path, c.format, c.created_at, i.name"
 
-static void read_clone(sqlite3_stmt *st, void *item)
+static void read_clone(struct db_query *st, void *item)
 {
     struct db_clone *cl = item;
     db_col_text(st, 0, cl->clone_id, sizeof cl->clone_id);
@@ -75,7 +75,7 @@ static void read_clone(sqlite3_stmt *st, void *item)
     db_col_text(st, 3, cl->volume_id, sizeof cl->volume_id);
     db_col_text(st, 4, cl->path, sizeof cl->path);
     db_col_text(st, 5, cl->format, sizeof cl->format);
-    cl->created_at = sqlite3_column_int64(st, 6);
+    cl->created_at = db_col_int64(st, 6);
     db_col_text(st, 7, cl->image_name, sizeof cl->image_name);
 }
 
@@ -84,7 +84,7 @@ int db_clone_list_volume(struct db_conn *c, const char *volume_id, struct db_clo
 {
     static const char sql[] = "SELECT " CLONE_COLS " FROM clone c JOIN image i ON "
                               "i.uuid = c.image_uuid WHERE c.volume_id = ?1 ORDER BY c.clone_id";
-    sqlite3_stmt *st = db_stmt(c, sql, e);
+    struct db_query *st = db_stmt(c, sql, e);
     if (!st)
         return -1;
     db_bind_text(st, 1, volume_id);
@@ -94,7 +94,7 @@ int db_clone_list_volume(struct db_conn *c, const char *volume_id, struct db_clo
 int db_image_get(struct db_conn *c, const char *uuid, struct db_image *out, struct st_err *e)
 {
     static const char sql[] = "SELECT " IMAGE_COLS " FROM image WHERE uuid = ?1";
-    sqlite3_stmt *st = db_stmt(c, sql, e);
+    struct db_query *st = db_stmt(c, sql, e);
     if (!st)
         return -1;
     db_bind_text(st, 1, uuid);
@@ -105,7 +105,7 @@ int db_image_by_name(struct db_conn *c, const char *name, struct db_image *out, 
 {
     static const char sql[] =
         "SELECT " IMAGE_COLS " FROM image WHERE name = ?1 AND status != 'deleted'";
-    sqlite3_stmt *st = db_stmt(c, sql, e);
+    struct db_query *st = db_stmt(c, sql, e);
     if (!st)
         return -1;
     db_bind_text(st, 1, name);
@@ -116,7 +116,7 @@ int db_image_list_volume_all(struct db_conn *c, const char *volume_id, struct db
                              size_t *n, struct st_err *e)
 {
     static const char sql[] = "SELECT " IMAGE_COLS " FROM image WHERE volume_id = ?1";
-    sqlite3_stmt *st = db_stmt(c, sql, e);
+    struct db_query *st = db_stmt(c, sql, e);
     if (!st)
         return -1;
     db_bind_text(st, 1, volume_id);
@@ -127,59 +127,62 @@ int db_image_set_data(struct db_conn *c, const char *uuid, const char *format,
                       uint64_t virtual_size, uint64_t actual_size, const char *sha256,
                       struct st_err *e)
 {
-    static const char sql[] =
-        "UPDATE image SET format = ?2, virtual_size = ?3, actual_size = ?4, "
-        "size_mb = (?3 + 1048575) / 1048576, checksum_sha256 = ?5, "
-        "updated_at = strftime('%s','now'), generation = generation + 1 WHERE uuid = ?1";
-    sqlite3_stmt *st = db_stmt(c, sql, e);
+    static const char sql[] = "UPDATE image SET format = ?2, virtual_size = ?3, actual_size = ?4, "
+                              "size_mb = (?3 + 1048575) / 1048576, checksum_sha256 = ?5, "
+                              "updated_at = ?6, generation = generation + 1 WHERE uuid = ?1";
+    struct db_query *st = db_stmt(c, sql, e);
     if (!st)
         return -1;
     db_bind_text(st, 1, uuid);
     db_bind_text(st, 2, format);
-    sqlite3_bind_int64(st, 3, (sqlite3_int64)virtual_size);
-    sqlite3_bind_int64(st, 4, (sqlite3_int64)actual_size);
+    db_bind_int64(st, 3, (int64_t)virtual_size);
+    db_bind_int64(st, 4, (int64_t)actual_size);
     db_bind_text(st, 5, sha256);
+    db_bind_int64(st, 6, (int64_t)time(NULL));
     return db_exec_changed(c, st, "set image data", "image", uuid, e);
 }
 
 int db_image_set_status(struct db_conn *c, const char *uuid, const char *status, struct st_err *e)
 {
-    static const char sql[] = "UPDATE image SET status = ?2, updated_at = strftime('%s','now'), "
+    static const char sql[] = "UPDATE image SET status = ?2, updated_at = ?3, "
                               "generation = generation + 1 WHERE uuid = ?1";
-    sqlite3_stmt *st = db_stmt(c, sql, e);
+    struct db_query *st = db_stmt(c, sql, e);
     if (!st)
         return -1;
     db_bind_text(st, 1, uuid);
     db_bind_text(st, 2, status);
+    db_bind_int64(st, 3, (int64_t)time(NULL));
     return db_exec_changed(c, st, "set image status", "image", uuid, e);
 }
 
 int db_image_set_guest(struct db_conn *c, const char *uuid, const char *guest_id, struct st_err *e)
 {
-    static const char sql[] = "UPDATE image SET guest_id = ?2, updated_at = strftime('%s','now'), "
+    static const char sql[] = "UPDATE image SET guest_id = ?2, updated_at = ?3, "
                               "generation = generation + 1 WHERE uuid = ?1";
-    sqlite3_stmt *st = db_stmt(c, sql, e);
+    struct db_query *st = db_stmt(c, sql, e);
     if (!st)
         return -1;
     db_bind_text(st, 1, uuid);
     db_bind_text(st, 2, guest_id);
+    db_bind_int64(st, 3, (int64_t)time(NULL));
     return db_exec_changed(c, st, "set image guest", "image", uuid, e);
 }
 
 int db_image_touch(struct db_conn *c, const char *uuid, struct st_err *e)
 {
-    static const char sql[] = "UPDATE image SET updated_at = strftime('%s','now') WHERE uuid = ?1";
-    sqlite3_stmt *st = db_stmt(c, sql, e);
+    static const char sql[] = "UPDATE image SET updated_at = ?2 WHERE uuid = ?1";
+    struct db_query *st = db_stmt(c, sql, e);
     if (!st)
         return -1;
     db_bind_text(st, 1, uuid);
+    db_bind_int64(st, 2, (int64_t)time(NULL));
     return db_exec_changed(c, st, "touch image", "image", uuid, e);
 }
 
 int db_image_delete_row(struct db_conn *c, const char *uuid, struct st_err *e)
 {
     static const char sql[] = "DELETE FROM image WHERE uuid = ?1";
-    sqlite3_stmt *st = db_stmt(c, sql, e);
+    struct db_query *st = db_stmt(c, sql, e);
     if (!st)
         return -1;
     db_bind_text(st, 1, uuid);
@@ -192,17 +195,15 @@ int db_volume_usage(struct db_conn *c, const char *volume_id, int64_t *images, i
     static const char sql[] =
         "SELECT (SELECT count(*) FROM image WHERE volume_id = ?1 AND status != 'deleted'), "
         "(SELECT count(*) FROM clone WHERE volume_id = ?1)";
-    sqlite3_stmt *st = db_stmt(c, sql, e);
+    struct db_query *st = db_stmt(c, sql, e);
     if (!st)
         return -1;
     db_bind_text(st, 1, volume_id);
-    if (sqlite3_step(st) != SQLITE_ROW) {
-        sqlite3_reset(st);
-        return db_fail(c, e, "volume usage");
-    }
-    *images = sqlite3_column_int64(st, 0);
-    *clones = sqlite3_column_int64(st, 1);
-    sqlite3_reset(st);
+    if (db_step(st) != DB_ROW)
+        return db_fail_stmt(c, st, e, "volume usage");
+    *images = db_col_int64(st, 0);
+    *clones = db_col_int64(st, 1);
+    db_reset(st);
     return 0;
 }
 
@@ -210,7 +211,7 @@ int db_clone_insert(struct db_conn *c, const struct db_clone *cl, struct st_err 
 {
     static const char sql[] = "INSERT INTO clone (clone_id, image_uuid, guest_id, volume_id, "
                               "path, format, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
-    sqlite3_stmt *st = db_stmt(c, sql, e);
+    struct db_query *st = db_stmt(c, sql, e);
     if (!st)
         return -1;
     db_bind_text(st, 1, cl->clone_id);
@@ -219,7 +220,7 @@ int db_clone_insert(struct db_conn *c, const struct db_clone *cl, struct st_err 
     db_bind_text(st, 4, cl->volume_id);
     db_bind_text(st, 5, cl->path);
     db_bind_text(st, 6, cl->format);
-    sqlite3_bind_int64(st, 7, cl->created_at ? cl->created_at : (int64_t)time(NULL));
+    db_bind_int64(st, 7, cl->created_at ? cl->created_at : (int64_t)time(NULL));
     if (db_exec_stmt(c, st, e, "insert clone")) {
         if (e && e->code == ST_EXISTS)
             st_fail(e, ST_EXISTS, "clone '%s' already exists", cl->clone_id);
@@ -232,7 +233,7 @@ int db_clone_get(struct db_conn *c, const char *clone_id, struct db_clone *out, 
 {
     static const char sql[] = "SELECT " CLONE_COLS " FROM clone c JOIN image i ON "
                               "i.uuid = c.image_uuid WHERE c.clone_id = ?1";
-    sqlite3_stmt *st = db_stmt(c, sql, e);
+    struct db_query *st = db_stmt(c, sql, e);
     if (!st)
         return -1;
     db_bind_text(st, 1, clone_id);
@@ -242,7 +243,7 @@ int db_clone_get(struct db_conn *c, const char *clone_id, struct db_clone *out, 
 int db_clone_delete(struct db_conn *c, const char *clone_id, struct st_err *e)
 {
     static const char sql[] = "DELETE FROM clone WHERE clone_id = ?1";
-    sqlite3_stmt *st = db_stmt(c, sql, e);
+    struct db_query *st = db_stmt(c, sql, e);
     if (!st)
         return -1;
     db_bind_text(st, 1, clone_id);
@@ -253,9 +254,9 @@ int db_clone_count_image(struct db_conn *c, const char *uuid, int64_t *n, char *
                          size_t names_len, struct st_err *e)
 {
     static const char sql[] = "SELECT clone_id FROM clone WHERE image_uuid = ?1 ORDER BY clone_id";
-    sqlite3_stmt *st = db_stmt(c, sql, e);
+    struct db_query *st = db_stmt(c, sql, e);
     size_t off = 0;
-    int rc;
+    enum db_step rc;
 
     if (!st)
         return -1;
@@ -263,14 +264,16 @@ int db_clone_count_image(struct db_conn *c, const char *uuid, int64_t *n, char *
     *n = 0;
     if (names_len)
         names[0] = '\0';
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        const char *id = (const char *)sqlite3_column_text(st, 0);
+    while ((rc = db_step(st)) == DB_ROW) {
+        const char *id = db_col_str(st, 0);
         if (off < names_len && *n < 5) {
             int w = snprintf(names + off, names_len - off, "%s%s", *n ? ", " : "", id ? id : "");
             off += w > 0 ? (size_t)w : 0;
         }
         (*n)++;
     }
-    sqlite3_reset(st);
-    return rc == SQLITE_DONE ? 0 : db_fail(c, e, "count clones");
+    if (rc != DB_DONE)
+        return db_fail_stmt(c, st, e, "count clones");
+    db_reset(st);
+    return 0;
 }

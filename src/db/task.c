@@ -12,19 +12,19 @@
     "id, type, state, result, progress, result_msg, owner, created_at, started_at, finished_at, " \
     "result_json"
 
-static void read_task(sqlite3_stmt *st, void *item)
+static void read_task(struct db_query *st, void *item)
 {
     struct db_task *t = item;
     db_col_text(st, 0, t->id, sizeof t->id);
     db_col_text(st, 1, t->type, sizeof t->type);
     db_col_text(st, 2, t->state, sizeof t->state);
     db_col_text(st, 3, t->result, sizeof t->result);
-    t->progress = sqlite3_column_int(st, 4);
+    t->progress = (int)db_col_int64(st, 4);
     db_col_text(st, 5, t->result_msg, sizeof t->result_msg);
     db_col_text(st, 6, t->owner, sizeof t->owner);
-    t->created_at = sqlite3_column_int64(st, 7);
-    t->started_at = sqlite3_column_int64(st, 8);
-    t->finished_at = sqlite3_column_int64(st, 9);
+    t->created_at = db_col_int64(st, 7);
+    t->started_at = db_col_int64(st, 8);
+    t->finished_at = db_col_int64(st, 9);
     db_col_text(st, 10, t->result_json, sizeof t->result_json);
 }
 
@@ -34,23 +34,23 @@ int db_task_insert(struct db_conn *c, const struct db_task *t, const char *param
     static const char sql[] =
         "INSERT INTO task (id, type, params_json, owner, created_at, state, started_at) "
         "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
-    sqlite3_stmt *st = db_stmt(c, sql, e);
+    struct db_query *st = db_stmt(c, sql, e);
     if (!st)
         return -1;
     db_bind_text(st, 1, t->id);
     db_bind_text(st, 2, t->type);
     db_bind_text(st, 3, params_json);
     db_bind_text(st, 4, t->owner);
-    sqlite3_bind_int64(st, 5, t->created_at);
+    db_bind_int64(st, 5, t->created_at);
     db_bind_text(st, 6, strcmp(t->state, "running") == 0 ? "running" : "queued");
-    sqlite3_bind_int64(st, 7, strcmp(t->state, "running") == 0 ? t->started_at : 0);
+    db_bind_int64(st, 7, strcmp(t->state, "running") == 0 ? t->started_at : 0);
     return db_exec_stmt(c, st, e, "insert task");
 }
 
 int db_task_get(struct db_conn *c, const char *id, struct db_task *out, struct st_err *e)
 {
     static const char sql[] = "SELECT " TASK_COLS " FROM task WHERE id = ?1";
-    sqlite3_stmt *st = db_stmt(c, sql, e);
+    struct db_query *st = db_stmt(c, sql, e);
     if (!st)
         return -1;
     db_bind_text(st, 1, id);
@@ -60,7 +60,7 @@ int db_task_get(struct db_conn *c, const char *id, struct db_task *out, struct s
 int db_task_list(struct db_conn *c, struct db_task **out, size_t *n, struct st_err *e)
 {
     static const char sql[] = "SELECT " TASK_COLS " FROM task ORDER BY created_at, rowid";
-    sqlite3_stmt *st = db_stmt(c, sql, e);
+    struct db_query *st = db_stmt(c, sql, e);
     if (!st)
         return -1;
     return db_collect(c, st, sizeof **out, read_task, out, n, "list tasks", e);
@@ -70,32 +70,32 @@ int db_task_claim(struct db_conn *c, int64_t now, struct db_task *out, char **pa
                   struct st_err *e)
 {
     static const char sql[] =
-        "UPDATE task SET state = 'running', started_at = ?1 WHERE id = "
+        "UPDATE task SET state = 'running', started_at = ?1 WHERE state = 'queued' AND id = "
         "(SELECT id FROM task WHERE state = 'queued' ORDER BY created_at, rowid LIMIT 1) "
         "RETURNING " TASK_COLS ", params_json";
-    sqlite3_stmt *st = db_stmt(c, sql, e);
+    struct db_query *st = db_stmt(c, sql, e);
     if (!st)
         return -1;
-    sqlite3_bind_int64(st, 1, now);
-    int rc = sqlite3_step(st);
-    if (rc != SQLITE_ROW) {
-        sqlite3_reset(st);
-        return rc == SQLITE_DONE ? st_fail(e, ST_NOT_FOUND, "no queued task")
-                                 : db_fail(c, e, "claim task");
+    db_bind_int64(st, 1, now);
+    enum db_step rc = db_step(st);
+    if (rc == DB_ERROR)
+        return db_fail_stmt(c, st, e, "claim task");
+    if (rc == DB_DONE) {
+        db_reset(st);
+        return st_fail(e, ST_NOT_FOUND, "no queued task");
     }
     read_task(st, out);
-    const unsigned char *p = sqlite3_column_text(st, 11);
-    *params_json = strdup(p ? (const char *)p : "{}");
-    /* RETURNING rows are computed before the first step returns; stepping to the
-     * end completes the statement (and its implicit transaction). */
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+    const char *p = db_col_str(st, 11);
+    *params_json = strdup(p ? p : "{}");
+    /* Stepping to the end completes the statement (and its implicit transaction). */
+    while ((rc = db_step(st)) == DB_ROW)
         ;
-    sqlite3_reset(st);
-    if (rc != SQLITE_DONE) {
+    if (rc != DB_DONE) {
         free(*params_json);
         *params_json = NULL;
-        return db_fail(c, e, "claim task");
+        return db_fail_stmt(c, st, e, "claim task");
     }
+    db_reset(st);
     if (!*params_json)
         return st_fail(e, ST_INTERNAL, "out of memory");
     return 0;
@@ -104,29 +104,29 @@ int db_task_claim(struct db_conn *c, int64_t now, struct db_task *out, char **pa
 int db_task_params(struct db_conn *c, const char *id, char **params_json, struct st_err *e)
 {
     static const char sql[] = "SELECT params_json FROM task WHERE id = ?1";
-    sqlite3_stmt *st = db_stmt(c, sql, e);
+    struct db_query *st = db_stmt(c, sql, e);
     if (!st)
         return -1;
     db_bind_text(st, 1, id);
-    int rc = sqlite3_step(st);
-    const unsigned char *p = rc == SQLITE_ROW ? sqlite3_column_text(st, 0) : NULL;
-    *params_json = rc == SQLITE_ROW ? strdup(p ? (const char *)p : "{}") : NULL;
-    sqlite3_reset(st);
-    if (rc == SQLITE_DONE)
+    enum db_step rc = db_step(st);
+    if (rc == DB_ERROR)
+        return db_fail_stmt(c, st, e, "task params");
+    const char *p = rc == DB_ROW ? db_col_str(st, 0) : NULL;
+    *params_json = rc == DB_ROW ? strdup(p ? p : "{}") : NULL;
+    db_reset(st);
+    if (rc == DB_DONE)
         return st_fail(e, ST_NOT_FOUND, "task '%s' not found", id);
-    if (rc != SQLITE_ROW)
-        return db_fail(c, e, "task params");
     return *params_json ? 0 : st_fail(e, ST_INTERNAL, "out of memory");
 }
 
 int db_task_set_progress(struct db_conn *c, const char *id, int progress, struct st_err *e)
 {
     static const char sql[] = "UPDATE task SET progress = ?2 WHERE id = ?1 AND state = 'running'";
-    sqlite3_stmt *st = db_stmt(c, sql, e);
+    struct db_query *st = db_stmt(c, sql, e);
     if (!st)
         return -1;
     db_bind_text(st, 1, id);
-    sqlite3_bind_int(st, 2, progress < 0 ? 0 : progress > 100 ? 100 : progress);
+    db_bind_int64(st, 2, progress < 0 ? 0 : progress > 100 ? 100 : progress);
     return db_exec_stmt(c, st, e, "set task progress");
 }
 
@@ -137,17 +137,17 @@ int db_task_finish(struct db_conn *c, const char *id, const char *result, const 
         "UPDATE task SET state = 'completed', result = ?2, result_msg = ?3, result_json = ?4, "
         "finished_at = ?5, progress = CASE WHEN ?2 = 'success' THEN 100 ELSE progress END "
         "WHERE id = ?1 AND state = 'running'";
-    sqlite3_stmt *st = db_stmt(c, sql, e);
+    struct db_query *st = db_stmt(c, sql, e);
     if (!st)
         return -1;
     db_bind_text(st, 1, id);
     db_bind_text(st, 2, result);
     db_bind_text(st, 3, msg);
     db_bind_text(st, 4, result_json ? result_json : "{}");
-    sqlite3_bind_int64(st, 5, now);
+    db_bind_int64(st, 5, now);
     if (db_exec_stmt(c, st, e, "finish task"))
         return -1;
-    if (sqlite3_changes(c->h) == 0)
+    if (db_changes(c) == 0)
         return st_fail(e, ST_CONFLICT, "task '%s' is not running", id);
     return 0;
 }
@@ -158,25 +158,25 @@ int db_task_revoke_queued(struct db_conn *c, const char *id, const char *msg, in
     static const char sql[] =
         "UPDATE task SET state = 'completed', result = 'revoked', "
         "result_msg = ?2, finished_at = ?3 WHERE id = ?1 AND state = 'queued'";
-    sqlite3_stmt *st = db_stmt(c, sql, e);
+    struct db_query *st = db_stmt(c, sql, e);
     if (!st)
         return -1;
     db_bind_text(st, 1, id);
     db_bind_text(st, 2, msg);
-    sqlite3_bind_int64(st, 3, now);
+    db_bind_int64(st, 3, now);
     if (db_exec_stmt(c, st, e, "revoke task"))
         return -1;
-    *changed = sqlite3_changes(c->h) > 0;
+    *changed = db_changes(c) > 0;
     return 0;
 }
 
 int db_task_prune(struct db_conn *c, int64_t before, struct st_err *e)
 {
     static const char sql[] = "DELETE FROM task WHERE state = 'completed' AND finished_at < ?1";
-    sqlite3_stmt *st = db_stmt(c, sql, e);
+    struct db_query *st = db_stmt(c, sql, e);
     if (!st)
         return -1;
-    sqlite3_bind_int64(st, 1, before);
+    db_bind_int64(st, 1, before);
     return db_exec_stmt(c, st, e, "prune tasks");
 }
 
@@ -186,7 +186,7 @@ int db_volume_drop(struct db_conn *c, const char *id, struct st_err *e)
 {
     static const char images[] = "DELETE FROM image WHERE volume_id = ?1 AND status = 'deleted'";
     static const char volume[] = "DELETE FROM volume WHERE id = ?1";
-    sqlite3_stmt *st = db_stmt(c, images, e);
+    struct db_query *st = db_stmt(c, images, e);
     if (!st)
         return -1;
     db_bind_text(st, 1, id);
@@ -197,7 +197,7 @@ int db_volume_drop(struct db_conn *c, const char *id, struct st_err *e)
     db_bind_text(st, 1, id);
     if (db_exec_stmt(c, st, e, "delete volume"))
         return -1;
-    if (sqlite3_changes(c->h) == 0)
+    if (db_changes(c) == 0)
         return st_fail(e, ST_NOT_FOUND, "volume '%s' not found", id);
     return 0;
 }

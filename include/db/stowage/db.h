@@ -1,9 +1,10 @@
-/* db.h — the catalogue in SQLite.
+/* db.h — the catalogue: image storages, volumes, images, clones, tasks, tokens.
  *
- * One database file under the state dir (never on network storage), WAL,
- * synchronous=FULL, foreign keys on. A small pool of connections, each with
- * its own prepared statements; every state change is one BEGIN IMMEDIATE
- * transaction. SQL lives in src/db/ only. */
+ * Behind it is one database engine, a driver in src/db/ (the embedded default keeps one
+ * file under the state dir, never on network storage, durable at every commit, foreign
+ * keys enforced). A small pool of connections, each with its own prepared statements;
+ * every state change is one write transaction, locked from its start. SQL lives in
+ * src/db/ only. */
 #ifndef STOWAGE_DB_H
 #define STOWAGE_DB_H
 
@@ -20,7 +21,8 @@ struct db_migration {
     const char *name;
     const char *sql;
 };
-extern const struct db_migration db_migrations[]; /* generated from schema/NNN_*.sql */
+/* The default driver's migrations, generated from schema/NNN_*.sql. */
+extern const struct db_migration db_migrations[];
 
 int db_open(struct db **out, const char *path, unsigned pool_size, struct st_err *e);
 void db_close(struct db *db);
@@ -30,7 +32,8 @@ int db_schema_version(struct db *db);
 struct db_conn *db_acquire(struct db *db);
 void db_release(struct db *db, struct db_conn *c);
 
-int db_begin(struct db_conn *c, struct st_err *e); /* BEGIN IMMEDIATE */
+/* A write transaction: no other writer commits until it ends. */
+int db_begin(struct db_conn *c, struct st_err *e);
 int db_commit(struct db_conn *c, struct st_err *e);
 void db_rollback(struct db_conn *c);
 
