@@ -180,6 +180,14 @@ static struct core_volume_view *find_volume(struct core_storage_view *v, const c
     return NULL;
 }
 
+/* A disk no volume uses that volume_create would refuse anyway (see manage_disk.c): it
+ * carries a signature, is mounted (or swap), or is held by md/dm — such as the disk the
+ * host itself runs from. */
+static int in_other_use(const struct probe_disk *d)
+{
+    return d->has_signature != 0 || d->mounted || d->holder[0];
+}
+
 /* Disks usable on this storage: unused ones and those carrying its volumes. */
 static int attach_disks(struct stowage *st, struct core_storage_view *v, struct st_err *e)
 {
@@ -190,7 +198,7 @@ static int attach_disks(struct stowage *st, struct core_storage_view *v, struct 
         return -1;
     for (size_t i = 0; i < n; i++) {
         struct core_volume_view *vv = all[i].volume_id[0] ? find_volume(v, all[i].volume_id) : NULL;
-        if (all[i].volume_id[0] && !vv)
+        if (all[i].volume_id[0] ? !vv : in_other_use(&all[i].disk))
             continue;
         all[kept++] = all[i];
     }
