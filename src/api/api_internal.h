@@ -11,6 +11,8 @@ void api_data_get(struct http_req *r, const char *name, const char *uuid);
 json_t *api_image_json(const struct core_image *im);
 /* "bytes A-B/TOTAL" (TOTAL may be "*": UINT64_MAX); 0 ok, -1 malformed or inconsistent. */
 int api_parse_content_range(const char *h, uint64_t *a, uint64_t *b, uint64_t *total);
+/* "bytes * /TOTAL" without the space (the complete length alone): 0 ok, -1 not that form. */
+int api_parse_complete_length(const char *h, uint64_t *total);
 /* The client's expected SHA-256 (hex) from X-Checksum-Sha256 or Digest: 1, 0 absent, -1 bad. */
 int api_expected_sha256(struct http_req *r, char out[65]);
 

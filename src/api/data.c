@@ -56,6 +56,15 @@ int api_parse_content_range(const char *h, uint64_t *a, uint64_t *b, uint64_t *t
     return *b >= *a && *b < *total ? 0 : -1;
 }
 
+/* "bytes * /TOTAL" (RFC 9110 § 14.4, the complete length alone) */
+int api_parse_complete_length(const char *h, uint64_t *total)
+{
+    const char *p;
+    if (strncasecmp(h, "bytes */", 8) != 0 || parse_u64(h + 8, &p, total) || *p)
+        return -1;
+    return 0;
+}
+
 static int unbase64(const char *in, unsigned char *out, size_t outlen)
 {
     size_t n = 0;
@@ -192,10 +201,13 @@ void api_data_put(struct http_req *r, const char *name, const char *uuid)
     rq.length = cl >= 0 ? (uint64_t)cl : UINT64_MAX;
     rq.who = http_principal(r);
     rq.resume_offset = &resume;
-    if (cr) {
+    if (cr && api_parse_complete_length(cr, &rq.range_total) == 0) {
+        rq.has_range = rq.finish_only = 1; /* every byte is staged: commit them */
+    } else if (cr) {
         if (api_parse_content_range(cr, &rq.range_start, &rq.range_end, &rq.range_total)) {
             fail(r, ST_INVALID, "Content-Range",
-                 "Content-Range must be 'bytes FIRST-LAST/TOTAL' or 'bytes FIRST-LAST/*'");
+                 "Content-Range must be 'bytes FIRST-LAST/TOTAL', 'bytes FIRST-LAST/*' or "
+                 "'bytes */TOTAL'");
             return;
         }
         rq.has_range = 1;
@@ -312,11 +324,16 @@ void api_data_get(struct http_req *r, const char *name, const char *uuid)
 
     if (core_download_open(st, name, uuid, &d, &im, &e)) {
         if (e.code == ST_CONFLICT && strcmp(im.status, "saving") == 0) {
-            uint64_t staged = 0;
+            uint64_t staged = 0, total = UINT64_MAX;
             struct st_err ignore;
-            core_upload_staged(st, &im, &staged, &ignore);
+            core_upload_staged(st, &im, &staged, &total, &ignore);
             snprintf(hdr, sizeof hdr, "%llu", (unsigned long long)staged);
             http_add_header(r, "X-Upload-Offset", hdr);
+            if (total != UINT64_MAX) { /* the length a client declared earlier */
+                snprintf(hdr, sizeof hdr, "%llu", (unsigned long long)total);
+                http_add_header(r, "X-Upload-Length", hdr);
+                http_add_header(r, "X-Upload-Complete", staged == total ? "true" : "false");
+            }
         }
         http_reply_error(r, &e);
         return;

@@ -247,8 +247,31 @@ static int gl_statvfs(struct be_volume *v, struct be_space *out, struct st_err *
     return 0;
 }
 
-/* Reachable: the root answers a stat and a statfs. Brick liveness (degraded, not
- * broken) comes from probe_gluster, which asks glusterd. */
+/* The layout every write goes through is real directories, never symlinks. */
+static int check_layout(struct gl_volume *gv, struct st_err *e)
+{
+    static const char *const layout[] = {"images", "clones", ".staging"};
+    struct glfs_object *o;
+    struct stat st;
+    int rc;
+
+    for (size_t i = 0; i < sizeof layout / sizeof layout[0]; i++) {
+        if (!(o = lookup(gv, gv->root, layout[i], &st, &rc)))
+            return st_fail_errno(e, -rc, "%s: %s", gv->label, layout[i]), rc;
+        glfs_h_close(o);
+        if (S_ISLNK(st.st_mode))
+            return st_fail(e, ST_UNAVAILABLE, "%s: %s is a symbolic link, not a directory",
+                           gv->label, layout[i]),
+                   -ELOOP;
+        if (!S_ISDIR(st.st_mode))
+            return st_fail(e, ST_UNAVAILABLE, "%s: %s is not a directory", gv->label, layout[i]),
+                   -ENOTDIR;
+    }
+    return 0;
+}
+
+/* Reachable: the root answers a stat and a statfs, and its layout is intact. Brick
+ * liveness (degraded, not broken) comes from probe_gluster, which asks glusterd. */
 static int gl_health(struct be_volume *v, struct st_err *e)
 {
     struct be_space sp = {0};
@@ -265,7 +288,7 @@ static int gl_health(struct be_volume *v, struct st_err *e)
         return rc;
     if (sp.readonly)
         return st_fail(e, ST_UNAVAILABLE, "%s: volume is read-only", GV(v)->label), -EROFS;
-    return 0;
+    return check_layout(GV(v), e);
 }
 
 /* ---- files ---- */

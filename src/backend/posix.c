@@ -174,7 +174,32 @@ static int posix_statvfs(struct be_volume *v, struct be_space *out, struct st_er
     return 0;
 }
 
-/* The configured path still leads to the directory we opened, on a writable fs. */
+/* The layout every write goes through: real directories, never symlinks (a symlink
+ * would fail every data operation with ELOOP while the volume looked healthy). */
+static const char *const layout[] = {"images", "clones", ".staging"};
+
+static int check_layout(int rootfd, const struct posix_volume *pv, struct st_err *e)
+{
+    struct stat st;
+
+    for (size_t i = 0; i < sizeof layout / sizeof layout[0]; i++) {
+        if (fstatat(rootfd, layout[i], &st, AT_SYMLINK_NOFOLLOW) < 0) {
+            int err = errno;
+            return st_fail_errno(e, err, "%s: %s", pv->root, layout[i]), -err;
+        }
+        if (S_ISLNK(st.st_mode))
+            return st_fail(e, ST_UNAVAILABLE, "%s: %s is a symbolic link, not a directory",
+                           pv->root, layout[i]),
+                   -ELOOP;
+        if (!S_ISDIR(st.st_mode))
+            return st_fail(e, ST_UNAVAILABLE, "%s: %s is not a directory", pv->root, layout[i]),
+                   -ENOTDIR;
+    }
+    return 0;
+}
+
+/* The configured path still leads to the directory we opened, on a writable fs, with
+ * its layout intact. */
 static int posix_health(struct be_volume *v, struct st_err *e)
 {
     struct posix_volume *pv = PV(v);
@@ -191,6 +216,10 @@ static int posix_health(struct be_volume *v, struct st_err *e)
         rc = -errno;
     else if (sv.f_flag & ST_RDONLY)
         rc = -EROFS;
+    if (rc == 0 && (rc = check_layout(fd, pv, e)) < 0) {
+        close(fd);
+        return rc;
+    }
     close(fd);
     if (rc == -EROFS)
         return st_fail(e, ST_UNAVAILABLE, "%s: mounted read-only", pv->root), rc;

@@ -214,4 +214,19 @@ int core_pwrite_sparse(const struct core_vol_ref *v, struct be_file *f, const vo
 int core_file_size(const struct core_vol_ref *v, struct be_file *f, uint64_t *size,
                    struct st_err *e);
 
+/* ---- where a volume is (identity.c) ---- */
+
+/* Refuse v when it is the same place as another volume of rows (ST_EXISTS), lies inside
+ * one or contains one (ST_CONFLICT); the message names that volume. v's own row (same
+ * id) is skipped. Directories are compared by device and inode after resolving. */
+int core_volume_check_place(const struct db_volume *v, const struct db_volume *rows, size_t n,
+                            const char *field, struct st_err *e);
+/* st_dev and st_ino of a directory (symlinks followed); -1 when it is none. */
+int core_dir_identity(const char *path, uint64_t *dev, uint64_t *ino);
+/* Why v's directory cannot be called its own, or "" in why: root (the directory the
+ * backend opened; NULL for Gluster) is not the one recorded, or another volume of rows
+ * is the same place. */
+void core_volume_doubt(const struct db_volume *v, const struct stat *root,
+                       const struct db_volume *rows, size_t n, char *why, size_t len);
+
 #endif

@@ -4,6 +4,7 @@
  * byte they had (a disk stowage formatted keeps its filesystem: wipe it yourself to
  * reuse it). Every delete refuses while something still lives in what it deletes.
  * Formatting a disk for volume_create is in manage_disk.c. */
+#include "core_internal.h"
 #include "task_internal.h"
 
 #include "stowage/sys.h"
@@ -142,15 +143,46 @@ int core_manage_check_new_volume(struct stowage *st, const char *storage_id, con
     return rc;
 }
 
-/* Insert the row and start probing it; on failure nothing of it is left. */
-int core_manage_register_volume(struct stowage *st, const struct db_volume *v, struct st_err *e)
+/* No other volume is, holds or lies in v's place; checked inside the transaction that
+ * inserts v, so two registrations of one directory cannot both pass. */
+static int place_free(struct db_conn *c, const struct db_volume *v, struct st_err *e)
+{
+    struct db_volume *vols = NULL;
+    size_t n = 0;
+    int rc = db_volume_list(c, NULL, &vols, &n, e);
+    if (rc == 0)
+        rc = core_volume_check_place(v, vols, n,
+                                     strcmp(v->kind, "gluster") ? "mount_point" : "volume_id", e);
+    free(vols);
+    return rc;
+}
+
+int core_manage_check_place(struct stowage *st, const struct db_volume *v, struct st_err *e)
+{
+    struct db_conn *c = db_acquire(st->db);
+    int rc = place_free(c, v, e);
+    db_release(st->db, c);
+    return rc;
+}
+
+/* Insert the row (with its directory's identity) and start probing it; on failure
+ * nothing of it is left. */
+int core_manage_register_volume(struct stowage *st, const struct db_volume *in, struct st_err *e)
 {
     struct db_storage s;
     struct st_err ignore;
+    struct db_volume *v = malloc(sizeof *v);
+    if (!v)
+        return st_fail(e, ST_INTERNAL, "out of memory");
+    *v = *in;
+    if (strcmp(v->kind, "gluster") != 0 && !v->root_dev)
+        core_dir_identity(v->mount_point, &v->root_dev, &v->root_ino);
     struct db_conn *c = db_acquire(st->db);
     int rc = db_begin(c, e);
     if (rc == 0)
         rc = db_storage_get(c, v->storage_id, &s, e); /* not deleted meanwhile */
+    if (rc == 0)
+        rc = place_free(c, v, e);
     if (rc == 0)
         rc = db_volume_insert(c, v, e);
     if (rc == 0)
@@ -158,15 +190,16 @@ int core_manage_register_volume(struct stowage *st, const struct db_volume *v, s
     else
         db_rollback(c);
     db_release(st->db, c);
-    if (rc)
-        return -1;
-    if (core_volumes_add(st, v, e)) {
+    if (rc == 0 && core_volumes_add(st, v, e)) {
         c = db_acquire(st->db);
         if (db_begin(c, &ignore) || db_volume_drop(c, v->id, &ignore) || db_commit(c, &ignore))
             db_rollback(c);
         db_release(st->db, c);
-        return -1;
+        rc = -1;
     }
+    free(v);
+    if (rc)
+        return -1;
     core_bump(st);
     return 0;
 }
@@ -347,21 +380,6 @@ static int allowed_dir(struct stowage *st, const char *mount_point, char *real, 
                          mount_point, real);
 }
 
-static int mount_point_taken(struct stowage *st, const char *real, struct st_err *e)
-{
-    struct db_volume *vols = NULL;
-    size_t n = 0;
-    struct db_conn *c = db_acquire(st->db);
-    int rc = db_volume_list(c, NULL, &vols, &n, e);
-    db_release(st->db, c);
-    for (size_t i = 0; rc == 0 && i < n; i++)
-        if (vols[i].mount_point[0] && strcmp(vols[i].mount_point, real) == 0)
-            rc = st_fail_field(e, ST_EXISTS, "mount_point", "%s is already volume '%s'", real,
-                               vols[i].id);
-    free(vols);
-    return rc;
-}
-
 int core_manage_evolume_create(struct core_task_ctx *t, struct st_err *e)
 {
     struct stowage *st = t->st;
@@ -375,8 +393,6 @@ int core_manage_evolume_create(struct core_task_ctx *t, struct st_err *e)
     int rc = core_manage_check_new_volume(st, sid, id, e);
     if (rc == 0)
         rc = allowed_dir(st, core_task_str(t, "mount_point"), real, e);
-    if (rc == 0)
-        rc = mount_point_taken(st, real, e);
     if (rc == 0) {
         snprintf(v.id, sizeof v.id, "%s", id);
         snprintf(v.storage_id, sizeof v.storage_id, "%s", sid);

@@ -204,9 +204,24 @@ static void undo(struct vc *v)
 
 /* ---- the task ---- */
 
+/* The directory the volume will be mounted on must not be inside another volume. */
+static int check_place(struct vc *v, struct st_err *e)
+{
+    struct db_volume *row = calloc(1, sizeof *row);
+    if (!row)
+        return st_fail(e, ST_INTERNAL, "out of memory");
+    snprintf(row->id, sizeof row->id, "%s", v->volume_id);
+    snprintf(row->kind, sizeof row->kind, "local");
+    snprintf(row->mount_point, sizeof row->mount_point, "%s/volumes/%s", v->st->cfg.state_dir,
+             v->volume_id);
+    int rc = core_manage_check_place(v->st, row, e);
+    free(row);
+    return rc;
+}
+
 static int check(struct vc *v, struct st_err *e)
 {
-    if (core_manage_check_new_volume(v->st, v->storage_id, v->volume_id, e))
+    if (core_manage_check_new_volume(v->st, v->storage_id, v->volume_id, e) || check_place(v, e))
         return -1;
     if (v->n_disks == 2 && strcmp(v->disk_ids[0], v->disk_ids[1]) == 0)
         return st_fail_field(e, ST_INVALID, "secondary_disk_id",

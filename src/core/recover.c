@@ -16,7 +16,10 @@
  *   a 'saving' row with no bytes anywhere           → remove the row
  *   an active row without its file                  → cannot happen by construction; if it
  *                                                     does, the row turns 'error', loudly
- * Files whose names are not ours are left alone. */
+ * Files whose names are not ours are left alone, and so is every file the catalogue
+ * knows under another volume. In a directory recovery cannot prove is this volume's own
+ * (it is not the directory recorded at registration, or another volume uses the same
+ * one) nothing is removed: what would have been is logged instead. */
 #include "core_internal.h"
 
 #include <errno.h>
@@ -88,14 +91,54 @@ static int split_uuid(const char *name, const char **suffix)
     return 1;
 }
 
-static void drop(const struct backend_ops *ops, struct be_volume *be, const char *dir,
-                 const char *name, const char *why)
+/* What one recovery run works on. doubt: why the directory may not be the volume's
+ * own ("" when it is). */
+struct scope {
+    struct stowage *st;
+    const char *volume_id;
+    const struct backend_ops *ops;
+    struct be_volume *be;
+    char doubt[600];
+};
+
+static void drop(const struct scope *sc, const char *dir, const char *name, const char *why)
 {
     char path[512];
     snprintf(path, sizeof path, "%s/%s", dir, name);
-    int rc = ops->unlink(be, path);
+    if (sc->doubt[0]) {
+        fprintf(stderr, "stowaged: recovery: volume %s: would remove %s (%s); left alone: %s\n",
+                sc->volume_id, path, why, sc->doubt);
+        return;
+    }
+    int rc = sc->ops->unlink(sc->be, path);
     fprintf(stderr, "stowaged: recovery: %s %s (%s)\n", rc == 0 ? "removed" : "could not remove",
             path, why);
+}
+
+/* The live image (any volume but this one) that owns a uuid-named file: 1 with its name
+ * and volume, else 0. */
+static int image_elsewhere(const struct scope *sc, const char *name, char *owner, size_t olen,
+                           char *vol, size_t vlen)
+{
+    struct db_image im;
+    struct st_err e;
+    char uuid[37];
+    snprintf(uuid, sizeof uuid, "%.36s", name);
+    struct db_conn *c = db_acquire(sc->st->db);
+    int found = db_image_get(c, uuid, &im, &e) == 0;
+    db_release(sc->st->db, c);
+    if (!found || strcmp(im.status, "deleted") == 0 || strcmp(im.volume_id, sc->volume_id) == 0)
+        return 0;
+    snprintf(owner, olen, "image %s", im.name);
+    snprintf(vol, vlen, "%s", im.volume_id);
+    return 1;
+}
+
+static void left_alone(const struct scope *sc, const char *dir, const char *name, const char *owner,
+                       const char *vol)
+{
+    fprintf(stderr, "stowaged: recovery: volume %s: left %s/%s alone: it is %s of volume '%s'\n",
+            sc->volume_id, dir, name, owner, vol);
 }
 
 static void set_status(struct stowage *st, const char *uuid, const char *status)
@@ -107,11 +150,13 @@ static void set_status(struct stowage *st, const char *uuid, const char *status)
     db_release(st->db, c);
 }
 
-static void recover_images(struct stowage *st, const struct backend_ops *ops, struct be_volume *be,
-                           struct db_image *rows, size_t n, char *seen, struct names *ns)
+static void recover_images(const struct scope *sc, struct db_image *rows, size_t n, char *seen,
+                           struct names *ns)
 {
+    struct stowage *st = sc->st;
     for (size_t i = 0; i < ns->n; i++) {
         const char *name = ns->v[i], *suffix;
+        char owner[100], vol[DB_ID];
         if (!split_uuid(name, &suffix) || suffix[0] != '.')
             continue;
         struct db_image *im = row_of(rows, n, name, 36);
@@ -124,15 +169,17 @@ static void recover_images(struct stowage *st, const struct backend_ops *ops, st
             seen[im - rows] = 1;
             fprintf(stderr, "stowaged: recovery: image %s (%s) completed its commit\n", im->name,
                     im->uuid);
+        } else if (!im && image_elsewhere(sc, name, owner, sizeof owner, vol, sizeof vol)) {
+            left_alone(sc, "images", name, owner, vol);
         } else {
-            drop(ops, be, "images", name, im ? im->status : "no row");
+            drop(sc, "images", name, im ? im->status : "no row");
         }
     }
 }
 
-static void recover_clones(struct stowage *st, const struct backend_ops *ops, struct be_volume *be,
-                           const char *volume_id, struct names *ns)
+static void recover_clones(const struct scope *sc, struct names *ns)
 {
+    struct stowage *st = sc->st;
     for (size_t i = 0; i < ns->n; i++) {
         char id[256], path[300];
         struct db_clone cl;
@@ -147,25 +194,59 @@ static void recover_clones(struct stowage *st, const struct backend_ops *ops, st
         struct db_conn *c = db_acquire(st->db);
         int found = db_clone_get(c, id, &cl, &e) == 0;
         db_release(st->db, c);
-        if (!found || strcmp(cl.volume_id, volume_id) != 0 || strcmp(cl.path, path) != 0)
-            drop(ops, be, "clones", ns->v[i], "no row");
+        if (found && strcmp(cl.volume_id, sc->volume_id) != 0) {
+            char owner[100];
+            snprintf(owner, sizeof owner, "clone %s", cl.clone_id);
+            left_alone(sc, "clones", ns->v[i], owner, cl.volume_id);
+        } else if (!found || strcmp(cl.path, path) != 0) {
+            drop(sc, "clones", ns->v[i], "no row");
+        }
     }
 }
 
-static void recover_staging(struct stowage *st, const struct backend_ops *ops, struct be_volume *be,
-                            struct db_image *rows, size_t n, char *seen, char *staged,
-                            struct names *ns)
+/* Only the file the upload created is rolled forward: one link, the recorded inode. */
+static int staging_is_ours(const struct scope *sc, const struct db_image *im, const char *path)
 {
+    struct stat sb;
+    struct st_err e;
+    uint64_t ino = 0, total;
+    struct db_conn *c = db_acquire(sc->st->db);
+    int rc = db_image_get_upload(c, im->uuid, &ino, &total, &e);
+    db_release(sc->st->db, c);
+    if (rc || sc->ops->stat(sc->be, path, &sb) != 0)
+        return 0;
+    if (S_ISREG(sb.st_mode) && sb.st_nlink == 1 && (!ino || (uint64_t)sb.st_ino == ino))
+        return 1;
+    fprintf(stderr,
+            "stowaged: recovery: volume %s: %s is not the file image %s staged; not "
+            "committed\n",
+            sc->volume_id, path, im->name);
+    return 0;
+}
+
+static void recover_staging(const struct scope *sc, struct db_image *rows, size_t n, char *seen,
+                            char *staged, struct names *ns)
+{
+    struct stowage *st = sc->st;
+    const struct backend_ops *ops = sc->ops;
+    struct be_volume *be = sc->be;
     for (size_t i = 0; i < ns->n; i++) {
         const char *name = ns->v[i], *suffix;
+        char owner[100], vol[DB_ID];
         struct db_image *im = NULL;
-        if (split_uuid(name, &suffix) && strcmp(suffix, UPLOAD_SUFFIX) == 0)
+        int upload = split_uuid(name, &suffix) && strcmp(suffix, UPLOAD_SUFFIX) == 0;
+        if (upload)
             im = row_of(rows, n, name, 36);
+        if (upload && !im && image_elsewhere(sc, name, owner, sizeof owner, vol, sizeof vol)) {
+            left_alone(sc, STAGING_DIR, name, owner, vol);
+            continue;
+        }
         if (im && strcmp(im->status, "saving") == 0 && im->sha256[0]) {
             char from[300], to[128];
             snprintf(from, sizeof from, STAGING_DIR "/%s", name);
             core_image_path(im, to, sizeof to);
-            if (ops->rename(be, from, to) == 0 && ops->fsync_dir(be, "images") == 0) {
+            if (staging_is_ours(sc, im, from) && ops->rename(be, from, to) == 0 &&
+                ops->fsync_dir(be, "images") == 0) {
                 set_status(st, im->uuid, "active");
                 snprintf(im->status, sizeof im->status, "active");
                 seen[im - rows] = 1;
@@ -178,8 +259,49 @@ static void recover_staging(struct stowage *st, const struct backend_ops *ops, s
             staged[im - rows] = 1; /* a resumable upload */
             continue;
         }
-        drop(ops, be, STAGING_DIR, name, "interrupted");
+        drop(sc, STAGING_DIR, name, "interrupted");
     }
+}
+
+/* Is the directory the volume's own? Fills sc->doubt when it cannot be proved; records
+ * the directory's identity on a volume registered before it was recorded. */
+static int judge_directory(struct scope *sc, struct st_err *e)
+{
+    struct db_volume *vols = NULL, *self = NULL;
+    size_t nv = 0;
+    struct stat root;
+    int is_dir = 0;
+
+    struct db_conn *c = db_acquire(sc->st->db);
+    int rc = db_volume_list(c, NULL, &vols, &nv, e);
+    db_release(sc->st->db, c);
+    if (rc)
+        return -1;
+    for (size_t i = 0; i < nv; i++)
+        if (strcmp(vols[i].id, sc->volume_id) == 0)
+            self = &vols[i];
+    if (!self) {
+        free(vols);
+        return st_fail(e, ST_NOT_FOUND, "volume '%s' not found", sc->volume_id);
+    }
+    is_dir = strcmp(self->kind, "gluster") != 0;
+    if (is_dir && sc->ops->stat(sc->be, "", &root) != 0) {
+        free(vols);
+        return st_fail(e, ST_UNAVAILABLE, "cannot stat the root of volume '%s'", sc->volume_id);
+    }
+    core_volume_doubt(self, is_dir ? &root : NULL, vols, nv, sc->doubt, sizeof sc->doubt);
+    if (is_dir && !self->root_dev) {
+        struct st_err ignore;
+        c = db_acquire(sc->st->db);
+        db_volume_set_identity(c, self->id, (uint64_t)root.st_dev, (uint64_t)root.st_ino, &ignore);
+        db_release(sc->st->db, c);
+    }
+    if (sc->doubt[0])
+        fprintf(stderr,
+                "stowaged: recovery: volume %s: nothing is removed, no image changes status: %s\n",
+                sc->volume_id, sc->doubt);
+    free(vols);
+    return 0;
 }
 
 int core_recover_volume(struct stowage *st, const char *volume_id, const struct backend_ops *ops,
@@ -189,13 +311,23 @@ int core_recover_volume(struct stowage *st, const char *volume_id, const struct 
     size_t n = 0;
     struct names images = {0}, clones = {0}, staging = {0};
     char *seen = NULL, *staged = NULL;
-    int rc = -1;
+    struct scope *sc = calloc(1, sizeof *sc);
+    struct db_conn *c;
+    int rc = -1, lrc;
 
-    struct db_conn *c = db_acquire(st->db);
-    int lrc = db_image_list_volume_all(c, volume_id, &rows, &n, e);
+    if (!sc)
+        return st_fail(e, ST_INTERNAL, "out of memory");
+    sc->st = st;
+    sc->volume_id = volume_id;
+    sc->ops = ops;
+    sc->be = be;
+    if (judge_directory(sc, e))
+        goto out;
+    c = db_acquire(st->db);
+    lrc = db_image_list_volume_all(c, volume_id, &rows, &n, e);
     db_release(st->db, c);
     if (lrc)
-        return -1;
+        goto out;
     seen = calloc(n + 1, 1);
     staged = calloc(n + 1, 1);
     if (!seen || !staged) {
@@ -205,10 +337,10 @@ int core_recover_volume(struct stowage *st, const char *volume_id, const struct 
     if (list_dir(ops, be, "images", &images, e) || list_dir(ops, be, "clones", &clones, e) ||
         list_dir(ops, be, STAGING_DIR, &staging, e))
         goto out;
-    recover_images(st, ops, be, rows, n, seen, &images);
-    recover_clones(st, ops, be, volume_id, &clones);
-    recover_staging(st, ops, be, rows, n, seen, staged, &staging);
-    for (size_t i = 0; i < n; i++) {
+    recover_images(sc, rows, n, seen, &images);
+    recover_clones(sc, &clones);
+    recover_staging(sc, rows, n, seen, staged, &staging);
+    for (size_t i = 0; i < n && !sc->doubt[0]; i++) {
         if (strcmp(rows[i].status, "active") == 0 && !seen[i]) {
             fprintf(stderr, "stowaged: recovery: image %s (%s) has no file on volume %s\n",
                     rows[i].name, rows[i].uuid, volume_id);
@@ -229,6 +361,7 @@ out:
     free(seen);
     free(staged);
     free(rows);
+    free(sc);
     return rc;
 }
 
@@ -236,6 +369,7 @@ int core_expire_uploads(struct stowage *st, const char *volume_id, const struct 
                         struct be_volume *be, struct st_err *e)
 {
     struct names staging;
+    struct scope sc = {.st = st, .volume_id = volume_id, .ops = ops, .be = be};
     time_t now = time(NULL);
 
     if (list_dir(ops, be, STAGING_DIR, &staging, e))
@@ -255,7 +389,10 @@ int core_expire_uploads(struct stowage *st, const char *volume_id, const struct 
         struct db_conn *c = db_acquire(st->db);
         int have = db_image_get(c, uuid, &im, &busy) == 0;
         db_release(st->db, c);
-        drop(ops, be, STAGING_DIR, name, "upload expired");
+        int theirs = have && strcmp(im.status, "deleted") != 0 &&
+                     strcmp(im.volume_id, volume_id) != 0; /* another volume's to expire */
+        if (!theirs)
+            drop(&sc, STAGING_DIR, name, "upload expired");
         if (have && strcmp(im.status, "saving") == 0 && strcmp(im.volume_id, volume_id) == 0)
             core_image_discard(st, uuid);
         core_unclaim(st, key);

@@ -10,6 +10,23 @@
 /* Insert one configured volume unless it exists. A directory that is a mount point
  * when registered must stay one: otherwise an unmount would silently redirect writes
  * into the parent filesystem. */
+/* A configured volume must be a place of its own: not the directory of another volume
+ * (however it is spelled), not inside one, not around one. Said at start, naming both. */
+static int check_place(struct db_conn *c, const struct db_volume *v, struct st_err *e)
+{
+    struct db_volume *rows = NULL;
+    size_t n = 0;
+    struct st_err why;
+
+    if (db_volume_list(c, NULL, &rows, &n, e))
+        return -1;
+    int rc = core_volume_check_place(v, rows, n, "mount_point", &why);
+    free(rows);
+    if (rc)
+        st_fail_field(e, why.code, "storages", "volume '%s': %s", v->id, why.msg);
+    return rc;
+}
+
 static int apply_volume(struct stowage *st, struct db_conn *c, const char *storage_id,
                         const struct cfg_volume *cv, int *added, struct st_err *e)
 {
@@ -20,7 +37,7 @@ static int apply_volume(struct stowage *st, struct db_conn *c, const char *stora
         if (strcmp(v.storage_id, storage_id) != 0)
             return st_fail(e, ST_EXISTS, "volume '%s' already belongs to storage '%s'", cv->id,
                            v.storage_id);
-        return 0;
+        return check_place(c, &v, e);
     }
     memset(&v, 0, sizeof v);
     snprintf(v.id, sizeof v.id, "%s", cv->id);
@@ -44,7 +61,9 @@ static int apply_volume(struct stowage *st, struct db_conn *c, const char *stora
         snprintf(v.gluster_server, sizeof v.gluster_server, "%s", cv->gluster_server);
     if (cv->gluster_volume)
         snprintf(v.gluster_name, sizeof v.gluster_name, "%s", cv->gluster_volume);
-    if (db_volume_insert(c, &v, e))
+    if (cv->mount_point)
+        core_dir_identity(cv->mount_point, &v.root_dev, &v.root_ino);
+    if (check_place(c, &v, e) || db_volume_insert(c, &v, e))
         return -1;
     *added = 1;
     return 0;
@@ -203,6 +222,14 @@ static struct core_volume_view *find_volume(struct core_storage_view *v, const c
     return NULL;
 }
 
+/* A disk no volume uses that volume_create would refuse anyway (see manage_disk.c): it
+ * carries a signature, is mounted (or swap), or is held by md/dm — such as the disk the
+ * host itself runs from. */
+static int in_other_use(const struct probe_disk *d)
+{
+    return d->has_signature != 0 || d->mounted || d->holder[0];
+}
+
 /* Disks usable on this storage: unused ones and those carrying its volumes. */
 static int attach_disks(struct stowage *st, struct core_storage_view *v, struct st_err *e)
 {
@@ -218,7 +245,7 @@ static int attach_disks(struct stowage *st, struct core_storage_view *v, struct 
     }
     for (size_t i = 0; i < n; i++) {
         struct core_volume_view *vv = all[i].volume_id[0] ? find_volume(v, all[i].volume_id) : NULL;
-        if (all[i].volume_id[0] && !vv)
+        if (all[i].volume_id[0] ? !vv : in_other_use(&all[i].disk))
             continue;
         struct core_disk *d = &v->disks[v->n_disks++];
         snprintf(d->id, sizeof d->id, "%s", all[i].disk.id);

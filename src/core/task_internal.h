@@ -86,8 +86,11 @@ int core_manage_evolume_create_done(struct core_task_ctx *t, int64_t started_at)
 /* The storage exists and no volume has this id yet. */
 int core_manage_check_new_volume(struct stowage *st, const char *storage_id, const char *volume_id,
                                  struct st_err *e);
-/* Insert the row and start probing it; on failure nothing of it is left. */
+/* Insert the row and start probing it; on failure nothing of it is left. Refuses a
+ * place another volume is, holds or lies in (core_volume_check_place). */
 int core_manage_register_volume(struct stowage *st, const struct db_volume *v, struct st_err *e);
+/* The same refusal, said early (before a disk is formatted). */
+int core_manage_check_place(struct stowage *st, const struct db_volume *v, struct st_err *e);
 /* Is path the directory root or under it? Both must be resolved (realpath) already. */
 int core_manage_path_under(const char *path, const char *root);
 

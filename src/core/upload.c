@@ -11,7 +11,11 @@
  *
  * The staging file is .staging/<uuid>.upload. A client that goes away leaves
  * it (and the 'saving' row) for a resume with Content-Range; a refusal, a
- * wrong checksum or a write error removes both. */
+ * wrong checksum or a write error removes both. The file is the upload's own:
+ * created with O_EXCL (a name planted there is replaced, never opened), its inode
+ * recorded in the row, and a resume accepts only that inode with one link — a hard
+ * link planted in .staging can never make an upload write outside it. An empty PUT
+ * with "Content-Range: bytes * /TOTAL" commits bytes that are all staged already. */
 #include "core_internal.h"
 
 #include <errno.h>
@@ -21,6 +25,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #define UPLOAD_BUF (4u << 20)
 
@@ -33,10 +39,12 @@ struct core_upload {
     char staging[96];
     char declared[16];
     int has_range;
-    uint64_t staged; /* bytes already in the staging file when this request began */
-    uint64_t next;   /* file offset of the next byte offered */
-    uint64_t end;    /* where this request's bytes end, UINT64_MAX if unknown */
-    uint64_t total;  /* the whole image's size, UINT64_MAX if unknown */
+    uint64_t staged;         /* bytes already in the staging file when this request began */
+    uint64_t next;           /* file offset of the next byte offered */
+    uint64_t end;            /* where this request's bytes end, UINT64_MAX if unknown */
+    uint64_t total;          /* the whole image's size, UINT64_MAX if unknown */
+    uint64_t ino;            /* the staging file's inode, as recorded in the row */
+    uint64_t declared_total; /* the total an earlier request declared, UINT64_MAX if none */
     char expect[65];
     gnutls_hash_hd_t hash;
 
@@ -253,7 +261,22 @@ static int check_request(struct core_upload *u, const struct core_upload_req *rq
     struct be_space sp;
     int rc;
 
-    if (rq->has_range) {
+    if (rq->finish_only) {
+        if (rq->length != 0 && rq->length != UINT64_MAX)
+            return st_fail_field(e, ST_INVALID, "Content-Range",
+                                 "Content-Range 'bytes */TOTAL' finishes an upload: send no body");
+        if (u->staged > rq->range_total)
+            return st_fail_field(
+                e, ST_INVALID, "Content-Range", "%llu bytes are staged, more than the total %llu",
+                (unsigned long long)u->staged, (unsigned long long)rq->range_total);
+        if (u->staged < rq->range_total) {
+            if (rq->resume_offset)
+                *rq->resume_offset = u->staged;
+            return st_fail_field(e, ST_RANGE, "Content-Range", "upload resumes at byte %llu",
+                                 (unsigned long long)u->staged);
+        }
+        u->end = u->total = u->staged;
+    } else if (rq->has_range) {
         if (rq->range_end < rq->range_start ||
             (rq->range_total != UINT64_MAX && rq->range_end >= rq->range_total))
             return st_fail_field(e, ST_INVALID, "Content-Range", "Content-Range is inconsistent");
@@ -285,14 +308,94 @@ static int check_request(struct core_upload *u, const struct core_upload_req *rq
     return 0;
 }
 
+/* Why an existing staging file is not the one this upload created, or NULL. */
+static const char *not_ours(const struct stat *sb, uint64_t ino, char *buf, size_t len)
+{
+    if (!S_ISREG(sb->st_mode))
+        return "not a regular file";
+    if (sb->st_nlink != 1) {
+        snprintf(buf, len, "it has %llu links", (unsigned long long)sb->st_nlink);
+        return buf;
+    }
+    if (sb->st_uid != geteuid()) {
+        snprintf(buf, len, "owned by uid %u", (unsigned)sb->st_uid);
+        return buf;
+    }
+    if (!ino || (uint64_t)sb->st_ino != ino)
+        return "another file";
+    return NULL;
+}
+
+/* Resume: the staging file this upload created and nothing else. */
+static int reopen_staging(struct core_upload *u, struct st_err *e)
+{
+    struct stat sb;
+    char buf[64];
+    const char *why;
+    int rc;
+
+    if ((rc = u->v.ops->fstat(u->f, &sb)) < 0)
+        return be_fail(e, rc, "stat staging file");
+    if ((why = not_ours(&sb, u->ino, buf, sizeof buf)))
+        return st_fail_field(e, ST_CONFLICT, "Content-Range",
+                             "the staging file of image '%s' is not the one this upload created "
+                             "(%s); send the whole image again without Content-Range",
+                             u->img.name, why);
+    u->staged = (uint64_t)sb.st_size;
+    return 0;
+}
+
+/* A staging file of the upload's own (any file of that name is replaced, never opened),
+ * its inode recorded before a byte is written. */
+static int create_staging(struct core_upload *u, struct st_err *e)
+{
+    struct stat sb;
+    int rc;
+
+    if (u->f) {
+        u->v.ops->close_file(u->f);
+        u->f = NULL;
+    }
+    if (core_open_staging(&u->v, u->staging, &u->f, e))
+        return -1;
+    if ((rc = u->v.ops->fstat(u->f, &sb)) < 0)
+        return be_fail(e, rc, "stat staging file");
+    u->ino = (uint64_t)sb.st_ino;
+    u->staged = 0;
+    struct db_conn *c = db_acquire(u->st->db);
+    rc = db_image_set_upload(c, u->img.uuid, u->ino, UINT64_MAX, e);
+    db_release(u->st->db, c);
+    u->declared_total = UINT64_MAX;
+    return rc;
+}
+
 static int open_staging(struct core_upload *u, int restart, struct st_err *e)
 {
-    int rc = u->v.ops->open_file(u->v.be, u->staging, O_RDWR | O_CREAT, 0600, &u->f);
+    struct db_conn *c = db_acquire(u->st->db);
+    int rc = db_image_get_upload(c, u->img.uuid, &u->ino, &u->declared_total, e);
+    db_release(u->st->db, c);
+    if (rc)
+        return -1;
+    if (restart)
+        return create_staging(u, e);
+    rc = u->v.ops->open_file(u->v.be, u->staging, O_RDWR, 0600, &u->f);
+    if (rc == -ENOENT)
+        return create_staging(u, e);
     if (rc < 0)
         return be_fail(e, rc, "open staging file");
-    if (restart && (rc = u->v.ops->ftruncate(u->f, 0)) < 0)
-        return be_fail(e, rc, "restart staging file");
-    return core_file_size(&u->v, u->f, &u->staged, e);
+    return reopen_staging(u, e);
+}
+
+/* Remember the whole length once a request says it (HEAD tells it to a resuming client). */
+static int record_total(struct core_upload *u, struct st_err *e)
+{
+    if (u->total == UINT64_MAX || u->total == u->declared_total)
+        return 0;
+    struct db_conn *c = db_acquire(u->st->db);
+    int rc = db_image_set_upload(c, u->img.uuid, u->ino, u->total, e);
+    db_release(u->st->db, c);
+    u->declared_total = u->total;
+    return rc;
 }
 
 int core_upload_begin(struct stowage *st, const struct core_upload_req *rq,
@@ -323,7 +426,7 @@ int core_upload_begin(struct stowage *st, const struct core_upload_req *rq,
     }
     core_staging_path(u->img.uuid, UPLOAD_SUFFIX, u->staging, sizeof u->staging);
     if (core_volume_acquire(st, u->img.volume_id, &u->v, e) || open_staging(u, !rq->has_range, e) ||
-        check_request(u, rq, e))
+        check_request(u, rq, e) || record_total(u, e))
         goto fail;
     if (!(u->fill_buf = malloc(UPLOAD_BUF)) || !(u->io_buf = malloc(UPLOAD_BUF)) ||
         gnutls_hash_init(&u->hash, GNUTLS_DIG_SHA256) < 0) {
@@ -487,19 +590,24 @@ void core_upload_abort(struct core_upload *u)
 }
 
 int core_upload_staged(struct stowage *st, const struct core_image *im, uint64_t *staged,
-                       struct st_err *e)
+                       uint64_t *total, struct st_err *e)
 {
     struct core_vol_ref v;
     struct stat sb;
-    char path[96];
+    char path[96], buf[64];
+    uint64_t ino = 0;
 
     *staged = 0;
-    if (core_volume_acquire(st, im->volume_id, &v, e))
+    *total = UINT64_MAX;
+    struct db_conn *c = db_acquire(st->db);
+    int rc = db_image_get_upload(c, im->uuid, &ino, total, e);
+    db_release(st->db, c);
+    if (rc || core_volume_acquire(st, im->volume_id, &v, e))
         return -1;
     core_staging_path(im->uuid, UPLOAD_SUFFIX, path, sizeof path);
-    int rc = v.ops->stat(v.be, path, &sb);
+    rc = v.ops->stat(v.be, path, &sb);
     core_volume_release(&v);
-    if (rc == 0)
-        *staged = (uint64_t)sb.st_size;
+    if (rc == 0 && !not_ours(&sb, ino, buf, sizeof buf))
+        *staged = (uint64_t)sb.st_size; /* a file that is not the upload's own holds nothing */
     return 0;
 }

@@ -123,7 +123,8 @@ static int ensure_backend(struct vol *v, struct st_err *e)
     pthread_mutex_lock(&v->mu);
     v->be = be;
     pthread_mutex_unlock(&v->mu);
-    return 0;
+    /* What mkdir could not put right (a symlink in place of images/) leaves it broken. */
+    return v->ops->health(be, e) == 0 ? 0 : -1;
 }
 
 /* Abandoned uploads are looked for every minute, or more often when they expire sooner. */

@@ -179,6 +179,44 @@ int db_image_touch(struct db_conn *c, const char *uuid, struct st_err *e)
     return db_exec_changed(c, st, "touch image", "image", uuid, e);
 }
 
+int db_image_set_upload(struct db_conn *c, const char *uuid, uint64_t staging_ino, uint64_t total,
+                        struct st_err *e)
+{
+    static const char sql[] =
+        "UPDATE image SET staging_ino = ?2, upload_total = ?3 WHERE uuid = ?1";
+    struct db_query *st = db_stmt(c, sql, e);
+    if (!st)
+        return -1;
+    db_bind_text(st, 1, uuid);
+    db_bind_int64(st, 2, (int64_t)staging_ino);
+    db_bind_int64(st, 3, total == UINT64_MAX ? -1 : (int64_t)total);
+    return db_exec_changed(c, st, "record upload", "image", uuid, e);
+}
+
+static void read_upload(struct db_query *st, void *item)
+{
+    uint64_t *v = item;
+    int64_t total = db_col_int64(st, 1);
+    v[0] = (uint64_t)db_col_int64(st, 0);
+    v[1] = total < 0 ? UINT64_MAX : (uint64_t)total;
+}
+
+int db_image_get_upload(struct db_conn *c, const char *uuid, uint64_t *staging_ino, uint64_t *total,
+                        struct st_err *e)
+{
+    static const char sql[] = "SELECT staging_ino, upload_total FROM image WHERE uuid = ?1";
+    uint64_t v[2];
+    struct db_query *st = db_stmt(c, sql, e);
+    if (!st)
+        return -1;
+    db_bind_text(st, 1, uuid);
+    if (db_one(c, st, read_upload, v, "image", uuid, e))
+        return -1;
+    *staging_ino = v[0];
+    *total = v[1];
+    return 0;
+}
+
 int db_image_delete_row(struct db_conn *c, const char *uuid, struct st_err *e)
 {
     static const char sql[] = "DELETE FROM image WHERE uuid = ?1";

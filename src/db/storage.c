@@ -101,7 +101,8 @@ int db_host_list(struct db_conn *c, const char *storage_id, char (**out)[256], s
 
 #define VOLUME_COLS                                                                                \
     "id, image_storage_id, kind, mount_point, require_mount, primary_disk_id, "                    \
-    "secondary_disk_id, gluster_server, gluster_name, status, status_msg, created_at"
+    "secondary_disk_id, gluster_server, gluster_name, status, status_msg, created_at, root_dev, "  \
+    "root_ino"
 
 static void read_volume(struct db_query *st, void *item)
 {
@@ -118,12 +119,15 @@ static void read_volume(struct db_query *st, void *item)
     db_col_text(st, 9, v->status, sizeof v->status);
     db_col_text(st, 10, v->status_msg, sizeof v->status_msg);
     v->created_at = db_col_int64(st, 11);
+    v->root_dev = (uint64_t)db_col_int64(st, 12);
+    v->root_ino = (uint64_t)db_col_int64(st, 13);
 }
 
 int db_volume_insert(struct db_conn *c, const struct db_volume *v, struct st_err *e)
 {
-    static const char sql[] = "INSERT INTO volume (" VOLUME_COLS
-                              ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 'unknown', '', ?10)";
+    static const char sql[] =
+        "INSERT INTO volume (" VOLUME_COLS
+        ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 'unknown', '', ?10, ?11, ?12)";
     struct db_query *st = db_stmt(c, sql, e);
     if (!st)
         return -1;
@@ -137,7 +141,22 @@ int db_volume_insert(struct db_conn *c, const struct db_volume *v, struct st_err
     db_bind_text(st, 8, v->gluster_server);
     db_bind_text(st, 9, v->gluster_name);
     db_bind_int64(st, 10, v->created_at ? v->created_at : (int64_t)time(NULL));
+    db_bind_int64(st, 11, (int64_t)v->root_dev);
+    db_bind_int64(st, 12, (int64_t)v->root_ino);
     return db_exec_stmt(c, st, e, "insert volume");
+}
+
+int db_volume_set_identity(struct db_conn *c, const char *id, uint64_t dev, uint64_t ino,
+                           struct st_err *e)
+{
+    static const char sql[] = "UPDATE volume SET root_dev = ?2, root_ino = ?3 WHERE id = ?1";
+    struct db_query *st = db_stmt(c, sql, e);
+    if (!st)
+        return -1;
+    db_bind_text(st, 1, id);
+    db_bind_int64(st, 2, (int64_t)dev);
+    db_bind_int64(st, 3, (int64_t)ino);
+    return db_exec_stmt(c, st, e, "set volume identity");
 }
 
 int db_volume_get(struct db_conn *c, const char *id, struct db_volume *out, struct st_err *e)

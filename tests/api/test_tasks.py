@@ -446,9 +446,13 @@ def test_volume_create_refuses_a_disk_with_a_filesystem_and_leaves_it_untouched(
         uuid = re.search(r' UUID="([^"]+)"', before[1]).group(1)
         d = daemon_factory(local_cfg(tmp_path))
         try:
-            wait_disk(d, disk)
-            msg = failed(d, {"type": "volume_create", "image_storage_id": "internal",
-                             "volume_id": "v", "primary_disk_id": loop_disk_id(disk)})
+            # a disk with a filesystem is not listed among the usable ones; wait until the
+            # disk probe has seen it (a task before that would not find the disk at all)
+            msg = d.wait_for(lambda: (lambda m: m if "is not a disk of this host" not in m else None)(
+                failed(d, {"type": "volume_create", "image_storage_id": "internal",
+                           "volume_id": "v", "primary_disk_id": loop_disk_id(disk)})),
+                what="disk %s probed" % disk.device)
+            assert disk.device not in [x["host_device"] for x in storage(d, "internal")["disks"]]
             assert msg == ("disk '%s' (%s) is not blank: libblkid sees xfs (UUID %s); only disks "
                            "without any signature are formatted" % (loop_disk_id(disk),
                                                                    disk.device, uuid))

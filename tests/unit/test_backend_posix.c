@@ -297,10 +297,26 @@ static void test_health_and_space(void **state)
     struct fixture *fx = *state;
     struct st_err e = {0};
     struct be_space sp;
-    char moved[128];
+    char moved[128], images[128], real[128];
 
     assert_int_equal(fx->ops->statvfs(fx->v, &sp, &e), 0);
     assert_true(sp.total_bytes > 0 && sp.free_bytes <= sp.total_bytes);
+    /* Healthy means the layout every write goes through is there, as directories. */
+    assert_true(fx->ops->health(fx->v, &e) < 0);
+    assert_int_equal(fx->ops->mkdir(fx->v, "images", 0755), 0);
+    assert_int_equal(fx->ops->mkdir(fx->v, "clones", 0755), 0);
+    assert_int_equal(fx->ops->mkdir(fx->v, ".staging", 0700), 0);
+    assert_int_equal(fx->ops->health(fx->v, &e), 0);
+    /* images/ replaced by a symlink to a directory: broken, and the message says why. */
+    snprintf(images, sizeof images, "%s/images", fx->root);
+    snprintf(real, sizeof real, "%s/real-images", fx->root);
+    assert_int_equal(rename(images, real), 0);
+    assert_int_equal(symlink("real-images", images), 0);
+    assert_int_equal(fx->ops->health(fx->v, &e), -ELOOP);
+    assert_int_equal(e.code, ST_UNAVAILABLE);
+    assert_non_null(strstr(e.msg, "images is a symbolic link, not a directory"));
+    assert_int_equal(unlink(images), 0);
+    assert_int_equal(rename(real, images), 0);
     assert_int_equal(fx->ops->health(fx->v, &e), 0);
     /* The configured path no longer leads to the directory we hold. */
     snprintf(moved, sizeof moved, "%s.moved", fx->root);
@@ -339,6 +355,8 @@ static void test_idle_volume_holds_no_fd(void **state)
 
     assert_int_equal(ops->open(&p, &v, &e), 0);
     assert_int_equal(ops->mkdir(v, "images", 0755), 0);
+    assert_int_equal(ops->mkdir(v, "clones", 0755), 0);
+    assert_int_equal(ops->mkdir(v, ".staging", 0700), 0);
     assert_int_equal(ops->stat(v, "images", &st), 0);
     assert_int_equal(ops->health(v, &e), 0);
     assert_int_equal(count_fds(), before);

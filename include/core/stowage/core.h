@@ -243,6 +243,7 @@ struct core_upload_req {
     uint64_t length;             /* bytes in this request's body, UINT64_MAX if unknown */
     int has_range;               /* Content-Range: bytes start-end/total */
     uint64_t range_start, range_end, range_total; /* total UINT64_MAX for "*" */
+    int finish_only; /* "bytes * /range_total", no body: commit what is staged (has_range set) */
     const char *sha256_hex; /* expected checksum of the whole image, or NULL */
     const struct st_principal *who;
     uint64_t *resume_offset; /* filled with the staged length on ST_RANGE (may be NULL) */
@@ -270,9 +271,11 @@ int core_upload_finish(struct core_upload *u, struct core_image *out, uint64_t *
                        struct st_err *e);
 /* The client went away: keep the staged bytes for a resume (they expire), free u. */
 void core_upload_abort(struct core_upload *u);
-/* Bytes staged so far by an unfinished upload of im (for X-Upload-Offset). */
+/* Bytes staged so far by an unfinished upload of im (for X-Upload-Offset; 0 when the
+ * staging file is not the upload's own), and the whole length a request declared
+ * (UINT64_MAX: none yet). */
 int core_upload_staged(struct stowage *st, const struct core_image *im, uint64_t *staged,
-                       struct st_err *e);
+                       uint64_t *total, struct st_err *e);
 
 struct core_download;
 int core_download_open(struct stowage *st, const char *name, const char *uuid,

@@ -62,6 +62,10 @@ struct db_volume {
     char status[16];
     char status_msg[256];
     int64_t created_at;
+    /* local/external: st_dev and st_ino of the root directory when registered (0: not
+     * recorded); recovery trusts a directory only when it is still that one */
+    uint64_t root_dev;
+    uint64_t root_ino;
 };
 
 struct db_image {
@@ -127,6 +131,8 @@ int db_volume_set_status(struct db_conn *c, const char *id, const char *status, 
                          struct st_err *e);
 int db_volume_set_disks(struct db_conn *c, const char *id, const char *primary,
                         const char *secondary, struct st_err *e);
+int db_volume_set_identity(struct db_conn *c, const char *id, uint64_t dev, uint64_t ino,
+                           struct st_err *e);
 
 /* ---- disks (a record of what the probes saw) ---- */
 int db_disk_replace_all(struct db_conn *c, const struct db_disk *d, size_t n, struct st_err *e);
@@ -153,6 +159,12 @@ int db_image_set_guest(struct db_conn *c, const char *uuid, const char *guest_id
 /* Touch updated_at (a resumable upload that made progress). */
 int db_image_touch(struct db_conn *c, const char *uuid, struct st_err *e);
 int db_image_delete_row(struct db_conn *c, const char *uuid, struct st_err *e);
+/* What an unfinished upload is: the inode of the staging file it created (0: none) and
+ * the whole length a client declared (UINT64_MAX: not said). */
+int db_image_set_upload(struct db_conn *c, const char *uuid, uint64_t staging_ino, uint64_t total,
+                        struct st_err *e);
+int db_image_get_upload(struct db_conn *c, const char *uuid, uint64_t *staging_ino, uint64_t *total,
+                        struct st_err *e);
 /* Live images and clones on a volume (volume_delete refuses while any). */
 int db_volume_usage(struct db_conn *c, const char *volume_id, int64_t *images, int64_t *clones,
                     struct st_err *e);
