@@ -68,6 +68,8 @@ int core_authenticate(struct stowage *st, const char *token, struct st_principal
 int core_token_create(struct stowage *st, enum st_role role, const char *owner, int session,
                       int64_t ttl_s, char *out, size_t outlen, struct st_err *e);
 int core_token_revoke(struct stowage *st, const char *token, struct st_err *e);
+/* Revoke token only when it is a login session (ST_INVALID for a permanent token). */
+int core_session_end(struct stowage *st, const char *token, struct st_err *e);
 int core_user_add(struct stowage *st, const char *name, const char *password, enum st_role role,
                   struct st_err *e);
 /* Check a password and open a session token for the user. */

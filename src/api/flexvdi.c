@@ -173,7 +173,7 @@ static void logout(struct http_req *r)
     const char *session = http_cookie(r, "session");
     struct st_err e;
     if (session && *session)
-        core_token_revoke(http_st(r), session, &e);
+        core_session_end(http_st(r), session, &e); /* an API token in the cookie stays valid */
     http_add_header(r, "Set-Cookie", "session=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0");
     http_reply_json(r, 200, json_pack("{s:s, s:s}", "status", "OK", "message", "logged out"));
 }

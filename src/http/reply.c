@@ -13,7 +13,8 @@ static const unsigned status_of[ST_CODE_COUNT] = {
     [ST_EXISTS] = 409,       [ST_CONFLICT] = 409,         [ST_IN_USE] = 409,
     [ST_PRECONDITION] = 412, [ST_TOO_LARGE] = 413,        [ST_UNSUPPORTED_MEDIA] = 415,
     [ST_RANGE] = 416,        [ST_HEADER_TOO_LARGE] = 431, [ST_UNAVAILABLE] = 503,
-    [ST_NO_SPACE] = 507,     [ST_INTERNAL] = 500,
+    [ST_NO_SPACE] = 507,     [ST_INTERNAL] = 500,         [ST_TIMEOUT] = 408,
+    [ST_TOO_MANY] = 429,
 };
 
 unsigned http_status_of(enum st_code code)

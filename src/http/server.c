@@ -138,13 +138,39 @@ struct header_scan {
     int n_transfer_encoding;
     int bad_te;
     const char *client_rid;
+    /* the raw header block MHD parsed in place (see header_problem) */
+    const char *block;
+    size_t block_len;
+    const char *bad_name; /* a header name that is not an RFC 9110 token */
+    const char *folded;   /* a header continued on the next line (obs-fold) */
+    const char *nul;      /* a header or query value with a NUL in it */
+    int nul_in_query;
 };
 
-static enum MHD_Result scan_header(void *cls, enum MHD_ValueKind kind, const char *k, const char *v)
+static int is_tchar(unsigned char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+           (c && strchr("!#$%&'*+-.^_`|~", c));
+}
+
+static enum MHD_Result scan_header(void *cls, enum MHD_ValueKind kind, const char *k, size_t klen,
+                                   const char *v, size_t vlen)
 {
     struct header_scan *h = cls;
     (void)kind;
-    h->bytes += strlen(k) + (v ? strlen(v) : 0) + 4;
+    h->bytes += klen + vlen + 4;
+    for (size_t i = 0; i < klen && !h->bad_name; i++)
+        if (!is_tchar((unsigned char)k[i]))
+            h->bad_name = k;
+    if (klen == 0 && !h->bad_name)
+        h->bad_name = k;
+    /* MHD 0.9.75 accepts obs-fold: it appends the continuation to the header's name and
+     * moves the name out of the read buffer the request was parsed in. A name outside
+     * that block is how a fold shows. */
+    if (h->block && (k < h->block || k >= h->block + h->block_len) && !h->folded)
+        h->folded = k;
+    if ((v && strlen(v) != vlen) && !h->nul)
+        h->nul = k;
     if (strcasecmp(k, "Content-Length") == 0)
         h->n_content_length++;
     else if (strcasecmp(k, "Transfer-Encoding") == 0) {
@@ -153,6 +179,19 @@ static enum MHD_Result scan_header(void *cls, enum MHD_ValueKind kind, const cha
             h->bad_te = 1;
     } else if (strcasecmp(k, "X-Request-Id") == 0)
         h->client_rid = v;
+    return MHD_YES;
+}
+
+/* %00 in a query key or value would silently cut it short for every C string user. */
+static enum MHD_Result scan_arg(void *cls, enum MHD_ValueKind kind, const char *k, size_t klen,
+                                const char *v, size_t vlen)
+{
+    struct header_scan *h = cls;
+    (void)kind;
+    if ((strlen(k) != klen || (v && strlen(v) != vlen)) && !h->nul) {
+        h->nul = k;
+        h->nul_in_query = 1;
+    }
     return MHD_YES;
 }
 
@@ -250,7 +289,16 @@ static int on_headers(struct http_req *r)
     char allow[128];
     const char *match_method = strcmp(r->method, "HEAD") == 0 ? "GET" : r->method;
 
-    MHD_get_connection_values(r->conn, MHD_HEADER_KIND, scan_header, &h);
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_REQUEST_HEADER_SIZE);
+    size_t raw_size = ci ? ci->header_size : 0;
+    /* The request line and headers lie in one block from the method on (MHD 0.9.75). */
+    if (raw_size) {
+        h.block = r->method;
+        h.block_len = raw_size;
+    }
+    MHD_get_connection_values_n(r->conn, MHD_HEADER_KIND, scan_header, &h);
+    MHD_get_connection_values_n(r->conn, MHD_GET_ARGUMENT_KIND, scan_arg, &h);
     if (rid_ok(h.client_rid))
         snprintf(r->rid, sizeof r->rid, "%s", h.client_rid);
     else
@@ -260,8 +308,25 @@ static int on_headers(struct http_req *r)
     r->route_idx =
         http_router_match(r->srv->rt, match_method, r->url, r->pathbuf, sizeof r->pathbuf,
                           r->captures, &r->n_captures, &r->dialect, allow, sizeof allow);
-    if (h.bytes + strlen(r->url) > cfg->max_header) {
+    /* raw_size is the request line (with the query) and every header as sent. */
+    if ((raw_size ? raw_size : h.bytes + strlen(r->url)) > cfg->max_header) {
         fail_early(r, ST_HEADER_TOO_LARGE, "", "request headers exceed %zu bytes", cfg->max_header);
+        return -1;
+    }
+    if (h.bad_name) {
+        http_add_header(r, "Connection", "close"); /* the framing cannot be trusted */
+        fail_early(r, ST_INVALID, "", "malformed header name '%.64s' (no spaces before the colon)",
+                   h.bad_name);
+        return -1;
+    }
+    if (h.folded) {
+        http_add_header(r, "Connection", "close");
+        fail_early(r, ST_INVALID, "", "header '%.64s' is folded over lines (obs-fold)", h.folded);
+        return -1;
+    }
+    if (h.nul) {
+        fail_early(r, ST_INVALID, h.nul_in_query ? h.nul : "", "%s '%.64s' contains a NUL byte",
+                   h.nul_in_query ? "query parameter" : "header", h.nul);
         return -1;
     }
     if (h.n_content_length > 1 || (h.n_content_length && h.n_transfer_encoding) ||

@@ -68,6 +68,19 @@ def test_flexvdi_login_gives_a_session_cookie_and_logout_ends_it(ext_daemon):
     assert r.status_code == 401
 
 
+def test_logout_with_a_permanent_token_in_the_cookie_keeps_the_token(ext_daemon):
+    d = ext_daemon
+    reader = d.make_token("reader")
+    r = requests.get(d.url("/logout"), cookies={"session": reader})
+    assert r.status_code == 200 and r.json() == {"status": "OK", "message": "logged out"}
+    r = d.get("/imagestorages/default", token=reader)
+    assert r.status_code == 200, r.text
+    assert "external_volumes" in r.json()
+    r = requests.get(d.url("/logout"), cookies={"session": d.token})
+    assert r.status_code == 200
+    assert d.get("/imagestorages/default").status_code == 200
+
+
 def test_user_add_rejects_bad_names_and_short_passwords(ext_daemon):
     r = ext_daemon.cli("user", "add", "../x", "--role", "reader", stdin="longenough\n")
     assert r.returncode == 1 and "user names match" in r.stderr

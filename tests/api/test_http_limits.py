@@ -163,3 +163,53 @@ def test_path_tricks_never_reach_a_handler(ext_daemon):
         status, headers, body = parse_raw(raw_request(ext_daemon.port, req))
         assert status == 404, path
         assert json.loads(body)["status"] == "error", body
+
+
+def test_nul_in_a_query_parameter_is_400_in_the_dialects_envelope(ext_daemon):
+    d = ext_daemon
+    r = d.get("/tasks?format=list%00x")
+    assert_flexvdi_error(r, 400, "query parameter 'format' contains a NUL byte")
+    # a stream route (esdc data path): nothing is created under the cut name
+    r = d.request("PUT", "/image/x%00y/file/?volume_id=dir1%00", data=b"abc")
+    assert r.status_code == 400, r.text
+    assert r.json() == {"detail": "query parameter 'volume_id' contains a NUL byte"}
+    r = d.request("PUT", "/v1/images/x/file?name=x%00y", data=b"abc")
+    assert r.status_code == 400, r.text
+    assert r.json()["error"]["code"] == "invalid"
+    assert "contains a NUL byte" in r.json()["error"]["message"]
+    r = d.get("/image/x/", headers={"Accept": "application/json"})
+    assert "NUL" not in r.text
+    assert d.get("/tasks?format=list").status_code == 200
+
+
+def test_space_before_the_colon_and_obs_fold_are_400(ext_daemon):
+    body = b'{"username":"a","password":"b"}'
+    req = (b"POST /authenticate HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+           b"Content-Length : %d\r\n\r\n" % len(body)) + body
+    status, headers, rbody = parse_raw(raw_request(ext_daemon.port, req))
+    assert status == 400
+    assert json.loads(rbody) == {"status": "error", "message":
+                                 "malformed header name 'Content-Length ' (no spaces before the colon)"}
+    assert headers["connection"].lower() == "close"
+    req = (b"GET /imagestorages/default HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " +
+           ext_daemon.token.encode() + b"\r\nX-Folded: a\r\n b\r\n\r\n")
+    status, headers, rbody = parse_raw(raw_request(ext_daemon.port, req))
+    assert status == 400
+    body = json.loads(rbody)
+    assert body["status"] == "error" and "folded over lines (obs-fold)" in body["message"], body
+    req = (b"GET /v1/health HTTP/1.1\r\nHost: x\r\nX-Folded: a\r\n\tb c\r\n\r\n")
+    status, headers, rbody = parse_raw(raw_request(ext_daemon.port, req))
+    assert status == 400
+    assert json.loads(rbody)["error"]["code"] == "invalid", rbody
+    # the same headers without the fold pass
+    req = (b"GET /v1/health HTTP/1.1\r\nHost: x\r\nX-Folded: a b\r\nX-Other:b\r\n\r\n")
+    status, headers, rbody = parse_raw(raw_request(ext_daemon.port, req))
+    assert status == 200 and json.loads(rbody)["status"] in ("ok", "degraded")
+
+
+def test_the_query_string_counts_against_max_header(ext_daemon):
+    r = ext_daemon.get("/tasks?format=list&pad=" + "a" * 20000)
+    assert r.status_code == 431, r.text
+    assert "request headers exceed 16384 bytes" in r.json()["message"]
+    r = ext_daemon.get("/tasks?format=list&pad=" + "a" * 1000)
+    assert r.status_code == 200 and isinstance(r.json(), list)
