@@ -28,6 +28,7 @@ struct st_principal {
 
 struct core_volumes; /* live volume state: prober threads, backend sessions (volume.c) */
 struct core_tasks;   /* the task queue and its workers (task.c) */
+struct core_logins;  /* password checks and their throttle (login.c) */
 
 /* The daemon context, passed down explicitly; the only mutable shared state. */
 struct stowage {
@@ -35,6 +36,7 @@ struct stowage {
     struct db *db;
     struct core_volumes *vols;
     struct core_tasks *tasks;
+    struct core_logins *logins;
     char hostname[256];
     /* Bumped after every committed catalogue change and every probe result that
      * differs from the last: readers use it as a cache key for rendered replies. */
@@ -75,6 +77,25 @@ int core_user_add(struct stowage *st, const char *name, const char *password, en
 /* Check a password and open a session token for the user. */
 int core_login(struct stowage *st, const char *name, const char *password, char *session,
                size_t session_len, struct st_principal *who, struct st_err *e);
+/* Password logins for every dialect (login.c): checked on login threads, throttled per
+ * user and per client address. */
+struct core_login_result {
+    int ok;           /* session and who are filled; else err says why */
+    char session[96]; /* the new session token */
+    struct st_principal who;
+    struct st_err err; /* ST_UNAUTHORIZED for a wrong password or unknown user */
+};
+typedef void (*core_login_done_fn)(void *ud, const struct core_login_result *res);
+/* Queue a check of name's password from addr (the client's IP as text). 0: queued, and
+ * done(ud, …) runs exactly once on a login thread. -1 at once, done never runs:
+ * ST_TOO_MANY (a wait or lock-out after failures) or ST_UNAVAILABLE (queue full), with
+ * *retry_after the seconds to wait. */
+int core_login_submit(struct stowage *st, const char *name, const char *password, const char *addr,
+                      core_login_done_fn done, void *ud, unsigned *retry_after, struct st_err *e);
+int core_logins_start(struct stowage *st, struct st_err *e);
+/* Runs what is queued, then stops the threads and refuses new checks; safe to call twice. */
+void core_logins_stop(struct stowage *st);
+void core_logins_free(struct stowage *st);
 /* On first start: create a superadmin token, write STATE_DIR/admin.token (0600), print it. */
 int core_auth_bootstrap(struct stowage *st, struct st_err *e);
 

@@ -63,6 +63,12 @@ struct http_req {
     /* an error found while the body was arriving, answered when it is over */
     int deferred;
     struct st_err deferred_err;
+    /* a handler that answers later (http_defer): what runs once it may */
+    int parked;
+    http_handler_fn then;
+    /* body rate (limits.min_body_rate): bytes in the current window and its start */
+    uint64_t window_t0_us, window_bytes;
+    int window_paused; /* we suspended the body in this window: the client is not to blame */
     /* reply */
     struct hdr *hdrs;
     size_t n_hdrs;

@@ -117,11 +117,39 @@ void http_query_each(struct http_req *r, void (*fn)(void *ud, const char *k, con
 
 void http_suspend(struct http_req *r)
 {
+    r->window_paused = 1;
     MHD_suspend_connection(r->conn);
 }
 void http_resume(struct http_req *r)
 {
     MHD_resume_connection(r->conn);
+}
+
+void http_defer(struct http_req *r)
+{
+    r->parked = 1;
+    MHD_suspend_connection(r->conn);
+}
+
+void http_continue(struct http_req *r, http_handler_fn fn)
+{
+    r->then = fn;
+    MHD_resume_connection(r->conn);
+}
+
+void http_client_addr(struct http_req *r, char *out, size_t len)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    out[0] = '\0';
+    if (!ci || !ci->client_addr)
+        return;
+    if (ci->client_addr->sa_family == AF_INET)
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)ci->client_addr)->sin_addr, out,
+                  (socklen_t)len);
+    else if (ci->client_addr->sa_family == AF_INET6)
+        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)ci->client_addr)->sin6_addr, out,
+                  (socklen_t)len);
 }
 
 void http_set_ctx(struct http_req *r, void *ctx, const struct http_stream_ops *ops)
@@ -435,7 +463,7 @@ static void on_complete_body(struct http_req *r)
         }
         r->route->handler(r);
     }
-    if (!r->replied) {
+    if (!r->replied && !r->parked) {
         struct st_err e;
         st_fail(&e, ST_INTERNAL, "handler for %s %s gave no reply", r->method, r->url);
         http_reply_error(r, &e);
@@ -467,6 +495,18 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     if (*upload_data_size) {
         size_t took = r->replied ? *upload_data_size : take_body(r, upload_data, *upload_data_size);
         *upload_data_size -= took;
+        return MHD_YES;
+    }
+    if (r->parked) {
+        if (!r->then)
+            return MHD_YES; /* woken before its answer is ready */
+        r->parked = 0;
+        r->then(r);
+        if (!r->replied) {
+            struct st_err e;
+            st_fail(&e, ST_INTERNAL, "deferred handler for %s %s gave no reply", r->method, r->url);
+            http_reply_error(r, &e);
+        }
         return MHD_YES;
     }
     if (!r->replied)
@@ -625,6 +665,8 @@ void http_stop(struct http_server *s)
 {
     if (!s)
         return;
+    /* MHD may not stop with suspended connections: the queued logins answer first. */
+    core_logins_stop(s->st);
     if (s->mhd) {
         MHD_stop_daemon(s->mhd);
         s->listen_fd = -1; /* MHD closed it */
