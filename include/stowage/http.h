@@ -75,6 +75,8 @@ int http_router_match(const struct http_router *rt, const char *method, const ch
                       const struct http_dialect **dialect, char *allow, size_t allow_len);
 const struct http_route *http_router_route(const struct http_router *rt, int idx);
 size_t http_router_count(const struct http_router *rt);
+/* The dialect that answers for paths no other one owns (native). */
+const struct http_dialect *http_router_fallback(const struct http_router *rt);
 
 /* ---- request accessors ---- */
 struct stowage *http_st(struct http_req *r);

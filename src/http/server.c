@@ -470,6 +470,41 @@ static void on_complete_body(struct http_req *r)
     }
 }
 
+/* limits.min_body_rate: a body must average that many bytes a second over each window
+ * of limits.body_rate_window seconds. Windows in which we paused the body ourselves
+ * (http_suspend: the backend was slow) do not count. MHD 0.9.75 takes no reply while a
+ * body arrives, so the 408 goes straight to the socket and the connection is closed. */
+static int body_too_slow(struct http_req *r, size_t took)
+{
+    const struct st_config *cfg = &r->srv->st->cfg;
+    uint64_t now = http_mono_us(), window_us = (uint64_t)cfg->body_rate_window * 1000000u;
+    if (!cfg->min_body_rate)
+        return 0;
+    if (r->window_paused) {
+        r->window_paused = 0;
+        r->window_t0_us = now;
+        r->window_bytes = 0;
+    }
+    r->window_bytes += took;
+    if (now - r->window_t0_us < window_us)
+        return 0;
+    if (r->window_bytes >= (uint64_t)cfg->min_body_rate * cfg->body_rate_window) {
+        r->window_t0_us = now;
+        r->window_bytes = 0;
+        return 0;
+    }
+    struct st_err e;
+    st_fail(&e, ST_TIMEOUT, "request body slower than %u bytes/s over %u s", cfg->min_body_rate,
+            cfg->body_rate_window);
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    if (ci && !cfg->tls_cert)
+        http_send_raw_error(ci->connect_fd, r->dialect, r->rid, &e);
+    r->status = 408;
+    r->deferred = 1; /* whatever else arrives is not looked at */
+    return 1;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
                                   const char *method, const char *version, const char *upload_data,
                                   size_t *upload_data_size, void **con_cls)
@@ -488,13 +523,17 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         r->method = method;
         r->route_idx = -1;
         r->t0_us = http_mono_us();
+        r->window_t0_us = r->t0_us;
         *con_cls = r;
+        http_guard_request_started(s, conn);
         on_headers(r);
         return MHD_YES;
     }
     if (*upload_data_size) {
         size_t took = r->replied ? *upload_data_size : take_body(r, upload_data, *upload_data_size);
         *upload_data_size -= took;
+        if (!r->replied && body_too_slow(r, took))
+            return MHD_NO; /* answered 408 on the socket; MHD closes the connection */
         return MHD_YES;
     }
     if (r->parked) {
@@ -519,7 +558,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 {
     struct http_server *s = cls;
     struct http_req *r = *con_cls;
-    (void)conn;
+    http_guard_request_done(s, conn);
     if (!r)
         return;
     uint64_t us = http_mono_us() - r->t0_us;
@@ -637,7 +676,11 @@ int http_start(struct http_server **out, struct stowage *st, int listen_fd,
         {MHD_OPTION_THREAD_POOL_SIZE, (intptr_t)(threads > 1 ? threads : 0), NULL},
         {MHD_OPTION_CONNECTION_TIMEOUT, (intptr_t)cfg->conn_timeout, NULL},
         {MHD_OPTION_PER_IP_CONNECTION_LIMIT, (intptr_t)cfg->per_ip, NULL},
-        {MHD_OPTION_CONNECTION_LIMIT, (intptr_t)cfg->max_connections, NULL},
+        /* The guard keeps max_connections; MHD accepts more so that nobody waits in
+         * the listen backlog while the guard makes room (guard.c). */
+        {MHD_OPTION_CONNECTION_LIMIT,
+         (intptr_t)(cfg->max_connections + 16 * threads + cfg->max_connections / 2), NULL},
+        {MHD_OPTION_NOTIFY_CONNECTION, (intptr_t)http_guard_notify, s},
         {MHD_OPTION_CONNECTION_MEMORY_LIMIT, (intptr_t)pool, NULL},
         /* Grow the read buffer in big steps: uploads then arrive in big chunks. */
         {MHD_OPTION_CONNECTION_MEMORY_INCREMENT, (intptr_t)(64 * 1024), NULL},
@@ -647,6 +690,10 @@ int http_start(struct http_server **out, struct stowage *st, int listen_fd,
         {cfg->tls_cert ? MHD_OPTION_HTTPS_MEM_KEY : MHD_OPTION_END, 0, s->tls_key},
         {MHD_OPTION_END, 0, NULL},
     };
+    if (http_guard_start(s)) {
+        st_fail(e, ST_INTERNAL, "cannot start the connection guard");
+        goto fail;
+    }
     s->mhd = MHD_start_daemon(flags, 0, NULL, NULL, on_request, s, MHD_OPTION_ARRAY, opts,
                               MHD_OPTION_END);
     if (!s->mhd) {
@@ -671,6 +718,7 @@ void http_stop(struct http_server *s)
         MHD_stop_daemon(s->mhd);
         s->listen_fd = -1; /* MHD closed it */
     }
+    http_guard_stop(s);
     if (s->listen_fd >= 0)
         close(s->listen_fd);
     http_metrics_free(s);

@@ -213,3 +213,176 @@ def test_the_query_string_counts_against_max_header(ext_daemon):
     assert "request headers exceed 16384 bytes" in r.json()["message"]
     r = ext_daemon.get("/tasks?format=list&pad=" + "a" * 1000)
     assert r.status_code == 200 and isinstance(r.json(), list)
+
+
+# ---------------------------------------------------------------- slow clients
+
+import multiprocessing  # noqa: E402
+import selectors  # noqa: E402
+
+
+def read_until_closed(s, timeout):
+    s.settimeout(timeout)
+    data = b""
+    try:
+        while True:
+            b = s.recv(65536)
+            if not b:
+                break
+            data += b
+    except (socket.timeout, ConnectionResetError):
+        pass
+    return data
+
+
+def test_headers_not_complete_within_header_timeout_get_408(daemon_factory):
+    d = daemon_factory({"limits": {"header_timeout": 2}})
+    s = socket.create_connection(("127.0.0.1", d.port))
+    t0 = time.time()
+    s.sendall(b"GET /v1/health HTTP/1.1\r\nHost: x\r\n")
+    data = b""
+    s.setblocking(False)
+    while time.time() - t0 < 10 and b"\r\n\r\n" not in data:
+        try:
+            s.send(b"X")  # one byte of a header line at a time
+        except OSError:
+            break
+        time.sleep(0.25)
+        try:
+            data += s.recv(65536)
+        except BlockingIOError:
+            pass
+        except OSError:
+            break
+    data += read_until_closed(s, 5)
+    s.close()
+    assert 1.5 < time.time() - t0 < 6
+    status, headers, body = parse_raw(data)
+    assert status == 408
+    assert json.loads(body) == {"error": {"code": "request_timeout", "field": "", "message":
+                                          "request headers not complete within 2 s"}}
+    assert headers["connection"] == "close"
+    # a keep-alive connection idle after its answer is the idle timeout's business
+    k = socket.create_connection(("127.0.0.1", d.port))
+    k.sendall(b"GET /v1/health HTTP/1.1\r\nHost: x\r\n\r\n")
+    k.settimeout(5)
+    assert k.recv(65536).startswith(b"HTTP/1.1 200")
+    time.sleep(3)
+    k.sendall(b"GET /v1/health HTTP/1.1\r\nHost: x\r\n\r\n")
+    status, _, body = parse_raw(k.recv(65536))
+    assert status == 200 and json.loads(body)["status"] in ("ok", "degraded")
+    k.close()
+
+
+def test_a_body_below_min_body_rate_gets_408_in_the_dialects_envelope(daemon_factory):
+    d = daemon_factory({"limits": {"min_body_rate": 1000, "body_rate_window": 1}})
+    s = socket.create_connection(("127.0.0.1", d.port))
+    s.sendall(b"POST /authenticate HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+              b"Content-Length: 100000\r\n\r\n{")
+    t0 = time.time()
+    data = b""
+    s.setblocking(False)
+    while time.time() - t0 < 10:
+        try:
+            s.send(b" " * 10)  # 50 bytes/s
+        except OSError:
+            break
+        time.sleep(0.2)
+        try:
+            data += s.recv(65536)
+            if data:
+                break
+        except BlockingIOError:
+            pass
+        except OSError:
+            break
+    data += read_until_closed(s, 5)
+    s.close()
+    assert time.time() - t0 < 6
+    status, headers, body = parse_raw(data)
+    assert status == 408
+    assert json.loads(body) == {"status": "error",
+                                "message": "request body slower than 1000 bytes/s over 1 s"}
+    # a body at a normal pace is read to its end
+    r = requests.post(d.url("/authenticate"), data=b'{"username": "a", "password": "b"' + b" " * 99000
+                      + b"}", headers={"Content-Type": "application/json"})
+    assert r.status_code == 401 and r.json()["message"] == "unknown user or wrong password"
+
+
+def slowloris(port, sources, per_source, stop, stats):
+    """Hold per_source connections from each source address, each sending a header line
+    one byte a second; reconnect whatever the server closes, until stop is set."""
+    sel = selectors.DefaultSelector()
+    socks = {}
+
+    def open_one(src):
+        try:
+            s = socket.socket()
+            s.setblocking(False)
+            s.bind((src, 0))
+            s.connect_ex(("127.0.0.1", port))
+            socks[s] = [src, 0.0, False]
+            sel.register(s, selectors.EVENT_READ)
+        except OSError:
+            stats["refused"] += 1
+
+    for src in sources:
+        for _ in range(per_source):
+            open_one(src)
+    while not stop.is_set():
+        now = time.time()
+        for s, st in list(socks.items()):
+            if now - st[1] >= 1.0:
+                st[1] = now
+                try:
+                    s.send(b"GET /v1/health HTTP/1.1\r\nX-Slow: " if not st[2] else b"x")
+                    st[2] = True
+                except OSError:
+                    pass
+        for key, _ in sel.select(timeout=0.1):
+            s = key.fileobj
+            try:
+                data = s.recv(65536)
+            except OSError:
+                data = b""
+            if data.startswith(b"HTTP/1.1 408"):
+                stats["408"] += 1
+            if not data or data.startswith(b"HTTP/1.1 408"):
+                stats["closed"] += 1
+                src = socks.pop(s)[0]
+                sel.unregister(s)
+                s.close()
+                open_one(src)
+    for s in socks:
+        s.close()
+
+
+def test_slowloris_does_not_lock_out_a_normal_client(daemon_factory):
+    d = daemon_factory({"limits": {"max_connections": 200, "header_timeout": 3}})
+    # in its own process: its busy loop must not hold the normal client's GIL
+    ctx = multiprocessing.get_context("fork")
+    stop = ctx.Event()
+    manager_stats = ctx.Manager()
+    stats = manager_stats.dict({"408": 0, "closed": 0, "refused": 0})
+    sources = ["127.0.0.%d" % i for i in range(10, 16)]  # 6 x 50 = 300 connections
+    attacker = ctx.Process(target=slowloris, args=(d.port, sources, 50, stop, stats))
+    attacker.start()
+    lat = []
+    try:
+        time.sleep(2)
+        t_end = time.time() + 8
+        while time.time() < t_end:
+            t0 = time.monotonic()
+            r = requests.get(d.url("/v1/health"), timeout=10)
+            lat.append(time.monotonic() - t0)
+            assert r.status_code == 200 and r.json()["status"] in ("ok", "degraded"), r.text
+            time.sleep(0.1)
+    finally:
+        stop.set()
+        attacker.join(30)
+        stats = dict(stats)
+        manager_stats.shutdown()
+    print("normal client under slowloris: %d requests, worst %.1f ms; attackers: %r"
+          % (len(lat), max(lat) * 1000, stats))
+    assert max(lat) < 1.0, "a normal client waited %.3f s" % max(lat)
+    assert stats["closed"] > 100  # the slow ones were closed, and came back
