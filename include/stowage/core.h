@@ -42,6 +42,8 @@ struct stowage {
      * differs from the last: readers use it as a cache key for rendered replies. */
     atomic_uint_fast64_t generation;
     atomic_int stopping;
+    /* bytes of download read-ahead buffers held now, at most cfg.readahead_memory */
+    atomic_uint_fast64_t readahead_bytes;
     /* names held by one operation at a time, or shared by readers (core_claim) */
     pthread_mutex_t claims_mu;
     struct core_claim *claims;

@@ -142,7 +142,7 @@ void http_reply_reader(struct http_req *r, unsigned status, const char *content_
     }
     *rd = (struct reader){r, fn, cls, free_cls, &r->bytes_out};
     struct MHD_Response *resp = MHD_create_response_from_callback(
-        size == UINT64_MAX ? MHD_SIZE_UNKNOWN : size, 256 * 1024, read_cb, rd, free_reader);
+        size == UINT64_MAX ? MHD_SIZE_UNKNOWN : size, 64 * 1024, read_cb, rd, free_reader);
     if (!resp) {
         free_reader(rd);
         http_queue(r, status, NULL);

@@ -1,5 +1,6 @@
 """Bad input at the HTTP layer: every refusal is in the dialect's envelope and the daemon goes on."""
 import json
+import os
 import socket
 import time
 
@@ -386,3 +387,46 @@ def test_slowloris_does_not_lock_out_a_normal_client(daemon_factory):
           % (len(lat), max(lat) * 1000, stats))
     assert max(lat) < 1.0, "a normal client waited %.3f s" % max(lat)
     assert stats["closed"] > 100  # the slow ones were closed, and came back
+
+
+def vm_rss_kib(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise AssertionError("no VmRSS")
+
+
+def test_stalled_downloads_hold_bounded_memory(ext_daemon):
+    d = ext_daemon
+    data = os.urandom(32 << 20)
+    r = d.request("PUT", "/image/stall-me/file/", data=data)
+    assert r.status_code == 201, r.text
+    assert r.json()["name"] == "stall-me"
+    # one download read to the end first: whatever is allocated once is in the baseline
+    r = d.get("/image/stall-me/file/")
+    assert r.status_code == 200 and r.content == data
+    base = vm_rss_kib(d.proc.pid)
+    req = (b"GET /image/stall-me/file/ HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " +
+           d.token.encode() + b"\r\n\r\n")
+    socks = []
+    try:
+        for i in range(200):  # 4 addresses x 50: under the per-address limit
+            s = socket.socket()
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            s.bind(("127.0.0.%d" % (20 + i % 4), 0))
+            s.connect(("127.0.0.1", d.port))
+            s.sendall(req)
+            socks.append(s)  # and never read
+        time.sleep(3)
+        held = vm_rss_kib(d.proc.pid) - base
+        print("RSS with 200 stalled downloads: +%d MiB" % (held >> 10))
+        assert held < 150 << 10, "200 stalled downloads hold %d MiB" % (held >> 10)
+        # each one did start: its status line is there to read
+        socks[0].settimeout(5)
+        assert socks[0].recv(12) == b"HTTP/1.1 200"
+    finally:
+        for s in socks:
+            s.close()
+    r = d.get("/image/stall-me/file/")
+    assert r.status_code == 200 and r.content == data
