@@ -16,4 +16,11 @@ int api_parse_complete_length(const char *h, uint64_t *total);
 /* The client's expected SHA-256 (hex) from X-Checksum-Sha256 or Digest: 1, 0 absent, -1 bad. */
 int api_expected_sha256(struct http_req *r, char out[65]);
 
+/* A password login (login.c): checks user's password off the HTTP threads, then calls
+ * reply(r, res) on an HTTP thread, which must reply. A refusal before any check
+ * (throttled: ST_TOO_MANY, queue full: ST_UNAVAILABLE) comes with Retry-After set. */
+typedef void (*api_login_reply_fn)(struct http_req *r, const struct core_login_result *res);
+void api_login(struct http_req *r, const char *user, const char *password,
+               api_login_reply_fn reply);
+
 #endif

@@ -4,7 +4,7 @@
  * status follows the code (400, 401, 403, 404, 409, 413, 500, 503, 507 …),
  * documented in docs/flexvdi.md. Sizes are KB (space) and MB (images). Every
  * write is a task: POST /tasks/create answers the task id at once. */
-#include "stowage/api.h"
+#include "api_internal.h"
 
 #include <stddef.h>
 #include <stdint.h>
@@ -140,12 +140,26 @@ static void list_storages(struct http_req *r)
     http_reply_json_cached(r, "flexvdi:is*", gen, arr);
 }
 
+/* flexVDI's AuthResult says "Error" in status; the HTTP status says why (429 with
+ * Retry-After while a user or address is throttled, docs/flexvdi.md). */
+static void authenticated(struct http_req *r, const struct core_login_result *res)
+{
+    char cookie[160];
+    if (!res->ok) {
+        http_reply_json(r, http_status_of(res->err.code),
+                        json_pack("{s:s, s:s}", "status", "Error", "message", res->err.msg));
+        return;
+    }
+    snprintf(cookie, sizeof cookie, "session=%s; Path=/; HttpOnly; SameSite=Strict; Max-Age=43200",
+             res->session);
+    http_add_header(r, "Set-Cookie", cookie);
+    http_reply_json(r, 200, json_pack("{s:s, s:s}", "status", "OK", "message", res->session));
+}
+
 static void authenticate(struct http_req *r)
 {
     struct st_err e;
-    struct st_principal who;
     const char *user, *pass;
-    char session[96], cookie[160];
     json_t *body = http_json(r);
 
     if (!json_is_object(body)) {
@@ -158,16 +172,7 @@ static void authenticate(struct http_req *r)
         http_reply_error(r, &e);
         return;
     }
-    if (core_login(http_st(r), user, pass, session, sizeof session, &who, &e)) {
-        /* flexVDI's AuthResult says "Error" in status; the HTTP status says why. */
-        http_reply_json(r, http_status_of(e.code),
-                        json_pack("{s:s, s:s}", "status", "Error", "message", e.msg));
-        return;
-    }
-    snprintf(cookie, sizeof cookie, "session=%s; Path=/; HttpOnly; SameSite=Strict; Max-Age=43200",
-             session);
-    http_add_header(r, "Set-Cookie", cookie);
-    http_reply_json(r, 200, json_pack("{s:s, s:s}", "status", "OK", "message", session));
+    api_login(r, user, pass, authenticated);
 }
 
 static void logout(struct http_req *r)
@@ -175,7 +180,7 @@ static void logout(struct http_req *r)
     const char *session = http_cookie(r, "session");
     struct st_err e;
     if (session && *session)
-        core_token_revoke(http_st(r), session, &e);
+        core_session_end(http_st(r), session, &e); /* an API token in the cookie stays valid */
     http_add_header(r, "Set-Cookie", "session=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0");
     http_reply_json(r, 200, json_pack("{s:s, s:s}", "status", "OK", "message", "logged out"));
 }

@@ -23,6 +23,8 @@ static const char *const code_names[ST_CODE_COUNT] = {
     [ST_UNAVAILABLE] = "unavailable",
     [ST_NO_SPACE] = "no_space",
     [ST_INTERNAL] = "internal",
+    [ST_TIMEOUT] = "request_timeout",
+    [ST_TOO_MANY] = "too_many_requests",
 };
 
 const char *st_code_name(enum st_code code)

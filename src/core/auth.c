@@ -141,6 +141,16 @@ int core_token_revoke(struct stowage *st, const char *token, struct st_err *e)
     return rc;
 }
 
+int core_session_end(struct stowage *st, const char *token, struct st_err *e)
+{
+    struct st_principal who;
+    if (core_authenticate(st, token, &who, e))
+        return -1;
+    if (!who.is_session)
+        return st_fail(e, ST_INVALID, "not a session: logout ends sessions only");
+    return core_token_revoke(st, token, e);
+}
+
 static int kdf(const char *password, const unsigned char *salt, unsigned iter,
                unsigned char out[KDF_LEN])
 {

@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <jansson.h>
 #include <limits.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,6 +26,15 @@ void cfg_defaults(struct st_config *c)
     c->per_ip = 64;
     c->max_connections = 1024;
     c->max_image_size = 1ULL << 40;
+    c->header_timeout = 10;
+    c->min_body_rate = 1024;
+    c->body_rate_window = 10;
+    c->readahead_memory = 64ULL << 20;
+    c->login_workers = 2;
+    c->login_queue = 64;
+    c->login_free_failures = 3;
+    c->login_lockout_failures = 10;
+    c->login_lockout_s = 300;
     c->probe_ttl_ms = 5000;
     c->gluster_timeout_ms = 10000;
     c->staging_expiry_s = 24 * 3600;
@@ -176,9 +186,58 @@ static int load_limits(struct st_config *c, json_t *o, struct st_err *e)
             if (get_uint(v, k, UINT64_MAX >> 1, &u, e))
                 return -1;
             c->max_image_size = u;
+        } else if (strcmp(k, "header_timeout") == 0) {
+            if (get_uint(v, k, 86400, &u, e))
+                return -1;
+            c->header_timeout = (unsigned)u;
+        } else if (strcmp(k, "min_body_rate") == 0) {
+            if (get_uint(v, k, 1u << 30, &u, e))
+                return -1;
+            c->min_body_rate = (unsigned)u;
+        } else if (strcmp(k, "body_rate_window") == 0) {
+            if (get_uint(v, k, 3600, &u, e))
+                return -1;
+            c->body_rate_window = (unsigned)u;
+        } else if (strcmp(k, "readahead_memory") == 0) {
+            if (get_uint(v, k, 1ULL << 40, &u, e))
+                return -1;
+            c->readahead_memory = u;
         } else {
             return st_fail_field(e, ST_INVALID, k, "unknown key limits.%s", k);
         }
+    }
+    return 0;
+}
+
+static int load_login(struct st_config *c, json_t *o, struct st_err *e)
+{
+    static const struct {
+        const char *key;
+        uint64_t max;
+        size_t off;
+    } keys[] = {
+        {"workers", 64, offsetof(struct st_config, login_workers)},
+        {"queue", 65536, offsetof(struct st_config, login_queue)},
+        {"free_failures", 1000, offsetof(struct st_config, login_free_failures)},
+        {"lockout_failures", 1000, offsetof(struct st_config, login_lockout_failures)},
+        {"lockout_s", 7 * 86400, offsetof(struct st_config, login_lockout_s)},
+    };
+    const char *k;
+    json_t *v;
+    uint64_t u;
+
+    if (!json_is_object(o))
+        return st_fail_field(e, ST_INVALID, "login", "login must be an object");
+    json_object_foreach(o, k, v)
+    {
+        size_t i = 0;
+        while (i < sizeof keys / sizeof *keys && strcmp(k, keys[i].key) != 0)
+            i++;
+        if (i == sizeof keys / sizeof *keys)
+            return st_fail_field(e, ST_INVALID, k, "unknown key login.%s", k);
+        if (get_uint(v, k, keys[i].max, &u, e))
+            return -1;
+        *(unsigned *)((char *)c + keys[i].off) = (unsigned)u;
     }
     return 0;
 }
@@ -373,6 +432,9 @@ static int load_object(struct st_config *c, json_t *root, struct st_err *e)
             if (!json_is_boolean(v))
                 return st_fail_field(e, ST_INVALID, k, "log_requests must be true or false");
             c->log_requests = json_is_true(v);
+        } else if (strcmp(k, "login") == 0) {
+            if (load_login(c, v, e))
+                return -1;
         } else if (strcmp(k, "limits") == 0) {
             if (load_limits(c, v, e))
                 return -1;
@@ -459,5 +521,13 @@ int cfg_finish(struct st_config *c, struct st_err *e)
         return st_fail_field(e, ST_INVALID, "probe_ttl_ms", "probe_ttl_ms must be >= 100");
     if (c->workers == 0)
         c->workers = 1;
+    if (c->header_timeout == 0 || c->body_rate_window == 0)
+        return st_fail_field(e, ST_INVALID, "limits",
+                             "limits.header_timeout and limits.body_rate_window must be > 0");
+    if (c->login_workers == 0 || c->login_queue == 0)
+        return st_fail_field(e, ST_INVALID, "login", "login.workers and login.queue must be > 0");
+    if (c->login_lockout_failures <= c->login_free_failures)
+        return st_fail_field(e, ST_INVALID, "login",
+                             "login.lockout_failures must be above login.free_failures");
     return 0;
 }

@@ -18,6 +18,7 @@ _Static_assert(CORE_ID == DB_ID, "core and catalogue ids have one length");
 
 struct core_volumes; /* live volume state: prober threads, backend sessions (volume.c) */
 struct core_tasks;   /* the job queue and its workers (task.c) */
+struct core_logins;  /* password checks and their throttle (login.c) */
 
 /* The daemon context, passed down explicitly; the only mutable shared state. */
 struct stowage {
@@ -25,16 +26,21 @@ struct stowage {
     struct db *db;
     struct core_volumes *vols;
     struct core_tasks *tasks;
+    struct core_logins *logins;
     char hostname[256];
     atomic_uint_fast64_t generation; /* core_generation() */
     atomic_int stopping;
     int started;
+    /* bytes of download read-ahead buffers held now, at most cfg.readahead_memory */
+    atomic_uint_fast64_t readahead_bytes;
     /* names held by one operation at a time, or shared by readers (core_claim) */
     pthread_mutex_t claims_mu;
     struct core_claim *claims;
 };
 
 void core_bump(struct stowage *st);
+int core_logins_start(struct stowage *st, struct st_err *e);
+void core_logins_free(struct stowage *st);
 /* On first start: create a superadmin token, write STATE_DIR/admin.token (0600), print it. */
 int core_auth_bootstrap(struct stowage *st, struct st_err *e);
 

@@ -1,5 +1,10 @@
 /* download.c — reading an image out: a kernel fd for sendfile where the backend has
- * one, otherwise reads through the backend that skip holes without reading them. */
+ * one, otherwise reads through the backend that skip holes without reading them.
+ *
+ * Read-ahead blocks are 4 MiB, and a client that stops reading would hold its block
+ * for as long as it stays connected: so a block is held only until it is consumed,
+ * and all blocks together stay under cfg.readahead_memory. A download that finds the
+ * budget spent reads straight into the caller's (MHD's) buffer. */
 #include "core_internal.h"
 
 #include <errno.h>
@@ -11,6 +16,7 @@
 #define READ_AHEAD (4u << 20)
 
 struct core_download {
+    struct stowage *st;
     struct core_vol_ref v;
     struct be_file *f;
     uint64_t size;
@@ -24,6 +30,24 @@ struct core_download {
     int mapped;
     int kfd; /* the backend's kernel fd (not ours to close), or -1 */
 };
+
+/* A read-ahead block if the budget allows one, else NULL. */
+static char *ra_take(struct stowage *st)
+{
+    uint64_t was = atomic_fetch_add(&st->readahead_bytes, READ_AHEAD);
+    char *p = was + READ_AHEAD <= st->cfg.readahead_memory ? malloc(READ_AHEAD) : NULL;
+    if (!p)
+        atomic_fetch_sub(&st->readahead_bytes, READ_AHEAD);
+    return p;
+}
+
+static void ra_give(struct stowage *st, char *p)
+{
+    if (!p)
+        return;
+    free(p);
+    atomic_fetch_sub(&st->readahead_bytes, READ_AHEAD);
+}
 
 int core_download_open(struct stowage *st, const char *name, const char *uuid,
                        struct core_download **out, struct core_image *view, struct st_err *e)
@@ -41,6 +65,7 @@ int core_download_open(struct stowage *st, const char *name, const char *uuid,
     struct core_download *d = calloc(1, sizeof *d);
     if (!d)
         return st_fail(e, ST_INTERNAL, "out of memory");
+    d->st = st;
     if (core_volume_acquire(st, img->volume_id, &d->v, e))
         goto fail;
     core_image_path(img, path, sizeof path);
@@ -105,8 +130,8 @@ ssize_t core_download_read(struct core_download *d, uint64_t off, void *buf, siz
         return (ssize_t)n;
     }
     size_t n = d->hole - off < len ? (size_t)(d->hole - off) : len;
-    if (off < d->ra_off || off >= d->ra_off + d->ra_len) {
-        if (!d->ra && !(d->ra = malloc(READ_AHEAD)))
+    if (!d->ra || off < d->ra_off || off >= d->ra_off + d->ra_len) {
+        if (!d->ra && !(d->ra = ra_take(d->st)))
             return d->v.ops->pread(d->f, buf, n, off);
         uint64_t want = d->hole - off < READ_AHEAD ? d->hole - off : READ_AHEAD;
         ssize_t got = d->v.ops->pread(d->f, d->ra, (size_t)want, off);
@@ -122,6 +147,10 @@ ssize_t core_download_read(struct core_download *d, uint64_t off, void *buf, siz
     if (n > avail)
         n = avail;
     memcpy(buf, d->ra + (off - d->ra_off), n);
+    if (off + n == d->ra_off + d->ra_len) {
+        ra_give(d->st, d->ra); /* consumed: a reader that stalls now holds nothing */
+        d->ra = NULL;
+    }
     return (ssize_t)n;
 }
 
@@ -132,6 +161,6 @@ void core_download_close(struct core_download *d)
     if (d->f)
         d->v.ops->close_file(d->f);
     core_volume_release(&d->v);
-    free(d->ra);
+    ra_give(d->st, d->ra);
     free(d);
 }

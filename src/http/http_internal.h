@@ -35,6 +35,7 @@ struct http_server {
     char *tls_cert;
     char *tls_key;
     int listen_fd;
+    struct http_guard *guard;
 };
 
 struct http_req {
@@ -63,6 +64,12 @@ struct http_req {
     /* an error found while the body was arriving, answered when it is over */
     int deferred;
     struct st_err deferred_err;
+    /* a handler that answers later (http_defer): what runs once it may */
+    int parked;
+    http_handler_fn then;
+    /* body rate (limits.min_body_rate): bytes in the current window and its start */
+    uint64_t window_t0_us, window_bytes;
+    int window_paused; /* we suspended the body in this window: the client is not to blame */
     /* reply */
     struct hdr *hdrs;
     size_t n_hdrs;
@@ -78,6 +85,22 @@ int http_metrics_init(struct http_server *s);
 void http_metrics_free(struct http_server *s);
 int http_cache_init(struct http_server *s);
 void http_cache_free(struct http_server *s);
+/* Write e in dialect d's envelope straight to a plain-TCP socket, Connection: close, for
+ * the moments MHD cannot answer (headers not complete, body still arriving). */
+int http_send_raw_error(int fd, const struct http_dialect *d, const char *rid,
+                        const struct st_err *e);
+
+/* ---- the connection guard (guard.c): slow clients and a full connection table ---- */
+struct http_guard;
+int http_guard_start(struct http_server *s);
+void http_guard_stop(struct http_server *s);
+/* MHD_OPTION_NOTIFY_CONNECTION */
+void http_guard_notify(void *cls, struct MHD_Connection *c, void **socket_context,
+                       enum MHD_ConnectionNotificationCode toe);
+/* A request's headers are complete / its reply is done: the connection waits again. */
+void http_guard_request_started(struct http_server *s, struct MHD_Connection *c);
+void http_guard_request_done(struct http_server *s, struct MHD_Connection *c);
+
 /* Queue resp with the common headers; records the status. Consumes resp. */
 void http_queue(struct http_req *r, unsigned status, struct MHD_Response *resp);
 

@@ -5,6 +5,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 static const unsigned status_of[ST_CODE_COUNT] = {
@@ -13,7 +15,8 @@ static const unsigned status_of[ST_CODE_COUNT] = {
     [ST_EXISTS] = 409,       [ST_CONFLICT] = 409,         [ST_IN_USE] = 409,
     [ST_PRECONDITION] = 412, [ST_TOO_LARGE] = 413,        [ST_UNSUPPORTED_MEDIA] = 415,
     [ST_RANGE] = 416,        [ST_HEADER_TOO_LARGE] = 431, [ST_UNAVAILABLE] = 503,
-    [ST_NO_SPACE] = 507,     [ST_INTERNAL] = 500,
+    [ST_NO_SPACE] = 507,     [ST_INTERNAL] = 500,         [ST_TIMEOUT] = 408,
+    [ST_TOO_MANY] = 429,
 };
 
 unsigned http_status_of(enum st_code code)
@@ -139,7 +142,7 @@ void http_reply_reader(struct http_req *r, unsigned status, const char *content_
     }
     *rd = (struct reader){r, fn, cls, free_cls, &r->bytes_out};
     struct MHD_Response *resp = MHD_create_response_from_callback(
-        size == UINT64_MAX ? MHD_SIZE_UNKNOWN : size, 256 * 1024, read_cb, rd, free_reader);
+        size == UINT64_MAX ? MHD_SIZE_UNKNOWN : size, 64 * 1024, read_cb, rd, free_reader);
     if (!resp) {
         free_reader(rd);
         http_queue(r, status, NULL);
@@ -163,19 +166,66 @@ void http_reply_fd(struct http_req *r, unsigned status, const char *content_type
     http_queue(r, status, resp);
 }
 
+/* The dialect's envelope for e as text (malloc'd), its status and content type. */
+static char *error_text(const struct http_dialect *d, const struct st_err *e, unsigned *status,
+                        const char **ctype)
+{
+    *status = http_status_of(e->code);
+    json_t *j = d && d->error_body
+                    ? d->error_body(e, status)
+                    : json_pack("{s:s, s:s}", "error", st_code_name(e->code), "message", e->msg);
+    char *text = NULL;
+    *ctype = "application/json";
+    if (json_is_string(j)) {
+        *ctype = "text/plain; charset=utf-8";
+        text = strdup(json_string_value(j));
+    } else if (j) {
+        text = json_dumps(j, JSON_COMPACT);
+    }
+    json_decref(j);
+    return text;
+}
+
 void http_reply_error(struct http_req *r, const struct st_err *e)
 {
-    unsigned status = http_status_of(e->code);
-    json_t *j = r->dialect && r->dialect->error_body
-                    ? r->dialect->error_body(e, &status)
-                    : json_pack("{s:s, s:s}", "error", st_code_name(e->code), "message", e->msg);
-    if (json_is_string(j)) {
-        http_reply_bytes(r, status, "text/plain; charset=utf-8", json_string_value(j),
-                         json_string_length(j));
-        json_decref(j);
+    unsigned status;
+    const char *ctype;
+    char *text = error_text(r->dialect, e, &status, &ctype);
+    if (!text) {
+        static const char oom[] = "{\"error\":\"out of memory\"}";
+        http_reply_bytes(r, 500, "application/json", oom, sizeof oom - 1);
         return;
     }
-    http_reply_json(r, status, j);
+    size_t len = strlen(text);
+    struct MHD_Response *resp = MHD_create_response_from_buffer(len, text, MHD_RESPMEM_MUST_FREE);
+    if (!resp)
+        free(text);
+    else
+        MHD_add_response_header(resp, "Content-Type", ctype);
+    r->bytes_out = len;
+    http_queue(r, status, resp);
+}
+
+int http_send_raw_error(int fd, const struct http_dialect *d, const char *rid,
+                        const struct st_err *e)
+{
+    unsigned status;
+    const char *ctype;
+    char head[512];
+    char *text = error_text(d, e, &status, &ctype);
+    if (!text)
+        return -1;
+    size_t len = strlen(text);
+    int n = snprintf(head, sizeof head,
+                     "HTTP/1.1 %u %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
+                     "Connection: close\r\n%s%s%s\r\n",
+                     status, status == 408 ? "Request Timeout" : "Error", ctype, len,
+                     rid ? "X-Request-Id: " : "", rid ? rid : "", rid ? "\r\n" : "");
+    struct iovec iov[2] = {{head, (size_t)n}, {text, len}};
+    struct msghdr mh = {.msg_iov = iov, .msg_iovlen = 2};
+    ssize_t w = sendmsg(fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+    free(text);
+    return w == (ssize_t)((size_t)n + len) ? 0 : -1;
 }
 
 /* ---- JSON input helpers ---- */

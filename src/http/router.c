@@ -27,6 +27,8 @@ struct http_router {
     const struct http_dialect *const *dialects;
 };
 
+static const struct http_dialect *owner_of(const struct http_router *rt, const char *path);
+
 /* Split path in place into segments; returns the count, or -1 when too many. */
 static int split(char *path, char **segs)
 {
@@ -111,6 +113,11 @@ void http_router_free(struct http_router *rt)
 const struct http_route *http_router_route(const struct http_router *rt, int idx)
 {
     return idx >= 0 && (size_t)idx < rt->n ? rt->routes[idx].route : NULL;
+}
+
+const struct http_dialect *http_router_fallback(const struct http_router *rt)
+{
+    return owner_of(rt, "");
 }
 
 size_t http_router_count(const struct http_router *rt)

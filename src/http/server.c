@@ -117,11 +117,39 @@ void http_query_each(struct http_req *r, void (*fn)(void *ud, const char *k, con
 
 void http_suspend(struct http_req *r)
 {
+    r->window_paused = 1;
     MHD_suspend_connection(r->conn);
 }
 void http_resume(struct http_req *r)
 {
     MHD_resume_connection(r->conn);
+}
+
+void http_defer(struct http_req *r)
+{
+    r->parked = 1;
+    MHD_suspend_connection(r->conn);
+}
+
+void http_continue(struct http_req *r, http_handler_fn fn)
+{
+    r->then = fn;
+    MHD_resume_connection(r->conn);
+}
+
+void http_client_addr(struct http_req *r, char *out, size_t len)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    out[0] = '\0';
+    if (!ci || !ci->client_addr)
+        return;
+    if (ci->client_addr->sa_family == AF_INET)
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)ci->client_addr)->sin_addr, out,
+                  (socklen_t)len);
+    else if (ci->client_addr->sa_family == AF_INET6)
+        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)ci->client_addr)->sin6_addr, out,
+                  (socklen_t)len);
 }
 
 void http_set_ctx(struct http_req *r, void *ctx, const struct http_stream_ops *ops)
@@ -138,13 +166,39 @@ struct header_scan {
     int n_transfer_encoding;
     int bad_te;
     const char *client_rid;
+    /* the raw header block MHD parsed in place (see header_problem) */
+    const char *block;
+    size_t block_len;
+    const char *bad_name; /* a header name that is not an RFC 9110 token */
+    const char *folded;   /* a header continued on the next line (obs-fold) */
+    const char *nul;      /* a header or query value with a NUL in it */
+    int nul_in_query;
 };
 
-static enum MHD_Result scan_header(void *cls, enum MHD_ValueKind kind, const char *k, const char *v)
+static int is_tchar(unsigned char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+           (c && strchr("!#$%&'*+-.^_`|~", c));
+}
+
+static enum MHD_Result scan_header(void *cls, enum MHD_ValueKind kind, const char *k, size_t klen,
+                                   const char *v, size_t vlen)
 {
     struct header_scan *h = cls;
     (void)kind;
-    h->bytes += strlen(k) + (v ? strlen(v) : 0) + 4;
+    h->bytes += klen + vlen + 4;
+    for (size_t i = 0; i < klen && !h->bad_name; i++)
+        if (!is_tchar((unsigned char)k[i]))
+            h->bad_name = k;
+    if (klen == 0 && !h->bad_name)
+        h->bad_name = k;
+    /* MHD 0.9.75 accepts obs-fold: it appends the continuation to the header's name and
+     * moves the name out of the read buffer the request was parsed in. A name outside
+     * that block is how a fold shows. */
+    if (h->block && (k < h->block || k >= h->block + h->block_len) && !h->folded)
+        h->folded = k;
+    if ((v && strlen(v) != vlen) && !h->nul)
+        h->nul = k;
     if (strcasecmp(k, "Content-Length") == 0)
         h->n_content_length++;
     else if (strcasecmp(k, "Transfer-Encoding") == 0) {
@@ -153,6 +207,19 @@ static enum MHD_Result scan_header(void *cls, enum MHD_ValueKind kind, const cha
             h->bad_te = 1;
     } else if (strcasecmp(k, "X-Request-Id") == 0)
         h->client_rid = v;
+    return MHD_YES;
+}
+
+/* %00 in a query key or value would silently cut it short for every C string user. */
+static enum MHD_Result scan_arg(void *cls, enum MHD_ValueKind kind, const char *k, size_t klen,
+                                const char *v, size_t vlen)
+{
+    struct header_scan *h = cls;
+    (void)kind;
+    if ((strlen(k) != klen || (v && strlen(v) != vlen)) && !h->nul) {
+        h->nul = k;
+        h->nul_in_query = 1;
+    }
     return MHD_YES;
 }
 
@@ -250,7 +317,16 @@ static int on_headers(struct http_req *r)
     char allow[128];
     const char *match_method = strcmp(r->method, "HEAD") == 0 ? "GET" : r->method;
 
-    MHD_get_connection_values(r->conn, MHD_HEADER_KIND, scan_header, &h);
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_REQUEST_HEADER_SIZE);
+    size_t raw_size = ci ? ci->header_size : 0;
+    /* The request line and headers lie in one block from the method on (MHD 0.9.75). */
+    if (raw_size) {
+        h.block = r->method;
+        h.block_len = raw_size;
+    }
+    MHD_get_connection_values_n(r->conn, MHD_HEADER_KIND, scan_header, &h);
+    MHD_get_connection_values_n(r->conn, MHD_GET_ARGUMENT_KIND, scan_arg, &h);
     if (rid_ok(h.client_rid))
         snprintf(r->rid, sizeof r->rid, "%s", h.client_rid);
     else
@@ -260,8 +336,25 @@ static int on_headers(struct http_req *r)
     r->route_idx =
         http_router_match(r->srv->rt, match_method, r->url, r->pathbuf, sizeof r->pathbuf,
                           r->captures, &r->n_captures, &r->dialect, allow, sizeof allow);
-    if (h.bytes + strlen(r->url) > cfg->max_header) {
+    /* raw_size is the request line (with the query) and every header as sent. */
+    if ((raw_size ? raw_size : h.bytes + strlen(r->url)) > cfg->max_header) {
         fail_early(r, ST_HEADER_TOO_LARGE, "", "request headers exceed %zu bytes", cfg->max_header);
+        return -1;
+    }
+    if (h.bad_name) {
+        http_add_header(r, "Connection", "close"); /* the framing cannot be trusted */
+        fail_early(r, ST_INVALID, "", "malformed header name '%.64s' (no spaces before the colon)",
+                   h.bad_name);
+        return -1;
+    }
+    if (h.folded) {
+        http_add_header(r, "Connection", "close");
+        fail_early(r, ST_INVALID, "", "header '%.64s' is folded over lines (obs-fold)", h.folded);
+        return -1;
+    }
+    if (h.nul) {
+        fail_early(r, ST_INVALID, h.nul_in_query ? h.nul : "", "%s '%.64s' contains a NUL byte",
+                   h.nul_in_query ? "query parameter" : "header", h.nul);
         return -1;
     }
     if (h.n_content_length > 1 || (h.n_content_length && h.n_transfer_encoding) ||
@@ -370,11 +463,46 @@ static void on_complete_body(struct http_req *r)
         }
         r->route->handler(r);
     }
-    if (!r->replied) {
+    if (!r->replied && !r->parked) {
         struct st_err e;
         st_fail(&e, ST_INTERNAL, "handler for %s %s gave no reply", r->method, r->url);
         http_reply_error(r, &e);
     }
+}
+
+/* limits.min_body_rate: a body must average that many bytes a second over each window
+ * of limits.body_rate_window seconds. Windows in which we paused the body ourselves
+ * (http_suspend: the backend was slow) do not count. MHD 0.9.75 takes no reply while a
+ * body arrives, so the 408 goes straight to the socket and the connection is closed. */
+static int body_too_slow(struct http_req *r, size_t took)
+{
+    const struct st_config *cfg = core_config(r->srv->st);
+    uint64_t now = http_mono_us(), window_us = (uint64_t)cfg->body_rate_window * 1000000u;
+    if (!cfg->min_body_rate)
+        return 0;
+    if (r->window_paused) {
+        r->window_paused = 0;
+        r->window_t0_us = now;
+        r->window_bytes = 0;
+    }
+    r->window_bytes += took;
+    if (now - r->window_t0_us < window_us)
+        return 0;
+    if (r->window_bytes >= (uint64_t)cfg->min_body_rate * cfg->body_rate_window) {
+        r->window_t0_us = now;
+        r->window_bytes = 0;
+        return 0;
+    }
+    struct st_err e;
+    st_fail(&e, ST_TIMEOUT, "request body slower than %u bytes/s over %u s", cfg->min_body_rate,
+            cfg->body_rate_window);
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    if (ci && !cfg->tls_cert)
+        http_send_raw_error(ci->connect_fd, r->dialect, r->rid, &e);
+    r->status = 408;
+    r->deferred = 1; /* whatever else arrives is not looked at */
+    return 1;
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
@@ -395,13 +523,29 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         r->method = method;
         r->route_idx = -1;
         r->t0_us = http_mono_us();
+        r->window_t0_us = r->t0_us;
         *con_cls = r;
+        http_guard_request_started(s, conn);
         on_headers(r);
         return MHD_YES;
     }
     if (*upload_data_size) {
         size_t took = r->replied ? *upload_data_size : take_body(r, upload_data, *upload_data_size);
         *upload_data_size -= took;
+        if (!r->replied && body_too_slow(r, took))
+            return MHD_NO; /* answered 408 on the socket; MHD closes the connection */
+        return MHD_YES;
+    }
+    if (r->parked) {
+        if (!r->then)
+            return MHD_YES; /* woken before its answer is ready */
+        r->parked = 0;
+        r->then(r);
+        if (!r->replied) {
+            struct st_err e;
+            st_fail(&e, ST_INTERNAL, "deferred handler for %s %s gave no reply", r->method, r->url);
+            http_reply_error(r, &e);
+        }
         return MHD_YES;
     }
     if (!r->replied)
@@ -414,7 +558,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 {
     struct http_server *s = cls;
     struct http_req *r = *con_cls;
-    (void)conn;
+    http_guard_request_done(s, conn);
     if (!r)
         return;
     uint64_t us = http_mono_us() - r->t0_us;
@@ -532,7 +676,11 @@ int http_start(struct http_server **out, struct stowage *st, int listen_fd,
         {MHD_OPTION_THREAD_POOL_SIZE, (intptr_t)(threads > 1 ? threads : 0), NULL},
         {MHD_OPTION_CONNECTION_TIMEOUT, (intptr_t)cfg->conn_timeout, NULL},
         {MHD_OPTION_PER_IP_CONNECTION_LIMIT, (intptr_t)cfg->per_ip, NULL},
-        {MHD_OPTION_CONNECTION_LIMIT, (intptr_t)cfg->max_connections, NULL},
+        /* The guard keeps max_connections; MHD accepts more so that nobody waits in
+         * the listen backlog while the guard makes room (guard.c). */
+        {MHD_OPTION_CONNECTION_LIMIT,
+         (intptr_t)(cfg->max_connections + 16 * threads + cfg->max_connections / 2), NULL},
+        {MHD_OPTION_NOTIFY_CONNECTION, (intptr_t)http_guard_notify, s},
         {MHD_OPTION_CONNECTION_MEMORY_LIMIT, (intptr_t)pool, NULL},
         /* Grow the read buffer in big steps: uploads then arrive in big chunks. */
         {MHD_OPTION_CONNECTION_MEMORY_INCREMENT, (intptr_t)(64 * 1024), NULL},
@@ -542,6 +690,10 @@ int http_start(struct http_server **out, struct stowage *st, int listen_fd,
         {cfg->tls_cert ? MHD_OPTION_HTTPS_MEM_KEY : MHD_OPTION_END, 0, s->tls_key},
         {MHD_OPTION_END, 0, NULL},
     };
+    if (http_guard_start(s)) {
+        st_fail(e, ST_INTERNAL, "cannot start the connection guard");
+        goto fail;
+    }
     s->mhd = MHD_start_daemon(flags, 0, NULL, NULL, on_request, s, MHD_OPTION_ARRAY, opts,
                               MHD_OPTION_END);
     if (!s->mhd) {
@@ -560,10 +712,13 @@ void http_stop(struct http_server *s)
 {
     if (!s)
         return;
+    /* MHD may not stop with suspended connections: the queued logins answer first. */
+    core_logins_stop(s->st);
     if (s->mhd) {
         MHD_stop_daemon(s->mhd);
         s->listen_fd = -1; /* MHD closed it */
     }
+    http_guard_stop(s);
     if (s->listen_fd >= 0)
         close(s->listen_fd);
     http_metrics_free(s);

@@ -25,6 +25,8 @@ enum st_code {
     ST_UNAVAILABLE,       /* storage or backend unreachable, brick down (503) */
     ST_NO_SPACE,          /* volume full (507) */
     ST_INTERNAL,          /* a bug or an unexpected system error (500) */
+    ST_TIMEOUT,           /* the client was too slow sending its request (408) */
+    ST_TOO_MANY,          /* throttled: too many attempts, try again later (429) */
     ST_CODE_COUNT
 };
 

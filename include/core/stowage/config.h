@@ -37,7 +37,17 @@ struct st_config {
     unsigned conn_timeout; /* idle seconds */
     unsigned per_ip;       /* connections per client IP */
     unsigned max_connections;
-    uint64_t max_image_size; /* bytes */
+    uint64_t max_image_size;   /* bytes */
+    unsigned header_timeout;   /* seconds a request may take to send its headers */
+    unsigned min_body_rate;    /* bytes/s a body must average over each window (0: off) */
+    unsigned body_rate_window; /* seconds */
+    uint64_t readahead_memory; /* bytes of download read-ahead buffers in all */
+    /* password logins (core/login.c) */
+    unsigned login_workers;          /* threads that check passwords */
+    unsigned login_queue;            /* checks waiting for a thread; beyond: 503 */
+    unsigned login_free_failures;    /* failures before delays start */
+    unsigned login_lockout_failures; /* failures that lock a user or address out */
+    unsigned login_lockout_s;        /* how long a lock-out lasts */
     char *tls_cert;
     char *tls_key;
     unsigned probe_ttl_ms;

@@ -63,11 +63,31 @@ int core_authenticate(struct stowage *st, const char *token, struct st_principal
 int core_token_create(struct stowage *st, enum st_role role, const char *owner, int session,
                       int64_t ttl_s, char *out, size_t outlen, struct st_err *e);
 int core_token_revoke(struct stowage *st, const char *token, struct st_err *e);
+/* Revoke token only when it is a login session (ST_INVALID for a permanent token). */
+int core_session_end(struct stowage *st, const char *token, struct st_err *e);
 int core_user_add(struct stowage *st, const char *name, const char *password, enum st_role role,
                   struct st_err *e);
 /* Check a password and open a session token for the user. */
 int core_login(struct stowage *st, const char *name, const char *password, char *session,
                size_t session_len, struct st_principal *who, struct st_err *e);
+/* Password logins for every dialect (login.c): checked on login threads, throttled per
+ * user and per client address. */
+struct core_login_result {
+    int ok;           /* session and who are filled; else err says why */
+    char session[96]; /* the new session token */
+    struct st_principal who;
+    struct st_err err; /* ST_UNAUTHORIZED for a wrong password or unknown user */
+};
+typedef void (*core_login_done_fn)(void *ud, const struct core_login_result *res);
+/* Queue a check of name's password from addr (the client's IP as text). 0: queued, and
+ * done(ud, …) runs exactly once on a login thread. -1 at once, done never runs:
+ * ST_TOO_MANY (a wait or lock-out after failures) or ST_UNAVAILABLE (queue full), with
+ * *retry_after the seconds to wait. */
+int core_login_submit(struct stowage *st, const char *name, const char *password, const char *addr,
+                      core_login_done_fn done, void *ud, unsigned *retry_after, struct st_err *e);
+/* Runs what is queued, then stops the login threads and refuses new checks (the HTTP
+ * layer calls it before it stops: no connection may stay suspended); safe to call twice. */
+void core_logins_stop(struct stowage *st);
 
 /* ---- what the catalogue holds ---- */
 

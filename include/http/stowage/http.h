@@ -75,6 +75,8 @@ int http_router_match(const struct http_router *rt, const char *method, const ch
                       const struct http_dialect **dialect, char *allow, size_t allow_len);
 const struct http_route *http_router_route(const struct http_router *rt, int idx);
 size_t http_router_count(const struct http_router *rt);
+/* The dialect that answers for paths no other one owns (native). */
+const struct http_dialect *http_router_fallback(const struct http_router *rt);
 
 /* ---- request accessors ---- */
 struct stowage *http_st(struct http_req *r);
@@ -99,6 +101,14 @@ void *http_ctx(struct http_req *r);
 /* Stop reading this request's body until http_resume (which may be called from any thread). */
 void http_suspend(struct http_req *r);
 void http_resume(struct http_req *r);
+/* Answer later without holding an HTTP thread: a JSON route's handler calls http_defer
+ * and returns without replying; the connection is suspended until someone (any thread)
+ * calls http_continue(r, fn) exactly once, and fn(r) then runs on an HTTP thread and
+ * replies. The request stays alive while deferred. */
+void http_defer(struct http_req *r);
+void http_continue(struct http_req *r, http_handler_fn fn);
+/* The client's IP address as text ("127.0.0.1"); "" when unknown. */
+void http_client_addr(struct http_req *r, char *out, size_t len);
 /* The dialect of the matched route. */
 const struct http_dialect *http_dialect_of(struct http_req *r);
 
