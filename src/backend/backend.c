@@ -1,30 +1,54 @@
 /* backend.c — the backend registry and the rules every backend shares.
  *
- * Callers pick an ops table by the volume's kind once and never test the kind again;
+ * The kinds are listed here and nowhere else. Callers pick an ops table by the volume's
+ * kind once and never test the kind again;
  * path validation and errno → st_err translation live here so that a local volume
  * and a Gluster volume refuse the same paths and fail with the same codes. */
 #include "stowage/backend.h"
 
 #include <errno.h>
 #include <limits.h>
+#include <stdio.h>
 #include <string.h>
+
+/* The one list of storage kinds. local and external share the POSIX backend: local is a
+ * disk stowage formatted and mounts, external a directory an operator mounted. */
+static const struct be_kind kinds[] = {
+    {"local", &be_posix_ops, BE_FORMATTED},
+    {"external", &be_posix_ops, BE_REGISTERED},
+    {"gluster", &be_gluster_ops, BE_FROM_CONFIG},
+};
+#define N_KINDS (sizeof kinds / sizeof *kinds)
+
+const struct be_kind *be_kind(const char *name)
+{
+    for (size_t i = 0; name && i < N_KINDS; i++)
+        if (strcmp(name, kinds[i].name) == 0)
+            return &kinds[i];
+    return NULL;
+}
 
 const struct backend_ops *be_ops_for(const char *kind)
 {
-    static const struct {
-        const char *kind;
-        const struct backend_ops *ops;
-    } table[] = {
-        {"local", &be_posix_ops},
-        {"external", &be_posix_ops},
-        {"gluster", &be_gluster_ops},
-    };
-    size_t i;
+    const struct be_kind *k = be_kind(kind);
+    return k ? k->ops : NULL;
+}
 
-    for (i = 0; kind && i < sizeof table / sizeof table[0]; i++)
-        if (strcmp(kind, table[i].kind) == 0)
-            return table[i].ops;
+const char *be_kind_from(enum be_origin origin)
+{
+    for (size_t i = 0; i < N_KINDS; i++)
+        if (kinds[i].origin == origin)
+            return kinds[i].name;
     return NULL;
+}
+
+void be_kind_names(char *out, size_t len)
+{
+    size_t n = 0;
+    out[0] = '\0';
+    for (size_t i = 0; i < N_KINDS && n < len; i++)
+        n += (size_t)snprintf(out + n, len - n, "%s%s",
+                              i == 0 ? "" : i + 1 == N_KINDS ? " or " : ", ", kinds[i].name);
 }
 
 int be_path_ok(const char *rel)

@@ -12,7 +12,7 @@
  * then rename, with the race that implies (documented in docs/gluster.md).
  *
  * No reflink and no kernel fd. pread/pwrite return what gfapi returned. */
-#include "stowage/backend.h"
+#include "file.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -167,14 +167,14 @@ static void gl_close(struct be_volume *v)
     free(GV(v));
 }
 
-static int connect_volume(struct gl_volume *gv, const struct be_params *p, struct st_err *e)
+static int connect_volume(struct gl_volume *gv, const char *server, const char *volume,
+                          const char *log, struct st_err *e)
 {
-    const char *log = p->log_path ? p->log_path : "/dev/null";
     int rc;
 
     errno = 0;
-    if (!(gv->fs = glfs_new(p->gluster_volume)) ||
-        glfs_set_volfile_server(gv->fs, "tcp", p->gluster_server, GLUSTERD_PORT) != 0 ||
+    if (!(gv->fs = glfs_new(volume)) ||
+        glfs_set_volfile_server(gv->fs, "tcp", server, GLUSTERD_PORT) != 0 ||
         glfs_set_logging(gv->fs, log, GFAPI_LOG_WARNING) != 0) {
         rc = neg_errno();
         be_fail(e, rc, gv->label);
@@ -191,25 +191,34 @@ static int connect_volume(struct gl_volume *gv, const struct be_params *p, struc
     return 0;
 }
 
+static const char *param(const struct be_params *p, const char *key)
+{
+    const char *s = json_string_value(json_object_get(p->params, key));
+    return s && *s ? s : NULL;
+}
+
 static int gl_open(const struct be_params *p, struct be_volume **out, struct st_err *e)
 {
-    const char *root = (p->root && *p->root) ? p->root : "/";
+    const char *root = param(p, "path") ? param(p, "path") : "/";
+    const char *server = param(p, "server"), *volume = param(p, "volume");
+    char log[PATH_MAX] = "/dev/null";
     struct gl_volume *gv;
     struct stat st;
     int rc;
 
-    if (!p->gluster_server || !*p->gluster_server || !p->gluster_volume || !*p->gluster_volume)
-        return st_fail_field(e, ST_INVALID, "gluster_volume",
+    if (!server || !volume)
+        return st_fail_field(e, ST_INVALID, "volume",
                              "a gluster volume needs a server and a volume name"),
                -EINVAL;
+    if (p->env && p->env->state_dir && p->volume_id)
+        snprintf(log, sizeof log, "%s/gluster-%s.log", p->env->state_dir, p->volume_id);
     if (root[0] != '/' || strlen(root) >= PATH_MAX)
         return st_fail_field(e, ST_INVALID, "root", "root must be absolute in the volume"), -EINVAL;
     if (!(gv = calloc(1, sizeof *gv)))
         return st_fail(e, ST_INTERNAL, "out of memory"), -ENOMEM;
     pthread_mutex_init(&gv->dir_mu, NULL);
-    snprintf(gv->label, sizeof gv->label, "%s:%s%s", p->gluster_server, p->gluster_volume,
-             strcmp(root, "/") ? root : "");
-    if ((rc = connect_volume(gv, p, e)) < 0)
+    snprintf(gv->label, sizeof gv->label, "%s:%s%s", server, volume, strcmp(root, "/") ? root : "");
+    if ((rc = connect_volume(gv, server, volume, log, e)) < 0)
         goto fail;
     errno = 0;
     if (!(gv->root = glfs_h_lookupat(gv->fs, NULL, root, &st, 0))) {
@@ -686,8 +695,16 @@ static int gl_list(struct be_volume *v, const char *reldir, be_list_fn fn, void 
     return rc;
 }
 
+BE_FILE_PROTOCOL(gl, be_gluster_ops)
+
 const struct backend_ops be_gluster_ops = {
-    .kind = "gluster",
+    .parse = be_gluster_parse,
+    .prepare = be_gluster_prepare,
+    .same_place = be_gluster_same_place,
+    .describe_place = be_gluster_describe_place,
+    .own_place = be_gluster_own_place,
+    .check = be_gluster_check,
+    .keep_session = 1,
     .open = gl_open,
     .close = gl_close,
     .statvfs = gl_statvfs,
@@ -710,4 +727,9 @@ const struct backend_ops be_gluster_ops = {
     .unlink = gl_unlink,
     .fsync_dir = gl_fsync_dir,
     .list = gl_list,
+    .stage = gl_stage,
+    .flush = gl_fsync,
+    .publish = gl_publish,
+    .discard = gl_unlink,
+    .clone = gl_clone,
 };

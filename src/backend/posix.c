@@ -14,7 +14,7 @@
  *
  * pread/pwrite/copy_range return what the one syscall returned, short counts
  * included (EINTR is retried): the caller's copy loop owns the looping. */
-#include "stowage/backend.h"
+#include "file.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -129,22 +129,23 @@ static const char *dir_rel(const char *rel)
 
 static int posix_open(const struct be_params *p, struct be_volume **out, struct st_err *e)
 {
+    const char *root = json_string_value(json_object_get(p->params, "mount_point"));
     struct posix_volume *pv;
     struct stat st;
     int fd, rc = 0;
 
-    if (!p->root || p->root[0] != '/' || strlen(p->root) >= PATH_MAX)
-        return st_fail_field(e, ST_INVALID, "root", "volume root must be an absolute path"),
+    if (!root || root[0] != '/' || strlen(root) >= PATH_MAX)
+        return st_fail_field(e, ST_INVALID, "mount_point", "volume root must be an absolute path"),
                -EINVAL;
-    if ((fd = open(p->root, O_PATH | O_DIRECTORY | O_CLOEXEC)) < 0 || fstat(fd, &st) < 0)
+    if ((fd = open(root, O_PATH | O_DIRECTORY | O_CLOEXEC)) < 0 || fstat(fd, &st) < 0)
         rc = -errno;
     if (fd >= 0)
         close(fd);
     if (rc < 0)
-        return be_fail(e, rc, p->root), rc;
+        return be_fail(e, rc, root), rc;
     if (!(pv = calloc(1, sizeof *pv)))
         return st_fail(e, ST_INTERNAL, "out of memory"), -ENOMEM;
-    snprintf(pv->root, sizeof pv->root, "%s", p->root);
+    snprintf(pv->root, sizeof pv->root, "%s", root);
     pv->dev = st.st_dev;
     pv->ino = st.st_ino;
     *out = (struct be_volume *)(void *)pv;
@@ -514,8 +515,21 @@ static int posix_list(struct be_volume *v, const char *reldir, be_list_fn fn, vo
     return rc;
 }
 
+BE_FILE_PROTOCOL(posix, be_posix_ops)
+
+static int posix_own_place(struct be_volume *v, const char *name, json_t *params, int *changed,
+                           char *why, size_t len)
+{
+    return be_posix_own_place(&be_posix_ops, v, name, params, changed, why, len);
+}
+
 const struct backend_ops be_posix_ops = {
-    .kind = "local",
+    .parse = be_posix_parse,
+    .prepare = be_posix_prepare,
+    .same_place = be_posix_same_place,
+    .describe_place = be_posix_describe_place,
+    .own_place = posix_own_place,
+    .check = be_posix_check,
     .open = posix_open,
     .close = posix_close,
     .statvfs = posix_statvfs,
@@ -539,4 +553,9 @@ const struct backend_ops be_posix_ops = {
     .unlink = posix_unlink,
     .fsync_dir = posix_fsync_dir,
     .list = posix_list,
+    .stage = posix_stage,
+    .flush = posix_fsync,
+    .publish = posix_publish,
+    .discard = posix_unlink,
+    .clone = posix_clone,
 };

@@ -4,6 +4,8 @@
  * start (so `make run` can say "./var"); cfg_finish makes them absolute. */
 #include "stowage/config.h"
 
+#include "stowage/backend.h"
+
 #include <errno.h>
 #include <jansson.h>
 #include <limits.h>
@@ -48,9 +50,7 @@ static void free_storages(struct st_config *c)
     for (size_t i = 0; i < c->n_storages; i++) {
         struct cfg_storage *s = &c->storages[i];
         for (size_t k = 0; k < s->n_volumes; k++) {
-            free(s->volumes[k].mount_point);
-            free(s->volumes[k].gluster_server);
-            free(s->volumes[k].gluster_volume);
+            json_decref(s->volumes[k].params);
         }
         free(s->volumes);
         free(s->name);
@@ -242,13 +242,18 @@ static int load_login(struct st_config *c, json_t *o, struct st_err *e)
     return 0;
 }
 
+/* A volume: its id, its kind (the backend registry's), and the rest as its backend's
+ * parameters, which that backend checks (and makes absolute where they are paths). */
 static int load_volume(struct cfg_volume *vol, json_t *o, struct st_err *e)
 {
     const char *k, *s;
     json_t *v;
+    char kinds[128];
 
     if (!json_is_object(o))
         return st_fail_field(e, ST_INVALID, "volumes", "each volume must be an object");
+    if (!(vol->params = json_object()))
+        return st_fail(e, ST_INTERNAL, "out of memory");
     json_object_foreach(o, k, v)
     {
         if (strcmp(k, "id") == 0) {
@@ -257,30 +262,23 @@ static int load_volume(struct cfg_volume *vol, json_t *o, struct st_err *e)
         } else if (strcmp(k, "kind") == 0) {
             if (get_string(v, k, &s, e))
                 return -1;
-            if (strcmp(s, "local") && strcmp(s, "external") && strcmp(s, "gluster"))
-                return st_fail_field(e, ST_INVALID, k,
-                                     "volume kind must be local, external or gluster");
+            if (!be_kind(s)) {
+                be_kind_names(kinds, sizeof kinds);
+                return st_fail_field(e, ST_INVALID, k, "volume kind must be %s", kinds);
+            }
             snprintf(vol->kind, sizeof vol->kind, "%s", s);
-        } else if (strcmp(k, "mount_point") == 0) {
-            if (get_string(v, k, &s, e) || set_str(&vol->mount_point, s, e))
-                return -1;
-        } else if (strcmp(k, "server") == 0) {
-            if (get_string(v, k, &s, e) || set_str(&vol->gluster_server, s, e))
-                return -1;
-        } else if (strcmp(k, "volume") == 0) {
-            if (get_string(v, k, &s, e) || set_str(&vol->gluster_volume, s, e))
-                return -1;
-        } else {
-            return st_fail_field(e, ST_INVALID, k, "unknown volume key '%s'", k);
+        } else if (json_object_set(vol->params, k, v)) {
+            return st_fail(e, ST_INTERNAL, "out of memory");
         }
     }
     if (!vol->id[0] || !vol->kind[0])
         return st_fail_field(e, ST_INVALID, "volumes", "a volume needs an id and a kind");
-    if (strcmp(vol->kind, "gluster") == 0 ? !(vol->gluster_server && vol->gluster_volume)
-                                          : !vol->mount_point)
-        return st_fail_field(e, ST_INVALID, "volumes",
-                             "volume '%s': gluster needs server and volume, others mount_point",
-                             vol->id);
+    if (be_ops_for(vol->kind)->parse(vol->params, e)) {
+        char why[sizeof e->msg];
+        snprintf(why, sizeof why, "%s", e->msg);
+        return st_fail_field(e, ST_INVALID, "volumes", "volume '%s': '%s' %s", vol->id, e->field,
+                             why);
+    }
     return 0;
 }
 
@@ -505,10 +503,6 @@ int cfg_finish(struct st_config *c, struct st_err *e)
     for (size_t i = 0; i < c->n_mount_roots; i++)
         if (absolutize(&c->mount_roots[i], e))
             return -1;
-    for (size_t i = 0; i < c->n_storages; i++)
-        for (size_t k = 0; k < c->storages[i].n_volumes; k++)
-            if (absolutize(&c->storages[i].volumes[k].mount_point, e))
-                return -1;
     if (!!c->tls_cert != !!c->tls_key)
         return st_fail_field(e, ST_INVALID, "tls", "tls needs both cert and key");
     if (c->max_body < 1024)

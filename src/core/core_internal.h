@@ -57,9 +57,7 @@ struct core_vol_state {
     uint64_t free_kb;
     int64_t probed_at_ms;
     uint64_t probe_us; /* duration of the last probe */
-    int have_gluster;
-    struct probe_gluster gluster;
-    dev_t devno;       /* local/external: st_dev of the mount carrying the volume */
+    dev_t devno;       /* the block device carrying the volume (its backend's check), or 0 */
     char dev_name[32]; /* its kernel block device name ("loop3", "md0"), "" if none */
     json_t *details;   /* what its backend says of it for views (owned by the state) */
 };
@@ -227,12 +225,19 @@ int core_file_size(const struct core_vol_ref *v, struct be_file *f, uint64_t *si
  * id) is skipped. Directories are compared by device and inode after resolving. */
 int core_volume_check_place(const struct db_volume *v, const struct db_volume *rows, size_t n,
                             const char *field, struct st_err *e);
-/* st_dev and st_ino of a directory (symlinks followed); -1 when it is none. */
-int core_dir_identity(const char *path, uint64_t *dev, uint64_t *ino);
-/* Why v's directory cannot be called its own, or "" in why: root (the directory the
- * backend opened; NULL for Gluster) is not the one recorded, or another volume of rows
- * is the same place. */
-void core_volume_doubt(const struct db_volume *v, const struct stat *root,
-                       const struct db_volume *rows, size_t n, char *why, size_t len);
+/* Why v's place (its open session be) cannot be called its own: -1 and why when the
+ * session is not the place recorded at registration, or another volume of rows is the
+ * same place; 0 and "" otherwise (a place not recorded yet is recorded now). */
+int core_volume_doubt(struct stowage *st, const struct db_volume *v, const struct backend_ops *ops,
+                      struct be_volume *be, const struct db_volume *rows, size_t n, char *why,
+                      size_t len);
+/* A volume's backend parameters as a JSON object (new reference; {} when unreadable). */
+json_t *core_volume_params(const struct db_volume *v);
+int core_volume_set_params(struct db_volume *v, const json_t *params, struct st_err *e);
+/* Its backend checks v's parameters and records what only the place can tell (is it a
+ * mount point that must stay one, its identity); v->params is rewritten. */
+int core_volume_prepare(struct stowage *st, struct db_volume *v, struct st_err *e);
+/* Where stowage mounts the filesystem it makes for a volume (volume.create). */
+void core_volume_mount_dir(struct stowage *st, const char *id, char *out, size_t len);
 
 #endif

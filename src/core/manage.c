@@ -151,8 +151,7 @@ static int place_free(struct db_conn *c, const struct db_volume *v, struct st_er
     size_t n = 0;
     int rc = db_volume_list(c, NULL, &vols, &n, e);
     if (rc == 0)
-        rc = core_volume_check_place(v, vols, n,
-                                     strcmp(v->kind, "gluster") ? "mount_point" : "volume_id", e);
+        rc = core_volume_check_place(v, vols, n, "volume", e);
     free(vols);
     return rc;
 }
@@ -165,8 +164,8 @@ int core_manage_check_place(struct stowage *st, const struct db_volume *v, struc
     return rc;
 }
 
-/* Insert the row (with its directory's identity) and start probing it; on failure
- * nothing of it is left. */
+/* Insert the row (with what its backend records of the place) and start probing it; on
+ * failure nothing of it is left. */
 int core_manage_register_volume(struct stowage *st, const struct db_volume *in, struct st_err *e)
 {
     struct db_storage s;
@@ -175,8 +174,10 @@ int core_manage_register_volume(struct stowage *st, const struct db_volume *in, 
     if (!v)
         return st_fail(e, ST_INTERNAL, "out of memory");
     *v = *in;
-    if (strcmp(v->kind, "gluster") != 0 && !v->root_dev)
-        core_dir_identity(v->mount_point, &v->root_dev, &v->root_ino);
+    if (core_volume_prepare(st, v, e)) {
+        free(v);
+        return -1;
+    }
     struct db_conn *c = db_acquire(st->db);
     int rc = db_begin(c, e);
     if (rc == 0)
@@ -233,17 +234,29 @@ static int drop_row(struct stowage *st, const char *id, struct st_err *e)
     return rc;
 }
 
+/* Where a volume of this kind comes from (the config only, when the kind is unknown). */
+static enum be_origin origin_of(const char *kind)
+{
+    const struct be_kind *k = be_kind(kind);
+    return k ? k->origin : BE_FROM_CONFIG;
+}
+
 /* The operation that deletes a volume of this kind (messages name operations neutrally;
  * each dialect words them in its own names). */
 static const char *delete_op_of(const char *kind)
 {
-    return strcmp(kind, "external") == 0 ? core_op_name(CORE_OP_EXTERNAL_DELETE)
-           : strcmp(kind, "local") == 0  ? core_op_name(CORE_OP_VOLUME_DELETE)
-                                         : "the operations of its kind";
+    switch (origin_of(kind)) {
+    case BE_FORMATTED:
+        return core_op_name(CORE_OP_VOLUME_DELETE);
+    case BE_REGISTERED:
+        return core_op_name(CORE_OP_EXTERNAL_DELETE);
+    default:
+        return "the operations of its kind";
+    }
 }
 
 /* The volume the client means, of the kind the task handles. */
-static int load_volume(struct core_task_ctx *t, const char *kind, struct db_volume *v,
+static int load_volume(struct core_task_ctx *t, enum be_origin origin, struct db_volume *v,
                        struct st_err *e)
 {
     const char *id = core_task_str(t, "volume"), *sid = core_task_str(t, "storage");
@@ -257,18 +270,10 @@ static int load_volume(struct core_task_ctx *t, const char *kind, struct db_volu
     if (*sid && strcmp(sid, v->storage_id) != 0)
         return st_fail(e, ST_NOT_FOUND, "volume '%s' is not in image storage '%s' (it is in '%s')",
                        id, sid, v->storage_id);
-    if (strcmp(v->kind, kind) != 0)
+    if (origin_of(v->kind) != origin)
         return st_fail_field(e, ST_INVALID, "volume", "volume '%s' is %s, not %s: use %s", id,
-                             v->kind, kind, delete_op_of(v->kind));
+                             v->kind, be_kind_from(origin), delete_op_of(v->kind));
     return 0;
-}
-
-/* Did stowage make this mount point (volume_create)? Only those it unmounts. */
-static int ours(struct stowage *st, const char *mount_point)
-{
-    char dir[DB_PATH];
-    snprintf(dir, sizeof dir, "%s/volumes/", st->cfg.state_dir);
-    return strncmp(mount_point, dir, strlen(dir)) == 0;
 }
 
 /* Stop tracking, unmount what stowage mounted, drop the row, remove its directory. */
@@ -279,8 +284,10 @@ static int delete_volume(struct core_task_ctx *t, const struct db_volume *v, jso
     struct stowage *st = t->st;
     struct probe_mount m;
     struct st_err ignore;
-    int unmount = strcmp(v->kind, "local") == 0 && ours(st, v->mount_point) &&
-                  probe_is_mount_point(v->mount_point) == 1;
+    char dir[DB_PATH];
+    core_volume_mount_dir(st, v->id, dir, sizeof dir);
+    /* Only what stowage formatted is unmounted, at the place it mounted it. */
+    int unmount = origin_of(v->kind) == BE_FORMATTED && probe_is_mount_point(dir) == 1;
 
     /* Waits for data operations that borrowed it; none can start after this, so the
      * check below is final before anything is unmounted. */
@@ -290,10 +297,10 @@ static int delete_volume(struct core_task_ctx *t, const struct db_volume *v, jso
     db_release(st->db, c);
     if (busy)
         goto restore;
-    if (unmount && probe_mount_of(v->mount_point, &m, &ignore) == 0)
+    if (unmount && probe_mount_of(dir, &m, &ignore) == 0)
         json_object_set_new(kept, "device", json_string(m.source)),
             json_object_set_new(kept, "filesystem", json_string(m.fstype));
-    if (unmount && sys_umount(v->mount_point, e))
+    if (unmount && sys_umount(dir, e))
         goto restore;
     if (drop_row(st, v->id, e)) {
         if (unmount)
@@ -301,9 +308,8 @@ static int delete_volume(struct core_task_ctx *t, const struct db_volume *v, jso
                     e->msg);
         goto restore;
     }
-    if (unmount && rmdir(v->mount_point) != 0)
-        fprintf(stderr, "stowaged: volume %s: rmdir %s: %s\n", v->id, v->mount_point,
-                strerror(errno));
+    if (unmount && rmdir(dir) != 0)
+        fprintf(stderr, "stowaged: volume %s: rmdir %s: %s\n", v->id, dir, strerror(errno));
     core_bump(st);
     return 0;
 restore:
@@ -312,7 +318,7 @@ restore:
     return -1;
 }
 
-static int delete_task(struct core_task_ctx *t, const char *kind, struct st_err *e)
+static int delete_task(struct core_task_ctx *t, enum be_origin origin, struct st_err *e)
 {
     struct db_volume v;
     char key[96];
@@ -322,7 +328,7 @@ static int delete_task(struct core_task_ctx *t, const char *kind, struct st_err 
     snprintf(key, sizeof key, "volume:%s", id);
     if (core_claim(t->st, key, id, e))
         return -1;
-    int rc = load_volume(t, kind, &v, e);
+    int rc = load_volume(t, origin, &v, e);
     if (rc == 0)
         rc = delete_volume(t, &v, kept, e);
     core_unclaim(t->st, key);
@@ -336,12 +342,12 @@ static int delete_task(struct core_task_ctx *t, const char *kind, struct st_err 
 
 int core_manage_volume_delete(struct core_task_ctx *t, struct st_err *e)
 {
-    return delete_task(t, "local", e);
+    return delete_task(t, BE_FORMATTED, e);
 }
 
 int core_manage_evolume_delete(struct core_task_ctx *t, struct st_err *e)
 {
-    return delete_task(t, "external", e);
+    return delete_task(t, BE_REGISTERED, e);
 }
 
 /* ---- external volumes ---- */
@@ -386,6 +392,7 @@ int core_manage_evolume_create(struct core_task_ctx *t, struct st_err *e)
     const char *sid = core_task_str(t, "storage"), *id = core_task_str(t, "volume");
     struct db_volume v = {0};
     char key[96], real[PATH_MAX];
+    json_t *params = NULL;
 
     snprintf(key, sizeof key, "volume:%s", id);
     if (core_claim(st, key, id, e))
@@ -396,17 +403,22 @@ int core_manage_evolume_create(struct core_task_ctx *t, struct st_err *e)
     if (rc == 0) {
         snprintf(v.id, sizeof v.id, "%s", id);
         snprintf(v.storage_id, sizeof v.storage_id, "%s", sid);
-        snprintf(v.kind, sizeof v.kind, "external");
-        snprintf(v.mount_point, sizeof v.mount_point, "%s", real);
-        /* A mount when registered must stay one (else writes land in the parent fs). */
-        v.require_mount = probe_is_mount_point(real) == 1;
-        rc = core_manage_register_volume(st, &v, e);
+        snprintf(v.kind, sizeof v.kind, "%s", be_kind_from(BE_REGISTERED));
+        params = json_pack("{s:s}", "mount_point", real);
+        rc = core_volume_set_params(&v, params, e) || core_volume_prepare(st, &v, e) ||
+                     core_manage_register_volume(st, &v, e)
+                 ? -1
+                 : 0;
     }
     core_unclaim(st, key);
+    json_decref(params);
     if (rc)
         return -1;
+    /* A mount when registered must stay one (else writes land in the parent fs). */
+    params = core_volume_params(&v);
     t->result = json_pack("{s:s, s:s, s:b}", "volume", id, "mount_point", real, "require_mount",
-                          v.require_mount);
+                          json_is_true(json_object_get(params, "require_mount")));
+    json_decref(params);
     return 0;
 }
 
@@ -471,7 +483,10 @@ int core_manage_evolume_create_done(struct core_task_ctx *t, int64_t started_at)
     const char *id = core_task_str(t, "volume");
     if (volume_row(t->st, id, &v, &e) || v.created_at < started_at)
         return 0;
-    t->result = json_pack("{s:s, s:s}", "volume", id, "mount_point", v.mount_point);
+    json_t *params = core_volume_params(&v);
+    t->result = json_pack("{s:s, s:O}", "volume", id, "mount_point",
+                          json_object_get(params, "mount_point"));
+    json_decref(params);
     return 1;
 }
 

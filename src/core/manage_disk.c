@@ -149,7 +149,7 @@ static int make_dir(struct vc *v, struct st_err *e)
     snprintf(v->dir, sizeof v->dir, "%s/volumes", v->st->cfg.state_dir);
     if (mkdir(v->dir, 0700) != 0 && errno != EEXIST)
         return st_fail_errno(e, errno, "mkdir %s", v->dir);
-    snprintf(v->dir, sizeof v->dir, "%s/volumes/%s", v->st->cfg.state_dir, v->volume_id);
+    core_volume_mount_dir(v->st, v->volume_id, v->dir, sizeof v->dir);
     if (mkdir(v->dir, 0700) == 0) {
         v->made_dir = 1;
         return 0;
@@ -210,13 +210,15 @@ static int check_place(struct vc *v, struct st_err *e)
     struct db_volume *row = calloc(1, sizeof *row);
     if (!row)
         return st_fail(e, ST_INTERNAL, "out of memory");
+    char dir[DB_PATH];
+    core_volume_mount_dir(v->st, v->volume_id, dir, sizeof dir);
     snprintf(row->id, sizeof row->id, "%s", v->volume_id);
-    snprintf(row->kind, sizeof row->kind, "local");
-    snprintf(row->mount_point, sizeof row->mount_point, "%s/volumes/%s", v->st->cfg.state_dir,
-             v->volume_id);
-    int rc = core_manage_check_place(v->st, row, e);
+    snprintf(row->kind, sizeof row->kind, "%s", be_kind_from(BE_FORMATTED));
+    json_t *params = json_pack("{s:s}", "mount_point", dir);
+    int rc = core_volume_set_params(row, params, e) || core_manage_check_place(v->st, row, e);
+    json_decref(params);
     free(row);
-    return rc;
+    return rc ? -1 : 0;
 }
 
 static int check(struct vc *v, struct st_err *e)
@@ -253,9 +255,12 @@ static int build(struct vc *v, struct st_err *e)
         goto fail;
     snprintf(row.id, sizeof row.id, "%s", v->volume_id);
     snprintf(row.storage_id, sizeof row.storage_id, "%s", v->storage_id);
-    snprintf(row.kind, sizeof row.kind, "local");
-    snprintf(row.mount_point, sizeof row.mount_point, "%s", v->dir);
-    row.require_mount = 1;
+    snprintf(row.kind, sizeof row.kind, "%s", be_kind_from(BE_FORMATTED));
+    json_t *params = json_pack("{s:s}", "mount_point", v->dir);
+    int bad = core_volume_set_params(&row, params, e);
+    json_decref(params);
+    if (bad)
+        goto fail;
     snprintf(row.primary_disk_id, sizeof row.primary_disk_id, "%s", v->disk_ids[0]);
     snprintf(row.secondary_disk_id, sizeof row.secondary_disk_id, "%s",
              v->n_disks == 2 ? v->disk_ids[1] : "");
@@ -311,7 +316,7 @@ int core_manage_volume_create_done(struct core_task_ctx *t, int64_t started_at)
     struct db_conn *c = db_acquire(t->st->db);
     int exists = db_volume_get(c, id, &v, &e) == 0;
     db_release(t->st->db, c);
-    snprintf(dir, sizeof dir, "%s/volumes/%s", t->st->cfg.state_dir, id);
+    core_volume_mount_dir(t->st, id, dir, sizeof dir);
     if (exists || access(dir, F_OK) != 0)
         return 0;
     if (probe_is_mount_point(dir) == 1 && sys_umount(dir, &e)) {

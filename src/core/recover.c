@@ -263,15 +263,12 @@ static void recover_staging(const struct scope *sc, struct db_image *rows, size_
     }
 }
 
-/* Is the directory the volume's own? Fills sc->doubt when it cannot be proved; records
- * the directory's identity on a volume registered before it was recorded. */
+/* Is the place the volume's own? Fills sc->doubt when it cannot be proved; records the
+ * place's identity on a volume registered before it was recorded. */
 static int judge_directory(struct scope *sc, struct st_err *e)
 {
     struct db_volume *vols = NULL, *self = NULL;
     size_t nv = 0;
-    struct stat root;
-    int is_dir = 0;
-
     struct db_conn *c = db_acquire(sc->st->db);
     int rc = db_volume_list(c, NULL, &vols, &nv, e);
     db_release(sc->st->db, c);
@@ -284,18 +281,7 @@ static int judge_directory(struct scope *sc, struct st_err *e)
         free(vols);
         return st_fail(e, ST_NOT_FOUND, "volume '%s' not found", sc->volume_id);
     }
-    is_dir = strcmp(self->kind, "gluster") != 0;
-    if (is_dir && sc->ops->stat(sc->be, "", &root) != 0) {
-        free(vols);
-        return st_fail(e, ST_UNAVAILABLE, "cannot stat the root of volume '%s'", sc->volume_id);
-    }
-    core_volume_doubt(self, is_dir ? &root : NULL, vols, nv, sc->doubt, sizeof sc->doubt);
-    if (is_dir && !self->root_dev) {
-        struct st_err ignore;
-        c = db_acquire(sc->st->db);
-        db_volume_set_identity(c, self->id, (uint64_t)root.st_dev, (uint64_t)root.st_ino, &ignore);
-        db_release(sc->st->db, c);
-    }
+    core_volume_doubt(sc->st, self, sc->ops, sc->be, vols, nv, sc->doubt, sizeof sc->doubt);
     if (sc->doubt[0])
         fprintf(stderr,
                 "stowaged: recovery: volume %s: nothing is removed, no image changes status: %s\n",

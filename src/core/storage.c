@@ -7,9 +7,6 @@
 #include <string.h>
 #include <sys/stat.h>
 
-/* Insert one configured volume unless it exists. A directory that is a mount point
- * when registered must stay one: otherwise an unmount would silently redirect writes
- * into the parent filesystem. */
 /* A configured volume must be a place of its own: not the directory of another volume
  * (however it is spelled), not inside one, not around one. Said at start, naming both. */
 static int check_place(struct db_conn *c, const struct db_volume *v, struct st_err *e)
@@ -20,13 +17,15 @@ static int check_place(struct db_conn *c, const struct db_volume *v, struct st_e
 
     if (db_volume_list(c, NULL, &rows, &n, e))
         return -1;
-    int rc = core_volume_check_place(v, rows, n, "mount_point", &why);
+    int rc = core_volume_check_place(v, rows, n, "volume", &why);
     free(rows);
     if (rc)
         st_fail_field(e, why.code, "storages", "volume '%s': %s", v->id, why.msg);
     return rc;
 }
 
+/* Insert one configured volume unless it exists; its backend records what only the place
+ * can tell (a directory that is a mount point when registered must stay one). */
 static int apply_volume(struct stowage *st, struct db_conn *c, const char *storage_id,
                         const struct cfg_volume *cv, int *added, struct st_err *e)
 {
@@ -43,26 +42,8 @@ static int apply_volume(struct stowage *st, struct db_conn *c, const char *stora
     snprintf(v.id, sizeof v.id, "%s", cv->id);
     snprintf(v.storage_id, sizeof v.storage_id, "%s", storage_id);
     snprintf(v.kind, sizeof v.kind, "%s", cv->kind);
-    if (cv->mount_point) {
-        if (strlen(cv->mount_point) >= sizeof v.mount_point)
-            return st_fail(e, ST_INVALID, "mount point too long");
-        snprintf(v.mount_point, sizeof v.mount_point, "%s", cv->mount_point);
-        if (strcmp(cv->kind, "local") == 0)
-            v.require_mount = 1;
-        else
-            v.require_mount = probe_is_mount_point(cv->mount_point) == 1;
-        /* An external directory under the state dir (make run's default) is created. */
-        size_t sl = strlen(st->cfg.state_dir);
-        if (strcmp(cv->kind, "external") == 0 &&
-            strncmp(cv->mount_point, st->cfg.state_dir, sl) == 0 && cv->mount_point[sl] == '/')
-            mkdir(cv->mount_point, 0700);
-    }
-    if (cv->gluster_server)
-        snprintf(v.gluster_server, sizeof v.gluster_server, "%s", cv->gluster_server);
-    if (cv->gluster_volume)
-        snprintf(v.gluster_name, sizeof v.gluster_name, "%s", cv->gluster_volume);
-    if (cv->mount_point)
-        core_dir_identity(cv->mount_point, &v.root_dev, &v.root_ino);
+    if (core_volume_set_params(&v, cv->params, e) || core_volume_prepare(st, &v, e))
+        return st_fail_field(e, e->code, "storages", "volume '%s': %.200s", cv->id, e->msg);
     if (check_place(c, &v, e) || db_volume_insert(c, &v, e))
         return -1;
     *added = 1;

@@ -19,6 +19,8 @@
 struct vol {
     struct stowage *st;
     struct db_volume row;
+    json_t *params; /* the row's backend parameters, parsed once */
+    struct be_env env;
     const struct backend_ops *ops;
     struct be_volume *be;
     pthread_t thread;
@@ -95,24 +97,13 @@ static void close_backend(struct vol *v)
  * because an unmount + mount leaves the old root fd on the detached filesystem. */
 static int ensure_backend(struct vol *v, struct st_err *e)
 {
-    char log_path[4200];
-    struct be_params p = {0};
+    const struct be_params p = {v->row.id, v->params, &v->env};
 
     if (v->be && v->ops->health(v->be, e) == 0)
         return 0;
-    if (v->be && strcmp(v->row.kind, "gluster") == 0)
-        return -1; /* a gfapi session reconnects by itself; never pay glfs_fini here */
+    if (v->be && v->ops->keep_session)
+        return -1; /* such a session reconnects by itself (never pay glfs_fini here) */
     close_backend(v);
-    p.kind = v->row.kind;
-    if (strcmp(v->row.kind, "gluster") == 0) {
-        snprintf(log_path, sizeof log_path, "%s/gluster-%s.log", v->st->cfg.state_dir, v->row.id);
-        p.root = "/";
-        p.gluster_server = v->row.gluster_server;
-        p.gluster_volume = v->row.gluster_name;
-        p.log_path = log_path;
-    } else {
-        p.root = v->row.mount_point;
-    }
     struct be_volume *be = NULL;
     if (v->ops->open(&p, &be, e))
         return -1;
@@ -176,100 +167,27 @@ static void fill_space(struct vol *v, struct core_vol_state *s)
         set_status(s, "broken", "volume is read-only");
 }
 
-static void probe_posix(struct vol *v, struct core_vol_state *s)
-{
-    const char *mp = v->row.mount_point;
-    struct stat sb;
-    struct probe_mount m;
-    struct st_err e;
-
-    if (lstat(mp, &sb)) {
-        set_status(s, "broken", "mount point %s: %s", mp, strerror(errno));
-        return;
-    }
-    if (!S_ISDIR(sb.st_mode)) {
-        set_status(s, "broken", "mount point %s is not a directory", mp);
-        return;
-    }
-    int is_mount = probe_is_mount_point(mp);
-    if (v->row.require_mount && is_mount != 1) {
-        set_status(s, "broken", "%s is not mounted", mp);
-        return;
-    }
-    if (is_mount == 1 && probe_mount_of(mp, &m, &e) == 0) {
-        s->devno = m.devno;
-        dev_name_of(m.devno, s->dev_name, sizeof s->dev_name);
-    }
-    set_status(s, "ok", "%s", "");
-    fill_space(v, s);
-}
-
-/* What views show of a Gluster volume: its bricks, type, configuration and transport
- * ("" and [] until the CLI has answered once). */
-static json_t *gluster_details(const struct vol *v, const struct core_vol_state *s)
-{
-    const struct probe_gluster *g = &s->gluster;
-    json_t *bricks = json_array();
-    for (size_t i = 0; s->have_gluster && i < g->n_bricks; i++)
-        json_array_append_new(bricks, json_string(g->bricks[i].name));
-    return json_pack("{s:o, s:s, s:s, s:s, s:s, s:s}", "bricks", bricks, "type",
-                     s->have_gluster ? g->type : "", "configuration",
-                     s->have_gluster ? g->configuration : "", "transport",
-                     s->have_gluster ? g->transport : "", "gvolume_name", v->row.gluster_name,
-                     "gluster_server", v->row.gluster_server);
-}
-
-static void probe_gluster_volume(struct vol *v, struct core_vol_state *s)
-{
-    struct st_err e;
-    struct probe_gluster *g = &s->gluster;
-    const struct st_config *cfg = &v->st->cfg;
-
-    if (probe_gluster(cfg->gluster_cli, v->row.gluster_server, v->row.gluster_name,
-                      cfg->gluster_timeout_ms, g, &e)) {
-        set_status(s, "broken", "gluster volume %s: %s", v->row.gluster_name, e.msg);
-        return;
-    }
-    s->have_gluster = 1;
-    if (!g->started) {
-        set_status(s, "broken", "gluster volume %s is not started", v->row.gluster_name);
-        return;
-    }
-    set_status(s, "ok", "%s", "");
-    if (g->bricks_online == 0) {
-        set_status(s, "broken", "all %zu bricks of %s are down", g->n_bricks, v->row.gluster_name);
-        return;
-    }
-    fill_space(v, s);
-    if (strcmp(s->status, "ok") != 0 || g->bricks_online < 0 ||
-        (size_t)g->bricks_online >= g->n_bricks)
-        return;
-    /* Name the bricks that are down: that is what an operator acts on. */
-    char msg[sizeof s->status_msg];
-    size_t off = (size_t)snprintf(msg, sizeof msg, "brick down:");
-    for (size_t i = 0; i < g->n_bricks && off < sizeof msg; i++)
-        if (g->bricks[i].online == 0)
-            off += (size_t)snprintf(msg + off, sizeof msg - off, " %s", g->bricks[i].name);
-    set_status(s, "degraded", "%s", msg);
-}
-
 static int state_differs(const struct core_vol_state *a, const struct core_vol_state *b)
 {
-    if (strcmp(a->status, b->status) || strcmp(a->status_msg, b->status_msg) ||
-        a->total_kb != b->total_kb || a->free_kb != b->free_kb || a->devno != b->devno ||
-        a->have_gluster != b->have_gluster)
-        return 1;
-    if (!a->have_gluster)
-        return 0;
-    const struct probe_gluster *x = &a->gluster, *y = &b->gluster;
-    if (x->n_bricks != y->n_bricks || strcmp(x->configuration, y->configuration) ||
-        strcmp(x->type, y->type) || strcmp(x->transport, y->transport))
-        return 1;
-    for (size_t i = 0; i < x->n_bricks; i++)
-        if (strcmp(x->bricks[i].name, y->bricks[i].name) ||
-            x->bricks[i].online != y->bricks[i].online)
-            return 1;
-    return 0;
+    return strcmp(a->status, b->status) || strcmp(a->status_msg, b->status_msg) ||
+           a->total_kb != b->total_kb || a->free_kb != b->free_kb || a->devno != b->devno ||
+           !json_equal(a->details, b->details);
+}
+
+/* The backend looks at the volume from outside (mounted? bricks up?), then, unless that
+ * found it broken, the session is opened (and recovery run) and asked for its space. */
+static void probe_state(struct vol *v, struct core_vol_state *s)
+{
+    const struct be_params p = {v->row.id, v->params, &v->env};
+    struct be_check chk = {0};
+
+    v->ops->check(&p, &chk);
+    set_status(s, chk.status[0] ? chk.status : "broken", "%s", chk.msg);
+    s->details = chk.details;
+    s->devno = chk.devno;
+    dev_name_of(chk.devno, s->dev_name, sizeof s->dev_name);
+    if (strcmp(s->status, "broken") != 0)
+        fill_space(v, s);
 }
 
 static void probe_once(struct vol *v)
@@ -278,13 +196,7 @@ static void probe_once(struct vol *v)
     if (!s)
         return;
     uint64_t t0 = mono_us();
-    if (strcmp(v->row.kind, "gluster") == 0) {
-        probe_gluster_volume(v, s);
-        s->details = gluster_details(v, s);
-    } else {
-        probe_posix(v, s);
-        s->details = json_pack("{s:s}", "mount_point", v->row.mount_point);
-    }
+    probe_state(v, s);
     s->probe_us = mono_us() - t0;
     s->probed_at_ms = core_now_ms();
 
@@ -462,6 +374,7 @@ static void vol_free(struct vol *v)
     pthread_mutex_destroy(&v->mu);
     pthread_cond_destroy(&v->cv);
     pthread_cond_destroy(&v->refs_cv);
+    json_decref(v->params);
     free(v);
 }
 
@@ -493,6 +406,8 @@ int core_volumes_add(struct stowage *st, const struct db_volume *row, struct st_
         free(v);
         return st_fail(e, ST_INVALID, "volume kind '%s' has no backend", row->kind);
     }
+    v->params = core_volume_params(row);
+    v->env = (struct be_env){st->cfg.state_dir, st->cfg.gluster_cli, st->cfg.gluster_timeout_ms};
     snprintf(v->state.status, sizeof v->state.status, "unknown");
     pthread_mutex_init(&v->mu, NULL);
     pthread_cond_init(&v->cv, NULL);

@@ -182,25 +182,34 @@ static int record(struct db_conn *c, const struct db_migration *m, struct st_err
 static int apply(struct db_conn *c, const struct db_migration *m, struct st_err *e)
 {
     char why[sizeof e->msg];
-    int v = 0;
+    int v = 0, rc = -1;
+    int rebuild = strncmp(m->sql, "-- rebuilds tables\n", 19) == 0;
 
+    if (rebuild && c->drv->foreign_keys(c->h, 0))
+        return db_fail(c, e, m->name);
     if (db_begin(c, e))
-        return -1;
+        goto out;
     if (read_version(c, &v, e))
         goto fail;
     if (m->version > v) {
-        if (c->drv->exec_script(c->h, m->sql)) {
+        if (c->drv->exec_script(c->h, m->sql) ||
+            (rebuild && c->drv->foreign_key_check(c->h))) {
             db_fail(c, e, m->name);
             goto fail;
         }
         if (record(c, m, e))
             goto fail;
     }
-    return db_commit(c, e);
+    rc = db_commit(c, e);
+    goto out;
 fail:
     snprintf(why, sizeof why, "%s", e ? e->msg : "");
     db_rollback(c);
-    return st_fail(e, ST_INTERNAL, "migration %s failed: %s", m->name, why);
+    rc = st_fail(e, ST_INTERNAL, "migration %s failed: %s", m->name, why);
+out:
+    if (rebuild && c->drv->foreign_keys(c->h, 1) && rc == 0)
+        rc = db_fail(c, e, m->name);
+    return rc;
 }
 
 /* Apply every migration newer than the recorded version, in order. */

@@ -65,6 +65,11 @@ struct db_driver {
     /* 0, or -1 with last_error set (as are the rest taking h or a query) */
     int (*tune)(void *h);
     int (*exec_script)(void *h, const char *sql);
+    /* Foreign-key enforcement on or off for the connection (outside a transaction), and a
+     * check that no row breaks one (0, or -1 naming a table): a migration whose first line
+     * is "-- rebuilds tables" runs with enforcement off and is checked before it commits. */
+    int (*foreign_keys)(void *h, int on);
+    int (*foreign_key_check)(void *h);
 
     struct db_query *(*prepare)(void *h, const char *sql, int persistent);
     void (*finalize)(struct db_query *q);

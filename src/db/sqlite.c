@@ -108,6 +108,26 @@ static int sq_exec_script(void *h, const char *sql)
     return sqlite3_exec(c->h, sql, NULL, NULL, NULL) == SQLITE_OK ? 0 : -1;
 }
 
+static int sq_foreign_keys(void *h, int on)
+{
+    return sq_exec_script(h, on ? "PRAGMA foreign_keys = ON" : "PRAGMA foreign_keys = OFF");
+}
+
+/* Any row that PRAGMA foreign_key_check returns breaks a foreign key. */
+static int sq_foreign_key_check(void *h)
+{
+    struct sq_conn *c = h;
+    sqlite3_stmt *q = NULL;
+    int rc = sqlite3_prepare_v2(c->h, "PRAGMA foreign_key_check", -1, &q, NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_step(q);
+    sqlite3_finalize(q);
+    if (rc == SQLITE_DONE)
+        return 0;
+    c->pending = rc == SQLITE_ROW ? SQLITE_CONSTRAINT : rc;
+    return -1;
+}
+
 static struct db_query *sq_prepare(void *h, const char *sql, int persistent)
 {
     struct sq_conn *c = h;
@@ -262,6 +282,8 @@ const struct db_driver db_sqlite_driver = {
     .conn_close = sq_conn_close,
     .tune = sq_tune,
     .exec_script = sq_exec_script,
+    .foreign_keys = sq_foreign_keys,
+    .foreign_key_check = sq_foreign_key_check,
     .prepare = sq_prepare,
     .finalize = sq_finalize,
     .bind_text = sq_bind_text,

@@ -100,9 +100,8 @@ int db_host_list(struct db_conn *c, const char *storage_id, char (**out)[256], s
 }
 
 #define VOLUME_COLS                                                                                \
-    "id, image_storage_id, kind, mount_point, require_mount, primary_disk_id, "                    \
-    "secondary_disk_id, gluster_server, gluster_name, status, status_msg, created_at, root_dev, "  \
-    "root_ino"
+    "id, image_storage_id, kind, params, primary_disk_id, secondary_disk_id, status, "            \
+    "status_msg, created_at"
 
 static void read_volume(struct db_query *st, void *item)
 {
@@ -110,53 +109,41 @@ static void read_volume(struct db_query *st, void *item)
     db_col_text(st, 0, v->id, sizeof v->id);
     db_col_text(st, 1, v->storage_id, sizeof v->storage_id);
     db_col_text(st, 2, v->kind, sizeof v->kind);
-    db_col_text(st, 3, v->mount_point, sizeof v->mount_point);
-    v->require_mount = (int)db_col_int64(st, 4);
-    db_col_text(st, 5, v->primary_disk_id, sizeof v->primary_disk_id);
-    db_col_text(st, 6, v->secondary_disk_id, sizeof v->secondary_disk_id);
-    db_col_text(st, 7, v->gluster_server, sizeof v->gluster_server);
-    db_col_text(st, 8, v->gluster_name, sizeof v->gluster_name);
-    db_col_text(st, 9, v->status, sizeof v->status);
-    db_col_text(st, 10, v->status_msg, sizeof v->status_msg);
-    v->created_at = db_col_int64(st, 11);
-    v->root_dev = (uint64_t)db_col_int64(st, 12);
-    v->root_ino = (uint64_t)db_col_int64(st, 13);
+    db_col_text(st, 3, v->params, sizeof v->params);
+    db_col_text(st, 4, v->primary_disk_id, sizeof v->primary_disk_id);
+    db_col_text(st, 5, v->secondary_disk_id, sizeof v->secondary_disk_id);
+    db_col_text(st, 6, v->status, sizeof v->status);
+    db_col_text(st, 7, v->status_msg, sizeof v->status_msg);
+    v->created_at = db_col_int64(st, 8);
 }
 
 int db_volume_insert(struct db_conn *c, const struct db_volume *v, struct st_err *e)
 {
-    static const char sql[] =
-        "INSERT INTO volume (" VOLUME_COLS
-        ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 'unknown', '', ?10, ?11, ?12)";
+    static const char sql[] = "INSERT INTO volume (" VOLUME_COLS
+                              ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'unknown', '', ?7)";
     struct db_query *st = db_stmt(c, sql, e);
     if (!st)
         return -1;
     db_bind_text(st, 1, v->id);
     db_bind_text(st, 2, v->storage_id);
     db_bind_text(st, 3, v->kind);
-    db_bind_text(st, 4, v->mount_point);
-    db_bind_int64(st, 5, v->require_mount);
-    db_bind_text(st, 6, v->primary_disk_id);
-    db_bind_text(st, 7, v->secondary_disk_id);
-    db_bind_text(st, 8, v->gluster_server);
-    db_bind_text(st, 9, v->gluster_name);
-    db_bind_int64(st, 10, v->created_at ? v->created_at : (int64_t)time(NULL));
-    db_bind_int64(st, 11, (int64_t)v->root_dev);
-    db_bind_int64(st, 12, (int64_t)v->root_ino);
+    db_bind_text(st, 4, v->params[0] ? v->params : "{}");
+    db_bind_text(st, 5, v->primary_disk_id);
+    db_bind_text(st, 6, v->secondary_disk_id);
+    db_bind_int64(st, 7, v->created_at ? v->created_at : (int64_t)time(NULL));
     return db_exec_stmt(c, st, e, "insert volume");
 }
 
-int db_volume_set_identity(struct db_conn *c, const char *id, uint64_t dev, uint64_t ino,
-                           struct st_err *e)
+int db_volume_set_params(struct db_conn *c, const char *id, const char *params_json,
+                         struct st_err *e)
 {
-    static const char sql[] = "UPDATE volume SET root_dev = ?2, root_ino = ?3 WHERE id = ?1";
+    static const char sql[] = "UPDATE volume SET params = ?2 WHERE id = ?1";
     struct db_query *st = db_stmt(c, sql, e);
     if (!st)
         return -1;
     db_bind_text(st, 1, id);
-    db_bind_int64(st, 2, (int64_t)dev);
-    db_bind_int64(st, 3, (int64_t)ino);
-    return db_exec_stmt(c, st, e, "set volume identity");
+    db_bind_text(st, 2, params_json);
+    return db_exec_changed(c, st, "set volume params", "volume", id, e);
 }
 
 int db_volume_get(struct db_conn *c, const char *id, struct db_volume *out, struct st_err *e)

@@ -190,8 +190,8 @@ def test_recovery_loses_no_image_when_two_volumes_already_share_a_directory(
     d.stop()
     orphan = a / "images" / "00000000-0000-4000-8000-000000000001.raw"
     orphan.write_bytes(b"x" * 4096)  # no row anywhere: would be removed on an unshared volume
-    db(d, "INSERT INTO volume (id, image_storage_id, kind, mount_point, created_at) "
-          "VALUES ('b', 's', 'external', ?, 0)", str(a) + "/")
+    db(d, "INSERT INTO volume (id, image_storage_id, kind, params, created_at) "
+          "VALUES ('b', 's', 'external', json_object('mount_point', ?), 0)", str(a) + "/")
 
     d2 = Daemon(tmp_path / "d1", config=d.config, port=d.port)
     d2.start()
@@ -221,7 +221,8 @@ def test_recovery_removes_nothing_in_a_directory_that_is_not_the_recorded_one(
                                              "mount_point": str(a)}]), sub="d1")
     wait_ok(d, "a")
     d.stop()
-    (dev, ino), = db(d, "SELECT root_dev, root_ino FROM volume WHERE id = 'a'")
+    (dev, ino), = db(d, "SELECT json_extract(params, '$.root_dev'), "
+                        "json_extract(params, '$.root_ino') FROM volume WHERE id = 'a'")
     st = os.stat(a)
     assert (dev, ino) == (st.st_dev, st.st_ino)
     # the directory is replaced by another one (say, the disk was not mounted)

@@ -31,7 +31,7 @@ static int setup(void **state)
 {
     struct fixture *fx = calloc(1, sizeof *fx);
     const char *tmp = getenv("TMPDIR");
-    struct be_params p = {.kind = "local"};
+    struct be_params p = {0};
     struct st_err e = {0};
 
     if (!fx)
@@ -40,8 +40,11 @@ static int setup(void **state)
     if (!mkdtemp(fx->root))
         return -1;
     fx->ops = be_ops_for("local");
-    p.root = fx->root;
-    if (fx->ops->open(&p, &fx->v, &e) != 0) {
+    json_t *params = json_pack("{s:s}", "mount_point", fx->root);
+    p.params = params;
+    int rc = fx->ops->open(&p, &fx->v, &e);
+    json_decref(params);
+    if (rc != 0) {
         fprintf(stderr, "open %s: %s\n", fx->root, e.msg);
         return -1;
     }
@@ -347,7 +350,8 @@ static void test_idle_volume_holds_no_fd(void **state)
 {
     struct fixture *fx = *state;
     const struct backend_ops *ops = be_ops_for("external");
-    struct be_params p = {.kind = "external", .root = fx->root};
+    json_t *params = json_pack("{s:s}", "mount_point", fx->root);
+    struct be_params p = {.params = params};
     struct be_volume *v;
     struct st_err e = {0};
     struct stat st;
@@ -361,21 +365,26 @@ static void test_idle_volume_holds_no_fd(void **state)
     assert_int_equal(ops->health(v, &e), 0);
     assert_int_equal(count_fds(), before);
     ops->close(v);
+    json_decref(params);
 }
 
 static void test_open_refuses_bad_roots(void **state)
 {
     const struct backend_ops *ops = be_ops_for("external");
-    struct be_params p = {.kind = "external", .root = "relative/dir"};
+    json_t *rel = json_pack("{s:s}", "mount_point", "relative/dir");
+    json_t *gone = json_pack("{s:s}", "mount_point", "/nonexistent/stowage/root");
+    struct be_params p = {.params = rel};
     struct be_volume *v;
     struct st_err e = {0};
 
     (void)state;
     assert_int_equal(ops->open(&p, &v, &e), -EINVAL);
     assert_int_equal(e.code, ST_INVALID);
-    p.root = "/nonexistent/stowage/root";
+    p.params = gone;
     assert_int_equal(ops->open(&p, &v, &e), -ENOENT);
     assert_int_equal(e.code, ST_NOT_FOUND);
+    json_decref(rel);
+    json_decref(gone);
 }
 
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)

@@ -67,8 +67,12 @@ static void test_config_reads_every_key(void **state)
     assert_int_equal(c.n_storages, 1);
     assert_string_equal(c.storages[0].id, "internal");
     assert_int_equal(c.storages[0].n_volumes, 2);
-    assert_string_equal(c.storages[0].volumes[0].mount_point, "/srv/img");
-    assert_string_equal(c.storages[0].volumes[1].gluster_volume, "gv0");
+    /* each volume's parameters are its backend's */
+    assert_string_equal(
+        json_string_value(json_object_get(c.storages[0].volumes[0].params, "mount_point")),
+        "/srv/img");
+    assert_string_equal(
+        json_string_value(json_object_get(c.storages[0].volumes[1].params, "volume")), "gv0");
     cfg_free(&c);
 }
 

@@ -9,6 +9,7 @@
 #ifndef STOWAGE_BACKEND_H
 #define STOWAGE_BACKEND_H
 
+#include <jansson.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/stat.h>
@@ -19,13 +20,40 @@
 struct be_volume; /* an opened volume: a root directory fd, or one long-lived glfs_t */
 struct be_file;   /* an open file on a volume */
 
+/* What the daemon tells every backend (not per volume). */
+struct be_env {
+    const char *state_dir; /* logs, and the volumes stowage formats */
+    const char *gluster_cli;
+    unsigned gluster_timeout_ms;
+};
+
+/* What opens a volume: its id, its backend's own parameters (a JSON object that the
+ * backend's prepare() accepted), the daemon's environment. */
 struct be_params {
-    const char *kind; /* "local", "external", "gluster" */
-    const char
-        *root; /* local/external: absolute directory; gluster: path inside the volume ("/") */
-    const char *gluster_server; /* gluster: volfile server host */
-    const char *gluster_volume; /* gluster: volume name */
-    const char *log_path;       /* gluster: gfapi log file (NULL: none) */
+    const char *volume_id;
+    const json_t *params;
+    const struct be_env *env;
+};
+
+/* What a look at a volume from outside its session finds (check). */
+struct be_check {
+    char status[16]; /* "ok", "degraded" or "broken" */
+    char msg[256];
+    dev_t devno;     /* the block device carrying the volume, 0 if none */
+    json_t *details; /* what views show of this kind (owned by the caller) */
+};
+
+/* How two volumes' places relate (same_place). */
+enum be_place { BE_PLACE_APART = 0, BE_PLACE_SAME, BE_PLACE_INSIDE, BE_PLACE_CONTAINS };
+
+/* A copy-on-write child of an image on the same volume (clone). */
+struct be_clone_req {
+    const char *base;        /* the image: "images/<uuid>.<fmt>" */
+    const char *base_format; /* "raw", "qcow2" */
+    uint64_t virtual_size;
+    const char *staged; /* where the child is made: a new staging name */
+    int share_blocks;   /* a raw base may become a raw child sharing its blocks (reflink) */
+    char format[16];    /* out: the child's format */
 };
 
 struct be_space {
@@ -37,12 +65,48 @@ struct be_space {
 typedef int (*be_list_fn)(void *ud, const char *name, const struct stat *st);
 
 struct backend_ops {
-    const char *kind;
+    /* A volume's parameters as the config or a task gives them: checked, and normalized in
+     * place (a relative path made absolute). ST_INVALID naming the field. */
+    int (*parse)(json_t *params, struct st_err *e);
+    /* Before a new volume is recorded: what only the place itself can tell (is the
+     * directory a mount point that must stay one?) is added to params. formatted: the
+     * volume is a filesystem stowage made. */
+    int (*prepare)(json_t *params, int formatted, const struct be_env *env, struct st_err *e);
+    /* How the places of two volumes of this backend relate: one directory (or Gluster
+     * path) is never two volumes, nor one inside another. -1 with e when a place cannot
+     * be looked at. */
+    int (*same_place)(const json_t *a, const json_t *b, enum be_place *out, struct st_err *e);
+    /* What to call a volume's place in a message ("/srv/a", "gluster volume gv on h"). */
+    void (*describe_place)(const json_t *params, char *out, size_t len);
+    /* Is the open session the place that was registered? What identifies the place is
+     * recorded in params when it was not yet (*changed set). 0 yes; -1 with why (restart
+     * recovery then removes nothing there). */
+    int (*own_place)(struct be_volume *v, const char *name, json_t *params, int *changed,
+                     char *why, size_t len);
+    /* Look at the volume from outside its session (mounted? started? bricks up?). */
+    void (*check)(const struct be_params *p, struct be_check *out);
+    /* An unhealthy session is kept (it reconnects by itself: never pay glfs_fini for it)
+     * instead of being closed and opened again. */
+    int keep_session;
+
     int (*open)(const struct be_params *p, struct be_volume **out, struct st_err *e);
     void (*close)(struct be_volume *v);
     int (*statvfs)(struct be_volume *v, struct be_space *out, struct st_err *e);
-    /* Cheap liveness check of the volume itself (root reachable, writable). */
+    /* Cheap liveness check of the volume itself (root reachable, writable, its layout). */
     int (*health)(struct be_volume *v, struct st_err *e);
+
+    /* ---- the crash-safe write protocol: stage → pwrite → flush → publish, or discard ----
+     * stage makes a new staging object that nobody else has (a leftover of a crashed
+     * try by that name is removed first); flush makes its bytes durable; publish moves
+     * it to its final name, never replacing one, and makes the name durable (*moved says
+     * whether the move happened when it fails after); discard removes a staging object. */
+    int (*stage)(struct be_volume *v, const char *staged, struct be_file **out);
+    int (*flush)(struct be_file *f);
+    int (*publish)(struct be_volume *v, const char *staged, const char *final, int *moved);
+    int (*discard)(struct be_volume *v, const char *staged);
+    /* Make a copy-on-write child of an image as a staging object (then flush, publish). */
+    int (*clone)(struct be_volume *v, struct be_clone_req *rq, struct be_file **out,
+                 struct st_err *e);
 
     /* flags as open(2): O_RDONLY / O_RDWR|O_CREAT|O_EXCL ...; O_NOFOLLOW is always implied. */
     int (*open_file)(struct be_volume *v, const char *rel, int flags, mode_t mode,
@@ -78,8 +142,35 @@ struct backend_ops {
     int (*list)(struct be_volume *v, const char *reldir, be_list_fn fn, void *ud);
 };
 
+/* ---- the registry (backend.c): the one list of storage kinds ---- */
+
+/* What a kind's volumes are in the catalogue's life: made by formatting a disk, or
+ * registered as an existing directory (both may be 0: a kind given by the config only). */
+enum be_origin { BE_FROM_CONFIG = 0, BE_FORMATTED, BE_REGISTERED };
+
+struct be_kind {
+    const char *name;
+    const struct backend_ops *ops;
+    enum be_origin origin;
+};
+
+/* The kind called name, or NULL. */
+const struct be_kind *be_kind(const char *name);
 /* The ops table for a kind, or NULL. "external" and "local" share the POSIX backend. */
 const struct backend_ops *be_ops_for(const char *kind);
+/* The kind whose volumes come from origin (NULL: none). */
+const char *be_kind_from(enum be_origin origin);
+/* "local, external or gluster": for messages. */
+void be_kind_names(char *out, size_t len);
+
+/* ---- helpers the file backends share (file.c) ---- */
+
+/* Write all of buf at off (looping over short writes); -errno. */
+int be_pwrite_all(const struct backend_ops *ops, struct be_file *f, const void *buf, size_t len,
+                  uint64_t off);
+/* Fill a fresh file with buf's len bytes, leaving all-zero 4 KiB pages (not the last) holes. */
+int be_pwrite_sparse(const struct backend_ops *ops, struct be_file *f, const void *buf,
+                     size_t len);
 
 /* A relative path is acceptable when it is non-empty, not absolute, has no "." or ".."
  * component, no empty component and no NUL; shared by every backend. */

@@ -2,6 +2,7 @@
 #ifndef STOWAGE_CONFIG_H
 #define STOWAGE_CONFIG_H
 
+#include <jansson.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -11,10 +12,8 @@
 
 struct cfg_volume {
     char id[CFG_ID_MAX + 1];
-    char kind[16];        /* "local", "external", "gluster" */
-    char *mount_point;    /* local/external: absolute directory */
-    char *gluster_server; /* gluster */
-    char *gluster_volume; /* gluster */
+    char kind[16];  /* a kind of the backend registry */
+    json_t *params; /* the rest of the volume's object: its backend checked them */
 };
 
 struct cfg_storage {

@@ -53,19 +53,14 @@ struct db_volume {
     char id[DB_ID];
     char storage_id[DB_ID];
     char kind[16];
-    char mount_point[DB_PATH];
-    int require_mount; /* it was a mount point when registered: must stay one */
+    /* the backend's own parameters (a JSON object): a mount point, a Gluster server and
+     * volume, the identity of a directory recorded when it was registered, ... */
+    char params[DB_PATH + 512];
     char primary_disk_id[96];
     char secondary_disk_id[96];
-    char gluster_server[256];
-    char gluster_name[129];
     char status[16];
     char status_msg[256];
     int64_t created_at;
-    /* local/external: st_dev and st_ino of the root directory when registered (0: not
-     * recorded); recovery trusts a directory only when it is still that one */
-    uint64_t root_dev;
-    uint64_t root_ino;
 };
 
 struct db_image {
@@ -131,8 +126,9 @@ int db_volume_set_status(struct db_conn *c, const char *id, const char *status, 
                          struct st_err *e);
 int db_volume_set_disks(struct db_conn *c, const char *id, const char *primary,
                         const char *secondary, struct st_err *e);
-int db_volume_set_identity(struct db_conn *c, const char *id, uint64_t dev, uint64_t ino,
-                           struct st_err *e);
+/* Replace a volume's backend parameters (a backend recorded more of its place). */
+int db_volume_set_params(struct db_conn *c, const char *id, const char *params_json,
+                         struct st_err *e);
 
 /* ---- disks (a record of what the probes saw) ---- */
 int db_disk_replace_all(struct db_conn *c, const struct db_disk *d, size_t n, struct st_err *e);
