@@ -95,6 +95,27 @@ int be_file_publish(const struct backend_ops *ops, struct be_volume *v, const ch
     return ops->fsync_dir(v, dir);
 }
 
+int be_file_remove(const struct backend_ops *ops, struct be_volume *v, const char *final)
+{
+    char dir[256];
+    int rc = ops->unlink(v, final);
+    if (rc < 0)
+        return rc;
+    dir_of(final, dir, sizeof dir);
+    return ops->fsync_dir(v, dir);
+}
+
+/* The layout every file volume has; creating it is idempotent. */
+int be_file_init(const struct backend_ops *ops, struct be_volume *v)
+{
+    int rc = ops->mkdir(v, "images", 0755);
+    if (rc == 0)
+        rc = ops->mkdir(v, "clones", 0755);
+    if (rc == 0)
+        rc = ops->mkdir(v, ".staging", 0700);
+    return rc;
+}
+
 static int write_overlay(const struct backend_ops *ops, struct be_file *f,
                          const struct be_clone_req *rq, struct st_err *e)
 {

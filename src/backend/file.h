@@ -9,6 +9,8 @@ int be_file_stage(const struct backend_ops *ops, struct be_volume *v, const char
                   struct be_file **out);
 int be_file_publish(const struct backend_ops *ops, struct be_volume *v, const char *staged,
                     const char *final, int *moved);
+int be_file_remove(const struct backend_ops *ops, struct be_volume *v, const char *final);
+int be_file_init(const struct backend_ops *ops, struct be_volume *v);
 int be_file_clone(const struct backend_ops *ops, struct be_volume *v, struct be_clone_req *rq,
                   struct be_file **out, struct st_err *e);
 
@@ -49,6 +51,14 @@ void be_check_set(struct be_check *c, const char *status, const char *fmt, ...)
                               struct be_file **out, struct st_err *e)                          \
     {                                                                                          \
         return be_file_clone(&table, v, rq, out, e);                                           \
+    }                                                                                          \
+    static int prefix##_remove(struct be_volume *v, const char *final)                        \
+    {                                                                                          \
+        return be_file_remove(&table, v, final);                                               \
+    }                                                                                          \
+    static int prefix##_init(struct be_volume *v)                                             \
+    {                                                                                          \
+        return be_file_init(&table, v);                                                        \
     }
 
 #endif

@@ -732,4 +732,6 @@ const struct backend_ops be_gluster_ops = {
     .publish = gl_publish,
     .discard = gl_unlink,
     .clone = gl_clone,
+    .remove = gl_remove,
+    .init = gl_init,
 };

@@ -558,4 +558,6 @@ const struct backend_ops be_posix_ops = {
     .publish = posix_publish,
     .discard = posix_unlink,
     .clone = posix_clone,
+    .remove = posix_remove,
+    .init = posix_init,
 };

@@ -47,46 +47,13 @@ static int pick_id(struct stowage *st, const struct db_image *im, const char *gu
     snprintf(out, len, "%s_%s", im->name, guest);
     if (core_valid_id(out) && core_clone_get(st, out, &existing, &ignore) != 0)
         return 0;
-    return st_fail_field(e, ST_INVALID, "clone_id",
-                         "give a clone_id: '%s_%s' is taken or not a valid id", im->name, guest);
+    return st_fail_field(e, ST_INVALID, "clone",
+                         "give a clone id: '%s_%s' is taken or not a valid id", im->name, guest);
 }
 
-/* Write the clone's bytes into the staging file f. */
-static int write_overlay(const struct core_vol_ref *v, struct be_file *f, const struct db_image *im,
-                         struct st_err *e)
+static int share_blocks(struct stowage *st, const struct db_image *im)
 {
-    char backing[128];
-    void *buf = NULL;
-    size_t len = 0;
-    uint64_t vsize = (im->virtual_size + 511) & ~(uint64_t)511;
-
-    snprintf(backing, sizeof backing, "../images/%s.%s", im->uuid, im->format);
-    int rc = fmt_qcow2_overlay_build(backing, im->format, vsize, &buf, &len);
-    if (rc < 0)
-        return st_fail(e, ST_INTERNAL, "cannot build the overlay of '%s': %s", im->name,
-                       strerror(-rc));
-    rc = core_pwrite_sparse(v, f, buf, len, e);
-    free(buf);
-    return rc;
-}
-
-static int write_reflink(const struct core_vol_ref *v, struct be_file *f, const struct db_image *im,
-                         struct st_err *e)
-{
-    char path[128];
-    struct be_file *src = NULL;
-    snprintf(path, sizeof path, "images/%s.%s", im->uuid, im->format);
-    int rc = v->ops->open_file(v->be, path, O_RDONLY, 0, &src);
-    if (rc < 0)
-        return be_fail(e, rc, "open image");
-    rc = v->ops->reflink(src, f);
-    v->ops->close_file(src);
-    return rc < 0 ? be_fail(e, rc, "reflink") : 0;
-}
-
-static int want_reflink(struct stowage *st, const struct core_vol_ref *v, const struct db_image *im)
-{
-    return st->cfg.clone_reflink && v->ops->reflink && strcmp(im->format, "raw") == 0;
+    return st->cfg.clone_reflink && strcmp(im->format, "raw") == 0;
 }
 
 int core_clone_create(struct stowage *st, const char *image_name, const char *guest_id,
@@ -96,21 +63,21 @@ int core_clone_create(struct stowage *st, const char *image_name, const char *gu
     struct db_image im;
     struct core_vol_ref v;
     struct be_file *f = NULL;
-    char staging[128], key[64], ckey[96], what[96];
+    char staging[128], base[128], key[64], ckey[96], what[96];
     int rc = -1;
 
     if (!core_valid_id(guest_id))
-        return st_fail_field(e, ST_INVALID, "guest_id",
+        return st_fail_field(e, ST_INVALID, "guest",
                              "guest ids match ^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$");
     if (clone_id && *clone_id && !core_valid_id(clone_id))
-        return st_fail_field(e, ST_INVALID, "clone_id",
+        return st_fail_field(e, ST_INVALID, "clone",
                              "clone ids match ^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$");
     if (core_image_by_name(st, image_name, &im, e))
         return -1;
     if (strcmp(im.status, "active") != 0)
         return st_fail(e, ST_CONFLICT, "image '%s' has no data yet (%s)", image_name, im.status);
     if (im.virtual_size == 0)
-        return st_fail_field(e, ST_INVALID, "image_id", "image '%s' is empty: nothing to clone",
+        return st_fail_field(e, ST_INVALID, "image", "image '%s' is empty: nothing to clone",
                              image_name);
     memset(out, 0, sizeof *out);
     if (clone_id && *clone_id)
@@ -131,35 +98,36 @@ int core_clone_create(struct stowage *st, const char *image_name, const char *gu
     if (core_volume_acquire(st, im.volume_id, &v, e))
         goto out;
 
-    int reflink = want_reflink(st, &v, &im);
     snprintf(out->image_uuid, sizeof out->image_uuid, "%s", im.uuid);
     snprintf(out->image_name, sizeof out->image_name, "%s", im.name);
     snprintf(out->guest_id, sizeof out->guest_id, "%s", guest_id);
     snprintf(out->volume_id, sizeof out->volume_id, "%s", im.volume_id);
-    snprintf(out->format, sizeof out->format, "%s", reflink ? "raw" : "qcow2");
-    snprintf(out->path, sizeof out->path, "clones/%s.%s", out->clone_id, out->format);
     core_staging_path(out->clone_id, ".clone" TASK_SUFFIX, staging, sizeof staging);
+    core_image_path(&im, base, sizeof base);
 
     struct db_clone existing;
     struct st_err ignore;
     if (core_clone_get(st, out->clone_id, &existing, &ignore) == 0) {
-        st_fail_field(e, ST_EXISTS, "clone_id", "clone '%s' already exists", out->clone_id);
+        st_fail_field(e, ST_EXISTS, "clone", "clone '%s' already exists", out->clone_id);
         goto out;
     }
-    if ((rc = core_open_staging(&v, staging, &f, e)))
+    /* The backend makes the child (a qcow2 overlay, or a raw reflink where blocks can be
+     * shared); then the protocol: flush, publish, and the row last. */
+    struct be_clone_req rq = {base, im.format, im.virtual_size, staging, share_blocks(st, &im),
+                              ""};
+    if ((rc = v.ops->clone(v.be, &rq, &f, e)))
         goto out;
-    rc = reflink ? write_reflink(&v, f, &im, e) : write_overlay(&v, f, &im, e);
-    if (rc == 0 && (rc = v.ops->fsync(f)) < 0)
+    snprintf(out->format, sizeof out->format, "%s", rq.format);
+    snprintf(out->path, sizeof out->path, "clones/%s.%s", out->clone_id, out->format);
+    int moved = 0;
+    if ((rc = v.ops->flush(f)) < 0)
         rc = be_fail(e, rc, "fsync clone");
-    if (rc == 0 && (rc = v.ops->rename(v.be, staging, out->path)) < 0)
-        rc = be_fail(e, rc, "rename clone into clones/");
+    else if ((rc = v.ops->publish(v.be, staging, out->path, &moved)) < 0)
+        rc = be_fail(e, rc, moved ? "fsync clones/" : "rename clone into clones/");
     if (rc) {
-        v.ops->unlink(v.be, staging);
-        goto out;
-    }
-    if ((rc = v.ops->fsync_dir(v.be, "clones")) < 0) {
-        rc = be_fail(e, rc, "fsync clones/");
-        goto out; /* recovery removes the file: it has no row */
+        if (!moved)
+            v.ops->discard(v.be, staging);
+        goto out; /* moved: recovery removes the file, it has no row */
     }
     /* Closed before the commit: once the row says the clone is there, what is left to
      * do here takes microseconds (a client may act on the clone at once). */
@@ -175,7 +143,7 @@ int core_clone_create(struct stowage *st, const char *image_name, const char *gu
         db_rollback(c);
     db_release(st->db, c);
     if (rc) {
-        v.ops->unlink(v.be, out->path);
+        v.ops->remove(v.be, out->path);
         goto out;
     }
     core_bump(st);
@@ -204,8 +172,7 @@ int core_clone_delete(struct stowage *st, const char *clone_id, struct st_err *e
     core_bump(st);
     /* Row first: a file left by a crash or an absent volume is removed by recovery. */
     if (core_volume_acquire(st, cl.volume_id, &v, &ignore) == 0) {
-        if (v.ops->unlink(v.be, cl.path) == 0)
-            v.ops->fsync_dir(v.be, "clones");
+        v.ops->remove(v.be, cl.path);
         core_volume_release(&v);
     }
     return 0;

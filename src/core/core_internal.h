@@ -211,9 +211,6 @@ int core_pwrite_all(const struct core_vol_ref *v, struct be_file *f, const void 
 /* Create a staging file (O_EXCL), replacing a crashed try's leftover of that name. */
 int core_open_staging(const struct core_vol_ref *v, const char *path, struct be_file **f,
                       struct st_err *e);
-/* Fill a fresh file with buf's len bytes, leaving all-zero 4 KiB pages (not the last) holes. */
-int core_pwrite_sparse(const struct core_vol_ref *v, struct be_file *f, const void *buf, size_t len,
-                       struct st_err *e);
 /* The size of an open file. */
 int core_file_size(const struct core_vol_ref *v, struct be_file *f, uint64_t *size,
                    struct st_err *e);

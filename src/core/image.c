@@ -157,50 +157,8 @@ void core_image_discard(struct stowage *st, const char *uuid)
 int core_pwrite_all(const struct core_vol_ref *v, struct be_file *f, const void *buf, size_t len,
                     uint64_t off, struct st_err *e)
 {
-    const char *p = buf;
-    while (len > 0) {
-        ssize_t n = v->ops->pwrite(f, p, len, off);
-        if (n < 0)
-            return be_fail(e, (int)n, "write");
-        if (n == 0)
-            return be_fail(e, -EIO, "write returned 0");
-        p += n;
-        len -= (size_t)n;
-        off += (uint64_t)n;
-    }
-    return 0;
-}
-
-static size_t page_len(size_t len, size_t off)
-{
-    return len - off < 4096 ? len - off : 4096;
-}
-
-static int page_is_zero(const unsigned char *p, size_t n)
-{
-    return p[0] == 0 && memcmp(p, p + 1, n - 1) == 0;
-}
-
-/* A fresh file of len bytes holding buf, where only the 4 KiB pages with a non-zero
- * byte, and the last page (it sets the length), are written; the rest stays a hole and
- * reads as zeros. A qcow2 header is three such pages in four or more 64 KiB clusters,
- * so this writes 16 KiB instead of 256 KiB. Writes, not ftruncate: on Gluster a write
- * lands in the client's write-behind cache while a truncate is a round trip to every
- * brick, and the fsync that follows has a sixteenth of the data to spread over them. */
-int core_pwrite_sparse(const struct core_vol_ref *v, struct be_file *f, const void *buf, size_t len,
-                       struct st_err *e)
-{
-    const unsigned char *p = buf;
-    size_t last = len ? (len - 1) / 4096 * 4096 : 0;
-    for (size_t off = 0; off < len;) {
-        size_t end = off;
-        while (end < len && (end == last || !page_is_zero(p + end, page_len(len, end))))
-            end += page_len(len, end);
-        if (end > off && core_pwrite_all(v, f, p + off, end - off, off, e))
-            return -1;
-        off = end < len ? end + 4096 : end; /* the zero page at end stays a hole */
-    }
-    return 0;
+    int rc = be_pwrite_all(v->ops, f, buf, len, off);
+    return rc < 0 ? be_fail(e, rc, "write") : 0;
 }
 
 int core_file_size(const struct core_vol_ref *v, struct be_file *f, uint64_t *size,
@@ -273,7 +231,7 @@ int core_image_commit(struct stowage *st, const struct core_vol_ref *v, struct b
     struct db_conn *c;
 
     core_image_path(im, final, sizeof final);
-    if ((rc = v->ops->fsync(f)) < 0) {
+    if ((rc = v->ops->flush(f)) < 0) {
         be_fail(e, rc, "fsync");
         goto fail;
     }
@@ -283,11 +241,12 @@ int core_image_commit(struct stowage *st, const struct core_vol_ref *v, struct b
     db_release(st->db, c);
     if (rc)
         goto fail;
-    if ((rc = v->ops->rename(v->be, staging, final)) < 0) {
+    int moved;
+    if ((rc = v->ops->publish(v->be, staging, final, &moved)) < 0 && !moved) {
         be_fail(e, rc, "rename into images/");
         goto fail;
     }
-    if ((rc = v->ops->fsync_dir(v->be, "images")) < 0)
+    if (rc < 0)
         return be_fail(e, rc, "fsync images/"); /* renamed: recovery decides, not us */
     c = db_acquire(st->db);
     rc = db_image_set_status(c, im->uuid, "active", e);
@@ -298,18 +257,15 @@ int core_image_commit(struct stowage *st, const struct core_vol_ref *v, struct b
     core_bump(st);
     return 0;
 fail:
-    v->ops->unlink(v->be, staging);
+    v->ops->discard(v->be, staging);
     return -1;
 }
 
-/* A staging file by this name is a leftover of a crashed try: it goes, but only when
- * it is there (on Gluster each call is a round trip to every brick). */
+/* A new staging object (a crashed try's leftover of that name goes first). */
 int core_open_staging(const struct core_vol_ref *v, const char *path, struct be_file **f,
                       struct st_err *e)
 {
-    int rc = v->ops->open_file(v->be, path, O_RDWR | O_CREAT | O_EXCL, 0600, f);
-    if (rc == -EEXIST && v->ops->unlink(v->be, path) == 0)
-        rc = v->ops->open_file(v->be, path, O_RDWR | O_CREAT | O_EXCL, 0600, f);
+    int rc = v->ops->stage(v->be, path, f);
     return rc < 0 ? be_fail(e, rc, "create staging file") : 0;
 }
 
@@ -341,9 +297,12 @@ int core_image_create_empty(struct stowage *st, const char *name, const char *vo
         goto fail;
     if (qcow2) {
         int rc = fmt_qcow2_overlay_build(NULL, NULL, size, &hdr, &hdr_len);
-        if (rc < 0 || core_pwrite_sparse(&v, f, hdr, hdr_len, e)) {
-            if (rc < 0)
-                st_fail(e, ST_INTERNAL, "cannot build a qcow2 header: %s", strerror(-rc));
+        if (rc < 0) {
+            st_fail(e, ST_INTERNAL, "cannot build a qcow2 header: %s", strerror(-rc));
+            goto fail_unlink;
+        }
+        if ((rc = be_pwrite_sparse(v.ops, f, hdr, hdr_len)) < 0) {
+            be_fail(e, rc, "write the qcow2 header");
             goto fail_unlink;
         }
     } else {
@@ -363,7 +322,7 @@ int core_image_create_empty(struct stowage *st, const char *name, const char *vo
     core_volume_release(&v);
     return 0;
 fail_unlink:
-    v.ops->unlink(v.be, staging);
+    v.ops->discard(v.be, staging);
 fail:
     if (f)
         v.ops->close_file(f);
@@ -524,7 +483,7 @@ int core_image_copy(struct stowage *st, const char *source_name, const char *new
         p->fn(p->ud, 100);
     goto out;
 unlink:
-    dv.ops->unlink(dv.be, staging);
+    dv.ops->discard(dv.be, staging);
 discard:
     core_image_discard(st, out->uuid);
 out:
@@ -571,8 +530,7 @@ int core_image_delete(struct stowage *st, const char *name, struct st_err *e)
         core_image_path(&im, path, sizeof path);
         struct st_err ignore;
         if (core_volume_acquire(st, im.volume_id, &v, &ignore) == 0) {
-            if (v.ops->unlink(v.be, path) == 0)
-                v.ops->fsync_dir(v.be, "images");
+            v.ops->remove(v.be, path);
             core_volume_release(&v);
         }
     }

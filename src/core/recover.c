@@ -110,7 +110,7 @@ static void drop(const struct scope *sc, const char *dir, const char *name, cons
                 sc->volume_id, path, why, sc->doubt);
         return;
     }
-    int rc = sc->ops->unlink(sc->be, path);
+    int rc = sc->ops->discard(sc->be, path);
     fprintf(stderr, "stowaged: recovery: %s %s (%s)\n", rc == 0 ? "removed" : "could not remove",
             path, why);
 }
@@ -245,8 +245,8 @@ static void recover_staging(const struct scope *sc, struct db_image *rows, size_
             char from[300], to[128];
             snprintf(from, sizeof from, STAGING_DIR "/%s", name);
             core_image_path(im, to, sizeof to);
-            if (staging_is_ours(sc, im, from) && ops->rename(be, from, to) == 0 &&
-                ops->fsync_dir(be, "images") == 0) {
+            int moved;
+            if (staging_is_ours(sc, im, from) && ops->publish(be, from, to, &moved) == 0) {
                 set_status(st, im->uuid, "active");
                 snprintf(im->status, sizeof im->status, "active");
                 seen[im - rows] = 1;
@@ -335,9 +335,6 @@ int core_recover_volume(struct stowage *st, const char *volume_id, const struct 
             core_image_discard(st, rows[i].uuid); /* nothing of it was ever staged */
         }
     }
-    ops->fsync_dir(be, "images");
-    ops->fsync_dir(be, "clones");
-    ops->fsync_dir(be, STAGING_DIR);
     core_bump(st);
     rc = 0;
 out:

@@ -180,7 +180,7 @@ static void throw_away(struct core_upload *u)
     if (u->thread_started)
         drain(u);
     if (u->v.be)
-        u->v.ops->unlink(u->v.be, u->staging);
+        u->v.ops->discard(u->v.be, u->staging);
     core_image_discard(u->st, u->img.uuid);
     core_bump(u->st);
     u->thrown = 1;

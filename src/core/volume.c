@@ -107,10 +107,8 @@ static int ensure_backend(struct vol *v, struct st_err *e)
     struct be_volume *be = NULL;
     if (v->ops->open(&p, &be, e))
         return -1;
-    /* The layout every volume has; creating it is idempotent. */
-    v->ops->mkdir(be, "images", 0755);
-    v->ops->mkdir(be, "clones", 0755);
-    v->ops->mkdir(be, ".staging", 0700);
+    /* Whatever init cannot put right (a symlink in place of images/), health says. */
+    v->ops->init(be);
     pthread_mutex_lock(&v->mu);
     v->be = be;
     pthread_mutex_unlock(&v->mu);

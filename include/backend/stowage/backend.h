@@ -96,6 +96,8 @@ struct backend_ops {
     int (*health)(struct be_volume *v, struct st_err *e);
 
     /* ---- the crash-safe write protocol: stage → pwrite → flush → publish, or discard ----
+     * Names are "<namespace>/<name>": ".staging/<id>.<suffix>", "images/<uuid>.<fmt>",
+     * "clones/<id>.<fmt>".
      * stage makes a new staging object that nobody else has (a leftover of a crashed
      * try by that name is removed first); flush makes its bytes durable; publish moves
      * it to its final name, never replacing one, and makes the name durable (*moved says
@@ -104,6 +106,11 @@ struct backend_ops {
     int (*flush)(struct be_file *f);
     int (*publish)(struct be_volume *v, const char *staged, const char *final, int *moved);
     int (*discard)(struct be_volume *v, const char *staged);
+    /* Remove a published object (an image's or a clone's bytes) and make that durable. */
+    int (*remove)(struct be_volume *v, const char *final);
+    /* Make the volume ready for the protocol (its namespaces: images, clones, staging);
+     * idempotent, run each time a session opens. */
+    int (*init)(struct be_volume *v);
     /* Make a copy-on-write child of an image as a staging object (then flush, publish). */
     int (*clone)(struct be_volume *v, struct be_clone_req *rq, struct be_file **out,
                  struct st_err *e);
