@@ -187,26 +187,22 @@ static void logout(struct http_req *r)
 
 /* ---- tasks ---- */
 
-/* How flexVDI sends a field, and what it must be (the wording of its errors is
- * flexVDI's; core checks every value again in its own terms). */
+/* How flexVDI sends a field. What its value must be (an id, an absolute path...) is
+ * core's to check; its messages name core's fields, which own_names() turns back into
+ * flexVDI's. */
 enum fv_kind {
-    FV_ID,     /* ^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$ */
-    FV_DISK,   /* a physical_disk_id */
-    FV_NAME,   /* text up to 128 */
-    FV_TEXT,   /* text up to 256 */
-    FV_PATH,   /* an absolute path */
-    FV_MB,     /* whole MB: a number or a string of digits ("size_mb": "1") */
-    FV_FORMAT, /* raw or qcow2 */
+    FV_STR, /* a string */
+    FV_MB,  /* whole MB: a number or a string of digits ("size_mb": "1") */
 };
 
 struct fv_field {
     const char *name; /* flexVDI's field */
     enum fv_kind kind;
-    int required;
-    size_t slot; /* where it goes in struct core_op_params */
+    size_t slot;         /* where it goes in struct core_op_params */
+    const char *neutral; /* core's name of that param */
 };
 
-#define P(member) offsetof(struct core_op_params, member)
+#define P(member) offsetof(struct core_op_params, member), #member
 #define FV_MAX_FIELDS 5
 
 /* flexVDI's task types, the operation each one is, and their fields. flexVDI documents
@@ -222,72 +218,72 @@ static const struct fv_type {
     {"istorage_create",
      101,
      CORE_OP_STORAGE_CREATE,
-     {{"image_storage_id", FV_ID, 1, P(storage)},
-      {"name", FV_NAME, 1, P(name)},
-      {"description", FV_TEXT, 0, P(description)}}},
+     {{"image_storage_id", FV_STR, P(storage)},
+      {"name", FV_STR, P(name)},
+      {"description", FV_STR, P(description)}}},
     {"istorage_modify",
      102,
      CORE_OP_STORAGE_MODIFY,
-     {{"image_storage_id", FV_ID, 1, P(storage)},
-      {"name", FV_NAME, 0, P(name)},
-      {"description", FV_TEXT, 0, P(description)}}},
-    {"istorage_delete", 103, CORE_OP_STORAGE_DELETE, {{"image_storage_id", FV_ID, 1, P(storage)}}},
+     {{"image_storage_id", FV_STR, P(storage)},
+      {"name", FV_STR, P(name)},
+      {"description", FV_STR, P(description)}}},
+    {"istorage_delete", 103, CORE_OP_STORAGE_DELETE, {{"image_storage_id", FV_STR, P(storage)}}},
     {"volume_create",
      104,
      CORE_OP_VOLUME_CREATE,
-     {{"image_storage_id", FV_ID, 1, P(storage)},
-      {"volume_id", FV_ID, 1, P(volume)},
-      {"primary_disk_id", FV_DISK, 1, P(disk)},
-      {"secondary_disk_id", FV_DISK, 0, P(mirror_disk)}}},
+     {{"image_storage_id", FV_STR, P(storage)},
+      {"volume_id", FV_STR, P(volume)},
+      {"primary_disk_id", FV_STR, P(disk)},
+      {"secondary_disk_id", FV_STR, P(mirror_disk)}}},
     {"volume_delete",
      105,
      CORE_OP_VOLUME_DELETE,
-     {{"volume_id", FV_ID, 1, P(volume)}, {"image_storage_id", FV_ID, 0, P(storage)}}},
+     {{"volume_id", FV_STR, P(volume)}, {"image_storage_id", FV_STR, P(storage)}}},
     {"evolume_create",
      106,
      CORE_OP_EXTERNAL_CREATE,
-     {{"image_storage_id", FV_ID, 1, P(storage)},
-      {"volume_id", FV_ID, 1, P(volume)},
-      {"mount_point", FV_PATH, 1, P(mount_point)}}},
+     {{"image_storage_id", FV_STR, P(storage)},
+      {"volume_id", FV_STR, P(volume)},
+      {"mount_point", FV_STR, P(mount_point)}}},
     {"evolume_delete",
      107,
      CORE_OP_EXTERNAL_DELETE,
-     {{"volume_id", FV_ID, 1, P(volume)}, {"image_storage_id", FV_ID, 0, P(storage)}}},
+     {{"volume_id", FV_STR, P(volume)}, {"image_storage_id", FV_STR, P(storage)}}},
     {"image_create",
      108,
      CORE_OP_IMAGE_CREATE,
-     {{"image_id", FV_ID, 1, P(name)},
-      {"volume_id", FV_ID, 1, P(volume)},
-      {"image_storage_id", FV_ID, 1, P(storage)},
-      {"size_mb", FV_MB, 1, P(size)},
-      {"format", FV_FORMAT, 0, P(format)}}},
+     {{"image_id", FV_STR, P(name)},
+      {"volume_id", FV_STR, P(volume)},
+      {"image_storage_id", FV_STR, P(storage)},
+      {"size_mb", FV_MB, P(size)},
+      {"format", FV_STR, P(format)}}},
     {"image_copy",
      109,
      CORE_OP_IMAGE_COPY,
-     {{"image_id", FV_ID, 1, P(name)},
-      {"volume_id", FV_ID, 1, P(volume)},
-      {"image_storage_id", FV_ID, 1, P(storage)},
-      {"source_image_id", FV_ID, 1, P(source)},
-      {"source_volume_id", FV_ID, 1, P(source_volume)}}},
+     {{"image_id", FV_STR, P(name)},
+      {"volume_id", FV_STR, P(volume)},
+      {"image_storage_id", FV_STR, P(storage)},
+      {"source_image_id", FV_STR, P(source)},
+      {"source_volume_id", FV_STR, P(source_volume)}}},
     {"image_release",
      110,
      CORE_OP_IMAGE_RELEASE,
-     {{"image_id", FV_ID, 1, P(name)},
-      {"image_storage_id", FV_ID, 0, P(storage)},
-      {"volume_id", FV_ID, 0, P(volume)}}},
+     {{"image_id", FV_STR, P(name)},
+      {"image_storage_id", FV_STR, P(storage)},
+      {"volume_id", FV_STR, P(volume)}}},
     {"image_delete",
      111,
      CORE_OP_IMAGE_DELETE,
-     {{"image_id", FV_ID, 1, P(name)},
-      {"image_storage_id", FV_ID, 0, P(storage)},
-      {"volume_id", FV_ID, 0, P(volume)}}},
+     {{"image_id", FV_STR, P(name)},
+      {"image_storage_id", FV_STR, P(storage)},
+      {"volume_id", FV_STR, P(volume)}}},
     {"guest_clone",
      112,
      CORE_OP_CLONE_CREATE,
-     {{"image_id", FV_ID, 1, P(image)},
-      {"guest_id", FV_ID, 1, P(guest)},
-      {"clone_id", FV_ID, 0, P(clone)}}},
-    {"clone_delete", 113, CORE_OP_CLONE_DELETE, {{"clone_id", FV_ID, 1, P(clone)}}},
+     {{"image_id", FV_STR, P(image)},
+      {"guest_id", FV_STR, P(guest)},
+      {"clone_id", FV_STR, P(clone)}}},
+    {"clone_delete", 113, CORE_OP_CLONE_DELETE, {{"clone_id", FV_STR, P(clone)}}},
 };
 #define N_FV_TYPES (sizeof fv_types / sizeof *fv_types)
 
@@ -336,46 +332,6 @@ static int get_mb(struct stowage *st, const char *name, json_t *v, uint64_t *byt
     return 0;
 }
 
-static int check_string(const struct fv_field *f, const char *s, size_t len, struct st_err *e)
-{
-    static const size_t max[] = {[FV_NAME] = 128, [FV_TEXT] = 256, [FV_PATH] = 4095};
-
-    if (strlen(s) != len)
-        return st_fail_field(e, ST_INVALID, f->name, "'%s' contains a NUL byte", f->name);
-    switch (f->kind) {
-    case FV_ID:
-        if (!core_valid_id(s))
-            return st_fail_field(e, ST_INVALID, f->name,
-                                 "'%s' must match ^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$", f->name);
-        return 0;
-    case FV_DISK:
-        if (len == 0 || len > 95 || strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-                                              "0123456789._-") != len)
-            return st_fail_field(e, ST_INVALID, f->name,
-                                 "'%s' must be a physical_disk_id ([A-Za-z0-9._-], up to 95)",
-                                 f->name);
-        return 0;
-    case FV_FORMAT:
-        if (strcmp(s, "raw") && strcmp(s, "qcow2"))
-            return st_fail_field(e, ST_INVALID, f->name, "'%s' must be raw or qcow2", f->name);
-        return 0;
-    case FV_PATH:
-        if (s[0] != '/')
-            return st_fail_field(e, ST_INVALID, f->name, "'%s' must be an absolute path", f->name);
-        break;
-    case FV_NAME:
-        if (len == 0)
-            return st_fail_field(e, ST_INVALID, f->name, "'%s' must not be empty", f->name);
-        break;
-    default:
-        break;
-    }
-    if (len > max[f->kind])
-        return st_fail_field(e, ST_INVALID, f->name, "'%s' is longer than %zu", f->name,
-                             max[f->kind]);
-    return 0;
-}
-
 /* flexVDI's fields of one task into core's typed params (strings borrowed from body). */
 static int parse_params(struct stowage *st, const struct fv_type *ft, json_t *body,
                         struct core_op_params *p, struct st_err *e)
@@ -386,11 +342,8 @@ static int parse_params(struct stowage *st, const struct fv_type *ft, json_t *bo
         json_t *v = json_object_get(body, f->name);
         char *slot = (char *)p + f->slot;
 
-        if (!v || json_is_null(v)) {
-            if (f->required)
-                return st_fail_field(e, ST_INVALID, f->name, "'%s' is required", f->name);
-            continue;
-        }
+        if (!v || json_is_null(v))
+            continue; /* core says which ones it needs */
         if (f->kind == FV_MB) {
             if (get_mb(st, f->name, v, (uint64_t *)(void *)slot, e))
                 return -1;
@@ -398,11 +351,29 @@ static int parse_params(struct stowage *st, const struct fv_type *ft, json_t *bo
         }
         if (!json_is_string(v))
             return st_fail_field(e, ST_INVALID, f->name, "'%s' must be a string", f->name);
-        if (check_string(f, json_string_value(v), json_string_length(v), e))
-            return -1;
+        if (strlen(json_string_value(v)) != json_string_length(v))
+            return st_fail_field(e, ST_INVALID, f->name, "'%s' contains a NUL byte", f->name);
         *(const char **)(void *)slot = json_string_value(v);
     }
     return 0;
+}
+
+/* Core's message about one of its params, in flexVDI's name of that field. */
+static void own_names(const struct fv_type *ft, struct st_err *e)
+{
+    char quoted[72], msg[sizeof e->msg];
+    for (int i = 0; e->field[0] && i < FV_MAX_FIELDS && ft->fields[i].name; i++) {
+        const struct fv_field *f = &ft->fields[i];
+        if (strcmp(e->field, f->neutral) != 0)
+            continue;
+        int n = snprintf(quoted, sizeof quoted, "'%s'", f->neutral);
+        if (strncmp(e->msg, quoted, (size_t)n) == 0) {
+            snprintf(msg, sizeof msg, "'%s'%s", f->name, e->msg + n);
+            snprintf(e->msg, sizeof e->msg, "%s", msg);
+        }
+        snprintf(e->field, sizeof e->field, "%s", f->name);
+        return;
+    }
 }
 
 /* A task's type, the submitter's right to it, and its fields as core's params. */
@@ -580,8 +551,12 @@ static void create_task(struct http_req *r)
         return;
     }
     const struct st_principal *who = http_principal(r);
-    if (task_params(http_st(r), type, body, who->role, &ft, &p, &e) ||
-        core_job_submit(http_st(r), ft->op, &p, who, id, &e)) {
+    if (task_params(http_st(r), type, body, who->role, &ft, &p, &e)) {
+        http_reply_error(r, &e);
+        return;
+    }
+    if (core_job_submit(http_st(r), ft->op, &p, who, id, &e)) {
+        own_names(ft, &e);
         http_reply_error(r, &e);
         return;
     }
