@@ -78,10 +78,10 @@ static json_t *storage_json(const struct core_storage_view *v)
     }
     for (size_t i = 0; i < v->n_disks; i++) {
         const struct core_disk *d = &v->disks[i];
-        json_array_append_new(disks, json_pack("{s:s, s:s, s:s, s:s, s:s}", "physical_disk_id",
-                                               d->id, "product_number", d->model, "vendor",
-                                               d->vendor, "host_device", d->host_device,
-                                               "volume_id", d->volume_id));
+        json_array_append_new(disks,
+                              json_pack("{s:s, s:s, s:s, s:s, s:s}", "physical_disk_id", d->id,
+                                        "product_number", d->model, "vendor", d->vendor,
+                                        "host_device", d->host_device, "volume_id", d->volume_id));
     }
     return j;
 }
@@ -381,12 +381,11 @@ static int task_params(struct stowage *st, const char *type, json_t *body, enum 
                        const struct fv_type **ft, struct core_op_params *p, struct st_err *e)
 {
     if (!type || !(*ft = fv_type_named(type)))
-        return st_fail_field(e, ST_INVALID, "type", "unknown task type '%.40s'",
-                             type ? type : "");
+        return st_fail_field(e, ST_INVALID, "type", "unknown task type '%.40s'", type ? type : "");
     enum st_role need = core_op_role((*ft)->op);
     if (role < need)
-        return st_fail(e, ST_FORBIDDEN, "role %s may not run %s (needs %s)",
-                       core_role_name(role), (*ft)->name, core_role_name(need));
+        return st_fail(e, ST_FORBIDDEN, "role %s may not run %s (needs %s)", core_role_name(role),
+                       (*ft)->name, core_role_name(need));
     return parse_params(st, *ft, body, p, e);
 }
 

@@ -48,7 +48,10 @@ void be_kind_names(char *out, size_t len)
     out[0] = '\0';
     for (size_t i = 0; i < N_KINDS && n < len; i++)
         n += (size_t)snprintf(out + n, len - n, "%s%s",
-                              i == 0 ? "" : i + 1 == N_KINDS ? " or " : ", ", kinds[i].name);
+                              i == 0             ? ""
+                              : i + 1 == N_KINDS ? " or "
+                                                 : ", ",
+                              kinds[i].name);
 }
 
 int be_path_ok(const char *rel)

@@ -46,8 +46,7 @@ static int page_is_zero(const unsigned char *p, size_t len)
     return 1;
 }
 
-int be_pwrite_sparse(const struct backend_ops *ops, struct be_file *f, const void *buf,
-                     size_t len)
+int be_pwrite_sparse(const struct backend_ops *ops, struct be_file *f, const void *buf, size_t len)
 {
     const unsigned char *p = buf;
     size_t last = len ? (len - 1) / 4096 * 4096 : 0;

@@ -42,8 +42,7 @@ int be_gluster_parse(json_t *params, struct st_err *e)
     return 0;
 }
 
-int be_gluster_prepare(json_t *params, int formatted, const struct be_env *env,
-                       struct st_err *e)
+int be_gluster_prepare(json_t *params, int formatted, const struct be_env *env, struct st_err *e)
 {
     return 0;
 }
@@ -58,8 +57,7 @@ static int path_under(const char *path, const char *root)
     return strncmp(path, root, n) == 0 && (path[n] == '/' || path[n] == '\0');
 }
 
-int be_gluster_same_place(const json_t *a, const json_t *b, enum be_place *out,
-                          struct st_err *e)
+int be_gluster_same_place(const json_t *a, const json_t *b, enum be_place *out, struct st_err *e)
 {
     const char *pa = param(a, "path", "/"), *pb = param(b, "path", "/");
 
@@ -68,7 +66,10 @@ int be_gluster_same_place(const json_t *a, const json_t *b, enum be_place *out,
         strcmp(param(a, "volume", ""), param(b, "volume", "")))
         return 0;
     int ab = path_under(pa, pb), ba = path_under(pb, pa);
-    *out = ab && ba ? BE_PLACE_SAME : ab ? BE_PLACE_INSIDE : ba ? BE_PLACE_CONTAINS : BE_PLACE_APART;
+    *out = ab && ba ? BE_PLACE_SAME
+           : ab     ? BE_PLACE_INSIDE
+           : ba     ? BE_PLACE_CONTAINS
+                    : BE_PLACE_APART;
     return 0;
 }
 

@@ -9,6 +9,7 @@
 #include "file.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -16,7 +17,6 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
-#include <fcntl.h>
 #include <unistd.h>
 
 #include "stowage/probe.h"
@@ -249,7 +249,7 @@ int be_posix_own_place(const struct backend_ops *ops, struct be_volume *v, const
 }
 
 __attribute__((format(printf, 3, 4))) void be_check_set(struct be_check *c, const char *status,
-                                                         const char *fmt, ...)
+                                                        const char *fmt, ...)
 {
     va_list ap;
     snprintf(c->status, sizeof c->status, "%s", status);

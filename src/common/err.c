@@ -43,9 +43,8 @@ void st_clear(struct st_err *e)
     e->msg[0] = '\0';
 }
 
-__attribute__((format(printf, 4, 0))) static int vfail(struct st_err *e, enum st_code code,
-                                                        const char *field, const char *fmt,
-                                                        va_list ap)
+__attribute__((format(printf, 4, 0))) static int
+vfail(struct st_err *e, enum st_code code, const char *field, const char *fmt, va_list ap)
 {
     if (!e)
         return -1;

@@ -138,7 +138,7 @@ static int reap(pid_t pid, int64_t deadline, int *status)
 }
 
 int st_run(char *const argv[], int merge_stderr, unsigned timeout_ms, size_t max, char **out,
-              size_t *len, int *status)
+           size_t *len, int *status)
 {
     char path[256];
     int fds[2], rc;

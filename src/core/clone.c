@@ -113,8 +113,7 @@ int core_clone_create(struct stowage *st, const char *image_name, const char *gu
     }
     /* The backend makes the child (a qcow2 overlay, or a raw reflink where blocks can be
      * shared); then the protocol: flush, publish, and the row last. */
-    struct be_clone_req rq = {base, im.format, im.virtual_size, staging, share_blocks(st, &im),
-                              ""};
+    struct be_clone_req rq = {base, im.format, im.virtual_size, staging, share_blocks(st, &im), ""};
     if ((rc = v.ops->clone(v.be, &rq, &f, e)))
         goto out;
     snprintf(out->format, sizeof out->format, "%s", rq.format);

@@ -42,7 +42,8 @@ int core_volume_prepare(struct stowage *st, struct db_volume *v, struct st_err *
     if (!k)
         return st_fail(e, ST_INVALID, "volume kind '%s' has no backend", v->kind);
     json_t *params = core_volume_params(v);
-    int rc = k->ops->parse(params, e) || k->ops->prepare(params, k->origin == BE_FORMATTED, &env, e) ||
+    int rc = k->ops->parse(params, e) ||
+                     k->ops->prepare(params, k->origin == BE_FORMATTED, &env, e) ||
                      core_volume_set_params(v, params, e)
                  ? -1
                  : 0;

@@ -6,8 +6,8 @@
  * exclusive open. mkfs.xfs runs without -f, so it refuses an existing signature too.
  * Formatting, mirrors and mounts are sys/'s, the one room that changes the system.
  * Whatever fails after the disk was touched is undone in reverse (unmount, rmdir, wipe
- * the signature we wrote, stop the mirror we built): a failed volume_create leaves the disk blank again and
- * nothing in the catalogue. */
+ * the signature we wrote, stop the mirror we built): a failed volume_create leaves the disk blank
+ * again and nothing in the catalogue. */
 #include "task_internal.h"
 
 #include "stowage/sys.h"

@@ -35,14 +35,16 @@ static const struct core_task_type types[CORE_OP_COUNT] = {
     [CORE_OP_STORAGE_CREATE] = {"storage.create",
                                 ROLE_SUPERADMIN,
                                 0,
-                                {{F(storage, TF_ID), 1}, {F(name, TF_NAME), 1},
+                                {{F(storage, TF_ID), 1},
+                                 {F(name, TF_NAME), 1},
                                  {F(description, TF_TEXT), 0}},
                                 core_manage_istorage_create,
                                 core_manage_istorage_create_done},
     [CORE_OP_STORAGE_MODIFY] = {"storage.modify",
                                 ROLE_SUPERADMIN,
                                 0,
-                                {{F(storage, TF_ID), 1}, {F(name, TF_NAME), 0},
+                                {{F(storage, TF_ID), 1},
+                                 {F(name, TF_NAME), 0},
                                  {F(description, TF_TEXT), 0}},
                                 core_manage_istorage_modify,
                                 core_manage_istorage_modify_done},
@@ -119,12 +121,8 @@ static const struct core_task_type types[CORE_OP_COUNT] = {
                               {{F(image, TF_ID), 1}, {F(guest, TF_ID), 1}, {F(clone, TF_ID), 0}},
                               run_guest_clone,
                               clone_made},
-    [CORE_OP_CLONE_DELETE] = {"clone.delete",
-                              ROLE_ADMIN,
-                              0,
-                              {{F(clone, TF_ID), 1}},
-                              run_clone_delete,
-                              clone_deleted},
+    [CORE_OP_CLONE_DELETE] =
+        {"clone.delete", ROLE_ADMIN, 0, {{F(clone, TF_ID), 1}}, run_clone_delete, clone_deleted},
 };
 
 const struct core_task_type *core_task_type(const char *name)
@@ -338,8 +336,7 @@ static int run_image_create(struct core_task_ctx *t, struct st_err *e)
     if (volume_in_storage(t->st, vol, core_task_str(t, "storage"), e))
         return -1;
     wait_probed(t, vol);
-    if (core_image_create_empty(t->st, name, vol, size, *format ? format : "raw", t->owner, &im,
-                                e))
+    if (core_image_create_empty(t->st, name, vol, size, *format ? format : "raw", t->owner, &im, e))
         return -1;
     t->result = image_result(&im);
     return 0;

@@ -4,8 +4,8 @@
  * has its own thread so that one hung mount or unreachable Gluster server cannot
  * delay the others. A volume's backend session (for Gluster: the one long-lived
  * glfs_t) is opened by its prober and kept until shutdown. */
-#include "stowage/backend.h"
 #include "core_internal.h"
+#include "stowage/backend.h"
 
 #include <errno.h>
 #include <stdio.h>

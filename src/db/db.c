@@ -192,8 +192,7 @@ static int apply(struct db_conn *c, const struct db_migration *m, struct st_err 
     if (read_version(c, &v, e))
         goto fail;
     if (m->version > v) {
-        if (c->drv->exec_script(c->h, m->sql) ||
-            (rebuild && c->drv->foreign_key_check(c->h))) {
+        if (c->drv->exec_script(c->h, m->sql) || (rebuild && c->drv->foreign_key_check(c->h))) {
             db_fail(c, e, m->name);
             goto fail;
         }

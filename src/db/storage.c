@@ -100,7 +100,7 @@ int db_host_list(struct db_conn *c, const char *storage_id, char (**out)[256], s
 }
 
 #define VOLUME_COLS                                                                                \
-    "id, image_storage_id, kind, params, primary_disk_id, secondary_disk_id, status, "            \
+    "id, image_storage_id, kind, params, primary_disk_id, secondary_disk_id, status, "             \
     "status_msg, created_at"
 
 static void read_volume(struct db_query *st, void *item)
@@ -119,8 +119,8 @@ static void read_volume(struct db_query *st, void *item)
 
 int db_volume_insert(struct db_conn *c, const struct db_volume *v, struct st_err *e)
 {
-    static const char sql[] = "INSERT INTO volume (" VOLUME_COLS
-                              ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'unknown', '', ?7)";
+    static const char sql[] =
+        "INSERT INTO volume (" VOLUME_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'unknown', '', ?7)";
     struct db_query *st = db_stmt(c, sql, e);
     if (!st)
         return -1;

@@ -9,7 +9,7 @@
 #include <string.h>
 
 #define TASK_COLS                                                                                  \
-    "id, type, state, result, progress, result_msg, owner, created_at, started_at, finished_at, " \
+    "id, type, state, result, progress, result_msg, owner, created_at, started_at, finished_at, "  \
     "result_json"
 
 static void read_task(struct db_query *st, void *item)

@@ -95,9 +95,9 @@ int sys_md_create(const char *a, const char *b, char *dev, size_t dev_len, struc
     if (n == 128)
         return st_fail(e, ST_UNAVAILABLE, "no free md device");
     snprintf(dev, dev_len, "/dev/md%d", n);
-    char *argv[] = {"mdadm",           "--create",         dev,         "--run",
-                    "--level=1",       "--raid-devices=2", "--metadata=1.2",
-                    (char *)a,         (char *)b,          NULL};
+    char *argv[] = {
+        "mdadm",          "--create", dev,       "--run", "--level=1", "--raid-devices=2",
+        "--metadata=1.2", (char *)a,  (char *)b, NULL};
     return run_tool(argv, TOOL_TIMEOUT_S, e);
 }
 

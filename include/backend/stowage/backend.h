@@ -81,8 +81,8 @@ struct backend_ops {
     /* Is the open session the place that was registered? What identifies the place is
      * recorded in params when it was not yet (*changed set). 0 yes; -1 with why (restart
      * recovery then removes nothing there). */
-    int (*own_place)(struct be_volume *v, const char *name, json_t *params, int *changed,
-                     char *why, size_t len);
+    int (*own_place)(struct be_volume *v, const char *name, json_t *params, int *changed, char *why,
+                     size_t len);
     /* Look at the volume from outside its session (mounted? started? bricks up?). */
     void (*check)(const struct be_params *p, struct be_check *out);
     /* An unhealthy session is kept (it reconnects by itself: never pay glfs_fini for it)
@@ -176,8 +176,7 @@ void be_kind_names(char *out, size_t len);
 int be_pwrite_all(const struct backend_ops *ops, struct be_file *f, const void *buf, size_t len,
                   uint64_t off);
 /* Fill a fresh file with buf's len bytes, leaving all-zero 4 KiB pages (not the last) holes. */
-int be_pwrite_sparse(const struct backend_ops *ops, struct be_file *f, const void *buf,
-                     size_t len);
+int be_pwrite_sparse(const struct backend_ops *ops, struct be_file *f, const void *buf, size_t len);
 
 /* A relative path is acceptable when it is non-empty, not absolute, has no "." or ".."
  * component, no empty component and no NUL; shared by every backend. */

@@ -177,8 +177,7 @@ int core_volume_stats(struct stowage *st, struct core_volume_stat **out, size_t 
 /* Is the catalogue answering? 0 yes; -1 with e saying why not. */
 int core_health_catalogue(struct stowage *st, struct st_err *e);
 
-int core_image_get(struct stowage *st, const char *uuid, struct core_image *out,
-                   struct st_err *e);
+int core_image_get(struct stowage *st, const char *uuid, struct core_image *out, struct st_err *e);
 
 /* ---- operations (ops.c): every change to the catalogue, run as a job ----
  *
@@ -229,13 +228,13 @@ enum st_role core_op_role(enum core_op op);
 /* A job: the record each dialect's asynchronous form maps onto. */
 struct core_job {
     char id[37];
-    char op[32];     /* core_op_name(), or a name this build does not know */
-    char state[16];  /* queued running completed */
-    char result[16]; /* pending success error revoked */
-    int progress;    /* 0..100 */
-    char error[512]; /* why it failed (result error/revoked) */
+    char op[32];          /* core_op_name(), or a name this build does not know */
+    char state[16];       /* queued running completed */
+    char result[16];      /* pending success error revoked */
+    int progress;         /* 0..100 */
+    char error[512];      /* why it failed (result error/revoked) */
     char legacy_msg[512]; /* a success message recorded by an older build, else "" */
-    json_t *outcome; /* success: what was made, in neutral fields (owned; may be NULL) */
+    json_t *outcome;      /* success: what was made, in neutral fields (owned; may be NULL) */
     char owner[CORE_ID];
     int64_t created_at; /* unix seconds */
     int64_t started_at;
@@ -247,7 +246,7 @@ int core_job_submit(struct stowage *st, enum core_op op, const struct core_op_pa
                     const struct st_principal *who, char id[37], struct st_err *e);
 int core_job_get(struct stowage *st, const char *id, struct core_job *out, struct st_err *e);
 int core_job_list(struct stowage *st, struct core_job **out, size_t *n, struct st_err *e);
-void core_job_free(struct core_job *j);       /* the members of one job */
+void core_job_free(struct core_job *j);            /* the members of one job */
 void core_jobs_free(struct core_job *v, size_t n); /* an array from core_job_list */
 int core_job_cancel(struct stowage *st, const char *id, struct st_err *e);
 
