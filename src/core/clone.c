@@ -38,7 +38,7 @@ int core_clone_get(struct stowage *st, const char *clone_id, struct db_clone *ou
     return rc;
 }
 
-/* "<image>_<guest>" as flexVDI names clones, when it is a valid, free id. */
+/* "<image>_<guest>" (the name flexVDI clients expect), when it is a valid, free id. */
 static int pick_id(struct stowage *st, const struct db_image *im, const char *guest, char *out,
                    size_t len, struct st_err *e)
 {

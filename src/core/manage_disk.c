@@ -95,7 +95,7 @@ static int exclusive(const struct probe_disk *d, const char *field, struct st_er
  * probe period old. */
 static int pick_disk(struct vc *v, size_t i, struct st_err *e)
 {
-    const char *id = v->disk_ids[i], *field = i ? "secondary_disk_id" : "primary_disk_id";
+    const char *id = v->disk_ids[i], *field = i ? "mirror_disk" : "disk";
     struct core_disk_view *all = NULL;
     char name[32] = "", volume[DB_ID] = "";
     size_t n = 0;
@@ -226,9 +226,10 @@ static int check(struct vc *v, struct st_err *e)
     if (core_manage_check_new_volume(v->st, v->storage_id, v->volume_id, e) || check_place(v, e))
         return -1;
     if (v->n_disks == 2 && strcmp(v->disk_ids[0], v->disk_ids[1]) == 0)
-        return st_fail_field(e, ST_INVALID, "secondary_disk_id",
+        /* worded as flexVDI's clients have read it since before operations were neutral */
+        return st_fail_field(e, ST_INVALID, "mirror_disk",
                              "secondary_disk_id must be another disk than primary_disk_id");
-    if (v->n_disks == 2 && sys_md_usable("secondary_disk_id", e))
+    if (v->n_disks == 2 && sys_md_usable("mirror_disk", e))
         return -1;
     for (size_t i = 0; i < v->n_disks; i++) {
         snprintf(v->claims[i], sizeof v->claims[i], "disk:%s", v->disk_ids[i]);

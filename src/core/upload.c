@@ -248,7 +248,7 @@ found:
     if (strcmp(im->status, "saving") != 0)
         return st_fail(e, ST_CONFLICT, "image '%s' is %s", im->name, im->status);
     if (rq->volume_id && strcmp(rq->volume_id, im->volume_id) != 0)
-        return st_fail_field(e, ST_CONFLICT, "volume_id",
+        return st_fail_field(e, ST_CONFLICT, "volume",
                              "image '%s' is being uploaded to volume '%s'", im->name,
                              im->volume_id);
     return 0;
