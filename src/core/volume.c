@@ -30,6 +30,7 @@ struct vol {
     int stop;
     int refs;      /* data operations borrowing be (core_volume_acquire) */
     int recovered; /* restart recovery ran on this volume since the daemon started */
+    int again;     /* found broken since: recovery runs again once nothing borrows be */
     int64_t janitor_at_ms;
     struct core_vol_state state;
 };
@@ -129,6 +130,12 @@ static void recover_and_sweep(struct vol *v)
 {
     struct st_err e;
     int64_t now = core_now_ms();
+    pthread_mutex_lock(&v->mu);
+    if (v->again && v->refs == 0) { /* acquirers are refused until it ran */
+        v->again = 0;
+        v->recovered = 0;
+    }
+    pthread_mutex_unlock(&v->mu);
     if (!v->recovered) {
         if (core_recover_volume(v->st, v->row.id, v->ops, v->be, &e)) {
             fprintf(stderr, "stowaged: volume %s: recovery: %s\n", v->row.id, e.msg);
@@ -205,6 +212,10 @@ static void probe_once(struct vol *v)
         strcmp(v->state.status, s->status) || strcmp(v->state.status_msg, s->status_msg);
     json_decref(v->state.details);
     v->state = *s;
+    /* What failed while the volume was broken (an XFS shut down, every brick gone) could
+     * not remove its staging file: once it is back, recovery does. */
+    if (strcmp(s->status, "broken") == 0)
+        v->again = 1;
     pthread_mutex_unlock(&v->mu);
 
     if (status_changed) {
