@@ -377,3 +377,61 @@ def test_es_stream_without_es_value_sends_only_the_json_and_a_refusal_is_not_str
     r = call(ext_daemon, "PUT", "/api/image/win10/", body={"alias": "<"},
              headers={"ES-STREAM": "es"})
     assert r.status_code == 400 and "es_stream" not in r.headers
+
+
+def test_es_stream_keeps_alive_while_the_task_waits_times_out_and_ends_with_the_code(
+        daemon_factory, tmp_path):
+    """One worker busy with copies (flexVDI tasks, 512 MiB of data each, ~1.5 s a copy
+    here): esdc's update waits in the queue behind them. The first stream runs into
+    api_sync_timeout (2 s): keep-alive, then the pending JSON and no code line. The
+    second gets a keep-alive, then the copies are cancelled through /task/{id}/cancel/
+    and it ends with "200\\n" and the SUCCESS status."""
+    vol = tmp_path / "vol"
+    vol.mkdir()
+    d = daemon_factory({"probe_ttl_ms": 200, "workers": 1, "api_sync_timeout": 2, "storages": [
+        {"id": "default", "volumes": [{"id": "dir1", "kind": "external",
+                                       "mount_point": str(vol)}]}]})
+    d.wait_for(lambda: d.get("/imagestorages/default").json()["external_volumes"][0]["status"]
+               == "ok", what="volume ok")
+    r = d.post("/tasks/create", json={"type": "image_create", "image_id": "big",
+                                      "volume_id": "dir1", "image_storage_id": "default",
+                                      "size_mb": 512})
+    tid = r.json()["message"]
+    d.wait_for(lambda: d.get("/tasks/" + tid).json()["state"] == "completed", what="create")
+    [name] = os.listdir(vol / "images")
+    chunk = b"\1" * (16 * MIB)
+    with open(vol / "images" / name, "r+b") as f:
+        for _ in range(32):
+            f.write(chunk)
+    copies = [d.post("/tasks/create", json={
+        "type": "image_copy", "image_id": "copy%d" % i, "volume_id": "dir1",
+        "image_storage_id": "default", "source_image_id": "big",
+        "source_volume_id": "dir1"}).json()["message"] for i in range(4)]
+
+    a = EsStream(d, "PUT", "/api/image/big/", {"desc": "first"})
+    assert a.status == 201 and a.headers["es_stream"] == "True"
+    spaces, rest = a.read_all()
+    assert spaces == 1 and 0.8 < a.times[0] < 1.8
+    assert json.loads(rest) == {"task_id": a.headers["es_task_id"], "status": "PENDING",
+                                "result": None}
+    listed = call(d, "GET", "/api/task/").json()
+    assert a.headers["es_task_id"] in listed and set(copies[1:]) <= set(listed)
+
+    b = EsStream(d, "PUT", "/api/image/big/", {"desc": "second"})
+    assert b._chunk() == b" "  # still waiting after a second
+    for tid in copies:
+        r = call(d, "PUT", "/api/task/%s/cancel/" % tid, body={})
+        assert r.status_code in (200, 201, 406, 410), r.text
+    spaces, rest = b.read_all()
+    code, text = rest.split("\n", 1)
+    assert code == "200"
+    assert json.loads(text)["task_id"] == b.headers["es_task_id"]
+    assert json.loads(text)["status"] == "SUCCESS"
+    # the first task ran too, before the second
+    r = call(d, "GET", "/api/task/%s/status/" % a.headers["es_task_id"])
+    assert r.status_code == 200 and r.json()["status"] == "SUCCESS"
+    assert call(d, "GET", "/image/big/").json()["result"]["desc"] == "second"
+    # the copies that had not run are revoked; none is left pending
+    states = [call(d, "GET", "/api/task/%s/status/" % t).json()["status"] for t in copies]
+    assert set(states) <= {"SUCCESS", "REVOKED"} and states[-1] == "REVOKED", states
+    assert call(d, "GET", "/api/task/").json() == []
