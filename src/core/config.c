@@ -40,6 +40,7 @@ void cfg_defaults(struct st_config *c)
     c->probe_ttl_ms = 5000;
     c->gluster_timeout_ms = 10000;
     c->staging_expiry_s = 24 * 3600;
+    c->api_sync_timeout = 3600;
     c->log_requests = 1;
     /* reads with read-ahead beat MHD's 128 KiB sendfile steps (docs/configuration.md) */
     c->sendfile = 0;
@@ -405,6 +406,10 @@ static int load_object(struct st_config *c, json_t *root, struct st_err *e)
             if (get_uint(v, k, 3600 * 1000, &u, e))
                 return -1;
             c->probe_ttl_ms = (unsigned)u;
+        } else if (strcmp(k, "api_sync_timeout") == 0) {
+            if (get_uint(v, k, 7 * 86400, &u, e))
+                return -1;
+            c->api_sync_timeout = (unsigned)u;
         } else if (strcmp(k, "staging_expiry_s") == 0) {
             if (get_uint(v, k, 365 * 86400, &u, e))
                 return -1;

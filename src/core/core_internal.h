@@ -137,6 +137,11 @@ int core_image_copy(struct stowage *st, const char *source_name, const char *new
                     struct db_image *out, struct st_err *e);
 /* Delete an image (by name): ST_IN_USE while clones use it. */
 int core_image_delete(struct stowage *st, const char *name, struct st_err *e);
+/* Change an image's metadata from image.update's checked params (by neutral name):
+ * ST_PRECONDITION when "generation" is not the row's, ST_EXISTS (field alias) when
+ * another live image has the same alias and version. write 0: check only. */
+int core_image_update(struct stowage *st, const char *name, const json_t *params, int write,
+                      struct db_image *out, struct st_err *e);
 /* Detach an image from its guest (guest_id = ""). */
 int core_image_release(struct stowage *st, const char *name, struct st_err *e);
 /* The default volume for new images of a storage (NULL: the first storage). */

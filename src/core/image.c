@@ -42,6 +42,145 @@ void core_image_from_row(const struct db_image *row, struct core_image *out)
     out->created_at = row->created_at;
     out->updated_at = row->updated_at;
     out->generation = row->generation;
+    memcpy(out->alias, row->meta.alias, sizeof out->alias);
+    memcpy(out->version, row->meta.version, sizeof out->version);
+    memcpy(out->description, row->meta.description, sizeof out->description);
+    memcpy(out->tags, row->meta.tags, sizeof out->tags);
+    out->ostype = row->meta.ostype;
+    out->access = row->meta.access;
+    out->resize = row->meta.resize;
+    out->deploy = row->meta.deploy;
+    out->dc_bound = row->meta.dc_bound;
+    memcpy(out->storage_id, row->storage_id, sizeof out->storage_id);
+}
+
+int core_image_find(struct stowage *st, const char *name, struct core_image *out, struct st_err *e)
+{
+    struct db_image row;
+    if (core_image_by_name(st, name, &row, e))
+        return -1;
+    core_image_from_row(&row, out);
+    return 0;
+}
+
+int core_image_list(struct stowage *st, struct core_image **out, size_t *n, struct st_err *e)
+{
+    struct db_image *rows = NULL;
+    size_t cnt = 0;
+    struct db_conn *c = db_acquire(st->db);
+    int rc = db_image_list_live(c, &rows, &cnt, e);
+    db_release(st->db, c);
+    if (rc)
+        return -1;
+    struct core_image *v = calloc(cnt ? cnt : 1, sizeof *v);
+    if (!v) {
+        free(rows);
+        return st_fail(e, ST_INTERNAL, "out of memory");
+    }
+    for (size_t i = 0; i < cnt; i++)
+        core_image_from_row(&rows[i], &v[i]);
+    free(rows);
+    *out = v;
+    *n = cnt;
+    return 0;
+}
+
+int core_image_clones(struct stowage *st, const char *name, struct core_clone **out, size_t *n,
+                      struct st_err *e)
+{
+    struct db_image im;
+    struct db_clone *rows = NULL;
+    size_t cnt = 0;
+    if (core_image_by_name(st, name, &im, e))
+        return -1;
+    struct db_conn *c = db_acquire(st->db);
+    int rc = db_clone_list_image(c, im.uuid, &rows, &cnt, e);
+    db_release(st->db, c);
+    if (rc)
+        return -1;
+    struct core_clone *v = calloc(cnt ? cnt : 1, sizeof *v);
+    if (!v) {
+        free(rows);
+        return st_fail(e, ST_INTERNAL, "out of memory");
+    }
+    for (size_t i = 0; i < cnt; i++) {
+        snprintf(v[i].clone_id, sizeof v[i].clone_id, "%s", rows[i].clone_id);
+        snprintf(v[i].image_uuid, sizeof v[i].image_uuid, "%s", rows[i].image_uuid);
+        snprintf(v[i].image_name, sizeof v[i].image_name, "%s", rows[i].image_name);
+        snprintf(v[i].guest_id, sizeof v[i].guest_id, "%s", rows[i].guest_id);
+        snprintf(v[i].volume_id, sizeof v[i].volume_id, "%s", rows[i].volume_id);
+        v[i].created_at = rows[i].created_at;
+    }
+    free(rows);
+    *out = v;
+    *n = cnt;
+    return 0;
+}
+
+/* image.update: the new metadata over the row's, checked against every other live image
+ * ((alias, version) is unique) and against the generation the client saw. */
+int core_image_update(struct stowage *st, const char *name, const json_t *p, int write,
+                      struct db_image *out, struct st_err *e)
+{
+    struct db_image im;
+    char other[DB_ID];
+    json_t *v;
+
+    if (core_image_by_name(st, name, &im, e))
+        return -1;
+    if ((v = json_object_get(p, "generation")) && json_integer_value(v) != im.generation)
+        return st_fail_field(e, ST_PRECONDITION, "generation",
+                             "image '%s' has changed (generation %lld, not %lld)", name,
+                             (long long)im.generation, (long long)json_integer_value(v));
+    struct db_image_meta m = im.meta;
+    if ((v = json_object_get(p, "alias")))
+        snprintf(m.alias, sizeof m.alias, "%s", json_string_value(v));
+    if ((v = json_object_get(p, "version")))
+        snprintf(m.version, sizeof m.version, "%s", json_string_value(v));
+    if ((v = json_object_get(p, "description")))
+        snprintf(m.description, sizeof m.description, "%s", json_string_value(v));
+    if ((v = json_object_get(p, "tags"))) {
+        char *t = json_dumps(v, JSON_COMPACT);
+        if (!t || strlen(t) >= sizeof m.tags) {
+            free(t);
+            return st_fail_field(e, ST_INVALID, "tags", "'tags' is longer than %zu bytes",
+                                 sizeof m.tags - 1);
+        }
+        snprintf(m.tags, sizeof m.tags, "%s", t);
+        free(t);
+    }
+    if ((v = json_object_get(p, "access")))
+        m.access = (int)json_integer_value(v);
+    if ((v = json_object_get(p, "resize")))
+        m.resize = json_is_true(v);
+    if ((v = json_object_get(p, "deploy")))
+        m.deploy = json_is_true(v);
+    if ((v = json_object_get(p, "dc_bound")))
+        m.dc_bound = json_is_true(v);
+
+    struct db_conn *c = db_acquire(st->db);
+    int rc = db_begin(c, e);
+    int taken =
+        rc ? 0
+           : db_image_alias_taken(c, m.alias[0] ? m.alias : im.name, m.version, im.uuid, other, e);
+    if (rc == 0 && taken < 0)
+        rc = -1;
+    else if (rc == 0 && taken)
+        rc = st_fail_field(e, ST_EXISTS, "alias",
+                           "alias '%s' version '%s' is already used by image '%s'",
+                           m.alias[0] ? m.alias : im.name, m.version, other);
+    if (rc == 0 && write)
+        rc = db_image_set_meta(c, im.uuid, &m, e);
+    if (rc == 0 && out)
+        rc = db_image_get(c, im.uuid, out, e);
+    if (rc == 0 && write)
+        rc = db_commit(c, e);
+    else
+        db_rollback(c);
+    db_release(st->db, c);
+    if (rc == 0 && write)
+        core_bump(st);
+    return rc;
 }
 
 int core_image_get(struct stowage *st, const char *uuid, struct core_image *out, struct st_err *e)

@@ -27,8 +27,11 @@ static int image_released(struct core_task_ctx *t, int64_t started_at);
 static int image_deleted(struct core_task_ctx *t, int64_t started_at);
 static int clone_made(struct core_task_ctx *t, int64_t started_at);
 static int clone_deleted(struct core_task_ctx *t, int64_t started_at);
+static int run_image_update(struct core_task_ctx *t, struct st_err *e);
+static int check_image_update(struct stowage *st, const json_t *params, struct st_err *e);
 
 #define F(member, kind) offsetof(struct core_op_params, member), #member, kind
+#define SAFE(member, max) F(member, TF_SAFE), 0, max
 
 /* One row per operation, in enum core_op's order. */
 static const struct core_task_type types[CORE_OP_COUNT] = {
@@ -123,6 +126,22 @@ static const struct core_task_type types[CORE_OP_COUNT] = {
                               clone_made},
     [CORE_OP_CLONE_DELETE] =
         {"clone.delete", ROLE_ADMIN, 0, {{F(clone, TF_ID), 1}}, run_clone_delete, clone_deleted},
+    [CORE_OP_IMAGE_UPDATE] = {"image.update",
+                              ROLE_ADMIN,
+                              0,
+                              {{F(name, TF_ID), 1},
+                               {SAFE(alias, 32)},
+                               {SAFE(version, 16)},
+                               {SAFE(description, 128)},
+                               {F(tags, TF_TAGS), 0},
+                               {F(access, TF_ACCESS), 0},
+                               {F(resize, TF_BOOL), 0},
+                               {F(deploy, TF_BOOL), 0},
+                               {F(dc_bound, TF_BOOL), 0},
+                               {F(generation, TF_GEN), 0}},
+                              run_image_update,
+                              NULL,
+                              check_image_update},
 };
 
 const struct core_task_type *core_task_type(const char *name)
@@ -163,6 +182,60 @@ int core_valid_disk_id(const char *s)
     return 1;
 }
 
+#define SAFE_REFUSED "<>%$&;'\""
+
+/* A JSON array of strings, each 1 to 64 bytes, as its parsed value. */
+static json_t *parse_tags(const char *name, const char *s, struct st_err *e)
+{
+    json_error_t je;
+    size_t i;
+    json_t *v = json_loads(s, JSON_REJECT_DUPLICATES, &je), *tag;
+    if (!json_is_array(v)) {
+        json_decref(v);
+        st_fail_field(e, ST_INVALID, name, "'%s' must be an array of strings", name);
+        return NULL;
+    }
+    json_array_foreach(v, i, tag)
+    {
+        size_t len = json_string_length(tag);
+        if (!json_is_string(tag) || len == 0 || len > 64 || strlen(json_string_value(tag)) != len) {
+            json_decref(v);
+            st_fail_field(e, ST_INVALID, name, "'%s' must be strings of 1 to 64 bytes", name);
+            return NULL;
+        }
+    }
+    return v;
+}
+
+/* The fields that are not strings: ints and tri-states whose 0 means absent. */
+static int check_number(const struct core_task_field *f, const char *at, json_t **v,
+                        struct st_err *e)
+{
+    *v = NULL;
+    if (f->kind == TF_ACCESS) {
+        int a = *(const int *)(const void *)at;
+        if (a == 0)
+            return 0;
+        if (a != 1 && a != 3 && a != 4)
+            return st_fail_field(e, ST_INVALID, f->name,
+                                 "'%s' must be 1 (public), 3 (private) or 4 (deleted)", f->name);
+        *v = json_integer(a);
+    } else if (f->kind == TF_BOOL) {
+        enum core_tri b = *(const enum core_tri *)(const void *)at;
+        if (b == CORE_UNSET)
+            return 0;
+        *v = json_boolean(b == CORE_TRUE);
+    } else {
+        int64_t g = *(const int64_t *)(const void *)at;
+        if (g == 0)
+            return 0;
+        if (g < 0)
+            return st_fail_field(e, ST_INVALID, f->name, "'%s' must be positive", f->name);
+        *v = json_integer((json_int_t)g);
+    }
+    return *v ? 0 : st_fail(e, ST_INTERNAL, "out of memory");
+}
+
 static int check_string(const struct core_task_field *f, const char *s, struct st_err *e)
 {
     size_t len = strlen(s);
@@ -192,6 +265,17 @@ static int check_string(const struct core_task_field *f, const char *s, struct s
         if (len == 0)
             return st_fail_field(e, ST_INVALID, f->name, "'%s' must not be empty", f->name);
         break;
+    case TF_TAGS:
+        if (len > 1023)
+            return st_fail_field(e, ST_INVALID, f->name, "'%s' is longer than 1023 bytes", f->name);
+        return 0;
+    case TF_SAFE:
+        if (len > f->max)
+            return st_fail_field(e, ST_INVALID, f->name, "'%s' is longer than %u", f->name, f->max);
+        if (s[strcspn(s, SAFE_REFUSED)])
+            return st_fail_field(e, ST_INVALID, f->name, "'%s' must not contain any of %s", f->name,
+                                 SAFE_REFUSED);
+        return 0;
     default:
         break;
     }
@@ -218,6 +302,14 @@ static int check_field(const struct st_config *cfg, const struct core_task_field
             return st_fail_field(e, ST_TOO_LARGE, f->name, "'%s' is over the limit of %llu bytes",
                                  f->name, (unsigned long long)cfg->max_image_size);
         v = json_integer((json_int_t)size);
+    } else if (f->kind == TF_ACCESS || f->kind == TF_BOOL || f->kind == TF_GEN) {
+        if (check_number(f, at, &v, e))
+            return -1;
+        if (!v) {
+            if (f->required)
+                return st_fail_field(e, ST_INVALID, f->name, "'%s' is required", f->name);
+            return 0;
+        }
     } else {
         const char *s = *(const char *const *)(const void *)at;
         if (!s) {
@@ -227,7 +319,10 @@ static int check_field(const struct st_config *cfg, const struct core_task_field
         }
         if (check_string(f, s, e))
             return -1;
-        v = json_string(s);
+        if (f->kind == TF_TAGS && !(v = parse_tags(f->name, s, e)))
+            return -1;
+        if (f->kind != TF_TAGS)
+            v = json_string(s);
     }
     if (!v || json_object_set_new(clean, f->name, v))
         return st_fail(e, ST_INTERNAL, "out of memory");
@@ -437,6 +532,21 @@ static int run_clone_delete(struct core_task_ctx *t, struct st_err *e)
     if (core_clone_delete(t->st, clone_id, e))
         return -1;
     t->result = json_pack("{s:s}", "clone", clone_id);
+    return 0;
+}
+
+static int check_image_update(struct stowage *st, const json_t *params, struct st_err *e)
+{
+    const char *name = json_string_value(json_object_get(params, "name"));
+    return core_image_update(st, name, params, 0, NULL, e);
+}
+
+static int run_image_update(struct core_task_ctx *t, struct st_err *e)
+{
+    struct db_image im;
+    if (core_image_update(t->st, core_task_str(t, "name"), t->params, 1, &im, e))
+        return -1;
+    t->result = image_result(&im);
     return 0;
 }
 

@@ -25,6 +25,11 @@ enum core_task_field_kind {
     TF_PATH,   /* an absolute path */
     TF_SIZE,   /* bytes, 1 up to max_image_size */
     TF_FORMAT, /* "raw" or "qcow2" */
+    TF_SAFE,   /* text up to max bytes without any of <>%$&;'" (Danube Cloud's SafeCharField) */
+    TF_TAGS,   /* JSON text of an array of strings (1 to 64 bytes each) */
+    TF_ACCESS, /* an int: 1 public, 3 private, 4 deleted (0: absent) */
+    TF_BOOL,   /* an enum core_tri */
+    TF_GEN,    /* an int64 generation, >= 1 (0: absent) */
 };
 
 /* A field of struct core_op_params: where it is, its neutral name (the key in the stored
@@ -34,9 +39,10 @@ struct core_task_field {
     const char *name;
     enum core_task_field_kind kind;
     int required;
+    unsigned max; /* TF_SAFE: the longest value in bytes */
 };
 
-#define CORE_TASK_MAX_FIELDS 6
+#define CORE_TASK_MAX_FIELDS 12
 
 struct core_task_type {
     const char *name;
@@ -48,6 +54,9 @@ struct core_task_type {
      * died? 1 yes (t->result says what), 0 no, -1 cannot tell yet (a volume's restart
      * recovery has still to settle it). NULL: never. */
     int (*recover)(struct core_task_ctx *t, int64_t started_at);
+    /* What the catalogue must say before the job is queued (the object exists, a value
+     * is free), so a client hears it at once; the body checks again. NULL: nothing. */
+    int (*check)(struct stowage *st, const json_t *params, struct st_err *e);
 };
 
 /* The operation called name (a stored job's op), or NULL. */

@@ -8,6 +8,9 @@
 #define IMAGE_COLS                                                                                 \
     "uuid, name, volume_id, format, virtual_size, actual_size, status, checksum_sha256, "          \
     "owner, guest_id, parent_uuid, created_at, updated_at, generation"
+/* What SELECTs read: the row and its metadata (inserts take the defaults of 001/006). */
+#define IMAGE_READ                                                                                 \
+    IMAGE_COLS ", alias, version, description, tags, ostype, access, resize, deploy, dc_bound"
 
 static void read_image(struct db_query *st, void *item)
 {
@@ -26,12 +29,86 @@ static void read_image(struct db_query *st, void *item)
     im->created_at = db_col_int64(st, 11);
     im->updated_at = db_col_int64(st, 12);
     im->generation = db_col_int64(st, 13);
+    db_col_text(st, 14, im->meta.alias, sizeof im->meta.alias);
+    db_col_text(st, 15, im->meta.version, sizeof im->meta.version);
+    db_col_text(st, 16, im->meta.description, sizeof im->meta.description);
+    db_col_text(st, 17, im->meta.tags, sizeof im->meta.tags);
+    im->meta.ostype = (int)db_col_int64(st, 18);
+    im->meta.access = (int)db_col_int64(st, 19);
+    im->meta.resize = db_col_int64(st, 20) != 0;
+    im->meta.deploy = db_col_int64(st, 21) != 0;
+    im->meta.dc_bound = db_col_int64(st, 22) != 0;
+    im->storage_id[0] = '\0';
+}
+
+static void read_image_listed(struct db_query *st, void *item)
+{
+    struct db_image *im = item;
+    read_image(st, item);
+    db_col_text(st, 23, im->storage_id, sizeof im->storage_id);
+}
+
+int db_image_list_live(struct db_conn *c, struct db_image **out, size_t *n, struct st_err *e)
+{
+    static const char sql[] =
+        "SELECT " IMAGE_READ ", (SELECT v.image_storage_id FROM volume v WHERE v.id = volume_id) "
+        "FROM image WHERE status != 'deleted' ORDER BY name";
+    struct db_query *st = db_stmt(c, sql, e);
+    if (!st)
+        return -1;
+    return db_collect(c, st, sizeof **out, read_image_listed, out, n, "list images", e);
+}
+
+int db_image_set_meta(struct db_conn *c, const char *uuid, const struct db_image_meta *m,
+                      struct st_err *e)
+{
+    static const char sql[] =
+        "UPDATE image SET alias = ?2, version = ?3, description = ?4, tags = ?5, access = ?6, "
+        "resize = ?7, deploy = ?8, dc_bound = ?9, updated_at = ?10, "
+        "generation = generation + 1 WHERE uuid = ?1 AND status != 'deleted'";
+    struct db_query *st = db_stmt(c, sql, e);
+    if (!st)
+        return -1;
+    db_bind_text(st, 1, uuid);
+    db_bind_text(st, 2, m->alias);
+    db_bind_text(st, 3, m->version);
+    db_bind_text(st, 4, m->description);
+    db_bind_text(st, 5, m->tags);
+    db_bind_int64(st, 6, m->access);
+    db_bind_int64(st, 7, m->resize);
+    db_bind_int64(st, 8, m->deploy);
+    db_bind_int64(st, 9, m->dc_bound);
+    db_bind_int64(st, 10, (int64_t)time(NULL));
+    return db_exec_changed(c, st, "set image metadata", "image", uuid, e);
+}
+
+int db_image_alias_taken(struct db_conn *c, const char *alias, const char *version,
+                         const char *except_uuid, char *name, struct st_err *e)
+{
+    static const char sql[] =
+        "SELECT name FROM image WHERE lower(CASE alias WHEN '' THEN name ELSE alias END) = "
+        "lower(?1) AND "
+        "version = ?2 AND uuid != ?3 AND status != 'deleted' LIMIT 1";
+    struct db_query *st = db_stmt(c, sql, e);
+    enum db_step rc;
+    if (!st)
+        return -1;
+    db_bind_text(st, 1, alias);
+    db_bind_text(st, 2, version);
+    db_bind_text(st, 3, except_uuid);
+    rc = db_step(st);
+    if (rc == DB_ROW)
+        db_col_text(st, 0, name, DB_ID);
+    if (rc == DB_ERROR)
+        return db_fail_stmt(c, st, e, "check alias");
+    db_reset(st);
+    return rc == DB_ROW;
 }
 
 int db_image_list_volume(struct db_conn *c, const char *volume_id, struct db_image **out, size_t *n,
                          struct st_err *e)
 {
-    static const char sql[] = "SELECT " IMAGE_COLS " FROM image WHERE volume_id = ?1 "
+    static const char sql[] = "SELECT " IMAGE_READ " FROM image WHERE volume_id = ?1 "
                               "AND status = 'active' ORDER BY name";
     struct db_query *st = db_stmt(c, sql, e);
     if (!st)
@@ -91,9 +168,21 @@ int db_clone_list_volume(struct db_conn *c, const char *volume_id, struct db_clo
     return db_collect(c, st, sizeof **out, read_clone, out, n, "list clones", e);
 }
 
+int db_clone_list_image(struct db_conn *c, const char *uuid, struct db_clone **out, size_t *n,
+                        struct st_err *e)
+{
+    static const char sql[] = "SELECT " CLONE_COLS " FROM clone c JOIN image i ON "
+                              "i.uuid = c.image_uuid WHERE c.image_uuid = ?1 ORDER BY c.clone_id";
+    struct db_query *st = db_stmt(c, sql, e);
+    if (!st)
+        return -1;
+    db_bind_text(st, 1, uuid);
+    return db_collect(c, st, sizeof **out, read_clone, out, n, "list clones", e);
+}
+
 int db_image_get(struct db_conn *c, const char *uuid, struct db_image *out, struct st_err *e)
 {
-    static const char sql[] = "SELECT " IMAGE_COLS " FROM image WHERE uuid = ?1";
+    static const char sql[] = "SELECT " IMAGE_READ " FROM image WHERE uuid = ?1";
     struct db_query *st = db_stmt(c, sql, e);
     if (!st)
         return -1;
@@ -104,7 +193,7 @@ int db_image_get(struct db_conn *c, const char *uuid, struct db_image *out, stru
 int db_image_by_name(struct db_conn *c, const char *name, struct db_image *out, struct st_err *e)
 {
     static const char sql[] =
-        "SELECT " IMAGE_COLS " FROM image WHERE name = ?1 AND status != 'deleted'";
+        "SELECT " IMAGE_READ " FROM image WHERE name = ?1 AND status != 'deleted'";
     struct db_query *st = db_stmt(c, sql, e);
     if (!st)
         return -1;
@@ -115,7 +204,7 @@ int db_image_by_name(struct db_conn *c, const char *name, struct db_image *out, 
 int db_image_list_volume_all(struct db_conn *c, const char *volume_id, struct db_image **out,
                              size_t *n, struct st_err *e)
 {
-    static const char sql[] = "SELECT " IMAGE_COLS " FROM image WHERE volume_id = ?1";
+    static const char sql[] = "SELECT " IMAGE_READ " FROM image WHERE volume_id = ?1";
     struct db_query *st = db_stmt(c, sql, e);
     if (!st)
         return -1;

@@ -22,6 +22,7 @@ struct route_metrics {
 };
 
 struct http_cache;
+struct http_timers;
 
 struct http_server {
     struct MHD_Daemon *mhd;
@@ -36,6 +37,7 @@ struct http_server {
     char *tls_key;
     int listen_fd;
     struct http_guard *guard;
+    struct http_timers *timers; /* sleeping reply bodies (timer.c) */
 };
 
 struct http_req {
@@ -100,6 +102,12 @@ void http_guard_notify(void *cls, struct MHD_Connection *c, void **socket_contex
 /* A request's headers are complete / its reply is done: the connection waits again. */
 void http_guard_request_started(struct http_server *s, struct MHD_Connection *c);
 void http_guard_request_done(struct http_server *s, struct MHD_Connection *c);
+
+/* ---- sleeping reply bodies (timer.c) ---- */
+int http_timers_start(struct http_server *s);
+/* Resume every sleeper and refuse new sleeps (before MHD stops). */
+void http_timers_wake_all(struct http_server *s);
+void http_timers_free(struct http_server *s);
 
 /* Queue resp with the common headers; records the status. Consumes resp. */
 void http_queue(struct http_req *r, unsigned status, struct MHD_Response *resp);

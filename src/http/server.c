@@ -648,7 +648,8 @@ int http_start(struct http_server **out, struct stowage *st, int listen_fd,
     s->listen_fd = listen_fd;
     gnutls_rnd(GNUTLS_RND_NONCE, rnd, sizeof rnd);
     snprintf(s->id_prefix, sizeof s->id_prefix, "%02x%02x%02x%02x", rnd[0], rnd[1], rnd[2], rnd[3]);
-    if (http_router_new(&s->rt, dialects) || http_metrics_init(s) || http_cache_init(s)) {
+    if (http_router_new(&s->rt, dialects) || http_metrics_init(s) || http_cache_init(s) ||
+        http_timers_start(s)) {
         st_fail(e, ST_INTERNAL, "cannot build route table");
         goto fail;
     }
@@ -714,6 +715,7 @@ void http_stop(struct http_server *s)
         return;
     /* MHD may not stop with suspended connections: the queued logins answer first. */
     core_logins_stop(s->st);
+    http_timers_wake_all(s);
     if (s->mhd) {
         MHD_stop_daemon(s->mhd);
         s->listen_fd = -1; /* MHD closed it */
@@ -723,6 +725,7 @@ void http_stop(struct http_server *s)
         close(s->listen_fd);
     http_metrics_free(s);
     http_cache_free(s);
+    http_timers_free(s);
     http_router_free(s->rt);
     free(s->tls_cert);
     free(s->tls_key);

@@ -55,6 +55,7 @@ struct st_config {
     char **mount_roots; /* directories under which evolume_create may register mounts */
     size_t n_mount_roots;
     unsigned staging_expiry_s; /* abandoned resumable uploads are removed after this */
+    unsigned api_sync_timeout; /* seconds an ES-STREAM answer waits for its task (esdc) */
     int log_requests;
     int sendfile;      /* downloads from local volumes with sendfile (else reads) */
     int clone_reflink; /* clone_mode "reflink": raw images on XFS get reflinked raw clones */

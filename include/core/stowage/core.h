@@ -106,6 +106,15 @@ struct core_image {
     int64_t created_at;
     int64_t updated_at;
     int64_t generation;
+    /* What the catalogue says of it beyond its bytes (Danube Cloud's image object). */
+    char alias[33];   /* "" until set: dialects show the name */
+    char version[17]; /* "1.0" by default */
+    char description[129];
+    char tags[1024]; /* a JSON array of strings */
+    int ostype;
+    int access; /* 1 public, 3 private, 4 deleted */
+    int resize, deploy, dc_bound;
+    char storage_id[CORE_ID]; /* its volume's image storage (filled by core_image_list) */
 };
 
 struct core_clone {
@@ -178,6 +187,13 @@ int core_volume_stats(struct stowage *st, struct core_volume_stat **out, size_t 
 int core_health_catalogue(struct stowage *st, struct st_err *e);
 
 int core_image_get(struct stowage *st, const char *uuid, struct core_image *out, struct st_err *e);
+/* The live image called name; ST_NOT_FOUND when none is. */
+int core_image_find(struct stowage *st, const char *name, struct core_image *out, struct st_err *e);
+/* Every live image (any status but deleted), by name, each with its storage_id. */
+int core_image_list(struct stowage *st, struct core_image **out, size_t *n, struct st_err *e);
+/* The clones made of the live image called name (free *out). */
+int core_image_clones(struct stowage *st, const char *name, struct core_clone **out, size_t *n,
+                      struct st_err *e);
 
 /* ---- operations (ops.c): every change to the catalogue, run as a job ----
  *
@@ -198,14 +214,17 @@ enum core_op {
     CORE_OP_IMAGE_DELETE,
     CORE_OP_CLONE_CREATE,
     CORE_OP_CLONE_DELETE,
+    CORE_OP_IMAGE_UPDATE, /* an image's metadata: alias, version, description, tags, ... */
     CORE_OP_COUNT
 };
+
+enum core_tri { CORE_UNSET = 0, CORE_FALSE, CORE_TRUE };
 
 struct core_op_params {
     const char *storage;     /* an image storage id */
     const char *volume;      /* a volume id */
     const char *name;        /* a storage's display name, an image's name */
-    const char *description; /* a storage's description */
+    const char *description; /* a storage's description, an image's (image.update) */
     const char *disk;        /* volume.create: the disk, and its mirror */
     const char *mirror_disk;
     const char *mount_point; /* external.create: an absolute directory */
@@ -216,6 +235,17 @@ struct core_op_params {
     const char *image; /* clone.create: the image's name, the guest, the clone's id */
     const char *guest;
     const char *clone;
+    /* image.update: what changes (absent: stays). The rules are Danube Cloud's: alias up
+     * to 32, version up to 16, description up to 128, none with any of <>%$&;'" ; tags a
+     * JSON array of strings; (alias, version) unique among live images. */
+    const char *alias;
+    const char *version;
+    const char *tags;     /* JSON text of an array of strings */
+    int access;           /* 1 public, 3 private, 4 deleted; 0: absent */
+    enum core_tri resize; /* CORE_UNSET: absent */
+    enum core_tri deploy;
+    enum core_tri dc_bound;
+    int64_t generation; /* If-Match: the image's generation must be this (0: any) */
 };
 
 /* The operation's neutral name ("image.create"), or NULL. */

@@ -78,6 +78,16 @@ struct db_image {
     int64_t created_at;
     int64_t updated_at;
     int64_t generation;
+    struct db_image_meta {
+        char alias[33];
+        char version[17];
+        char description[129];
+        char tags[1024]; /* a JSON array of strings */
+        int ostype;
+        int access; /* 1 public, 3 private, 4 deleted */
+        int resize, deploy, dc_bound;
+    } meta;
+    char storage_id[DB_ID]; /* the volume's image storage (lists only) */
 };
 
 struct db_clone {
@@ -139,6 +149,18 @@ int db_image_list_volume(struct db_conn *c, const char *volume_id, struct db_ima
 int db_clone_list_volume(struct db_conn *c, const char *volume_id, struct db_clone **out, size_t *n,
                          struct st_err *e);
 int db_image_insert(struct db_conn *c, const struct db_image *im, struct st_err *e);
+/* Every live (not deleted) image of the catalogue with its storage id, by name. */
+int db_image_list_live(struct db_conn *c, struct db_image **out, size_t *n, struct st_err *e);
+/* Replace an image's metadata (and bump generation); ST_NOT_FOUND when no row changed. */
+int db_image_set_meta(struct db_conn *c, const char *uuid, const struct db_image_meta *m,
+                      struct st_err *e);
+/* The live image other than except_uuid with this alias (case-insensitive) and version:
+ * 1 and its name in name (DB_ID bytes), 0 none. */
+int db_image_alias_taken(struct db_conn *c, const char *alias, const char *version,
+                         const char *except_uuid, char *name, struct st_err *e);
+/* The clones of an image (by uuid). */
+int db_clone_list_image(struct db_conn *c, const char *uuid, struct db_clone **out, size_t *n,
+                        struct st_err *e);
 /* One image by uuid (any status) / the live one by name. ST_NOT_FOUND otherwise. */
 int db_image_get(struct db_conn *c, const char *uuid, struct db_image *out, struct st_err *e);
 int db_image_by_name(struct db_conn *c, const char *name, struct db_image *out, struct st_err *e);

@@ -126,6 +126,10 @@ void http_reply_shared(struct http_req *r, unsigned status, const char *content_
 typedef ssize_t (*http_reader_fn)(void *cls, uint64_t pos, char *buf, size_t max);
 void http_reply_reader(struct http_req *r, unsigned status, const char *content_type, uint64_t size,
                        http_reader_fn fn, void *cls, void (*free_cls)(void *));
+/* From inside an http_reader_fn: pause this reply for ms milliseconds without holding a
+ * thread, then return 0; the reader is called again afterwards. -1 (nothing paused)
+ * when the server is stopping: the reader should end its body now. */
+int http_reader_sleep(struct http_req *r, unsigned ms);
 /* A body sent straight from a kernel fd with sendfile; takes ownership of fd. */
 void http_reply_fd(struct http_req *r, unsigned status, const char *content_type, int fd,
                    uint64_t off, uint64_t len);

@@ -1,0 +1,50 @@
+/* esdc_internal.h — what the Danube Cloud dialect's files share: the envelope, the
+ * exception replies and the answer to a submitted job (esdc.c), the catalogue
+ * (esdc_image.c), the tasks and ES-STREAM (esdc_task.c). */
+#ifndef STOWAGE_ESDC_INTERNAL_H
+#define STOWAGE_ESDC_INTERNAL_H
+
+#include "api_internal.h"
+
+/* esdc's task states and the HTTP status each one answers with. */
+#define ESDC_SUCCESS 200
+#define ESDC_PENDING 201
+#define ESDC_FAILURE 400
+#define ESDC_REVOKED 410
+
+/* The headers every answer of a call carries: es_task_id, es_version, es_username,
+ * es_dc, and es_task_response: true for the answers of tasks. */
+void esdc_headers(struct http_req *r, const char *task_id, int task_response);
+/* {"task_id", "status", "result"} (result stolen) with the headers. */
+void esdc_reply_task(struct http_req *r, unsigned status, const char *task_id, json_t *result);
+/* A synchronous call's answer: a new dummy task id, 200 SUCCESS. */
+void esdc_reply_success(struct http_req *r, json_t *result);
+/* 400 FAILURE with result {field: [message]} (errors stolen). */
+void esdc_reply_failure(struct http_req *r, json_t *errors);
+/* One field's message as FAILURE. */
+void esdc_fail_field(struct http_req *r, const char *field, const char *msg);
+/* An exception: {"detail": msg} with status. */
+void esdc_reply_detail(struct http_req *r, unsigned status, const char *msg);
+/* A job was submitted: 201 PENDING, or the ES-STREAM answer when the client asked. */
+void esdc_reply_submitted(struct http_req *r, const char *task_id);
+/* A boolean GET parameter: t T true True TRUE 1. */
+int esdc_query_bool(struct http_req *r, const char *key);
+
+/* esdc_task.c */
+const char *esdc_state_name(const struct core_job *j, unsigned *status);
+json_t *esdc_task_status_json(const struct core_job *j, unsigned *status);
+void esdc_stream(struct http_req *r, const char *task_id);
+void esdc_task_list(struct http_req *r);
+void esdc_task_status(struct http_req *r);
+void esdc_task_done(struct http_req *r);
+void esdc_task_cancel(struct http_req *r);
+void esdc_task_log(struct http_req *r);
+
+/* esdc_image.c */
+void esdc_image_list(struct http_req *r);
+void esdc_image_get(struct http_req *r);
+void esdc_image_put(struct http_req *r);
+void esdc_image_delete(struct http_req *r);
+void esdc_image_vms(struct http_req *r);
+
+#endif
