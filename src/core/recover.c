@@ -331,8 +331,12 @@ int core_recover_volume(struct stowage *st, const char *volume_id, const struct 
             fprintf(stderr, "stowaged: recovery: image %s (%s) has no file on volume %s\n",
                     rows[i].name, rows[i].uuid, volume_id);
             set_status(st, rows[i].uuid, "error");
-        } else if (strcmp(rows[i].status, "saving") == 0 && !staged[i]) {
-            core_image_discard(st, rows[i].uuid); /* nothing of it was ever staged */
+        } else if (strcmp(rows[i].status, "saving") == 0 && !staged[i] &&
+                   rows[i].created_at < st->started_at) {
+            /* A past run's row of which nothing was ever staged. One made since this start
+             * belongs to an operation under way (an upload reserves its row, then waits for
+             * this very recovery before it stages): not ours to take. */
+            core_image_discard(st, rows[i].uuid);
         }
     }
     core_bump(st);

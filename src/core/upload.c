@@ -205,10 +205,12 @@ static void destroy(struct core_upload *u)
     release(u);
 }
 
-/* The image this request writes: an existing one (by uuid or name) or a new row
- * (then *created is set). */
+/* The image this request writes: an existing one (by uuid or name) or a new row (then
+ * *created is set). A new row is made only once its volume is borrowed into v: borrowing
+ * waits for the volume's first recovery, which must not find a row nothing was staged for
+ * yet. */
 static int find_or_create(struct stowage *st, const struct core_upload_req *rq, struct db_image *im,
-                          int *created, struct st_err *e)
+                          int *created, struct core_vol_ref *v, struct st_err *e)
 {
     char vol[DB_ID];
     struct st_err nf;
@@ -236,6 +238,8 @@ static int find_or_create(struct stowage *st, const struct core_upload_req *rq, 
     if (rq->volume_id)
         snprintf(vol, sizeof vol, "%s", rq->volume_id);
     else if (core_default_volume(st, NULL, vol, sizeof vol, e))
+        return -1;
+    if (core_volume_acquire(st, vol, v, e))
         return -1;
     if (core_image_reserve(st, rq->name, rq->uuid, vol, owner, im, e))
         return -1;
@@ -416,7 +420,7 @@ int core_upload_begin(struct stowage *st, const struct core_upload_req *rq,
     snprintf(u->declared, sizeof u->declared, "%s", rq->declared_format ? rq->declared_format : "");
     if (rq->sha256_hex)
         snprintf(u->expect, sizeof u->expect, "%s", rq->sha256_hex);
-    if (find_or_create(st, rq, &u->img, &created, e))
+    if (find_or_create(st, rq, &u->img, &created, &u->v, e))
         goto fail;
     u->has_range = rq->has_range;
     snprintf(u->key, sizeof u->key, "image:%s", u->img.uuid);
@@ -425,7 +429,8 @@ int core_upload_begin(struct stowage *st, const struct core_upload_req *rq,
         goto fail;
     }
     core_staging_path(u->img.uuid, UPLOAD_SUFFIX, u->staging, sizeof u->staging);
-    if (core_volume_acquire(st, u->img.volume_id, &u->v, e) || open_staging(u, !rq->has_range, e) ||
+    if ((!u->v.be && core_volume_acquire(st, u->img.volume_id, &u->v, e)) ||
+        open_staging(u, !rq->has_range, e) ||
         check_request(u, rq, e) || record_total(u, e))
         goto fail;
     if (!(u->fill_buf = malloc(UPLOAD_BUF)) || !(u->io_buf = malloc(UPLOAD_BUF)) ||

@@ -221,3 +221,25 @@ def test_a_fully_staged_upload_is_finished_after_kill_9(xfs):
         assert os.listdir(mnt / ".staging") == []
     finally:
         d2.stop()
+
+
+def test_an_upload_sent_right_after_a_start_keeps_its_row(xfs):
+    """A guard, not a reproduction (the window is too narrow to hit on purpose): an upload
+    right after a start must not lose its row to the volume's first recovery. It used to
+    reserve the row before it waited for that recovery, which took a row with nothing
+    staged for a past run's leftover; now the row is made after the wait, and recovery
+    leaves rows made since the start alone."""
+    d, mnt = xfs
+    for i in range(5):
+        d.stop()
+        d.start()  # no wait for the volume: the upload races its recovery
+        data = os.urandom(64 * 1024 + i)
+        r = put(d, "/image/early%d/file/" % i, data)
+        assert r.status_code == 201, r.text
+        img = r.json()
+        assert img["status"] == "active" and img["name"] == "early%d" % i, img
+        assert img["sha256"] == hashlib.sha256(data).hexdigest()
+        got = d.get("/image/early%d/file/" % i)
+        assert got.status_code == 200 and got.content == data, got.status_code
+        rows = db_rows(d, "SELECT status FROM image WHERE uuid = ?", img["uuid"])
+        assert rows == [("active",)], rows
