@@ -568,6 +568,11 @@ int core_job_submit(struct stowage *st, enum core_op op, const struct core_op_pa
 
     if (core_task_check(&st->cfg, op, p, who ? who->role : ROLE_NONE, &clean, e))
         return -1;
+    const struct core_task_type *tt = core_task_type(core_op_name(op));
+    if (tt->precheck && tt->precheck(st, clean, e)) {
+        json_decref(clean);
+        return -1;
+    }
     char *params_json = json_dumps(clean, JSON_COMPACT | JSON_SORT_KEYS);
     json_decref(clean);
     if (!params_json)

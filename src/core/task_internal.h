@@ -25,6 +25,7 @@ enum core_task_field_kind {
     TF_PATH,   /* an absolute path */
     TF_SIZE,   /* bytes, 1 up to max_image_size */
     TF_FORMAT, /* "raw" or "qcow2" */
+    TF_OBJECT, /* a name in a volume's root: one path component, up to 255 bytes */
 };
 
 /* A field of struct core_op_params: where it is, its neutral name (the key in the stored
@@ -48,6 +49,9 @@ struct core_task_type {
      * died? 1 yes (t->result says what), 0 no, -1 cannot tell yet (a volume's restart
      * recovery has still to settle it). NULL: never. */
     int (*recover)(struct core_task_ctx *t, int64_t started_at);
+    /* Checks of the state (beyond the fields) that refuse the job before it is queued, so
+     * a client hears at once what the body would fail on (NULL: none). */
+    int (*precheck)(struct stowage *st, const json_t *params, struct st_err *e);
 };
 
 /* The operation called name (a stored job's op), or NULL. */

@@ -81,8 +81,8 @@ struct backend_ops {
     /* Is the open session the place that was registered? What identifies the place is
      * recorded in params when it was not yet (*changed set). 0 yes; -1 with why (restart
      * recovery then removes nothing there). */
-    int (*own_place)(struct be_volume *v, const char *name, json_t *params, int *changed,
-                     char *why, size_t len);
+    int (*own_place)(struct be_volume *v, const char *name, json_t *params, int *changed, char *why,
+                     size_t len);
     /* Look at the volume from outside its session (mounted? started? bricks up?). */
     void (*check)(const struct be_params *p, struct be_check *out);
     /* An unhealthy session is kept (it reconnects by itself: never pay glfs_fini for it)
@@ -147,6 +147,11 @@ struct backend_ops {
     int (*fsync_dir)(struct be_volume *v, const char *rel);
     /* Calls fn for each entry of a directory (not "." and ".."), with lstat data. */
     int (*list)(struct be_volume *v, const char *reldir, be_list_fn fn, void *ud);
+    /* Which of n files, named by the device and inode of their stat, some process holds
+     * open for writing: out[i] 1 or 0. -EOPNOTSUPP when this backend cannot know (other
+     * hosts may write to the volume): out is then left alone. */
+    int (*open_for_writing)(struct be_volume *v, const struct stat *files, size_t n,
+                            unsigned char *out);
 };
 
 /* ---- the registry (backend.c): the one list of storage kinds ---- */
@@ -176,8 +181,7 @@ void be_kind_names(char *out, size_t len);
 int be_pwrite_all(const struct backend_ops *ops, struct be_file *f, const void *buf, size_t len,
                   uint64_t off);
 /* Fill a fresh file with buf's len bytes, leaving all-zero 4 KiB pages (not the last) holes. */
-int be_pwrite_sparse(const struct backend_ops *ops, struct be_file *f, const void *buf,
-                     size_t len);
+int be_pwrite_sparse(const struct backend_ops *ops, struct be_file *f, const void *buf, size_t len);
 
 /* A relative path is acceptable when it is non-empty, not absolute, has no "." or ".."
  * component, no empty component and no NUL; shared by every backend. */

@@ -177,8 +177,32 @@ int core_volume_stats(struct stowage *st, struct core_volume_stat **out, size_t 
 /* Is the catalogue answering? 0 yes; -1 with e saying why not. */
 int core_health_catalogue(struct stowage *st, struct st_err *e);
 
-int core_image_get(struct stowage *st, const char *uuid, struct core_image *out,
-                   struct st_err *e);
+int core_image_get(struct stowage *st, const char *uuid, struct core_image *out, struct st_err *e);
+/* How many clones use the image (its delete is refused while any do). */
+int core_image_clones(struct stowage *st, const char *uuid, int64_t *n, struct st_err *e);
+
+/* ---- objects on a volume outside the catalogue (unmanaged.c) ----
+ * The files an operator put in a volume's root (not in images/, clones/ or a dot
+ * directory), and the volume's images for completeness (already managed). Each comes
+ * with what adopting it would meet: the inspector's verdict (headers only) and whether
+ * it is a plain file that nothing writes to. */
+struct core_unmanaged {
+    char name[256];        /* in the volume root; "images/<uuid>.<fmt>" for an image */
+    char managed_uuid[37]; /* the image it already is, "" when none */
+    char format[16];       /* what the inspector found, "" when it did not look */
+    uint64_t virtual_size; /* bytes (the file size when the inspector gave none) */
+    uint64_t actual_size;  /* bytes allocated */
+    int safe;              /* every check passed: image.adopt would take it */
+    int writers_unknown;   /* whether a writer holds it cannot be known on this volume */
+    char reason[224];      /* why not safe, "" when safe */
+};
+/* Every object of the volume, sorted by name (*out malloc'd). The verdicts of files
+ * whose identity (inode, size, times) has not changed since the last scan are reused. */
+int core_unmanaged_list(struct stowage *st, const char *volume_id, struct core_unmanaged **out,
+                        size_t *n, struct st_err *e);
+/* The volumes of a storage (ids, *out malloc'd): which a scan may name. */
+int core_volume_ids(struct stowage *st, const char *storage_id, char (**out)[CORE_ID], size_t *n,
+                    struct st_err *e);
 
 /* ---- operations (ops.c): every change to the catalogue, run as a job ----
  *
@@ -199,6 +223,8 @@ enum core_op {
     CORE_OP_IMAGE_DELETE,
     CORE_OP_CLONE_CREATE,
     CORE_OP_CLONE_DELETE,
+    CORE_OP_IMAGE_ADOPT,    /* a file put on a volume by someone else becomes an image */
+    CORE_OP_IMAGE_UNMANAGE, /* an image's file leaves the catalogue, under its old name */
     CORE_OP_COUNT
 };
 
@@ -217,6 +243,10 @@ struct core_op_params {
     const char *image; /* clone.create: the image's name, the guest, the clone's id */
     const char *guest;
     const char *clone;
+    /* image.adopt: the object outside the catalogue (its name in the volume's root), and
+     * whom the new image belongs to (absent: the submitter). */
+    const char *object;
+    const char *owner;
 };
 
 /* The operation's neutral name ("image.create"), or NULL. */
@@ -229,13 +259,13 @@ enum st_role core_op_role(enum core_op op);
 /* A job: the record each dialect's asynchronous form maps onto. */
 struct core_job {
     char id[37];
-    char op[32];     /* core_op_name(), or a name this build does not know */
-    char state[16];  /* queued running completed */
-    char result[16]; /* pending success error revoked */
-    int progress;    /* 0..100 */
-    char error[512]; /* why it failed (result error/revoked) */
+    char op[32];          /* core_op_name(), or a name this build does not know */
+    char state[16];       /* queued running completed */
+    char result[16];      /* pending success error revoked */
+    int progress;         /* 0..100 */
+    char error[512];      /* why it failed (result error/revoked) */
     char legacy_msg[512]; /* a success message recorded by an older build, else "" */
-    json_t *outcome; /* success: what was made, in neutral fields (owned; may be NULL) */
+    json_t *outcome;      /* success: what was made, in neutral fields (owned; may be NULL) */
     char owner[CORE_ID];
     int64_t created_at; /* unix seconds */
     int64_t started_at;
@@ -247,7 +277,7 @@ int core_job_submit(struct stowage *st, enum core_op op, const struct core_op_pa
                     const struct st_principal *who, char id[37], struct st_err *e);
 int core_job_get(struct stowage *st, const char *id, struct core_job *out, struct st_err *e);
 int core_job_list(struct stowage *st, struct core_job **out, size_t *n, struct st_err *e);
-void core_job_free(struct core_job *j);       /* the members of one job */
+void core_job_free(struct core_job *j);            /* the members of one job */
 void core_jobs_free(struct core_job *v, size_t n); /* an array from core_job_list */
 int core_job_cancel(struct stowage *st, const char *id, struct st_err *e);
 
