@@ -232,7 +232,7 @@ def test_manage_show_list_unmanage_delete(vol):
     # a rename: the same inode is now the image, nothing was copied
     moved = vol.root / "images" / ("%s.qcow2" % vid)
     assert vol.settled(lambda: moved.exists()) and os.stat(moved).st_ino == ino
-    assert not (vol.root / "big.qcow2").exists()
+    assert vol.settled(lambda: not (vol.root / "big.qcow2").exists())
     listed = vol.table("list")
     assert [(r["ID"], r["Status"], r["Name"], r["Size"]) for r in listed] == [
         (vid, "available", "win10", "10")]
@@ -264,7 +264,7 @@ def test_manage_show_list_unmanage_delete(vol):
     assert "Request to delete volume %s has been accepted." % vid2 in r.stdout
     vol.d.wait_for(lambda: vol.table("list") == [], timeout=30, what="deleted")
     assert vol.settled(lambda: not (vol.root / "images" / ("%s.raw" % vid2)).exists())
-    assert not (vol.root / "small.raw").exists()
+    assert vol.settled(lambda: not (vol.root / "small.raw").exists())
 
 
 def test_snapshot_manageable_list_is_empty(local):
