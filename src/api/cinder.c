@@ -778,20 +778,24 @@ static int opt_string(json_t *obj, const char *key, size_t max, const char **out
     return 0;
 }
 
-/* Which of the host's volumes holds object. */
+/* Which of the host's volumes holds object (each is asked for that one name only). */
 static int locate(struct http_req *r, const struct hostref *h, const char *object,
                   const char *reftext, struct entry *out, struct st_err *e)
 {
-    struct entry *v = NULL;
-    size_t n = 0, hits = 0;
-    if (gather(r, h, &v, &n, e))
-        return -1;
-    for (size_t i = 0; i < n; i++)
-        if (strcmp(v[i].u.name, object) == 0) {
-            if (!hits++)
-                *out = v[i];
+    size_t hits = 0;
+    for (size_t i = 0; i < h->n; i++) {
+        struct core_unmanaged u;
+        if (core_unmanaged_get(http_st(r), h->vols[i], object, &u, e)) {
+            if (e->code == ST_NOT_FOUND)
+                continue;
+            return -1;
         }
-    free(v);
+        if (!hits++) {
+            out->u = u;
+            snprintf(out->volume, sizeof out->volume, "%s", h->vols[i]);
+            out->gib = (u.virtual_size + GIB - 1) / GIB;
+        }
+    }
     if (hits == 1)
         return 0;
     return st_fail(e, ST_INVALID,

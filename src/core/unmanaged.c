@@ -413,6 +413,17 @@ int core_unmanaged_check(struct stowage *st, const struct core_vol_ref *v, const
     return 0;
 }
 
+int core_unmanaged_get(struct stowage *st, const char *volume_id, const char *name,
+                       struct core_unmanaged *out, struct st_err *e)
+{
+    struct core_vol_ref v;
+    if (core_volume_acquire(st, volume_id, &v, e))
+        return -1;
+    int rc = core_unmanaged_check(st, &v, volume_id, name, out, e);
+    core_volume_release(&v);
+    return rc;
+}
+
 /* Refuse what adopting must not take: every definite reason (a writer nobody can see is
  * reported by the scan but does not block). */
 static int refuse_unsafe(const struct core_unmanaged *u, struct st_err *e)

@@ -200,6 +200,9 @@ struct core_unmanaged {
  * whose identity (inode, size, times) has not changed since the last scan are reused. */
 int core_unmanaged_list(struct stowage *st, const char *volume_id, struct core_unmanaged **out,
                         size_t *n, struct st_err *e);
+/* One object of the volume's root, judged afresh (ST_NOT_FOUND when there is none). */
+int core_unmanaged_get(struct stowage *st, const char *volume_id, const char *name,
+                       struct core_unmanaged *out, struct st_err *e);
 /* The volumes of a storage (ids, *out malloc'd): which a scan may name. */
 int core_volume_ids(struct stowage *st, const char *storage_id, char (**out)[CORE_ID], size_t *n,
                     struct st_err *e);
