@@ -515,6 +515,90 @@ static int posix_list(struct be_volume *v, const char *reldir, be_list_fn fn, vo
     return rc;
 }
 
+/* A process's descriptors are the links in /proc/PID/fd; the mode of each link says how
+ * it was opened (S_IWUSR: for writing), so only writable descriptors that lead to a path
+ * are followed to their inode. Processes we may not look at are skipped: the daemon runs
+ * as the volumes' owner (root), which sees every process. */
+struct inode_key {
+    dev_t dev;
+    ino_t ino;
+    size_t idx; /* which of the caller's files */
+};
+
+static int by_inode(const void *a, const void *b)
+{
+    const struct inode_key *x = a, *y = b;
+    if (x->dev != y->dev)
+        return x->dev < y->dev ? -1 : 1;
+    return x->ino < y->ino ? -1 : x->ino > y->ino;
+}
+
+static void writers_of_process(int pidfd, const struct inode_key *keys, size_t n,
+                               unsigned char *out)
+{
+    struct dirent *de;
+    struct stat st;
+    char target[8];
+    int fd = openat(pidfd, "fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    DIR *d = fd < 0 ? NULL : fdopendir(fd);
+
+    if (!d) {
+        if (fd >= 0)
+            close(fd);
+        return;
+    }
+    while ((de = readdir(d))) {
+        if (de->d_name[0] == '.' || fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+            !(st.st_mode & S_IWUSR))
+            continue;
+        if (readlinkat(dirfd(d), de->d_name, target, sizeof target) < 1 || target[0] != '/')
+            continue; /* a pipe, a socket, an anonymous inode */
+        if (fstatat(dirfd(d), de->d_name, &st, 0) < 0)
+            continue;
+        struct inode_key k = {st.st_dev, st.st_ino, 0};
+        const struct inode_key *hit = bsearch(&k, keys, n, sizeof *keys, by_inode);
+        if (hit)
+            out[hit->idx] = 1;
+    }
+    closedir(d);
+}
+
+static int posix_open_for_writing(struct be_volume *v, const struct stat *files, size_t n,
+                                  unsigned char *out)
+{
+    struct inode_key *keys;
+    struct dirent *de;
+    DIR *proc;
+
+    (void)v;
+    if (n == 0)
+        return 0;
+    if (!(keys = malloc(n * sizeof *keys)))
+        return -ENOMEM;
+    for (size_t i = 0; i < n; i++) {
+        keys[i] = (struct inode_key){files[i].st_dev, files[i].st_ino, i};
+        out[i] = 0;
+    }
+    qsort(keys, n, sizeof *keys, by_inode);
+    if (!(proc = opendir("/proc"))) {
+        int rc = -errno;
+        free(keys);
+        return rc;
+    }
+    while ((de = readdir(proc))) {
+        if (de->d_name[0] < '0' || de->d_name[0] > '9')
+            continue;
+        int pidfd = openat(dirfd(proc), de->d_name, O_PATH | O_DIRECTORY | O_CLOEXEC);
+        if (pidfd < 0)
+            continue; /* exited meanwhile */
+        writers_of_process(pidfd, keys, n, out);
+        close(pidfd);
+    }
+    closedir(proc);
+    free(keys);
+    return 0;
+}
+
 BE_FILE_PROTOCOL(posix, be_posix_ops)
 
 static int posix_own_place(struct be_volume *v, const char *name, json_t *params, int *changed,
@@ -553,6 +637,7 @@ const struct backend_ops be_posix_ops = {
     .unlink = posix_unlink,
     .fsync_dir = posix_fsync_dir,
     .list = posix_list,
+    .open_for_writing = posix_open_for_writing,
     .stage = posix_stage,
     .flush = posix_fsync,
     .publish = posix_publish,

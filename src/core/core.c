@@ -16,6 +16,11 @@ struct stowage *core_new(void)
     if (!st)
         return NULL;
     pthread_mutex_init(&st->claims_mu, NULL);
+    if (core_scans_new(st)) {
+        pthread_mutex_destroy(&st->claims_mu);
+        free(st);
+        return NULL;
+    }
     return st;
 }
 
@@ -29,6 +34,7 @@ void core_free(struct stowage *st)
         db_close(st->db);
     cfg_free(&st->cfg);
     pthread_mutex_destroy(&st->claims_mu);
+    core_scans_free(st);
     free(st);
 }
 

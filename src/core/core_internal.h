@@ -37,6 +37,7 @@ struct stowage {
     /* names held by one operation at a time, or shared by readers (core_claim) */
     pthread_mutex_t claims_mu;
     struct core_claim *claims;
+    struct core_scans *scans; /* cached verdicts on objects outside the catalogue */
 };
 
 void core_bump(struct stowage *st);
@@ -147,6 +148,28 @@ int core_image_update(struct stowage *st, const char *name, const json_t *params
 int core_image_release(struct stowage *st, const char *name, struct st_err *e);
 /* The default volume for new images of a storage (NULL: the first storage). */
 int core_default_volume(struct stowage *st, const char *storage_id, char *out, size_t len,
+                        struct st_err *e);
+
+/* ---- objects outside the catalogue (unmanaged.c) ---- */
+int core_scans_new(struct stowage *st);
+void core_scans_free(struct stowage *st);
+/* The object called name in v's root, judged afresh, its writers included. */
+int core_unmanaged_check(struct stowage *st, const struct core_vol_ref *v, const char *volume_id,
+                         const char *name, struct core_unmanaged *u, struct st_err *e);
+/* What image.adopt checks before it is queued: the name is free, the object is there and
+ * nothing definite makes it unsafe. */
+int core_adopt_check(struct stowage *st, const char *volume_id, const char *object,
+                     const char *name, struct st_err *e);
+/* Move object (in volume_id's root) into the catalogue as image name with this uuid: checked
+ * afresh, a 'saving' row, then the backend's publish into images/<uuid>.<fmt>, then active. */
+int core_image_adopt(struct stowage *st, const char *volume_id, const char *object,
+                     const char *name, const char *uuid, const char *owner, struct db_image *out,
+                     struct st_err *e);
+/* What image.unmanage checks before it is queued: the image is active, no clone uses it. */
+int core_unmanage_check(struct stowage *st, const char *name, struct st_err *e);
+/* Move an image's file back to the root under the name it came with (released gets it),
+ * then drop its row. */
+int core_image_unmanage(struct stowage *st, const char *name, char *released, size_t len,
                         struct st_err *e);
 
 /* ---- clones (clone.c) ---- */

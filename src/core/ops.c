@@ -29,6 +29,12 @@ static int clone_made(struct core_task_ctx *t, int64_t started_at);
 static int clone_deleted(struct core_task_ctx *t, int64_t started_at);
 static int run_image_update(struct core_task_ctx *t, struct st_err *e);
 static int check_image_update(struct stowage *st, const json_t *params, struct st_err *e);
+static int run_image_adopt(struct core_task_ctx *t, struct st_err *e);
+static int run_image_unmanage(struct core_task_ctx *t, struct st_err *e);
+static int image_adopted(struct core_task_ctx *t, int64_t started_at);
+static int image_unmanaged(struct core_task_ctx *t, int64_t started_at);
+static int adopt_precheck(struct stowage *st, const json_t *params, struct st_err *e);
+static int unmanage_precheck(struct stowage *st, const json_t *params, struct st_err *e);
 
 #define F(member, kind) offsetof(struct core_op_params, member), #member, kind
 #define SAFE(member, max) F(member, TF_SAFE), 0, max
@@ -142,6 +148,25 @@ static const struct core_task_type types[CORE_OP_COUNT] = {
                               run_image_update,
                               NULL,
                               check_image_update},
+    /* The new image's uuid is the job's id: a client knows it from the submission on. */
+    [CORE_OP_IMAGE_ADOPT] = {"image.adopt",
+                             ROLE_ADMIN,
+                             0,
+                             {{F(object, TF_OBJECT), 1},
+                              {F(volume, TF_ID), 1},
+                              {F(storage, TF_ID), 0},
+                              {F(name, TF_ID), 0},
+                              {F(owner, TF_ID), 0}},
+                             run_image_adopt,
+                             image_adopted,
+                             adopt_precheck},
+    [CORE_OP_IMAGE_UNMANAGE] = {"image.unmanage",
+                                ROLE_ADMIN,
+                                0,
+                                {{F(name, TF_ID), 1}, {F(volume, TF_ID), 0}},
+                                run_image_unmanage,
+                                image_unmanaged,
+                                unmanage_precheck},
 };
 
 const struct core_task_type *core_task_type(const char *name)
@@ -239,7 +264,8 @@ static int check_number(const struct core_task_field *f, const char *at, json_t 
 static int check_string(const struct core_task_field *f, const char *s, struct st_err *e)
 {
     size_t len = strlen(s);
-    static const size_t max[] = {[TF_NAME] = 128, [TF_TEXT] = 256, [TF_PATH] = DB_PATH - 1};
+    static const size_t max[] = {
+        [TF_NAME] = 128, [TF_TEXT] = 256, [TF_PATH] = DB_PATH - 1, [TF_OBJECT] = 255};
 
     switch (f->kind) {
     case TF_ID:
@@ -260,6 +286,11 @@ static int check_string(const struct core_task_field *f, const char *s, struct s
     case TF_PATH:
         if (s[0] != '/')
             return st_fail_field(e, ST_INVALID, f->name, "'%s' must be an absolute path", f->name);
+        break;
+    case TF_OBJECT:
+        if (len == 0 || strchr(s, '/') || strcmp(s, ".") == 0 || strcmp(s, "..") == 0)
+            return st_fail_field(e, ST_INVALID, f->name, "'%s' must be a name in a volume's root",
+                                 f->name);
         break;
     case TF_NAME:
         if (len == 0)
@@ -618,5 +649,95 @@ static int clone_deleted(struct core_task_ctx *t, int64_t started_at)
     if (core_clone_get(t->st, id, &cl, &e) == 0 || e.code != ST_NOT_FOUND)
         return 0;
     t->result = json_pack("{s:s}", "clone", id);
+    return 1;
+}
+
+/* ---- objects outside the catalogue: adopt and release ---- */
+
+static const char *param(const json_t *params, const char *key)
+{
+    const char *s = json_string_value(json_object_get(params, key));
+    return s && *s ? s : NULL;
+}
+
+static int adopt_precheck(struct stowage *st, const json_t *params, struct st_err *e)
+{
+    const char *vol = param(params, "volume"), *storage = param(params, "storage");
+    if (volume_in_storage(st, vol, storage, e))
+        return -1;
+    return core_adopt_check(st, vol, param(params, "object"), param(params, "name"), e);
+}
+
+static int run_image_adopt(struct core_task_ctx *t, struct st_err *e)
+{
+    const char *vol = core_task_str(t, "volume"), *object = core_task_str(t, "object");
+    const char *name = core_task_str(t, "name"), *owner = core_task_str(t, "owner");
+    struct db_image im;
+
+    if (volume_in_storage(t->st, vol, core_task_str(t, "storage"), e))
+        return -1;
+    wait_probed(t, vol);
+    if (core_image_adopt(t->st, vol, object, *name ? name : t->id, t->id, *owner ? owner : t->owner,
+                         &im, e))
+        return -1;
+    t->result = image_result(&im);
+    json_object_set_new(t->result, "object", json_string(object));
+    return 0;
+}
+
+static int unmanage_precheck(struct stowage *st, const json_t *params, struct st_err *e)
+{
+    const char *vol = param(params, "volume"), *name = param(params, "name");
+    struct db_image im;
+    if (core_image_by_name(st, name, &im, e))
+        return -1;
+    if (vol && strcmp(im.volume_id, vol) != 0)
+        return st_fail(e, ST_NOT_FOUND, "image '%s' is not on volume '%s' (it is on '%s')", name,
+                       vol, im.volume_id);
+    return core_unmanage_check(st, name, e);
+}
+
+static int run_image_unmanage(struct core_task_ctx *t, struct st_err *e)
+{
+    const char *name = core_task_str(t, "name");
+    char released[256];
+    struct db_image im;
+
+    if (find_image(t, name, core_task_str(t, "volume"), &im, e))
+        return -1;
+    wait_probed(t, im.volume_id);
+    if (core_image_unmanage(t->st, name, released, sizeof released, e))
+        return -1;
+    t->result = json_pack("{s:s, s:s, s:s, s:s}", "name", name, "uuid", im.uuid, "volume",
+                          im.volume_id, "object", released);
+    return 0;
+}
+
+/* The image is the job's own uuid: active means the rename happened; 'saving' is left to
+ * the volume's recovery (rolled forward when the file is in images/, else the row goes
+ * and the object stays where it was). */
+static int image_adopted(struct core_task_ctx *t, int64_t started_at)
+{
+    struct db_image im;
+    struct st_err e;
+    (void)started_at;
+    if (core_image_row(t->st, t->id, &im, &e))
+        return 0;
+    if (strcmp(im.status, "active") != 0)
+        return strcmp(im.status, "saving") == 0 ? -1 : 0;
+    t->result = image_result(&im);
+    json_object_set_new(t->result, "object", json_string(core_task_str(t, "object")));
+    return 1;
+}
+
+static int image_unmanaged(struct core_task_ctx *t, int64_t started_at)
+{
+    struct db_image im;
+    struct st_err e;
+    const char *name = core_task_str(t, "name");
+    (void)started_at;
+    if (core_image_by_name(t->st, name, &im, &e) == 0 || e.code != ST_NOT_FOUND)
+        return 0;
+    t->result = json_pack("{s:s}", "name", name);
     return 1;
 }

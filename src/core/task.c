@@ -569,7 +569,7 @@ int core_job_submit(struct stowage *st, enum core_op op, const struct core_op_pa
     if (core_task_check(&st->cfg, op, p, who ? who->role : ROLE_NONE, &clean, e))
         return -1;
     const struct core_task_type *tt = core_task_type(core_op_name(op));
-    if (tt->check && tt->check(st, clean, e)) {
+    if (tt->precheck && tt->precheck(st, clean, e)) {
         json_decref(clean);
         return -1;
     }

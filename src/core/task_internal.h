@@ -30,6 +30,7 @@ enum core_task_field_kind {
     TF_ACCESS, /* an int: 1 public, 3 private, 4 deleted (0: absent) */
     TF_BOOL,   /* an enum core_tri */
     TF_GEN,    /* an int64 generation, >= 1 (0: absent) */
+    TF_OBJECT, /* a name in a volume's root: one path component, up to 255 bytes */
 };
 
 /* A field of struct core_op_params: where it is, its neutral name (the key in the stored
@@ -54,9 +55,10 @@ struct core_task_type {
      * died? 1 yes (t->result says what), 0 no, -1 cannot tell yet (a volume's restart
      * recovery has still to settle it). NULL: never. */
     int (*recover)(struct core_task_ctx *t, int64_t started_at);
-    /* What the catalogue must say before the job is queued (the object exists, a value
-     * is free), so a client hears it at once; the body checks again. NULL: nothing. */
-    int (*check)(struct stowage *st, const json_t *params, struct st_err *e);
+    /* Checks of the state (beyond the fields: the object exists, a value is free) that
+     * refuse the job before it is queued, so a client hears at once what the body would
+     * fail on; the body checks again. NULL: none. */
+    int (*precheck)(struct stowage *st, const json_t *params, struct st_err *e);
 };
 
 /* The operation called name (a stored job's op), or NULL. */

@@ -404,3 +404,39 @@ int db_clone_count_image(struct db_conn *c, const char *uuid, int64_t *n, char *
     db_reset(st);
     return 0;
 }
+
+/* ---- where an adopted image's file came from (migration 006) ---- */
+
+int db_image_set_origin(struct db_conn *c, const char *uuid, const char *origin, struct st_err *e)
+{
+    static const char sql[] = "UPDATE image SET origin = ?2 WHERE uuid = ?1";
+    struct db_query *st = db_stmt(c, sql, e);
+    if (!st)
+        return -1;
+    db_bind_text(st, 1, uuid);
+    db_bind_text(st, 2, origin);
+    return db_exec_changed(c, st, "record the image's origin", "image", uuid, e);
+}
+
+struct origin_out {
+    char *buf;
+    size_t len;
+};
+
+static void read_origin(struct db_query *st, void *item)
+{
+    struct origin_out *o = item;
+    db_col_text(st, 0, o->buf, o->len);
+}
+
+int db_image_get_origin(struct db_conn *c, const char *uuid, char *out, size_t len,
+                        struct st_err *e)
+{
+    static const char sql[] = "SELECT origin FROM image WHERE uuid = ?1";
+    struct origin_out o = {out, len};
+    struct db_query *st = db_stmt(c, sql, e);
+    if (!st)
+        return -1;
+    db_bind_text(st, 1, uuid);
+    return db_one(c, st, read_origin, &o, "image", uuid, e);
+}

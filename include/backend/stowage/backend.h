@@ -147,6 +147,11 @@ struct backend_ops {
     int (*fsync_dir)(struct be_volume *v, const char *rel);
     /* Calls fn for each entry of a directory (not "." and ".."), with lstat data. */
     int (*list)(struct be_volume *v, const char *reldir, be_list_fn fn, void *ud);
+    /* Which of n files, named by the device and inode of their stat, some process holds
+     * open for writing: out[i] 1 or 0. -EOPNOTSUPP when this backend cannot know (other
+     * hosts may write to the volume): out is then left alone. */
+    int (*open_for_writing)(struct be_volume *v, const struct stat *files, size_t n,
+                            unsigned char *out);
 };
 
 /* ---- the registry (backend.c): the one list of storage kinds ---- */

@@ -194,6 +194,34 @@ int core_image_list(struct stowage *st, struct core_image **out, size_t *n, stru
 /* The clones made of the live image called name (free *out). */
 int core_image_clones(struct stowage *st, const char *name, struct core_clone **out, size_t *n,
                       struct st_err *e);
+/* How many clones use the image (its delete is refused while any do). */
+int core_image_clone_count(struct stowage *st, const char *uuid, int64_t *n, struct st_err *e);
+
+/* ---- objects on a volume outside the catalogue (unmanaged.c) ----
+ * The files an operator put in a volume's root (not in images/, clones/ or a dot
+ * directory), and the volume's images for completeness (already managed). Each comes
+ * with what adopting it would meet: the inspector's verdict (headers only) and whether
+ * it is a plain file that nothing writes to. */
+struct core_unmanaged {
+    char name[256];        /* in the volume root; "images/<uuid>.<fmt>" for an image */
+    char managed_uuid[37]; /* the image it already is, "" when none */
+    char format[16];       /* what the inspector found, "" when it did not look */
+    uint64_t virtual_size; /* bytes (the file size when the inspector gave none) */
+    uint64_t actual_size;  /* bytes allocated */
+    int safe;              /* every check passed: image.adopt would take it */
+    int writers_unknown;   /* whether a writer holds it cannot be known on this volume */
+    char reason[224];      /* why not safe, "" when safe */
+};
+/* Every object of the volume, sorted by name (*out malloc'd). The verdicts of files
+ * whose identity (inode, size, times) has not changed since the last scan are reused. */
+int core_unmanaged_list(struct stowage *st, const char *volume_id, struct core_unmanaged **out,
+                        size_t *n, struct st_err *e);
+/* One object of the volume's root, judged afresh (ST_NOT_FOUND when there is none). */
+int core_unmanaged_get(struct stowage *st, const char *volume_id, const char *name,
+                       struct core_unmanaged *out, struct st_err *e);
+/* The volumes of a storage (ids, *out malloc'd): which a scan may name. */
+int core_volume_ids(struct stowage *st, const char *storage_id, char (**out)[CORE_ID], size_t *n,
+                    struct st_err *e);
 
 /* ---- operations (ops.c): every change to the catalogue, run as a job ----
  *
@@ -215,6 +243,8 @@ enum core_op {
     CORE_OP_CLONE_CREATE,
     CORE_OP_CLONE_DELETE,
     CORE_OP_IMAGE_UPDATE, /* an image's metadata: alias, version, description, tags, ... */
+    CORE_OP_IMAGE_ADOPT,    /* a file put on a volume by someone else becomes an image */
+    CORE_OP_IMAGE_UNMANAGE, /* an image's file leaves the catalogue, under its old name */
     CORE_OP_COUNT
 };
 
@@ -246,6 +276,10 @@ struct core_op_params {
     enum core_tri deploy;
     enum core_tri dc_bound;
     int64_t generation; /* If-Match: the image's generation must be this (0: any) */
+    /* image.adopt: the object outside the catalogue (its name in the volume's root), and
+     * whom the new image belongs to (absent: the submitter). */
+    const char *object;
+    const char *owner;
 };
 
 /* The operation's neutral name ("image.create"), or NULL. */

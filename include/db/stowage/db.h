@@ -177,6 +177,10 @@ int db_image_set_guest(struct db_conn *c, const char *uuid, const char *guest_id
 /* Touch updated_at (a resumable upload that made progress). */
 int db_image_touch(struct db_conn *c, const char *uuid, struct st_err *e);
 int db_image_delete_row(struct db_conn *c, const char *uuid, struct st_err *e);
+/* The name an adopted image's file had on its volume ('' when stowage made it). */
+int db_image_set_origin(struct db_conn *c, const char *uuid, const char *origin, struct st_err *e);
+int db_image_get_origin(struct db_conn *c, const char *uuid, char *out, size_t len,
+                        struct st_err *e);
 /* What an unfinished upload is: the inode of the staging file it created (0: none) and
  * the whole length a client declared (UINT64_MAX: not said). */
 int db_image_set_upload(struct db_conn *c, const char *uuid, uint64_t staging_ino, uint64_t total,

@@ -1,0 +1,581 @@
+/* unmanaged.c — objects on a volume that the catalogue does not hold, and moving them in
+ * (image.adopt) and out again (image.unmanage) without copying a byte.
+ *
+ * Where they are: an operator puts files in the root of a volume. images/, clones/ and
+ * .staging/ are stowage's own (a file in images/ without a row is a crash's leftover that
+ * recovery removes), and dot-entries and lost+found are never images. Adopting is a
+ * rename from the root into images/<uuid>.<fmt> (the backend's publish: it never
+ * replaces, then makes the name durable); releasing renames it back under the name it
+ * had, which the row keeps (its origin).
+ *
+ * What makes an object unsafe: not a regular file, a symlink, a hard link (another name
+ * could still write to it), refused by the format inspector (headers only), or open for
+ * writing by some process. The last one only the backend can answer; where it cannot
+ * (Gluster: any client anywhere may hold the file), the object is reported as not safe
+ * with that reason, but adopting it is not refused: every check that can be made is.
+ *
+ * A scan is cached per volume: an object whose inode, size and times are unchanged keeps
+ * its inspector verdict, so a second listing costs a directory read and the writer check.
+ * The writer check is never cached: it is what changes without the file changing. */
+#include "core_internal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* The inspector's verdict on one object and the identity it was given for. */
+struct verdict {
+    char name[256];
+    dev_t dev;
+    ino_t ino;
+    off_t size;
+    struct timespec mtime, ctime;
+    struct core_unmanaged u; /* without the writer check */
+};
+
+struct scan_cache {
+    char volume_id[DB_ID];
+    struct verdict *v; /* sorted by name */
+    size_t n;
+    struct scan_cache *next;
+};
+
+struct core_scans {
+    pthread_mutex_t mu;
+    struct scan_cache *vols;
+};
+
+int core_scans_new(struct stowage *st)
+{
+    if (!(st->scans = calloc(1, sizeof *st->scans)))
+        return -1;
+    pthread_mutex_init(&st->scans->mu, NULL);
+    return 0;
+}
+
+void core_scans_free(struct stowage *st)
+{
+    if (!st->scans)
+        return;
+    for (struct scan_cache *c = st->scans->vols, *next; c; c = next) {
+        next = c->next;
+        free(c->v);
+        free(c);
+    }
+    pthread_mutex_destroy(&st->scans->mu);
+    free(st->scans);
+    st->scans = NULL;
+}
+
+static int is_namespace(const char *name)
+{
+    return name[0] == '.' || strcmp(name, "images") == 0 || strcmp(name, "clones") == 0 ||
+           strcmp(name, "lost+found") == 0;
+}
+
+static const char *kind_of(mode_t m)
+{
+    return S_ISDIR(m)                 ? "a directory"
+           : S_ISFIFO(m)              ? "a FIFO"
+           : S_ISSOCK(m)              ? "a socket"
+           : S_ISCHR(m) || S_ISBLK(m) ? "a device node"
+                                      : "not a plain file";
+}
+
+/* What adopting the object would meet, except its writers. */
+static void judge(struct stowage *st, const struct core_vol_ref *v, const char *name,
+                  const struct stat *sb, struct core_unmanaged *u)
+{
+    struct be_file *f;
+    struct fmt_info info;
+    struct st_err e;
+
+    memset(u, 0, sizeof *u);
+    snprintf(u->name, sizeof u->name, "%s", name);
+    if (S_ISLNK(sb->st_mode)) {
+        snprintf(u->reason, sizeof u->reason, "is a symbolic link");
+        return;
+    }
+    if (!S_ISREG(sb->st_mode)) {
+        snprintf(u->reason, sizeof u->reason, "is %s, not a regular file", kind_of(sb->st_mode));
+        return;
+    }
+    u->virtual_size = (uint64_t)sb->st_size;
+    u->actual_size = (uint64_t)sb->st_blocks * 512;
+    if (sb->st_nlink > 1) {
+        snprintf(u->reason, sizeof u->reason, "is a hard link (%llu names)",
+                 (unsigned long long)sb->st_nlink);
+        return;
+    }
+    int rc = v->ops->open_file(v->be, name, O_RDONLY, 0, &f);
+    if (rc < 0) {
+        snprintf(u->reason, sizeof u->reason, "cannot be opened: %s", strerror(-rc));
+        return;
+    }
+    rc = core_inspect(v, f, NULL, st->cfg.max_image_size, 0, &info, &e);
+    v->ops->close_file(f);
+    if (rc) {
+        snprintf(u->reason, sizeof u->reason, "cannot be inspected: %s", e.msg);
+        return;
+    }
+    snprintf(u->format, sizeof u->format, "%s", fmt_name(info.format));
+    if (info.virtual_size)
+        u->virtual_size = info.virtual_size;
+    if (!fmt_accepted(&info)) {
+        snprintf(u->reason, sizeof u->reason, "is refused by the format inspector: %s: %s",
+                 fmt_reason_str(info.reason), info.detail);
+        return;
+    }
+    u->safe = 1;
+}
+
+/* The writer check over the regular files among us (their stats in sbs). */
+static int check_writers(const struct core_vol_ref *v, struct core_unmanaged *us,
+                         const struct stat *sbs, size_t n, struct st_err *e)
+{
+    unsigned char *w = calloc(n ? n : 1, 1);
+    if (!w)
+        return st_fail(e, ST_INTERNAL, "out of memory");
+    int rc = v->ops->open_for_writing(v->be, sbs, n, w);
+    for (size_t i = 0; i < n; i++) {
+        struct core_unmanaged *u = &us[i];
+        if (rc == -EOPNOTSUPP) {
+            u->writers_unknown = 1;
+            if (u->safe)
+                snprintf(u->reason, sizeof u->reason,
+                         "whether it is open for writing cannot be known on this volume "
+                         "(any of its clients may hold it)");
+            u->safe = 0;
+        } else if (rc == 0 && w[i]) {
+            snprintf(u->reason, sizeof u->reason, "is open for writing");
+            u->safe = 0;
+        }
+    }
+    free(w);
+    if (rc < 0 && rc != -EOPNOTSUPP)
+        return be_fail(e, rc, "look for writers");
+    return 0;
+}
+
+struct listing {
+    char (*names)[256];
+    struct stat *sbs;
+    size_t n, cap;
+};
+
+static int collect(void *ud, const char *name, const struct stat *sb)
+{
+    struct listing *l = ud;
+    if (is_namespace(name) || strlen(name) >= 256)
+        return 0;
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? l->cap * 2 : 256;
+        char(*names)[256] = realloc(l->names, cap * sizeof *names);
+        if (names)
+            l->names = names;
+        struct stat *sbs = realloc(l->sbs, cap * sizeof *sbs);
+        if (sbs)
+            l->sbs = sbs;
+        if (!names || !sbs)
+            return -ENOMEM;
+        l->cap = cap;
+    }
+    snprintf(l->names[l->n], 256, "%s", name);
+    l->sbs[l->n++] = *sb;
+    return 0;
+}
+
+static int by_name(const void *a, const void *b)
+{
+    return strcmp(((const struct verdict *)a)->name, ((const struct verdict *)b)->name);
+}
+
+static int same_identity(const struct verdict *c, const struct stat *sb)
+{
+    return c->dev == sb->st_dev && c->ino == sb->st_ino && c->size == sb->st_size &&
+           c->mtime.tv_sec == sb->st_mtim.tv_sec && c->mtime.tv_nsec == sb->st_mtim.tv_nsec &&
+           c->ctime.tv_sec == sb->st_ctim.tv_sec && c->ctime.tv_nsec == sb->st_ctim.tv_nsec;
+}
+
+static struct scan_cache *cache_of(struct stowage *st, const char *volume_id)
+{
+    for (struct scan_cache *c = st->scans->vols; c; c = c->next)
+        if (strcmp(c->volume_id, volume_id) == 0)
+            return c;
+    struct scan_cache *c = calloc(1, sizeof *c);
+    if (c) {
+        snprintf(c->volume_id, sizeof c->volume_id, "%s", volume_id);
+        c->next = st->scans->vols;
+        st->scans->vols = c;
+    }
+    return c;
+}
+
+/* The root's objects, judged (from the cache where their identity is unchanged). */
+static int scan_root(struct stowage *st, const struct core_vol_ref *v, const char *volume_id,
+                     struct verdict **out, size_t *n, struct st_err *e)
+{
+    struct listing l = {0};
+    struct verdict *fresh = NULL;
+    int rc = v->ops->list(v->be, "", collect, &l);
+
+    if (rc < 0) {
+        free(l.names);
+        free(l.sbs);
+        return be_fail(e, rc, "list the volume root");
+    }
+    if (!(fresh = calloc(l.n ? l.n : 1, sizeof *fresh))) {
+        free(l.names);
+        free(l.sbs);
+        return st_fail(e, ST_INTERNAL, "out of memory");
+    }
+    pthread_mutex_lock(&st->scans->mu);
+    struct scan_cache *c = cache_of(st, volume_id);
+    for (size_t i = 0; i < l.n; i++) {
+        struct verdict *f = &fresh[i];
+        const struct stat *sb = &l.sbs[i];
+        snprintf(f->name, sizeof f->name, "%s", l.names[i]);
+        const struct verdict *old =
+            c && c->n ? bsearch(f, c->v, c->n, sizeof *c->v, by_name) : NULL;
+        if (old && same_identity(old, sb) && S_ISREG(sb->st_mode)) {
+            f->u = old->u;
+        } else {
+            judge(st, v, f->name, sb, &f->u);
+        }
+        f->dev = sb->st_dev;
+        f->ino = sb->st_ino;
+        f->size = sb->st_size;
+        f->mtime = sb->st_mtim;
+        f->ctime = sb->st_ctim;
+    }
+    qsort(fresh, l.n, sizeof *fresh, by_name);
+    struct verdict *keep = c ? malloc((l.n ? l.n : 1) * sizeof *keep) : NULL;
+    if (keep) {
+        memcpy(keep, fresh, l.n * sizeof *keep);
+        free(c->v);
+        c->v = keep;
+        c->n = l.n;
+    }
+    pthread_mutex_unlock(&st->scans->mu);
+    free(l.names);
+    free(l.sbs);
+    *out = fresh;
+    *n = l.n;
+    return 0;
+}
+
+/* Add the volume's images (already managed) to us[*n...]. */
+static int add_managed(struct stowage *st, const char *volume_id, struct core_unmanaged **us,
+                       size_t *n, struct st_err *e)
+{
+    struct db_image *rows = NULL;
+    size_t nr = 0;
+    struct db_conn *c = db_acquire(st->db);
+    int rc = db_image_list_volume(c, volume_id, &rows, &nr, e);
+    db_release(st->db, c);
+    if (rc)
+        return -1;
+    struct core_unmanaged *grown = realloc(*us, (*n + nr + 1) * sizeof **us);
+    if (!grown) {
+        free(rows);
+        return st_fail(e, ST_INTERNAL, "out of memory");
+    }
+    *us = grown;
+    for (size_t i = 0; i < nr; i++) {
+        struct core_unmanaged *u = &grown[(*n)++];
+        memset(u, 0, sizeof *u);
+        core_image_path(&rows[i], u->name, sizeof u->name);
+        snprintf(u->managed_uuid, sizeof u->managed_uuid, "%s", rows[i].uuid);
+        snprintf(u->format, sizeof u->format, "%s", rows[i].format);
+        u->virtual_size = rows[i].virtual_size;
+        u->actual_size = rows[i].actual_size;
+        snprintf(u->reason, sizeof u->reason, "already managed");
+    }
+    free(rows);
+    return 0;
+}
+
+static int unmanaged_by_name(const void *a, const void *b)
+{
+    return strcmp(((const struct core_unmanaged *)a)->name,
+                  ((const struct core_unmanaged *)b)->name);
+}
+
+int core_unmanaged_list(struct stowage *st, const char *volume_id, struct core_unmanaged **out,
+                        size_t *n, struct st_err *e)
+{
+    struct core_vol_ref v;
+    struct verdict *vs = NULL;
+    struct core_unmanaged *us = NULL;
+    struct stat *sbs = NULL;
+    size_t nv = 0;
+    int rc = -1;
+
+    *out = NULL;
+    *n = 0;
+    if (core_volume_acquire(st, volume_id, &v, e))
+        return -1;
+    if (scan_root(st, &v, volume_id, &vs, &nv, e))
+        goto out;
+    us = calloc(nv ? nv : 1, sizeof *us);
+    sbs = calloc(nv ? nv : 1, sizeof *sbs);
+    if (!us || !sbs) {
+        st_fail(e, ST_INTERNAL, "out of memory");
+        goto out;
+    }
+    /* Regular files first (the writer check is about them), in name order throughout. */
+    size_t nreg = 0;
+    for (size_t i = 0; i < nv; i++)
+        if (vs[i].u.format[0]) {
+            us[nreg] = vs[i].u;
+            sbs[nreg].st_dev = vs[i].dev;
+            sbs[nreg++].st_ino = vs[i].ino;
+        }
+    if (check_writers(&v, us, sbs, nreg, e))
+        goto out;
+    size_t k = nreg;
+    for (size_t i = 0; i < nv; i++)
+        if (!vs[i].u.format[0])
+            us[k++] = vs[i].u;
+    if (add_managed(st, volume_id, &us, &k, e))
+        goto out;
+    qsort(us, k, sizeof *us, unmanaged_by_name);
+    *out = us;
+    *n = k;
+    us = NULL;
+    rc = 0;
+out:
+    free(us);
+    free(sbs);
+    free(vs);
+    core_volume_release(&v);
+    return rc;
+}
+
+int core_volume_ids(struct stowage *st, const char *storage_id, char (**out)[CORE_ID], size_t *n,
+                    struct st_err *e)
+{
+    struct db_storage s;
+    struct db_volume *rows = NULL;
+    size_t cnt = 0;
+    struct db_conn *c = db_acquire(st->db);
+    int rc = db_storage_get(c, storage_id, &s, e);
+    if (rc == 0)
+        rc = db_volume_list(c, storage_id, &rows, &cnt, e);
+    db_release(st->db, c);
+    if (rc)
+        return -1;
+    if (!(*out = calloc(cnt ? cnt : 1, sizeof **out))) {
+        free(rows);
+        return st_fail(e, ST_INTERNAL, "out of memory");
+    }
+    for (size_t i = 0; i < cnt; i++)
+        snprintf((*out)[i], CORE_ID, "%s", rows[i].id);
+    *n = cnt;
+    free(rows);
+    return 0;
+}
+
+int core_image_clone_count(struct stowage *st, const char *uuid, int64_t *n, struct st_err *e)
+{
+    char names[8];
+    struct db_conn *c = db_acquire(st->db);
+    int rc = db_clone_count_image(c, uuid, n, names, sizeof names, e);
+    db_release(st->db, c);
+    return rc;
+}
+
+/* ---- adopt and release ---- */
+
+/* The object called name on v, judged afresh (no cache) with its writers. */
+int core_unmanaged_check(struct stowage *st, const struct core_vol_ref *v, const char *volume_id,
+                         const char *name, struct core_unmanaged *u, struct st_err *e)
+{
+    struct stat sb;
+    int rc;
+
+    if (!be_path_ok(name) || strchr(name, '/') || is_namespace(name))
+        return st_fail_field(e, ST_NOT_FOUND, "object",
+                             "no object '%.200s' outside the catalogue on volume '%s'", name,
+                             volume_id);
+    if ((rc = v->ops->stat(v->be, name, &sb)) < 0) {
+        if (rc == -ENOENT)
+            return st_fail_field(e, ST_NOT_FOUND, "object",
+                                 "no object '%.200s' outside the catalogue on volume '%s'", name,
+                                 volume_id);
+        return be_fail(e, rc, "stat the object");
+    }
+    judge(st, v, name, &sb, u);
+    if (u->format[0])
+        return check_writers(v, u, &sb, 1, e);
+    return 0;
+}
+
+int core_unmanaged_get(struct stowage *st, const char *volume_id, const char *name,
+                       struct core_unmanaged *out, struct st_err *e)
+{
+    struct core_vol_ref v;
+    if (core_volume_acquire(st, volume_id, &v, e))
+        return -1;
+    int rc = core_unmanaged_check(st, &v, volume_id, name, out, e);
+    core_volume_release(&v);
+    return rc;
+}
+
+/* Refuse what adopting must not take: every definite reason (a writer nobody can see is
+ * reported by the scan but does not block). */
+static int refuse_unsafe(const struct core_unmanaged *u, struct st_err *e)
+{
+    if (u->safe || (u->writers_unknown && strncmp(u->reason, "whether", 7) == 0))
+        return 0;
+    return st_fail_field(e, ST_INVALID, "object", "'%s' is not safe to manage: it %s", u->name,
+                         u->reason);
+}
+
+int core_adopt_check(struct stowage *st, const char *volume_id, const char *object,
+                     const char *name, struct st_err *e)
+{
+    struct core_vol_ref v;
+    struct core_unmanaged u;
+    struct db_image im;
+    struct st_err ignore;
+
+    if (name && core_image_by_name(st, name, &im, &ignore) == 0)
+        return st_fail_field(e, ST_EXISTS, "name", "an image named '%s' already exists", name);
+    if (core_volume_acquire(st, volume_id, &v, e))
+        return -1;
+    int rc = core_unmanaged_check(st, &v, volume_id, object, &u, e);
+    if (rc == 0)
+        rc = refuse_unsafe(&u, e);
+    core_volume_release(&v);
+    return rc;
+}
+
+int core_image_adopt(struct stowage *st, const char *volume_id, const char *object,
+                     const char *name, const char *uuid, const char *owner, struct db_image *out,
+                     struct st_err *e)
+{
+    struct core_vol_ref v;
+    struct core_unmanaged u;
+    char key[DB_ID + 300], final[128];
+    int moved = 0, rc = -1;
+
+    if (core_volume_acquire(st, volume_id, &v, e))
+        return -1;
+    snprintf(key, sizeof key, "object:%s/%s", volume_id, object);
+    if (core_claim(st, key, object, e)) {
+        core_volume_release(&v);
+        return -1;
+    }
+    if (core_unmanaged_check(st, &v, volume_id, object, &u, e) || refuse_unsafe(&u, e))
+        goto out;
+    if (core_image_reserve(st, name, uuid, volume_id, owner, out, e))
+        goto out;
+    snprintf(out->format, sizeof out->format, "%s", u.format);
+    out->virtual_size = u.virtual_size;
+    out->actual_size = u.actual_size;
+    struct db_conn *c = db_acquire(st->db);
+    rc = db_image_set_data(c, out->uuid, out->format, out->virtual_size, out->actual_size, "", e);
+    if (rc == 0)
+        rc = db_image_set_origin(c, out->uuid, object, e);
+    db_release(st->db, c);
+    if (rc)
+        goto discard;
+    core_image_path(out, final, sizeof final);
+    if ((rc = v.ops->publish(v.be, object, final, &moved)) < 0) {
+        if (!moved) {
+            be_fail(e, rc, "rename into images/");
+            goto discard;
+        }
+        be_fail(e, rc, "fsync images/"); /* renamed: recovery rolls the row forward */
+        goto out;
+    }
+    if ((rc = v.ops->fsync_dir(v.be, "")) < 0)
+        fprintf(stderr, "stowaged: adopt %s: fsync of the volume root: %s\n", object,
+                strerror(-rc));
+    c = db_acquire(st->db);
+    rc = db_image_set_status(c, out->uuid, "active", e);
+    db_release(st->db, c);
+    if (rc == 0) {
+        snprintf(out->status, sizeof out->status, "active");
+        core_bump(st);
+    }
+    goto out;
+discard:
+    rc = -1;
+    core_image_discard(st, out->uuid);
+out:
+    core_unclaim(st, key);
+    core_volume_release(&v);
+    return rc ? -1 : 0;
+}
+
+/* Where an image's file goes when it leaves: the name it came with, else its name and
+ * format ("win7.qcow2"). */
+static void release_name(struct stowage *st, const struct db_image *im, char *out, size_t len)
+{
+    struct st_err ignore;
+    struct db_conn *c = db_acquire(st->db);
+    if (db_image_get_origin(c, im->uuid, out, len, &ignore) || !out[0])
+        snprintf(out, len, "%s.%s", im->name, im->format);
+    db_release(st->db, c);
+}
+
+int core_unmanage_check(struct stowage *st, const char *name, struct st_err *e)
+{
+    struct db_image im;
+    int64_t n = 0;
+    if (core_image_by_name(st, name, &im, e) || core_image_clone_count(st, im.uuid, &n, e))
+        return -1;
+    if (n > 0)
+        return st_fail(e, ST_IN_USE, "image '%s' is used by %lld clone%s; delete them first", name,
+                       (long long)n, n == 1 ? "" : "s");
+    if (strcmp(im.status, "active") != 0)
+        return st_fail(e, ST_CONFLICT, "image '%s' is %s, not active", name, im.status);
+    return 0;
+}
+
+int core_image_unmanage(struct stowage *st, const char *name, char *released, size_t len,
+                        struct st_err *e)
+{
+    struct db_image im;
+    struct core_vol_ref v;
+    char key[64], path[128];
+    int moved = 0, rc;
+
+    if (core_image_by_name(st, name, &im, e))
+        return -1;
+    snprintf(key, sizeof key, "image:%s", im.uuid);
+    if (core_claim(st, key, name, e))
+        return -1;
+    if ((rc = core_unmanage_check(st, name, e)) ||
+        (rc = core_volume_acquire(st, im.volume_id, &v, e)))
+        goto out;
+    release_name(st, &im, released, len);
+    core_image_path(&im, path, sizeof path);
+    /* The file goes first: a crash before the row is dropped leaves an active row
+     * without its file, which recovery reports; never a row-less file in images/,
+     * which it would remove. */
+    if ((rc = v.ops->publish(v.be, path, released, &moved)) < 0 && !moved) {
+        if (rc == -EEXIST)
+            st_fail(e, ST_EXISTS, "an object named '%s' is already on volume '%s'", released,
+                    im.volume_id);
+        else
+            be_fail(e, rc, "rename out of images/");
+        core_volume_release(&v);
+        rc = -1;
+        goto out;
+    }
+    v.ops->fsync_dir(v.be, "images");
+    core_volume_release(&v);
+    struct db_conn *c = db_acquire(st->db);
+    rc = db_image_delete_row(c, im.uuid, e);
+    db_release(st->db, c);
+    if (rc == 0)
+        core_bump(st);
+out:
+    core_unclaim(st, key);
+    return rc ? -1 : 0;
+}
