@@ -168,7 +168,6 @@ int core_open(struct stowage *st, struct st_err *e)
 
 int core_start(struct stowage *st, struct st_err *e)
 {
-    st->started_at = time(NULL);
     if (core_open(st, e))
         return -1;
     if (core_auth_bootstrap(st, e) || core_storage_apply_config(st, e) ||

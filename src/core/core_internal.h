@@ -31,7 +31,6 @@ struct stowage {
     atomic_uint_fast64_t generation; /* core_generation() */
     atomic_int stopping;
     int started;
-    int64_t started_at; /* unix seconds of core_start: rows older than it are a past run's */
     /* bytes of download read-ahead buffers held now, at most cfg.readahead_memory */
     atomic_uint_fast64_t readahead_bytes;
     /* names held by one operation at a time, or shared by readers (core_claim) */

@@ -331,11 +331,10 @@ int core_recover_volume(struct stowage *st, const char *volume_id, const struct 
             fprintf(stderr, "stowaged: recovery: image %s (%s) has no file on volume %s\n",
                     rows[i].name, rows[i].uuid, volume_id);
             set_status(st, rows[i].uuid, "error");
-        } else if (strcmp(rows[i].status, "saving") == 0 && !staged[i] &&
-                   rows[i].created_at < st->started_at) {
-            /* A past run's row of which nothing was ever staged. One made since this start
-             * belongs to an operation under way (an upload reserves its row, then waits for
-             * this very recovery before it stages): not ours to take. */
+        } else if (strcmp(rows[i].status, "saving") == 0 && !staged[i]) {
+            /* Nothing of it was ever staged. No operation of this run can hold such a row
+             * now: the volume refuses them until this recovery is done, and an upload makes
+             * its row only once it holds the volume. */
             core_image_discard(st, rows[i].uuid);
         }
     }

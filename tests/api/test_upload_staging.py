@@ -227,8 +227,7 @@ def test_an_upload_sent_right_after_a_start_keeps_its_row(xfs):
     """A guard, not a reproduction (the window is too narrow to hit on purpose): an upload
     right after a start must not lose its row to the volume's first recovery. It used to
     reserve the row before it waited for that recovery, which took a row with nothing
-    staged for a past run's leftover; now the row is made after the wait, and recovery
-    leaves rows made since the start alone."""
+    staged for a past run's leftover; now the row is made only after the wait."""
     d, mnt = xfs
     for i in range(5):
         d.stop()
