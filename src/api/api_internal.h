@@ -22,5 +22,8 @@ int api_expected_sha256(struct http_req *r, char out[65]);
 typedef void (*api_login_reply_fn)(struct http_req *r, const struct core_login_result *res);
 void api_login(struct http_req *r, const char *user, const char *password,
                api_login_reply_fn reply);
+/* The same with the password's lowercase hex SHA-512 in its place (ZStack). */
+void api_login_sha512(struct http_req *r, const char *user, const char *sha512_hex,
+                      api_login_reply_fn reply);
 
 #endif

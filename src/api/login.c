@@ -42,7 +42,8 @@ static void login_done(void *ud, const struct core_login_result *res)
     http_continue(r, login_answer);
 }
 
-void api_login(struct http_req *r, const char *user, const char *password, api_login_reply_fn reply)
+static void login(struct http_req *r, const char *user, const char *password, int sha512_hex,
+                  api_login_reply_fn reply)
 {
     char addr[64];
     struct api_login *l = calloc(1, sizeof *l);
@@ -55,9 +56,23 @@ void api_login(struct http_req *r, const char *user, const char *password, api_l
     l->reply = reply;
     http_set_ctx(r, l, &login_ops);
     http_client_addr(r, addr, sizeof addr);
-    /* Suspended first: the answer may come back before core_login_submit returns. */
+    /* Suspended first: the answer may come back before the submission returns. */
     http_defer(r);
-    if (core_login_submit(http_st(r), user, password, addr, login_done, r, &l->retry_after,
-                          &l->res.err))
+    int rc = sha512_hex ? core_login_submit_sha512(http_st(r), user, password, addr, login_done, r,
+                                                   &l->retry_after, &l->res.err)
+                        : core_login_submit(http_st(r), user, password, addr, login_done, r,
+                                            &l->retry_after, &l->res.err);
+    if (rc)
         http_continue(r, login_answer);
+}
+
+void api_login(struct http_req *r, const char *user, const char *password, api_login_reply_fn reply)
+{
+    login(r, user, password, 0, reply);
+}
+
+void api_login_sha512(struct http_req *r, const char *user, const char *sha512_hex,
+                      api_login_reply_fn reply)
+{
+    login(r, user, sha512_hex, 1, reply);
 }

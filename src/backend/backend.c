@@ -42,6 +42,23 @@ const char *be_kind_from(enum be_origin origin)
     return NULL;
 }
 
+const char *be_kind_for_url(const char *url, json_t **params, struct st_err *e)
+{
+    *params = NULL;
+    for (size_t i = 0; url && i < N_KINDS; i++) {
+        if (kinds[i].origin == BE_FORMATTED || !kinds[i].ops->from_url)
+            continue;
+        int rc = kinds[i].ops->from_url(url, params, e);
+        if (rc < 0)
+            return NULL;
+        if (rc > 0)
+            return kinds[i].name;
+    }
+    st_fail_field(e, ST_INVALID, "url",
+                  "url must be an absolute directory or gluster://server/volume/dir");
+    return NULL;
+}
+
 void be_kind_names(char *out, size_t len)
 {
     size_t n = 0;

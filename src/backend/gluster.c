@@ -706,7 +706,30 @@ static int gl_open_for_writing(struct be_volume *v, const struct stat *files, si
 
 BE_FILE_PROTOCOL(gl, be_gluster_ops)
 
+/* gluster://server/volume[/dir] */
+static int gl_from_url(const char *url, json_t **params, struct st_err *e)
+{
+    static const char scheme[] = "gluster://";
+    char server[256], volume[256];
+    if (strncmp(url, scheme, sizeof scheme - 1) != 0)
+        return 0;
+    const char *s = url + sizeof scheme - 1, *slash = strchr(s, '/');
+    const char *vend = slash ? strchr(slash + 1, '/') : NULL;
+    size_t sl = slash ? (size_t)(slash - s) : 0;
+    size_t vl = slash ? (vend ? (size_t)(vend - slash - 1) : strlen(slash + 1)) : 0;
+    if (!sl || sl >= sizeof server || !vl || vl >= sizeof volume)
+        return st_fail_field(e, ST_INVALID, "url", "url must be gluster://server/volume[/dir]");
+    memcpy(server, s, sl);
+    server[sl] = '\0';
+    memcpy(volume, slash + 1, vl);
+    volume[vl] = '\0';
+    *params = json_pack("{s:s, s:s, s:s}", "server", server, "volume", volume, "path",
+                        vend && vend[1] ? vend : "/");
+    return *params ? 1 : st_fail(e, ST_INTERNAL, "out of memory");
+}
+
 const struct backend_ops be_gluster_ops = {
+    .from_url = gl_from_url,
     .parse = be_gluster_parse,
     .prepare = be_gluster_prepare,
     .same_place = be_gluster_same_place,

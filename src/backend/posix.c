@@ -607,7 +607,20 @@ static int posix_own_place(struct be_volume *v, const char *name, json_t *params
     return be_posix_own_place(&be_posix_ops, v, name, params, changed, why, len);
 }
 
+/* A directory on this host: its absolute path. */
+static int posix_from_url(const char *url, json_t **params, struct st_err *e)
+{
+    if (url[0] != '/')
+        return 0;
+    if (strlen(url) >= PATH_MAX || strstr(url, "/../") || strstr(url, "/./"))
+        return st_fail_field(e, ST_INVALID, "url", "url must be a plain absolute directory");
+    if (!(*params = json_pack("{s:s}", "mount_point", url)))
+        return st_fail(e, ST_INTERNAL, "out of memory");
+    return 1;
+}
+
 const struct backend_ops be_posix_ops = {
+    .from_url = posix_from_url,
     .parse = be_posix_parse,
     .prepare = be_posix_prepare,
     .same_place = be_posix_same_place,

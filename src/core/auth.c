@@ -176,9 +176,30 @@ int core_user_add(struct stowage *st, const char *name, const char *password, en
     hex(salt, sizeof salt, shex);
     hex(dk, sizeof dk, dhex);
     snprintf(stored, sizeof stored, "pbkdf2-sha256$%d$%s$%s", KDF_ITERATIONS, shex, dhex);
+    /* And the same of its SHA-512 hex, for clients that send only that (ZStack). */
+    unsigned char md[64];
+    char mdhex[129], digest[160];
+    if (gnutls_hash_fast(GNUTLS_DIG_SHA512, password, strlen(password), md) < 0)
+        return st_fail(e, ST_INTERNAL, "digest failed");
+    hex(md, sizeof md, mdhex);
+    if (gnutls_rnd(GNUTLS_RND_RANDOM, salt, sizeof salt) < 0 ||
+        kdf(mdhex, salt, KDF_ITERATIONS, dk))
+        return st_fail(e, ST_INTERNAL, "key derivation failed");
+    explicit_bzero(mdhex, sizeof mdhex);
+    hex(salt, sizeof salt, shex);
+    hex(dk, sizeof dk, dhex);
+    snprintf(digest, sizeof digest, "pbkdf2-sha256$%d$%s$%s", KDF_ITERATIONS, shex, dhex);
 
     struct db_conn *c = db_acquire(st->db);
-    int rc = db_user_upsert(c, name, stored, core_role_name(role), e);
+    int rc = db_begin(c, e);
+    if (rc == 0)
+        rc = db_user_upsert(c, name, stored, core_role_name(role), e);
+    if (rc == 0)
+        rc = db_user_set_digest(c, name, digest, e);
+    if (rc == 0)
+        rc = db_commit(c, e);
+    else
+        db_rollback(c);
     db_release(st->db, c);
     return rc;
 }
@@ -200,6 +221,12 @@ static int password_matches(const char *stored, const char *password)
 int core_login(struct stowage *st, const char *name, const char *password, char *session,
                size_t session_len, struct st_principal *who, struct st_err *e)
 {
+    return core_login_as(st, name, password, 0, session, session_len, who, e);
+}
+
+int core_login_as(struct stowage *st, const char *name, const char *password, int sha512_hex,
+                  char *session, size_t session_len, struct st_principal *who, struct st_err *e)
+{
     /* Same work for unknown users, so timing does not tell which names exist. */
     static const char dummy[] = "pbkdf2-sha256$100000$00000000000000000000000000000000$"
                                 "0000000000000000000000000000000000000000000000000000000000000000";
@@ -211,11 +238,13 @@ int core_login(struct stowage *st, const char *name, const char *password, char 
         return st_fail(e, ST_UNAUTHORIZED, "unknown user or wrong password");
     struct db_conn *c = db_acquire(st->db);
     int found = db_user_get(c, name, stored, sizeof stored, role_s, sizeof role_s, &ignore) == 0;
+    if (found && sha512_hex)
+        found = db_user_get_digest(c, name, stored, sizeof stored, &ignore) == 0 && stored[0];
     db_release(st->db, c);
     if (!password_matches(found ? stored : dummy, password) || !found ||
         core_role_parse(role_s, &role))
         return st_fail(e, ST_UNAUTHORIZED, "unknown user or wrong password");
-    if (core_token_create(st, role, name, 1, 12 * 3600, session, session_len, e))
+    if (core_token_create(st, role, name, 1, st->cfg.session_ttl_s, session, session_len, e))
         return -1;
     if (who) {
         memset(who, 0, sizeof *who);

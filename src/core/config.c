@@ -41,6 +41,8 @@ void cfg_defaults(struct st_config *c)
     c->gluster_timeout_ms = 10000;
     c->staging_expiry_s = 24 * 3600;
     c->api_sync_timeout = 3600;
+    c->session_ttl_s = 12 * 3600;
+    c->api_job_expiry_s = 86400;
     c->log_requests = 1;
     /* reads with read-ahead beat MHD's 128 KiB sendfile steps (docs/configuration.md) */
     c->sendfile = 0;
@@ -410,6 +412,14 @@ static int load_object(struct st_config *c, json_t *root, struct st_err *e)
             if (get_uint(v, k, 7 * 86400, &u, e))
                 return -1;
             c->api_sync_timeout = (unsigned)u;
+        } else if (strcmp(k, "session_ttl_s") == 0) {
+            if (get_uint(v, k, 365 * 86400, &u, e))
+                return -1;
+            c->session_ttl_s = (unsigned)u ? (unsigned)u : 1;
+        } else if (strcmp(k, "api_job_expiry_s") == 0) {
+            if (get_uint(v, k, 365 * 86400, &u, e))
+                return -1;
+            c->api_job_expiry_s = (unsigned)u;
         } else if (strcmp(k, "staging_expiry_s") == 0) {
             if (get_uint(v, k, 365 * 86400, &u, e))
                 return -1;

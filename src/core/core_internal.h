@@ -40,6 +40,10 @@ struct stowage {
 };
 
 void core_bump(struct stowage *st);
+/* core_login, or with password the lowercase hex SHA-512 of it (checked against the
+ * user's recorded digest). */
+int core_login_as(struct stowage *st, const char *name, const char *password, int sha512_hex,
+                  char *session, size_t session_len, struct st_principal *who, struct st_err *e);
 int core_logins_start(struct stowage *st, struct st_err *e);
 void core_logins_free(struct stowage *st);
 /* On first start: create a superadmin token, write STATE_DIR/admin.token (0600), print it. */

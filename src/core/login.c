@@ -31,6 +31,7 @@ struct login_job {
     char name[DB_ID];
     char addr[64];
     char *password;
+    int sha512_hex; /* password is the hex SHA-512 of the password */
     core_login_done_fn done;
     void *ud;
 };
@@ -131,8 +132,8 @@ static void run_job(struct stowage *st, struct login_job *j)
     char ku[KEY_MAX], ka[KEY_MAX];
 
     memset(&res, 0, sizeof res);
-    res.ok = core_login(st, j->name, j->password, res.session, sizeof res.session, &res.who,
-                        &res.err) == 0;
+    res.ok = core_login_as(st, j->name, j->password, j->sha512_hex, res.session, sizeof res.session,
+                           &res.who, &res.err) == 0;
     explicit_bzero(j->password, strlen(j->password));
     free(j->password);
     keys_of(j->name, j->addr, ku, ka);
@@ -171,12 +172,13 @@ static void *worker(void *arg)
     return NULL;
 }
 
-int core_login_submit(struct stowage *st, const char *name, const char *password, const char *addr,
-                      core_login_done_fn done, void *ud, unsigned *retry_after, struct st_err *e)
+static int submit(struct stowage *st, const char *name, const char *password, int sha512_hex,
+                  const char *addr, core_login_done_fn done, void *ud, unsigned *retry_after,
+                  struct st_err *e)
 {
     struct core_logins *l = st->logins;
     char ku[KEY_MAX], ka[KEY_MAX];
-    struct login_job j = {.done = done, .ud = ud};
+    struct login_job j = {.done = done, .ud = ud, .sha512_hex = sha512_hex};
 
     *retry_after = 0;
     if (!l)
@@ -208,6 +210,19 @@ int core_login_submit(struct stowage *st, const char *name, const char *password
 refuse:
     pthread_mutex_unlock(&l->mu);
     return -1;
+}
+
+int core_login_submit(struct stowage *st, const char *name, const char *password, const char *addr,
+                      core_login_done_fn done, void *ud, unsigned *retry_after, struct st_err *e)
+{
+    return submit(st, name, password, 0, addr, done, ud, retry_after, e);
+}
+
+int core_login_submit_sha512(struct stowage *st, const char *name, const char *sha512_hex,
+                             const char *addr, core_login_done_fn done, void *ud,
+                             unsigned *retry_after, struct st_err *e)
+{
+    return submit(st, name, sha512_hex, 1, addr, done, ud, retry_after, e);
 }
 
 int core_logins_start(struct stowage *st, struct st_err *e)

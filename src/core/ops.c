@@ -167,6 +167,52 @@ static const struct core_task_type types[CORE_OP_COUNT] = {
                                 run_image_unmanage,
                                 image_unmanaged,
                                 unmanage_precheck},
+    [CORE_OP_BACKUP_CREATE] = {"backup.create",
+                               ROLE_SUPERADMIN,
+                               0,
+                               {{F(name, TF_NAME), 1},
+                                {F(url, TF_URL), 1},
+                                {F(hostname, TF_NAME), 1},
+                                {F(uuid, TF_ID), 0},
+                                {F(description, TF_TEXT), 0},
+                                {F(username, TF_ID), 0},
+                                {F(port, TF_GEN), 0}},
+                               core_backup_create,
+                               NULL,
+                               core_backup_precheck_create},
+    [CORE_OP_BACKUP_UPDATE] = {"backup.update",
+                               ROLE_SUPERADMIN,
+                               0,
+                               {{F(backup_storage, TF_ID), 1},
+                                {F(name, TF_NAME), 0},
+                                {F(description, TF_TEXT), 0},
+                                {F(hostname, TF_NAME), 0},
+                                {F(username, TF_ID), 0},
+                                {F(port, TF_GEN), 0}},
+                               core_backup_update,
+                               NULL,
+                               NULL},
+    [CORE_OP_BACKUP_RECONNECT] = {"backup.reconnect",
+                                  ROLE_SUPERADMIN,
+                                  0,
+                                  {{F(backup_storage, TF_ID), 1}},
+                                  core_backup_reconnect,
+                                  NULL,
+                                  NULL},
+    [CORE_OP_BACKUP_STATE] = {"backup.state",
+                              ROLE_SUPERADMIN,
+                              0,
+                              {{F(backup_storage, TF_ID), 1}, {F(state, TF_ID), 1}},
+                              core_backup_state,
+                              NULL,
+                              core_backup_precheck_state},
+    [CORE_OP_BACKUP_DELETE] = {"backup.delete",
+                               ROLE_SUPERADMIN,
+                               0,
+                               {{F(backup_storage, TF_ID), 1}, {F(force, TF_BOOL), 0}},
+                               core_backup_delete,
+                               NULL,
+                               core_backup_precheck_delete},
 };
 
 const struct core_task_type *core_task_type(const char *name)
@@ -264,8 +310,11 @@ static int check_number(const struct core_task_field *f, const char *at, json_t 
 static int check_string(const struct core_task_field *f, const char *s, struct st_err *e)
 {
     size_t len = strlen(s);
-    static const size_t max[] = {
-        [TF_NAME] = 128, [TF_TEXT] = 256, [TF_PATH] = DB_PATH - 1, [TF_OBJECT] = 255};
+    static const size_t max[] = {[TF_NAME] = 128,
+                                 [TF_TEXT] = 256,
+                                 [TF_PATH] = DB_PATH - 1,
+                                 [TF_OBJECT] = 255,
+                                 [TF_URL] = DB_PATH - 1};
 
     switch (f->kind) {
     case TF_ID:
@@ -292,6 +341,7 @@ static int check_string(const struct core_task_field *f, const char *s, struct s
             return st_fail_field(e, ST_INVALID, f->name, "'%s' must be a name in a volume's root",
                                  f->name);
         break;
+    case TF_URL:
     case TF_NAME:
         if (len == 0)
             return st_fail_field(e, ST_INVALID, f->name, "'%s' must not be empty", f->name);

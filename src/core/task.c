@@ -560,12 +560,32 @@ void core_tasks_stop(struct stowage *st)
 int core_job_submit(struct stowage *st, enum core_op op, const struct core_op_params *p,
                     const struct st_principal *who, char id[37], struct st_err *e)
 {
+    return core_job_submit_as(st, op, p, who, NULL, id, e);
+}
+
+static int valid_job_id(const char *s)
+{
+    size_t len = strlen(s);
+    if (len == 0 || len > 36)
+        return 0;
+    for (size_t i = 0; i < len; i++)
+        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f') || s[i] == '-'))
+            return 0;
+    return 1;
+}
+
+int core_job_submit_as(struct stowage *st, enum core_op op, const struct core_op_params *p,
+                       const struct st_principal *who, const char *want_id, char id[37],
+                       struct st_err *e)
+{
     struct core_tasks *ts = st->tasks;
     struct db_task t = {0};
     struct run *r = NULL;
     json_t *clean = NULL;
     uuid_t u;
 
+    if (want_id && !valid_job_id(want_id))
+        return st_fail_field(e, ST_INVALID, "id", "a job id is 1 to 36 of [0-9a-f-]");
     if (core_task_check(&st->cfg, op, p, who ? who->role : ROLE_NONE, &clean, e))
         return -1;
     const struct core_task_type *tt = core_task_type(core_op_name(op));
@@ -577,8 +597,12 @@ int core_job_submit(struct stowage *st, enum core_op op, const struct core_op_pa
     json_decref(clean);
     if (!params_json)
         return st_fail(e, ST_INTERNAL, "out of memory");
-    uuid_generate_random(u);
-    uuid_unparse_lower(u, t.id);
+    if (want_id) {
+        snprintf(t.id, sizeof t.id, "%s", want_id);
+    } else {
+        uuid_generate_random(u);
+        uuid_unparse_lower(u, t.id);
+    }
     snprintf(t.type, sizeof t.type, "%s", core_op_name(op));
     snprintf(t.owner, sizeof t.owner, "%s", who ? who->owner : "");
     t.created_at = time(NULL);

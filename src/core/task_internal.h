@@ -31,6 +31,7 @@ enum core_task_field_kind {
     TF_BOOL,   /* an enum core_tri */
     TF_GEN,    /* an int64 generation, >= 1 (0: absent) */
     TF_OBJECT, /* a name in a volume's root: one path component, up to 255 bytes */
+    TF_URL,    /* a place's URL: 1 to DB_PATH - 1 bytes (its kind's form is checked later) */
 };
 
 /* A field of struct core_op_params: where it is, its neutral name (the key in the stored
@@ -104,5 +105,15 @@ int core_manage_register_volume(struct stowage *st, const struct db_volume *v, s
 int core_manage_check_place(struct stowage *st, const struct db_volume *v, struct st_err *e);
 /* Is path the directory root or under it? Both must be resolved (realpath) already. */
 int core_manage_path_under(const char *path, const char *root);
+
+/* ---- backup storage bodies (backup.c) ---- */
+int core_backup_create(struct core_task_ctx *t, struct st_err *e);
+int core_backup_update(struct core_task_ctx *t, struct st_err *e);
+int core_backup_reconnect(struct core_task_ctx *t, struct st_err *e);
+int core_backup_state(struct core_task_ctx *t, struct st_err *e);
+int core_backup_delete(struct core_task_ctx *t, struct st_err *e);
+int core_backup_precheck_create(struct stowage *st, const json_t *params, struct st_err *e);
+int core_backup_precheck_state(struct stowage *st, const json_t *params, struct st_err *e);
+int core_backup_precheck_delete(struct stowage *st, const json_t *params, struct st_err *e);
 
 #endif

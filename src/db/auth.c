@@ -108,3 +108,36 @@ int db_user_get(struct db_conn *c, const char *name, char *password_hash, size_t
     db_reset(st);
     return st_fail(e, ST_UNAUTHORIZED, "unknown user or wrong password");
 }
+
+struct digest_out {
+    char *out;
+    size_t len;
+};
+
+static void read_digest(struct db_query *q, void *item)
+{
+    struct digest_out *d = item;
+    db_col_text(q, 0, d->out, d->len);
+}
+
+int db_user_set_digest(struct db_conn *c, const char *name, const char *digest_hash,
+                       struct st_err *e)
+{
+    static const char sql[] = "UPDATE \"user\" SET digest_hash = ?2 WHERE name = ?1";
+    struct db_query *st = db_stmt(c, sql, e);
+    if (!st)
+        return -1;
+    db_bind_text(st, 1, name);
+    db_bind_text(st, 2, digest_hash);
+    return db_exec_changed(c, st, "set user digest", "user", name, e);
+}
+
+int db_user_get_digest(struct db_conn *c, const char *name, char *out, size_t len, struct st_err *e)
+{
+    static const char sql[] = "SELECT digest_hash FROM \"user\" WHERE name = ?1";
+    struct db_query *st = db_stmt(c, sql, e);
+    if (!st)
+        return -1;
+    db_bind_text(st, 1, name);
+    return db_one(c, st, read_digest, &(struct digest_out){out, len}, "user", name, e);
+}

@@ -170,4 +170,37 @@ int db_collect(struct db_conn *c, struct db_query *q, size_t elem, db_read_fn re
 int db_one(struct db_conn *c, struct db_query *q, db_read_fn read, void *item, const char *kind,
            const char *key, struct st_err *e);
 
+/* ---- queries (query.c): a struct st_query as SQL over one table ---- */
+
+/* A field a resource may be queried and sorted by: its neutral name, its column, and
+ * whether the column holds integers (values must then be integers). */
+struct db_qfield {
+    const char *name;
+    const char *column;
+    int integer;
+};
+
+#define DB_WHERE_MAX_BINDS 128
+
+/* " WHERE …" with numbered placeholders from ?1, and what binds them. */
+struct db_where {
+    char sql[4096];
+    int n_binds;
+    struct {
+        const char *text; /* into vals, or NULL: integer */
+        int64_t integer;
+    } binds[DB_WHERE_MAX_BINDS];
+    char *vals; /* copies of the list items (owned) */
+};
+
+/* Build w (and an " ORDER BY …" in order, "" when q names no sort) from q over allow;
+ * ST_INVALID naming a field outside allow or a value of the wrong type. */
+int db_where_build(const struct db_qfield *allow, size_t n_allow, const struct st_query *q,
+                   struct db_where *w, char *order, size_t order_len, struct st_err *e);
+void db_where_bind(struct db_query *s, const struct db_where *w);
+void db_where_free(struct db_where *w);
+/* A statement for SQL built at run time (not cached); finalize it with db_stmt_free. */
+struct db_query *db_stmt_dynamic(struct db_conn *c, const char *sql, struct st_err *e);
+void db_stmt_free(struct db_query *q);
+
 #endif

@@ -9,7 +9,7 @@ import pytest
 
 from fixtures.daemon import REPO, binary
 
-PAGES = ["native.md", "esdc.md", "flexvdi.md", "operations.md", "cinder.md"]
+PAGES = ["native.md", "esdc.md", "flexvdi.md", "operations.md", "cinder.md", "zstack.md"]
 
 
 def sh_blocks(page):

@@ -83,6 +83,10 @@ struct backend_ops {
      * recovery then removes nothing there). */
     int (*own_place)(struct be_volume *v, const char *name, json_t *params, int *changed, char *why,
                      size_t len);
+    /* The place a URL names, as this kind's parameters (a backup storage's url): 1 and
+     * *params set when the URL is this kind's form ("/dir", "gluster://server/volume/dir"),
+     * 0 when it is not, -1 with e when it is but malformed. NULL: no URL form. */
+    int (*from_url)(const char *url, json_t **params, struct st_err *e);
     /* Look at the volume from outside its session (mounted? started? bricks up?). */
     void (*check)(const struct be_params *p, struct be_check *out);
     /* An unhealthy session is kept (it reconnects by itself: never pay glfs_fini for it)
@@ -172,6 +176,9 @@ const struct be_kind *be_kind(const char *name);
 const struct backend_ops *be_ops_for(const char *kind);
 /* The kind whose volumes come from origin (NULL: none). */
 const char *be_kind_from(enum be_origin origin);
+/* The kind whose URL form url is, among kinds that register places (never a disk
+ * stowage formats), with its parameters; NULL with e (ST_INVALID naming "url") when none. */
+const char *be_kind_for_url(const char *url, json_t **params, struct st_err *e);
 /* "local, external or gluster": for messages. */
 void be_kind_names(char *out, size_t len);
 

@@ -56,6 +56,8 @@ struct st_config {
     size_t n_mount_roots;
     unsigned staging_expiry_s; /* abandoned resumable uploads are removed after this */
     unsigned api_sync_timeout; /* seconds an ES-STREAM answer waits for its task (esdc) */
+    unsigned session_ttl_s;    /* a password login's session lasts this long */
+    unsigned api_job_expiry_s; /* a finished job's result is kept for asynchronous readers */
     int log_requests;
     int sendfile;      /* downloads from local volumes with sendfile (else reads) */
     int clone_reflink; /* clone_mode "reflink": raw images on XFS get reflinked raw clones */

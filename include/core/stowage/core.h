@@ -16,6 +16,7 @@
 
 #include "stowage/config.h"
 #include "stowage/err.h"
+#include "stowage/query.h"
 
 #define CORE_ID 65 /* ids and names: 64 chars + NUL */
 
@@ -85,6 +86,11 @@ typedef void (*core_login_done_fn)(void *ud, const struct core_login_result *res
  * *retry_after the seconds to wait. */
 int core_login_submit(struct stowage *st, const char *name, const char *password, const char *addr,
                       core_login_done_fn done, void *ud, unsigned *retry_after, struct st_err *e);
+/* The same for a client that sends the lowercase hex SHA-512 of the password instead of
+ * the password (users recorded since the catalogue had digests: `stowaged user add`). */
+int core_login_submit_sha512(struct stowage *st, const char *name, const char *sha512_hex,
+                             const char *addr, core_login_done_fn done, void *ud,
+                             unsigned *retry_after, struct st_err *e);
 /* Runs what is queued, then stops the login threads and refuses new checks (the HTTP
  * layer calls it before it stops: no connection may stay suspended); safe to call twice. */
 void core_logins_stop(struct stowage *st);
@@ -242,9 +248,14 @@ enum core_op {
     CORE_OP_IMAGE_DELETE,
     CORE_OP_CLONE_CREATE,
     CORE_OP_CLONE_DELETE,
-    CORE_OP_IMAGE_UPDATE, /* an image's metadata: alias, version, description, tags, ... */
-    CORE_OP_IMAGE_ADOPT,    /* a file put on a volume by someone else becomes an image */
-    CORE_OP_IMAGE_UNMANAGE, /* an image's file leaves the catalogue, under its old name */
+    CORE_OP_IMAGE_UPDATE,     /* an image's metadata: alias, version, description, tags, ... */
+    CORE_OP_IMAGE_ADOPT,      /* a file put on a volume by someone else becomes an image */
+    CORE_OP_IMAGE_UNMANAGE,   /* an image's file leaves the catalogue, under its old name */
+    CORE_OP_BACKUP_CREATE,    /* a backup storage on a place of this host (a backend's url) */
+    CORE_OP_BACKUP_UPDATE,    /* its name, description, hostname, username, port */
+    CORE_OP_BACKUP_RECONNECT, /* look at its place again: Connected or Disconnected */
+    CORE_OP_BACKUP_STATE,     /* enable or disable it */
+    CORE_OP_BACKUP_DELETE,    /* refused while image backups are on it, unless forced */
     CORE_OP_COUNT
 };
 
@@ -280,6 +291,17 @@ struct core_op_params {
      * whom the new image belongs to (absent: the submitter). */
     const char *object;
     const char *owner;
+    /* backup.*: the backup storage (its uuid), the new one's uuid (absent: generated), its
+     * place as a URL, the host that must be this one, a login name and port kept for
+     * views, "enable" / "disable" (backup.state), and a delete despite image backups. */
+    const char *backup_storage;
+    const char *uuid;
+    const char *url;
+    const char *hostname;
+    const char *username;
+    int64_t port; /* 1..65535 (0: absent) */
+    const char *state;
+    enum core_tri force;
 };
 
 /* The operation's neutral name ("image.create"), or NULL. */
@@ -308,11 +330,47 @@ struct core_job {
 /* Check and queue; the new job's id goes to id. */
 int core_job_submit(struct stowage *st, enum core_op op, const struct core_op_params *p,
                     const struct st_principal *who, char id[37], struct st_err *e);
+/* The same with the job's id chosen by the submitter (want_id: 1 to 36 of [0-9a-f-]; NULL:
+ * generated); ST_EXISTS when a job already has that id. */
+int core_job_submit_as(struct stowage *st, enum core_op op, const struct core_op_params *p,
+                       const struct st_principal *who, const char *want_id, char id[37],
+                       struct st_err *e);
 int core_job_get(struct stowage *st, const char *id, struct core_job *out, struct st_err *e);
 int core_job_list(struct stowage *st, struct core_job **out, size_t *n, struct st_err *e);
 void core_job_free(struct core_job *j);            /* the members of one job */
 void core_jobs_free(struct core_job *v, size_t n); /* an array from core_job_list */
 int core_job_cancel(struct stowage *st, const char *id, struct st_err *e);
+
+/* ---- backup storages (backup.c) ---- */
+
+struct core_backup {
+    char uuid[CORE_ID];
+    char name[129];
+    char description[257];
+    char type[32]; /* ImageStoreBackupStorage */
+    char url[4096];
+    char hostname[256];
+    char username[CORE_ID];
+    int64_t ssh_port;
+    char state[16];  /* Enabled Disabled */
+    char status[16]; /* Connecting Connected Disconnected */
+    char status_msg[256];
+    uint64_t total;     /* bytes */
+    uint64_t available; /* bytes */
+    int64_t created_at; /* unix seconds */
+    int64_t last_op_at;
+    char (*zones)[CORE_ID]; /* attached zones (owned) */
+    size_t n_zones;
+};
+
+/* The backup storages q selects (fields uuid name description type url hostname username
+ * ssh_port state status total available created_at last_op_at), and how many match in
+ * all (*total). out NULL: the count alone. ST_INVALID names an unknown field. */
+int core_backup_query(struct stowage *st, const struct st_query *q, struct core_backup **out,
+                      size_t *n, int64_t *total, struct st_err *e);
+int core_backup_get(struct stowage *st, const char *uuid, struct core_backup *out,
+                    struct st_err *e);
+void core_backups_free(struct core_backup *v, size_t n);
 
 /* ---- uploads and downloads (upload.c, download.c) ---- */
 

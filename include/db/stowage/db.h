@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "stowage/err.h"
+#include "stowage/query.h"
 
 struct db;
 struct db_conn;
@@ -251,5 +252,48 @@ int db_task_revoke_queued(struct db_conn *c, const char *id, const char *msg, in
 int db_task_prune(struct db_conn *c, int64_t before, struct st_err *e);
 /* The volume tasks: drop a volume row with the rows of images deleted from it. */
 int db_volume_drop(struct db_conn *c, const char *id, struct st_err *e);
+
+/* ---- backup storages (backup.c) ---- */
+
+struct db_backup_storage {
+    char uuid[DB_ID];
+    char name[129];
+    char description[257];
+    char type[32]; /* ImageStoreBackupStorage, Ceph */
+    char url[DB_PATH];
+    char kind[16];              /* the backend registry kind of its place */
+    char params[DB_PATH + 512]; /* the backend's parameters of its place (JSON) */
+    char hostname[256];
+    char username[DB_ID];
+    int64_t ssh_port;
+    char state[16];  /* Enabled Disabled */
+    char status[16]; /* Connecting Connected Disconnected */
+    char status_msg[256];
+    int64_t total;     /* bytes */
+    int64_t available; /* bytes */
+    int64_t created_at;
+    int64_t last_op_at;
+};
+
+int db_bs_insert(struct db_conn *c, const struct db_backup_storage *b, struct st_err *e);
+int db_bs_get(struct db_conn *c, const char *uuid, struct db_backup_storage *out, struct st_err *e);
+/* Every column but uuid, type, kind, created_at from b. */
+int db_bs_update(struct db_conn *c, const struct db_backup_storage *b, struct st_err *e);
+int db_bs_delete(struct db_conn *c, const char *uuid, struct st_err *e);
+/* The rows q selects (neutral fields: uuid name description type url hostname username
+ * ssh_port state status total available created_at last_op_at), in q's window, and how
+ * many match it in all (*total, before the window). out may be NULL: the count alone. */
+int db_bs_query(struct db_conn *c, const struct st_query *q, struct db_backup_storage **out,
+                size_t *n, int64_t *total, struct st_err *e);
+/* Image backups on the backup storage that are not deleted. */
+int db_bs_backup_count(struct db_conn *c, const char *uuid, int64_t *n, struct st_err *e);
+int db_bs_zones(struct db_conn *c, const char *uuid, char (**out)[DB_ID], size_t *n,
+                struct st_err *e);
+
+/* A user's key-derived SHA-512 digest of its password ("" when none was recorded). */
+int db_user_set_digest(struct db_conn *c, const char *name, const char *digest_hash,
+                       struct st_err *e);
+int db_user_get_digest(struct db_conn *c, const char *name, char *out, size_t len,
+                       struct st_err *e);
 
 #endif

@@ -1,0 +1,380 @@
+/* backup.c — backup storages: a place on this host (a directory, a Gluster volume's
+ * directory) that the backend registry opens from its URL, with the state and status
+ * views show, and the jobs that add, change, look at again and remove them.
+ *
+ * Core never tests the kind: be_kind_for_url names it, the kind's ops open the place,
+ * prepare its namespaces (init), say whether it is reachable and writable (health) and
+ * how much room it has (statvfs). A session is opened for each look and closed after. */
+#include "task_internal.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <uuid/uuid.h>
+
+#define BS_TYPE "ImageStoreBackupStorage"
+
+static void from_row(const struct db_backup_storage *b, struct core_backup *out)
+{
+    memset(out, 0, sizeof *out);
+    snprintf(out->uuid, sizeof out->uuid, "%s", b->uuid);
+    snprintf(out->name, sizeof out->name, "%s", b->name);
+    snprintf(out->description, sizeof out->description, "%s", b->description);
+    snprintf(out->type, sizeof out->type, "%s", b->type);
+    snprintf(out->url, sizeof out->url, "%s", b->url);
+    snprintf(out->hostname, sizeof out->hostname, "%s", b->hostname);
+    snprintf(out->username, sizeof out->username, "%s", b->username);
+    out->ssh_port = b->ssh_port;
+    snprintf(out->state, sizeof out->state, "%s", b->state);
+    snprintf(out->status, sizeof out->status, "%s", b->status);
+    snprintf(out->status_msg, sizeof out->status_msg, "%s", b->status_msg);
+    out->total = (uint64_t)b->total;
+    out->available = (uint64_t)b->available;
+    out->created_at = b->created_at;
+    out->last_op_at = b->last_op_at;
+}
+
+static int add_zones(struct db_conn *c, struct core_backup *b, struct st_err *e)
+{
+    return db_bs_zones(c, b->uuid, &b->zones, &b->n_zones, e);
+}
+
+int core_backup_query(struct stowage *st, const struct st_query *q, struct core_backup **out,
+                      size_t *n, int64_t *total, struct st_err *e)
+{
+    struct db_backup_storage *rows = NULL;
+    size_t cnt = 0;
+    struct db_conn *c = db_acquire(st->db);
+    int rc = db_bs_query(c, q, out ? &rows : NULL, &cnt, total, e);
+    if (rc == 0 && out) {
+        *out = calloc(cnt ? cnt : 1, sizeof **out);
+        if (!*out)
+            rc = st_fail(e, ST_INTERNAL, "out of memory");
+        for (size_t i = 0; rc == 0 && i < cnt; i++) {
+            from_row(&rows[i], &(*out)[i]);
+            rc = add_zones(c, &(*out)[i], e);
+        }
+        if (rc && *out) {
+            core_backups_free(*out, cnt);
+            *out = NULL;
+        }
+        *n = rc ? 0 : cnt;
+    }
+    db_release(st->db, c);
+    free(rows);
+    return rc;
+}
+
+int core_backup_get(struct stowage *st, const char *uuid, struct core_backup *out, struct st_err *e)
+{
+    struct db_backup_storage *b = malloc(sizeof *b);
+    if (!b)
+        return st_fail(e, ST_INTERNAL, "out of memory");
+    struct db_conn *c = db_acquire(st->db);
+    int rc = db_bs_get(c, uuid, b, e);
+    if (rc == 0) {
+        from_row(b, out);
+        rc = add_zones(c, out, e);
+    }
+    db_release(st->db, c);
+    free(b);
+    return rc;
+}
+
+void core_backups_free(struct core_backup *v, size_t n)
+{
+    for (size_t i = 0; v && i < n; i++)
+        free(v[i].zones);
+    free(v);
+}
+
+/* ---- looking at the place ---- */
+
+/* Open the place, prepare its namespaces, check it is reachable and writable, and read
+ * its room. 0: b->status Connected with capacities; -1: Disconnected, e says why. */
+static int look(struct stowage *st, struct db_backup_storage *b, struct st_err *e)
+{
+    const struct backend_ops *ops = be_ops_for(b->kind);
+    const struct be_env env = {st->cfg.state_dir, st->cfg.gluster_cli, st->cfg.gluster_timeout_ms};
+    struct be_volume *v = NULL;
+    struct be_space sp = {0};
+    json_error_t je;
+    json_t *params = json_loads(b->params, 0, &je);
+    const struct be_params bp = {b->uuid, params, &env};
+    int rc = -1, err;
+
+    if (!ops || !params) {
+        st_fail(e, ST_INTERNAL, "backup storage %s: its place cannot be read", b->uuid);
+        goto out;
+    }
+    if (ops->open(&bp, &v, e))
+        goto out;
+    if ((err = ops->init(v)) < 0) {
+        be_fail(e, err, b->url);
+        goto out;
+    }
+    if (ops->health(v, e) || ops->statvfs(v, &sp, e))
+        goto out;
+    if (sp.readonly) {
+        st_fail(e, ST_UNAVAILABLE, "%s: mounted read-only", b->url);
+        goto out;
+    }
+    rc = 0;
+out:
+    if (v)
+        ops->close(v);
+    json_decref(params);
+    snprintf(b->status, sizeof b->status, "%s", rc ? "Disconnected" : "Connected");
+    snprintf(b->status_msg, sizeof b->status_msg, "%s", rc ? e->msg : "");
+    if (rc == 0) {
+        b->total = (int64_t)sp.total_bytes;
+        b->available = (int64_t)sp.free_bytes;
+    }
+    return rc;
+}
+
+/* hostname names this host: its name, localhost or a loopback address. */
+static int is_this_host(struct stowage *st, const char *h)
+{
+    return strcmp(h, core_hostname(st)) == 0 || strcmp(h, "localhost") == 0 ||
+           strcmp(h, "127.0.0.1") == 0 || strcmp(h, "::1") == 0;
+}
+
+static int bs_row(struct stowage *st, const char *uuid, struct db_backup_storage *b,
+                  struct st_err *e)
+{
+    struct db_conn *c = db_acquire(st->db);
+    int rc = db_bs_get(c, uuid, b, e);
+    db_release(st->db, c);
+    return rc;
+}
+
+static int bs_write(struct stowage *st, const struct db_backup_storage *b, int insert,
+                    struct st_err *e)
+{
+    struct db_conn *c = db_acquire(st->db);
+    int rc = insert ? db_bs_insert(c, b, e) : db_bs_update(c, b, e);
+    db_release(st->db, c);
+    if (rc == 0)
+        core_bump(st);
+    return rc;
+}
+
+static int made(struct core_task_ctx *t, const char *uuid)
+{
+    t->result = json_pack("{s:s}", "backup_storage", uuid);
+    return t->result ? 0 : -1;
+}
+
+/* ---- the operations ---- */
+
+int core_backup_precheck_create(struct stowage *st, const json_t *params, struct st_err *e)
+{
+    const char *host = json_string_value(json_object_get(params, "hostname"));
+    const char *url = json_string_value(json_object_get(params, "url"));
+    const char *uuid = json_string_value(json_object_get(params, "uuid"));
+    json_int_t port = json_integer_value(json_object_get(params, "port"));
+    struct db_backup_storage *b;
+    json_t *bp = NULL;
+
+    if (!is_this_host(st, host))
+        return st_fail_field(e, ST_INVALID, "hostname",
+                             "hostname %.128s is not this host (%s): stowage keeps backups "
+                             "on its own host and does not ssh anywhere",
+                             host, core_hostname(st));
+    if (json_object_get(params, "port") && (port < 1 || port > 65535))
+        return st_fail_field(e, ST_INVALID, "port", "'port' must be 1 to 65535");
+    if (!be_kind_for_url(url, &bp, e))
+        return -1;
+    json_decref(bp);
+    if (uuid && (b = malloc(sizeof *b))) {
+        int found = bs_row(st, uuid, b, e) == 0;
+        free(b);
+        if (found)
+            return st_fail_field(e, ST_EXISTS, "uuid", "backup storage %s already exists", uuid);
+    }
+    return 0;
+}
+
+int core_backup_create(struct core_task_ctx *t, struct st_err *e)
+{
+    struct db_backup_storage *b = calloc(1, sizeof *b);
+    json_t *params = NULL;
+    const char *kind;
+    int rc = -1;
+    uuid_t u;
+
+    if (!b)
+        return st_fail(e, ST_INTERNAL, "out of memory");
+    if (*core_task_str(t, "uuid")) {
+        snprintf(b->uuid, sizeof b->uuid, "%s", core_task_str(t, "uuid"));
+    } else {
+        char s[37], *o = b->uuid;
+        uuid_generate_random(u);
+        uuid_unparse_lower(u, s);
+        for (const char *p = s; *p; p++) /* 32 hex digits, as backup storages are named */
+            if (*p != '-')
+                *o++ = *p;
+        *o = '\0';
+    }
+    snprintf(b->name, sizeof b->name, "%s", core_task_str(t, "name"));
+    snprintf(b->description, sizeof b->description, "%s", core_task_str(t, "description"));
+    snprintf(b->type, sizeof b->type, "%s", BS_TYPE);
+    snprintf(b->url, sizeof b->url, "%s", core_task_str(t, "url"));
+    snprintf(b->hostname, sizeof b->hostname, "%s", core_task_str(t, "hostname"));
+    snprintf(b->username, sizeof b->username, "%s", core_task_str(t, "username"));
+    b->ssh_port = core_task_int(t, "port") ? core_task_int(t, "port") : 22;
+    snprintf(b->state, sizeof b->state, "Enabled");
+    b->created_at = b->last_op_at = time(NULL);
+    if (!(kind = be_kind_for_url(b->url, &params, e)))
+        goto out;
+    snprintf(b->kind, sizeof b->kind, "%s", kind);
+    const struct backend_ops *ops = be_ops_for(kind);
+    if (ops->parse && ops->parse(params, e))
+        goto out;
+    char *pj = json_dumps(params, JSON_COMPACT | JSON_SORT_KEYS);
+    if (!pj || strlen(pj) >= sizeof b->params) {
+        free(pj);
+        st_fail_field(e, ST_INVALID, "url", "url is too long");
+        goto out;
+    }
+    snprintf(b->params, sizeof b->params, "%s", pj);
+    free(pj);
+    /* A place that cannot be reached is refused: nothing is recorded. */
+    if (look(t->st, b, e) || bs_write(t->st, b, 1, e))
+        goto out;
+    rc = made(t, b->uuid);
+out:
+    json_decref(params);
+    free(b);
+    return rc;
+}
+
+int core_backup_update(struct core_task_ctx *t, struct st_err *e)
+{
+    struct db_backup_storage *b = malloc(sizeof *b);
+    int rc = -1;
+    if (!b)
+        return st_fail(e, ST_INTERNAL, "out of memory");
+    if (bs_row(t->st, core_task_str(t, "backup_storage"), b, e))
+        goto out;
+    if (json_object_get(t->params, "hostname") &&
+        !is_this_host(t->st, core_task_str(t, "hostname"))) {
+        st_fail_field(e, ST_INVALID, "hostname", "hostname %.128s is not this host (%s)",
+                      core_task_str(t, "hostname"), core_hostname(t->st));
+        goto out;
+    }
+    if (json_object_get(t->params, "port") &&
+        (core_task_int(t, "port") < 1 || core_task_int(t, "port") > 65535)) {
+        st_fail_field(e, ST_INVALID, "port", "'port' must be 1 to 65535");
+        goto out;
+    }
+#define TAKE(key, member)                                                                          \
+    if (json_object_get(t->params, key))                                                           \
+        snprintf(b->member, sizeof b->member, "%s", core_task_str(t, key));
+    TAKE("name", name)
+    TAKE("description", description)
+    TAKE("hostname", hostname)
+    TAKE("username", username)
+#undef TAKE
+    if (json_object_get(t->params, "port"))
+        b->ssh_port = core_task_int(t, "port");
+    b->last_op_at = time(NULL);
+    if (bs_write(t->st, b, 0, e))
+        goto out;
+    rc = made(t, b->uuid);
+out:
+    free(b);
+    return rc;
+}
+
+int core_backup_reconnect(struct core_task_ctx *t, struct st_err *e)
+{
+    struct db_backup_storage *b = malloc(sizeof *b);
+    struct st_err ignore;
+    int rc = -1;
+    if (!b)
+        return st_fail(e, ST_INTERNAL, "out of memory");
+    if (bs_row(t->st, core_task_str(t, "backup_storage"), b, e))
+        goto out;
+    int seen = look(t->st, b, e);
+    b->last_op_at = time(NULL);
+    /* The status is recorded either way; a place that is not there fails the job. */
+    if (bs_write(t->st, b, 0, seen ? &ignore : e) || seen)
+        goto out;
+    rc = made(t, b->uuid);
+out:
+    free(b);
+    return rc;
+}
+
+int core_backup_precheck_state(struct stowage *st, const json_t *params, struct st_err *e)
+{
+    const char *s = json_string_value(json_object_get(params, "state"));
+    (void)st;
+    if (strcmp(s, "enable") && strcmp(s, "disable"))
+        return st_fail_field(e, ST_INVALID, "state", "'state' must be enable or disable");
+    return 0;
+}
+
+int core_backup_state(struct core_task_ctx *t, struct st_err *e)
+{
+    struct db_backup_storage *b = malloc(sizeof *b);
+    int rc = -1;
+    if (!b)
+        return st_fail(e, ST_INTERNAL, "out of memory");
+    if (bs_row(t->st, core_task_str(t, "backup_storage"), b, e))
+        goto out;
+    snprintf(b->state, sizeof b->state, "%s",
+             strcmp(core_task_str(t, "state"), "enable") == 0 ? "Enabled" : "Disabled");
+    b->last_op_at = time(NULL);
+    if (bs_write(t->st, b, 0, e))
+        goto out;
+    rc = made(t, b->uuid);
+out:
+    free(b);
+    return rc;
+}
+
+int core_backup_precheck_delete(struct stowage *st, const json_t *params, struct st_err *e)
+{
+    const char *uuid = json_string_value(json_object_get(params, "backup_storage"));
+    int force = json_is_true(json_object_get(params, "force"));
+    struct db_backup_storage *b = malloc(sizeof *b);
+    int64_t n = 0;
+    if (!b)
+        return st_fail(e, ST_INTERNAL, "out of memory");
+    struct db_conn *c = db_acquire(st->db);
+    int rc = db_bs_get(c, uuid, b, e);
+    if (rc == 0)
+        rc = db_bs_backup_count(c, uuid, &n, e);
+    db_release(st->db, c);
+    free(b);
+    if (rc == 0 && n > 0 && !force)
+        return st_fail(e, ST_IN_USE,
+                       "backup storage %s holds %lld image backup(s); delete them first or "
+                       "delete in the Enforcing mode",
+                       uuid, (long long)n);
+    return rc;
+}
+
+int core_backup_delete(struct core_task_ctx *t, struct st_err *e)
+{
+    if (core_backup_precheck_delete(t->st, t->params, e))
+        return -1;
+    struct db_conn *c = db_acquire(t->st->db);
+    int rc = db_begin(c, e);
+    if (rc == 0)
+        rc = db_bs_delete(c, core_task_str(t, "backup_storage"), e);
+    if (rc == 0)
+        rc = db_commit(c, e);
+    else
+        db_rollback(c);
+    db_release(t->st->db, c);
+    if (rc)
+        return -1;
+    core_bump(t->st);
+    t->result = json_object();
+    return 0;
+}
