@@ -546,8 +546,10 @@ def staging_cleaned(d, dst):
 def test_restart_marks_a_running_copy_interrupted_and_removes_its_staging_file(
         daemon_factory, tmp_path):
     with copy_under_way(daemon_factory, tmp_path) as (d, tid, dst):
-        # the row follows the live progress within a second
-        time.sleep(1.2)
+        # the row follows the live progress (a ticker writes it once a second; how soon
+        # that write is durable depends on the machine's load, so wait for it)
+        d.wait_for(lambda: db_row(d, "SELECT progress FROM task WHERE id = ?", tid)[0] > 0,
+                   timeout=30, interval=0.1, what="progress in the row")
         state, progress = db_row(d, "SELECT state, progress FROM task WHERE id = ?", tid)
         assert state == "running" and 0 < progress < 100, (state, progress)
         d.kill9()
