@@ -60,8 +60,9 @@ int main(int argc, char **argv)
     return 0;
 }
 EOF
-cc -std=c11 -O2 -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 -I "$root/include" "$W/timing.c" \
-    "$root"/src/format/*.c -ljansson -o "$W/timing"
+cc -std=c11 -O2 -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 -I "$root/include/format" \
+    -I "$root/include/common" "$W/timing.c" \
+    "$root"/src/format/*.c "$root"/src/common/*.c -ljansson -o "$W/timing"
 
 # The images: sparse files, a few MiB on disk.
 truncate -s 10G "$W/raw10g.img"

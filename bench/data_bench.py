@@ -308,7 +308,7 @@ class Bench:
             m = re.match(r"POST /tasks/create \d+ \d+B (\d+)us", line)
             if m:
                 server_post.append(int(m.group(1)) / 1e3)
-            m = re.search(r"task (\S+) \(guest_clone\): success.*?\b(\d+)us\b", line)
+            m = re.search(r"task (\S+) \((?:guest_clone|clone\.create)\): success.*?\b(\d+)us\b", line)
             if m and m.group(1) in ids:
                 server_task.append(int(m.group(2)) / 1e3)
         for i in range(CLONE_RUNS):
