@@ -243,6 +243,7 @@ static const struct http_route routes[] = {
     R("GET", "/image/", HTTP_BODY_NONE, ROLE_READER, esdc_image_list),
     R("GET", "/image/{name}/", HTTP_BODY_NONE, ROLE_READER, esdc_image_get),
     R("PUT", "/image/{name}/", HTTP_BODY_JSON, ROLE_ADMIN, esdc_image_put),
+    R("POST", "/image/{name}/", HTTP_BODY_JSON, ROLE_ADMIN, esdc_image_post),
     R("DELETE", "/image/{name}/", HTTP_BODY_JSON, ROLE_ADMIN, esdc_image_delete),
     R("GET", "/image/{name}/vm/", HTTP_BODY_NONE, ROLE_READER, esdc_image_vms),
     R("GET", "/task/", HTTP_BODY_NONE, ROLE_READER, esdc_task_list),

@@ -44,6 +44,7 @@ void esdc_task_log(struct http_req *r);
 void esdc_image_list(struct http_req *r);
 void esdc_image_get(struct http_req *r);
 void esdc_image_put(struct http_req *r);
+void esdc_image_post(struct http_req *r);
 void esdc_image_delete(struct http_req *r);
 void esdc_image_vms(struct http_req *r);
 

@@ -242,9 +242,10 @@ enum core_op {
     CORE_OP_IMAGE_DELETE,
     CORE_OP_CLONE_CREATE,
     CORE_OP_CLONE_DELETE,
-    CORE_OP_IMAGE_UPDATE, /* an image's metadata: alias, version, description, tags, ... */
+    CORE_OP_IMAGE_UPDATE,   /* an image's metadata: alias, version, description, tags, ... */
     CORE_OP_IMAGE_ADOPT,    /* a file put on a volume by someone else becomes an image */
     CORE_OP_IMAGE_UNMANAGE, /* an image's file leaves the catalogue, under its old name */
+    CORE_OP_IMAGE_IMPORT,   /* an IMGAPI manifest's file, fetched from a URL, becomes an image */
     CORE_OP_COUNT
 };
 
@@ -280,6 +281,10 @@ struct core_op_params {
      * whom the new image belongs to (absent: the submitter). */
     const char *object;
     const char *owner;
+    /* image.import: the IMGAPI manifest and the file (absent: manifest_url + "/file");
+     * name, storage, volume and the metadata above say what the new image is. */
+    const char *manifest_url;
+    const char *file_url;
 };
 
 /* The operation's neutral name ("image.create"), or NULL. */
@@ -313,6 +318,14 @@ int core_job_list(struct stowage *st, struct core_job **out, size_t *n, struct s
 void core_job_free(struct core_job *j);            /* the members of one job */
 void core_jobs_free(struct core_job *v, size_t n); /* an array from core_job_list */
 int core_job_cancel(struct stowage *st, const char *id, struct st_err *e);
+
+/* What the URL fetcher did since the start (fetch.c): sockets it opened, and hops its
+ * address guard refused before connecting. */
+struct core_fetch_stats {
+    uint64_t sockets;
+    uint64_t refused;
+};
+void core_fetch_stats(struct stowage *st, struct core_fetch_stats *out);
 
 /* ---- uploads and downloads (upload.c, download.c) ---- */
 
