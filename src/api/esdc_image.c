@@ -483,13 +483,13 @@ static int storage_exists(struct http_req *r, const char *id)
     return found;
 }
 
-void esdc_image_post(struct http_req *r)
+void esdc_import(struct http_req *r, const char *name, const char *manifest_url)
 {
     struct core_op_params p = {0};
     struct core_image im;
     struct st_err e;
     char *tags = NULL;
-    const char *msg = NULL, *name = http_capture(r, 0), *dc = NULL;
+    const char *msg = NULL, *dc = NULL;
     json_t *body = http_json(r), *errors = json_object();
 
     if (!esdc_name_ok(r, name))
@@ -508,7 +508,10 @@ void esdc_image_post(struct http_req *r)
         if (v && !json_is_null(v) && parse_field(&image_fields[i], v, &p, &tags, &msg))
             json_object_set_new(errors, image_fields[i].name, json_pack("[s]", msg));
     }
-    import_string(body, "manifest_url", &p.manifest_url, errors);
+    if (manifest_url)
+        p.manifest_url = manifest_url;
+    else
+        import_string(body, "manifest_url", &p.manifest_url, errors);
     import_string(body, "file_url", &p.file_url, errors);
     import_string(body, "dc", &dc, errors);
     import_string(body, "volume", &p.volume, errors);
@@ -536,4 +539,9 @@ void esdc_image_post(struct http_req *r)
 out:
     json_decref(errors);
     free(tags);
+}
+
+void esdc_image_post(struct http_req *r)
+{
+    esdc_import(r, http_capture(r, 0), NULL);
 }

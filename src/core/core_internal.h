@@ -296,6 +296,12 @@ struct core_import_req {
 int core_image_import(struct stowage *st, const struct core_import_req *rq,
                       const struct core_progress *p, struct db_image *out, struct st_err *e);
 
+/* The cached lists of image servers (imagestore.c). */
+int core_imagestores_new(struct stowage *st);
+/* GET URL/images of the image server called name, through the guard; *count images. */
+int core_imagestore_refresh(struct stowage *st, const char *name, size_t *count, struct st_err *e);
+void core_imagestores_free(struct stowage *st);
+
 /* ---- decompressing a stream (unpack.c): gzip, bzip2, xz, or none ---- */
 struct core_unpack;
 typedef int (*core_unpack_out_fn)(void *ud, const void *buf, size_t len, struct st_err *e);

@@ -38,6 +38,7 @@ static int unmanage_precheck(struct stowage *st, const json_t *params, struct st
 static int run_image_import(struct core_task_ctx *t, struct st_err *e);
 static int image_imported(struct core_task_ctx *t, int64_t started_at);
 static int import_precheck(struct stowage *st, const json_t *params, struct st_err *e);
+static int run_imagestore_refresh(struct core_task_ctx *t, struct st_err *e);
 
 #define F(member, kind) offsetof(struct core_op_params, member), #member, kind
 #define SAFE(member, max) F(member, TF_SAFE), 0, max
@@ -190,6 +191,9 @@ static const struct core_task_type types[CORE_OP_COUNT] = {
                               run_image_import,
                               image_imported,
                               import_precheck},
+    /* Only memory changes: a restart forgets the list, nothing to settle. */
+    [CORE_OP_IMAGESTORE_REFRESH] =
+        {"imagestore.refresh", ROLE_ADMIN, 0, {{F(name, TF_ID), 1}}, run_imagestore_refresh, NULL},
 };
 
 const struct core_task_type *core_task_type(const char *name)
@@ -854,4 +858,14 @@ static int image_imported(struct core_task_ctx *t, int64_t started_at)
         return strcmp(im.status, "saving") == 0 ? -1 : 0;
     t->result = image_result(&im);
     return 1;
+}
+
+static int run_imagestore_refresh(struct core_task_ctx *t, struct st_err *e)
+{
+    const char *name = core_task_str(t, "name");
+    size_t n = 0;
+    if (core_imagestore_refresh(t->st, name, &n, e))
+        return -1;
+    t->result = json_pack("{s:s, s:I}", "imagestore", name, "images", (json_int_t)n);
+    return 0;
 }

@@ -454,3 +454,115 @@ def test_cancel_of_a_slow_import_stops_it_and_removes_its_staging_data(daemon, i
     assert r.json()["status"] == "REVOKED"
     assert r.json()["result"]["detail"].startswith("cancelled")
     assert_nothing_left(daemon, "slow")
+
+
+# ---- stowage as an IMGAPI server ----
+
+def upload(d, name, data):
+    r = requests.put(d.url("/image/%s/file/" % name), data=data,
+                     headers={"Authorization": "Token " + d.token}, timeout=60)
+    assert r.status_code == 201, r.text
+    return r.json()
+
+
+def make_public(d, name):
+    r = call(d, "PUT", "/api/image/%s/" % name, {"access": 1})
+    assert wait_task(d, r.json()["task_id"]).status_code == 200
+
+
+def test_imgapi_serves_public_manifests_without_credentials_and_all_with_a_token(daemon):
+    data = os.urandom(MIB) + b"\0" * MIB
+    pub = upload(daemon, "pub", data)
+    priv = upload(daemon, "priv", b"\1" * 4096)
+    make_public(daemon, "pub")
+    r = requests.get(daemon.url("/images"), timeout=30)
+    assert r.status_code == 200
+    listed = r.json()
+    assert [m["uuid"] for m in listed] == [pub["uuid"]]
+    m = listed[0]
+    assert m["files"] == [{"sha1": hashlib.sha1(data).hexdigest(), "size": len(data),
+                           "compression": "none"}]
+    assert (m["v"], m["name"], m["version"], m["state"], m["public"], m["type"],
+            m["image_size"]) == (2, "pub", "1.0", "active", True, "zvol", 2)
+    assert requests.get(daemon.url("/images/" + pub["uuid"]), timeout=30).json() == m
+    r = requests.get(daemon.url("/images/%s/file" % pub["uuid"]), timeout=30)
+    assert r.content == data and r.headers["Content-Length"] == str(len(data))
+    # private images: not there without credentials, there with a token
+    r = requests.get(daemon.url("/images/" + priv["uuid"]), timeout=30)
+    assert r.status_code == 404
+    assert r.json() == {"code": "ResourceNotFound",
+                        "message": "image %s does not exist" % priv["uuid"]}
+    assert requests.get(daemon.url("/images/%s/file" % priv["uuid"]), timeout=30).status_code == 404
+    r = requests.get(daemon.url("/images"), headers={"Authorization": "Token " + daemon.token},
+                     timeout=30)
+    assert sorted(x["uuid"] for x in r.json()) == sorted([pub["uuid"], priv["uuid"]])
+
+
+def test_imgapi_sha1_is_cached_in_the_catalogue(daemon):
+    pub = upload(daemon, "cached", b"\7" * 8192)
+    make_public(daemon, "cached")
+    first = requests.get(daemon.url("/images/" + pub["uuid"]), timeout=30).json()
+    # the stored file changed behind our back: the manifest still says the cached sha1
+    path = daemon.vol / "images" / ("%s.raw" % pub["uuid"])
+    with open(path, "r+b") as f:
+        f.write(b"\0")
+    again = requests.get(daemon.url("/images/" + pub["uuid"]), timeout=30).json()
+    assert again["files"][0]["sha1"] == first["files"][0]["sha1"] == hashlib.sha1(
+        b"\7" * 8192).hexdigest()
+
+
+# ---- /imagestore/: one stowaged imports from another ----
+
+def test_a_second_stowaged_imports_from_the_first_through_imagestore(daemon_factory, tmp_path):
+    a = start(daemon_factory, tmp_path, sub="a")
+    src = qcow2_bytes(tmp_path)
+    img = upload(a, "golden", src)
+    make_public(a, "golden")
+    b = start(daemon_factory, tmp_path, sub="b",
+              imagestores=[{"name": "first", "url": a.base + "/"}])
+
+    r = call(b, "GET", "/api/imagestore/")
+    assert (r.status_code, r.json()["result"]) == (200, ["first"])
+    r = call(b, "GET", "/api/imagestore/first/image/")
+    assert (r.status_code, r.json()["result"]) == (200, [])  # not refreshed yet
+    r = call(b, "PUT", "/api/imagestore/first/", {})
+    assert r.status_code == 201
+    r = wait_task(b, r.json()["task_id"])
+    assert (r.status_code, r.json()["result"]) == (200, {"imagestore": "first", "images": 1})
+    r = call(b, "GET", "/api/imagestore/?full=true")
+    st = r.json()["result"][0]
+    assert (st["name"], st["url"], st["images"], st["error"]) == ("first", a.base, 1, None)
+    r = call(b, "GET", "/api/imagestore/first/image/")
+    assert [m["uuid"] for m in r.json()["result"]] == [img["uuid"]]
+    r = call(b, "GET", "/api/imagestore/first/image/%s/" % img["uuid"])
+    assert r.json()["result"]["files"][0]["sha1"] == hashlib.sha1(src).hexdigest()
+    r = call(b, "GET", "/api/imagestore/first/image/%s/" % uuidlib.uuid4())
+    assert (r.status_code, r.json()) == (404, {"detail": "Image not found"})
+    r = call(b, "GET", "/api/imagestore/nope/")
+    assert (r.status_code, r.json()) == (404, {"detail": "Image server not found"})
+
+    r = call(b, "POST", "/api/imagestore/first/image/%s/" % img["uuid"], {"dc": "default"})
+    assert r.status_code == 201, r.text
+    r = wait_task(b, r.json()["task_id"])
+    assert r.status_code == 200, r.text
+    assert r.json()["result"]["name"] == "golden" and r.json()["result"]["uuid"] == img["uuid"]
+    got = requests.get(b.url("/image/golden/file/"), headers={"Authorization": "Token " + b.token},
+                       timeout=60).content
+    assert got == src
+    fv = b.get("/imagestorages/default").json()["external_volumes"][0]["images"]
+    assert [i["image_id"] for i in fv] == ["golden"]
+
+
+def test_an_image_server_that_does_not_answer_is_not_available(daemon_factory, tmp_path):
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()  # nothing listens there now
+    b = start(daemon_factory, tmp_path, sub="c",
+              imagestores=[{"name": "down", "url": "http://127.0.0.1:%d" % port}])
+    r = call(b, "PUT", "/api/imagestore/down/", {})
+    r = wait_task(b, r.json()["task_id"])
+    assert r.status_code == 400
+    assert r.json()["result"]["detail"].endswith("Couldn't connect to server"), r.text
+    r = call(b, "GET", "/api/imagestore/down/image/")
+    assert (r.status_code, r.json()) == (428, {"detail": "Image server is not available"})

@@ -246,6 +246,7 @@ enum core_op {
     CORE_OP_IMAGE_ADOPT,    /* a file put on a volume by someone else becomes an image */
     CORE_OP_IMAGE_UNMANAGE, /* an image's file leaves the catalogue, under its old name */
     CORE_OP_IMAGE_IMPORT,   /* an IMGAPI manifest's file, fetched from a URL, becomes an image */
+    CORE_OP_IMAGESTORE_REFRESH, /* fetch an image server's list of images again */
     CORE_OP_COUNT
 };
 
@@ -327,6 +328,21 @@ struct core_fetch_stats {
 };
 void core_fetch_stats(struct stowage *st, struct core_fetch_stats *out);
 
+/* ---- image servers (imagestore.c): the config's IMGAPI servers and their cached lists ---- */
+struct core_imagestore {
+    char name[CORE_ID];
+    char url[1024];
+    json_t *images;       /* the manifests of the last refresh (owned), NULL before one */
+    int64_t refreshed_at; /* unix seconds, 0 never */
+    char error[256];      /* why the last refresh failed, "" when it did not */
+};
+int core_imagestore_list(struct stowage *st, struct core_imagestore **out, size_t *n,
+                         struct st_err *e);
+int core_imagestore_get(struct stowage *st, const char *name, struct core_imagestore *out,
+                        struct st_err *e);
+/* The members of n entries (not the array). */
+void core_imagestore_free(struct core_imagestore *v, size_t n);
+
 /* ---- uploads and downloads (upload.c, download.c) ---- */
 
 struct core_upload;
@@ -382,5 +398,9 @@ int core_download_kernel_fd(struct core_download *d);
 ssize_t core_download_read(struct core_download *d, uint64_t off, void *buf, size_t len);
 uint64_t core_download_size(struct core_download *d);
 void core_download_close(struct core_download *d);
+/* The SHA-1 (hex) and byte size of an active image's stored file, as IMGAPI manifests
+ * say them: cached in the catalogue, computed by reading the image once when unknown. */
+int core_image_sha1(struct stowage *st, const char *uuid, char out[41], uint64_t *size,
+                    struct st_err *e);
 
 #endif
