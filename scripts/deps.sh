@@ -4,7 +4,7 @@ set -eu
 mode=${1:-run}
 
 build="build-essential cmake pkg-config libmicrohttpd-dev libjansson-dev libsqlite3-dev
-       libblkid-dev libglusterfs-dev uuid-dev libgnutls28-dev libcurl4-gnutls-dev
+       libblkid-dev libglusterfs-dev uuid-dev libgnutls28-dev libcurl4-gnutls-dev zlib1g-dev libbz2-dev liblzma-dev
        glusterfs-cli xfsprogs util-linux"
 check="$build libcmocka-dev python3 python3-pytest python3-requests python3-yaml glusterfs-server
        clang libclang-rt-14-dev qemu-utils qemu-block-extra mdadm python3-cinderclient procps"

@@ -320,6 +320,8 @@ static void failure_of(struct http_req *r, const struct st_err *e, json_t *body)
             chars += ((unsigned char)*s & 0xc0) != 0x80;
         snprintf(msg, sizeof msg, "Ensure this value has at most %d characters (it has %zu).",
                  atoi(longer + 15), chars);
+    } else if (strcmp(e->field, "manifest_url") == 0 || strcmp(e->field, "file_url") == 0) {
+        snprintf(msg, sizeof msg, "%s", "Enter a valid URL.");
     } else if (strcmp(e->field, "access") == 0) {
         snprintf(msg, sizeof msg, "Select a valid choice. %s is not one of the available choices.",
                  json_is_string(v) ? json_string_value(v) : "");
@@ -431,4 +433,115 @@ void esdc_image_delete(struct http_req *r)
     }
     p.name = im.name;
     submit(r, CORE_OP_IMAGE_DELETE, &p, http_json(r));
+}
+
+/* ---- POST /image/{name}/: an import from an IMGAPI manifest ---- */
+
+/* esdc's name rule (ImageSerializer.name): stricter than core's. */
+static int esdc_name_ok(struct http_req *r, const char *name)
+{
+    char msg[96];
+    size_t len = strlen(name);
+    if (len > 32) {
+        snprintf(msg, sizeof msg, "Ensure this value has at most 32 characters (it has %zu).", len);
+        esdc_fail_field(r, "name", msg);
+        return 0;
+    }
+    if (!core_valid_id(name)) {
+        esdc_fail_field(r, "name", "Enter a valid value.");
+        return 0;
+    }
+    return 1;
+}
+
+/* A string field of the import (a URL, dc, volume): NULL absent, else borrowed. */
+static int import_string(json_t *body, const char *key, const char **out, json_t *errors)
+{
+    json_t *v = json_object_get(body, key);
+    *out = NULL;
+    if (!v || json_is_null(v))
+        return 0;
+    if (!json_is_string(v) || strlen(json_string_value(v)) != json_string_length(v) ||
+        json_string_length(v) == 0) {
+        json_object_set_new(errors, key, json_pack("[s]", "Enter a valid value."));
+        return -1;
+    }
+    *out = json_string_value(v);
+    return 0;
+}
+
+static int storage_exists(struct http_req *r, const char *id)
+{
+    char(*ids)[CORE_ID] = NULL;
+    size_t n = 0;
+    struct st_err e;
+    int found = 0;
+    if (core_storage_ids(http_st(r), &ids, &n, &e) == 0)
+        for (size_t i = 0; i < n && !found; i++)
+            found = strcmp(ids[i], id) == 0;
+    free(ids);
+    return found;
+}
+
+void esdc_import(struct http_req *r, const char *name, const char *manifest_url)
+{
+    struct core_op_params p = {0};
+    struct core_image im;
+    struct st_err e;
+    char *tags = NULL;
+    const char *msg = NULL, *dc = NULL;
+    json_t *body = http_json(r), *errors = json_object();
+
+    if (!esdc_name_ok(r, name))
+        goto out;
+    if (core_image_find(http_st(r), name, &im, &e) == 0) {
+        esdc_reply_detail(r, 406, "Image already exists");
+        goto out;
+    }
+    if (body && !json_is_object(body)) {
+        esdc_reply_detail(r, 400, "Invalid data");
+        goto out;
+    }
+    p.name = name;
+    for (size_t i = 0; i < N_FIELDS; i++) {
+        json_t *v = json_object_get(body, image_fields[i].name);
+        if (v && !json_is_null(v) && parse_field(&image_fields[i], v, &p, &tags, &msg))
+            json_object_set_new(errors, image_fields[i].name, json_pack("[s]", msg));
+    }
+    if (manifest_url)
+        p.manifest_url = manifest_url;
+    else
+        import_string(body, "manifest_url", &p.manifest_url, errors);
+    import_string(body, "file_url", &p.file_url, errors);
+    import_string(body, "dc", &dc, errors);
+    import_string(body, "volume", &p.volume, errors);
+    if (!p.manifest_url && !json_object_get(errors, "manifest_url"))
+        json_object_set_new(errors, "manifest_url", json_pack("[s]", "This field is required."));
+    if (json_object_size(errors)) {
+        esdc_reply_failure(r, errors);
+        errors = NULL;
+        goto out;
+    }
+    /* esdc: a dc-bound image names its datacenter (an image storage here) */
+    if (!dc && p.dc_bound != CORE_FALSE) {
+        esdc_fail_field(r, "dc",
+                        "You have to specify to which datacenter shall the image be bound. "
+                        "Either use the \"dc\" parameter or set the \"dc_bound\" parameter to "
+                        "false.");
+        goto out;
+    }
+    if (dc && !storage_exists(r, dc)) {
+        esdc_reply_detail(r, 404, "Datacenter not found");
+        goto out;
+    }
+    p.storage = dc;
+    submit(r, CORE_OP_IMAGE_IMPORT, &p, body);
+out:
+    json_decref(errors);
+    free(tags);
+}
+
+void esdc_image_post(struct http_req *r)
+{
+    esdc_import(r, http_capture(r, 0), NULL);
 }

@@ -44,6 +44,17 @@ void esdc_task_log(struct http_req *r);
 void esdc_image_list(struct http_req *r);
 void esdc_image_get(struct http_req *r);
 void esdc_image_put(struct http_req *r);
+void esdc_image_post(struct http_req *r);
+/* An import as POST /image/{name}/ takes it; manifest_url NULL: the body's. */
+void esdc_import(struct http_req *r, const char *name, const char *manifest_url);
+
+/* esdc_imagestore.c */
+void esdc_imagestore_list(struct http_req *r);
+void esdc_imagestore_get(struct http_req *r);
+void esdc_imagestore_refresh(struct http_req *r);
+void esdc_imagestore_images(struct http_req *r);
+void esdc_imagestore_image(struct http_req *r);
+void esdc_imagestore_import(struct http_req *r);
 void esdc_image_delete(struct http_req *r);
 void esdc_image_vms(struct http_req *r);
 

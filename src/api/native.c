@@ -77,6 +77,17 @@ static void metrics(struct http_req *r)
                               "stowage_probe_duration_seconds{volume=\"%s\",kind=\"%s\"} %.6f\n",
                               vs[i].id, vs[i].kind, (double)vs[i].probe_us / 1e6);
     free(vs);
+    struct core_fetch_stats fs;
+    core_fetch_stats(st, &fs);
+    rc |= http_buf_printf(&buf, &len, &cap,
+                          "# HELP stowage_fetch_sockets_total Sockets URL imports opened.\n"
+                          "# TYPE stowage_fetch_sockets_total counter\n"
+                          "stowage_fetch_sockets_total %llu\n"
+                          "# HELP stowage_fetch_refused_total URL hops the address guard refused "
+                          "before connecting.\n"
+                          "# TYPE stowage_fetch_refused_total counter\n"
+                          "stowage_fetch_refused_total %llu\n",
+                          (unsigned long long)fs.sockets, (unsigned long long)fs.refused);
     if (rc) {
         struct st_err e;
         st_fail(&e, ST_INTERNAL, "out of memory rendering metrics");

@@ -6,6 +6,7 @@
 
 #include "stowage/backend.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <jansson.h>
 #include <limits.h>
@@ -43,6 +44,7 @@ void cfg_defaults(struct st_config *c)
     c->api_sync_timeout = 3600;
     c->session_ttl_s = 12 * 3600;
     c->api_job_expiry_s = 86400;
+    c->import_timeout_s = 6 * 3600;
     c->log_requests = 1;
     /* reads with read-ahead beat MHD's 128 KiB sendfile steps (docs/configuration.md) */
     c->sendfile = 0;
@@ -73,6 +75,10 @@ void cfg_free(struct st_config *c)
     for (size_t i = 0; i < c->n_mount_roots; i++)
         free(c->mount_roots[i]);
     free(c->mount_roots);
+    free(c->import_allow);
+    for (size_t i = 0; i < c->n_imagestores; i++)
+        free(c->imagestores[i].url);
+    free(c->imagestores);
     free_storages(c);
     memset(c, 0, sizeof *c);
 }
@@ -380,6 +386,97 @@ static int load_mount_roots(struct st_config *c, json_t *arr, struct st_err *e)
     return 0;
 }
 
+int cfg_parse_cidr(const char *s, struct cfg_cidr *out)
+{
+    char host[64];
+    const char *slash = strchr(s, '/');
+    size_t hl = slash ? (size_t)(slash - s) : strlen(s);
+    char *end;
+
+    memset(out, 0, sizeof *out);
+    if (hl == 0 || hl >= sizeof host)
+        return -1;
+    memcpy(host, s, hl);
+    host[hl] = '\0';
+    if (inet_pton(AF_INET, host, out->addr) == 1)
+        out->family = AF_INET, out->prefix = 32;
+    else if (inet_pton(AF_INET6, host, out->addr) == 1)
+        out->family = AF_INET6, out->prefix = 128;
+    else
+        return -1;
+    if (slash) {
+        unsigned long bits = strtoul(slash + 1, &end, 10);
+        if (!slash[1] || *end || bits > out->prefix)
+            return -1;
+        out->prefix = (unsigned)bits;
+    }
+    return 0;
+}
+
+static int load_import_allow(struct st_config *c, json_t *arr, struct st_err *e)
+{
+    const char *s;
+    if (!json_is_array(arr))
+        return st_fail_field(e, ST_INVALID, "import_allow", "import_allow must be an array");
+    free(c->import_allow);
+    c->n_import_allow = 0;
+    if (!(c->import_allow = calloc(json_array_size(arr) + 1, sizeof *c->import_allow)))
+        return st_fail(e, ST_INTERNAL, "out of memory");
+    for (size_t i = 0; i < json_array_size(arr); i++) {
+        if (get_string(json_array_get(arr, i), "import_allow", &s, e))
+            return -1;
+        if (cfg_parse_cidr(s, &c->import_allow[i]))
+            return st_fail_field(e, ST_INVALID, "import_allow",
+                                 "import_allow: '%.64s' is not an address or ADDRESS/BITS", s);
+        c->n_import_allow++;
+    }
+    return 0;
+}
+
+/* [{"name": "erigo", "url": "https://images.example.org"}] */
+static int load_imagestores(struct st_config *c, json_t *arr, struct st_err *e)
+{
+    const char *k;
+    json_t *o, *v;
+    if (!json_is_array(arr))
+        return st_fail_field(e, ST_INVALID, "imagestores", "imagestores must be an array");
+    if (!(c->imagestores = calloc(json_array_size(arr) + 1, sizeof *c->imagestores)))
+        return st_fail(e, ST_INTERNAL, "out of memory");
+    for (size_t i = 0; i < json_array_size(arr); i++) {
+        struct cfg_imagestore *is = &c->imagestores[i];
+        const char *name = NULL, *url = NULL;
+        o = json_array_get(arr, i);
+        if (!json_is_object(o))
+            return st_fail_field(e, ST_INVALID, "imagestores", "imagestores[] are objects");
+        json_object_foreach(o, k, v)
+        {
+            if (strcmp(k, "name") == 0 && json_is_string(v))
+                name = json_string_value(v);
+            else if (strcmp(k, "url") == 0 && json_is_string(v))
+                url = json_string_value(v);
+            else
+                return st_fail_field(e, ST_INVALID, "imagestores",
+                                     "imagestores[]: '%s' is not a string key of name, url", k);
+        }
+        if (!name || strlen(name) > CFG_ID_MAX || !url ||
+            (strncmp(url, "http://", 7) && strncmp(url, "https://", 8)))
+            return st_fail_field(e, ST_INVALID, "imagestores",
+                                 "imagestores[] need a name (up to 64) and an http(s) url");
+        for (size_t k2 = 0; k2 < i; k2++)
+            if (strcmp(c->imagestores[k2].name, name) == 0)
+                return st_fail_field(e, ST_INVALID, "imagestores",
+                                     "imagestores: '%s' is listed twice", name);
+        snprintf(is->name, sizeof is->name, "%s", name);
+        if (set_str(&is->url, url, e))
+            return -1;
+        size_t ul = strlen(is->url);
+        while (ul > 8 && is->url[ul - 1] == '/')
+            is->url[--ul] = '\0';
+        c->n_imagestores++;
+    }
+    return 0;
+}
+
 static int load_object(struct st_config *c, json_t *root, struct st_err *e)
 {
     const char *k, *s;
@@ -420,6 +517,18 @@ static int load_object(struct st_config *c, json_t *root, struct st_err *e)
             if (get_uint(v, k, 365 * 86400, &u, e))
                 return -1;
             c->api_job_expiry_s = (unsigned)u;
+        } else if (strcmp(k, "import_timeout_s") == 0) {
+            if (get_uint(v, k, 7 * 86400, &u, e))
+                return -1;
+            c->import_timeout_s = u ? (unsigned)u : 1;
+        } else if (strcmp(k, "import_allow") == 0) {
+            if (load_import_allow(c, v, e))
+                return -1;
+        } else if (strcmp(k, "imagestores") == 0) {
+            if (c->imagestores)
+                return st_fail_field(e, ST_INVALID, k, "imagestores given twice");
+            if (load_imagestores(c, v, e))
+                return -1;
         } else if (strcmp(k, "staging_expiry_s") == 0) {
             if (get_uint(v, k, 365 * 86400, &u, e))
                 return -1;

@@ -16,7 +16,8 @@ struct stowage *core_new(void)
     if (!st)
         return NULL;
     pthread_mutex_init(&st->claims_mu, NULL);
-    if (core_scans_new(st)) {
+    if (core_scans_new(st) || core_imagestores_new(st)) {
+        core_scans_free(st);
         pthread_mutex_destroy(&st->claims_mu);
         free(st);
         return NULL;
@@ -32,6 +33,7 @@ void core_free(struct stowage *st)
         core_stop(st);
     if (st->db)
         db_close(st->db);
+    core_imagestores_free(st); /* sized by the config */
     cfg_free(&st->cfg);
     pthread_mutex_destroy(&st->claims_mu);
     core_scans_free(st);

@@ -37,6 +37,9 @@ struct stowage {
     pthread_mutex_t claims_mu;
     struct core_claim *claims;
     struct core_scans *scans; /* cached verdicts on objects outside the catalogue */
+    /* URL fetches (fetch.c): sockets opened, hops refused by the address guard */
+    atomic_uint_fast64_t fetch_sockets, fetch_refused;
+    struct core_imagestores *imagestores; /* cached lists of IMGAPI servers (imagestore.c) */
 };
 
 void core_bump(struct stowage *st);
@@ -246,6 +249,72 @@ int core_open_staging(const struct core_vol_ref *v, const char *path, struct be_
 /* The size of an open file. */
 int core_file_size(const struct core_vol_ref *v, struct be_file *f, uint64_t *size,
                    struct st_err *e);
+
+/* ---- fetching URLs (fetch.c): core's HTTP client, behind the address guard ---- */
+
+/* One fetch: every byte of a 2xx answer goes to sink (a non-zero return stops it with
+ * sink's e). A redirect is followed (up to 5), each hop checked afresh. */
+struct core_fetch {
+    const char *url;
+    uint64_t max_bytes;  /* more: ST_TOO_LARGE */
+    unsigned timeout_ms; /* the whole fetch; 0: cfg.import_timeout_s */
+    int (*sink)(void *ud, const void *buf, size_t len, struct st_err *e);
+    void *ud;
+    atomic_int *cancel; /* set: the fetch stops (ST_CONFLICT "cancelled") */
+    uint64_t received;  /* out: bytes given to sink */
+};
+/* 0, or -1: ST_INVALID (not an http(s) URL), ST_FORBIDDEN (the guard refused an address,
+ * before connecting to it), ST_TOO_LARGE, ST_NOT_FOUND (HTTP 404), ST_UNAVAILABLE (could
+ * not connect, timed out, another HTTP status), ST_CONFLICT (cancelled), or sink's. */
+int core_fetch_run(struct stowage *st, struct core_fetch *f, struct st_err *e);
+/* A small document in memory (NUL-terminated, *out malloc'd). */
+int core_fetch_small(struct stowage *st, const char *url, size_t max, unsigned timeout_ms,
+                     char **out, size_t *len, struct st_err *e);
+
+/* ---- imports (import.c) ---- */
+
+/* What an IMGAPI manifest says (files[0] for the file). */
+struct core_manifest {
+    char uuid[37];
+    char name[DB_ID];
+    char version[17];
+    char description[129];
+    int ostype;
+    char sha1[41];
+    uint64_t size;        /* bytes of the file as served (compressed) */
+    char compression[16]; /* none gzip bzip2 xz */
+};
+/* Fetch and check a manifest (at most 8192 bytes, JSON, one file, a uuid not in the
+ * catalogue); refusals name field manifest_url in Danube Cloud's words. */
+int core_manifest_fetch(struct stowage *st, const char *url, struct core_manifest *m,
+                        struct st_err *e);
+struct core_import_req {
+    const char *name, *volume_id, *owner;
+    const char *file_url;
+    const struct core_manifest *manifest;
+    struct db_image_meta meta; /* what the new row says of the image */
+};
+/* The manifest's file into a new image (rq->manifest->uuid) on the volume; on any failure
+ * (p->cancel included) nothing of it stays. */
+int core_image_import(struct stowage *st, const struct core_import_req *rq,
+                      const struct core_progress *p, struct db_image *out, struct st_err *e);
+
+/* The cached lists of image servers (imagestore.c). */
+int core_imagestores_new(struct stowage *st);
+/* GET URL/images of the image server called name, through the guard; *count images. */
+int core_imagestore_refresh(struct stowage *st, const char *name, size_t *count, struct st_err *e);
+void core_imagestores_free(struct stowage *st);
+
+/* ---- decompressing a stream (unpack.c): gzip, bzip2, xz, or none ---- */
+struct core_unpack;
+typedef int (*core_unpack_out_fn)(void *ud, const void *buf, size_t len, struct st_err *e);
+/* compression: "none" (or "" / NULL), "gzip", "bzip2", "xz"; ST_INVALID for others. */
+int core_unpack_new(const char *compression, core_unpack_out_fn out, void *ud,
+                    struct core_unpack **u, struct st_err *e);
+int core_unpack_feed(struct core_unpack *u, const void *buf, size_t len, struct st_err *e);
+/* The input is over: the compressed stream must have ended too. */
+int core_unpack_end(struct core_unpack *u, struct st_err *e);
+void core_unpack_free(struct core_unpack *u);
 
 /* ---- where a volume is (identity.c) ---- */
 

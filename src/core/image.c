@@ -422,8 +422,8 @@ int core_image_create_empty(struct stowage *st, const char *name, const char *vo
     if (format && !qcow2 && strcmp(format, "raw") != 0)
         return st_fail_field(e, ST_INVALID, "format", "image_create makes raw or qcow2 images");
     if (size == 0 || size % 512 || size > st->cfg.max_image_size)
-        return st_fail_field(e, size > st->cfg.max_image_size ? ST_TOO_LARGE : ST_INVALID,
-                             "size", "size must be a positive multiple of 512 up to %llu bytes",
+        return st_fail_field(e, size > st->cfg.max_image_size ? ST_TOO_LARGE : ST_INVALID, "size",
+                             "size must be a positive multiple of 512 up to %llu bytes",
                              (unsigned long long)st->cfg.max_image_size);
     if (core_volume_acquire(st, volume_id, &v, e))
         return -1;

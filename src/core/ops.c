@@ -35,6 +35,10 @@ static int image_adopted(struct core_task_ctx *t, int64_t started_at);
 static int image_unmanaged(struct core_task_ctx *t, int64_t started_at);
 static int adopt_precheck(struct stowage *st, const json_t *params, struct st_err *e);
 static int unmanage_precheck(struct stowage *st, const json_t *params, struct st_err *e);
+static int run_image_import(struct core_task_ctx *t, struct st_err *e);
+static int image_imported(struct core_task_ctx *t, int64_t started_at);
+static int import_precheck(struct stowage *st, const json_t *params, struct st_err *e);
+static int run_imagestore_refresh(struct core_task_ctx *t, struct st_err *e);
 
 #define F(member, kind) offsetof(struct core_op_params, member), #member, kind
 #define SAFE(member, max) F(member, TF_SAFE), 0, max
@@ -171,7 +175,7 @@ static const struct core_task_type types[CORE_OP_COUNT] = {
                                ROLE_SUPERADMIN,
                                0,
                                {{F(name, TF_NAME), 1},
-                                {F(url, TF_URL), 1},
+                                {F(url, TF_PLACE), 1},
                                 {F(hostname, TF_NAME), 1},
                                 {F(uuid, TF_ID), 0},
                                 {F(description, TF_TEXT), 0},
@@ -213,6 +217,29 @@ static const struct core_task_type types[CORE_OP_COUNT] = {
                                core_backup_delete,
                                NULL,
                                core_backup_precheck_delete},
+    /* The new image's uuid is the manifest's. */
+    [CORE_OP_IMAGE_IMPORT] = {"image.import",
+                              ROLE_ADMIN,
+                              1,
+                              {{F(name, TF_ID), 1},
+                               {F(storage, TF_ID), 0},
+                               {F(volume, TF_ID), 0},
+                               {F(manifest_url, TF_URL), 1},
+                               {F(file_url, TF_URL), 0},
+                               {SAFE(alias, 32)},
+                               {SAFE(version, 16)},
+                               {SAFE(description, 128)},
+                               {F(tags, TF_TAGS), 0},
+                               {F(access, TF_ACCESS), 0},
+                               {F(resize, TF_BOOL), 0},
+                               {F(deploy, TF_BOOL), 0},
+                               {F(dc_bound, TF_BOOL), 0}},
+                              run_image_import,
+                              image_imported,
+                              import_precheck},
+    /* Only memory changes: a restart forgets the list, nothing to settle. */
+    [CORE_OP_IMAGESTORE_REFRESH] =
+        {"imagestore.refresh", ROLE_ADMIN, 0, {{F(name, TF_ID), 1}}, run_imagestore_refresh, NULL},
 };
 
 const struct core_task_type *core_task_type(const char *name)
@@ -314,7 +341,7 @@ static int check_string(const struct core_task_field *f, const char *s, struct s
                                  [TF_TEXT] = 256,
                                  [TF_PATH] = DB_PATH - 1,
                                  [TF_OBJECT] = 255,
-                                 [TF_URL] = DB_PATH - 1};
+                                 [TF_PLACE] = DB_PATH - 1};
 
     switch (f->kind) {
     case TF_ID:
@@ -341,11 +368,17 @@ static int check_string(const struct core_task_field *f, const char *s, struct s
             return st_fail_field(e, ST_INVALID, f->name, "'%s' must be a name in a volume's root",
                                  f->name);
         break;
-    case TF_URL:
+    case TF_PLACE:
     case TF_NAME:
         if (len == 0)
             return st_fail_field(e, ST_INVALID, f->name, "'%s' must not be empty", f->name);
         break;
+    case TF_URL:
+        if (len > 1024 || (strncmp(s, "http://", 7) != 0 && strncmp(s, "https://", 8) != 0))
+            return st_fail_field(e, ST_INVALID, f->name,
+                                 "'%s' must be an http:// or https:// URL of up to 1024 bytes",
+                                 f->name);
+        return 0;
     case TF_TAGS:
         if (len > 1023)
             return st_fail_field(e, ST_INVALID, f->name, "'%s' is longer than 1023 bytes", f->name);
@@ -790,4 +823,99 @@ static int image_unmanaged(struct core_task_ctx *t, int64_t started_at)
         return 0;
     t->result = json_pack("{s:s}", "name", name);
     return 1;
+}
+
+/* ---- imports ---- */
+
+static int import_precheck(struct stowage *st, const json_t *params, struct st_err *e)
+{
+    const char *name = param(params, "name"), *vol = param(params, "volume");
+    struct db_image im;
+    struct st_err nf;
+    if (core_image_by_name(st, name, &im, &nf) == 0)
+        return st_fail_field(e, ST_EXISTS, "name", "an image named '%s' already exists", name);
+    return vol ? volume_in_storage(st, vol, param(params, "storage"), e) : 0;
+}
+
+/* The request's metadata over the manifest's. */
+static void import_meta(struct core_task_ctx *t, const struct core_manifest *m,
+                        struct db_image_meta *meta)
+{
+    json_t *v;
+    memset(meta, 0, sizeof *meta);
+    snprintf(meta->alias, sizeof meta->alias, "%s", core_task_str(t, "alias"));
+    snprintf(meta->version, sizeof meta->version, "%s",
+             *core_task_str(t, "version") ? core_task_str(t, "version") : m->version);
+    snprintf(meta->description, sizeof meta->description, "%s",
+             json_object_get(t->params, "description") ? core_task_str(t, "description")
+                                                       : m->description);
+    char *tags = (v = json_object_get(t->params, "tags")) ? json_dumps(v, JSON_COMPACT) : NULL;
+    snprintf(meta->tags, sizeof meta->tags, "%s", tags ? tags : "[]");
+    free(tags);
+    meta->ostype = m->ostype;
+    meta->access = core_task_int(t, "access") ? (int)core_task_int(t, "access") : 3;
+    meta->resize = json_is_true(json_object_get(t->params, "resize"));
+    meta->deploy = json_is_true(json_object_get(t->params, "deploy"));
+    v = json_object_get(t->params, "dc_bound");
+    meta->dc_bound = v ? json_is_true(v) : 1;
+}
+
+static int run_image_import(struct core_task_ctx *t, struct st_err *e)
+{
+    const char *vol = core_task_str(t, "volume"), *storage = core_task_str(t, "storage");
+    const char *murl = core_task_str(t, "manifest_url"), *furl = core_task_str(t, "file_url");
+    char volume[DB_ID], file_url[1100];
+    struct core_manifest m;
+    struct core_import_req rq = {
+        .name = core_task_str(t, "name"), .owner = t->owner, .volume_id = volume, .manifest = &m};
+    struct db_image im;
+
+    if (*vol) {
+        if (volume_in_storage(t->st, vol, storage, e))
+            return -1;
+        snprintf(volume, sizeof volume, "%s", vol);
+    } else if (core_default_volume(t->st, *storage ? storage : NULL, volume, sizeof volume, e)) {
+        return -1;
+    }
+    wait_probed(t, volume);
+    if (core_manifest_fetch(t->st, murl, &m, e))
+        return -1;
+    if (*furl) {
+        snprintf(file_url, sizeof file_url, "%s", furl);
+    } else {
+        size_t n = strlen(murl);
+        while (n && murl[n - 1] == '/')
+            n--;
+        snprintf(file_url, sizeof file_url, "%.*s/file", (int)n, murl);
+    }
+    rq.file_url = file_url;
+    import_meta(t, &m, &rq.meta);
+    if (core_image_import(t->st, &rq, t->progress, &im, e))
+        return -1;
+    t->result = image_result(&im);
+    return 0;
+}
+
+/* The image is ours when it was made after the task started (an import's row appears
+ * only once the manifest was read); 'saving' is its volume's recovery's to settle. */
+static int image_imported(struct core_task_ctx *t, int64_t started_at)
+{
+    struct db_image im;
+    struct st_err e;
+    if (core_image_by_name(t->st, core_task_str(t, "name"), &im, &e) || im.created_at < started_at)
+        return 0;
+    if (strcmp(im.status, "active") != 0)
+        return strcmp(im.status, "saving") == 0 ? -1 : 0;
+    t->result = image_result(&im);
+    return 1;
+}
+
+static int run_imagestore_refresh(struct core_task_ctx *t, struct st_err *e)
+{
+    const char *name = core_task_str(t, "name");
+    size_t n = 0;
+    if (core_imagestore_refresh(t->st, name, &n, e))
+        return -1;
+    t->result = json_pack("{s:s, s:I}", "imagestore", name, "images", (json_int_t)n);
+    return 0;
 }

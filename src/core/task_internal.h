@@ -31,7 +31,8 @@ enum core_task_field_kind {
     TF_BOOL,   /* an enum core_tri */
     TF_GEN,    /* an int64 generation, >= 1 (0: absent) */
     TF_OBJECT, /* a name in a volume's root: one path component, up to 255 bytes */
-    TF_URL,    /* a place's URL: 1 to DB_PATH - 1 bytes (its kind's form is checked later) */
+    TF_PLACE,  /* a place's URL: 1 to DB_PATH - 1 bytes (its kind's form is checked later) */
+    TF_URL,    /* an http:// or https:// URL, up to 1024 bytes */
 };
 
 /* A field of struct core_op_params: where it is, its neutral name (the key in the stored
@@ -44,7 +45,7 @@ struct core_task_field {
     unsigned max; /* TF_SAFE: the longest value in bytes */
 };
 
-#define CORE_TASK_MAX_FIELDS 12
+#define CORE_TASK_MAX_FIELDS 16
 
 struct core_task_type {
     const char *name;

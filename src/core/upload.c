@@ -430,8 +430,7 @@ int core_upload_begin(struct stowage *st, const struct core_upload_req *rq,
     }
     core_staging_path(u->img.uuid, UPLOAD_SUFFIX, u->staging, sizeof u->staging);
     if ((!u->v.be && core_volume_acquire(st, u->img.volume_id, &u->v, e)) ||
-        open_staging(u, !rq->has_range, e) ||
-        check_request(u, rq, e) || record_total(u, e))
+        open_staging(u, !rq->has_range, e) || check_request(u, rq, e) || record_total(u, e))
         goto fail;
     if (!(u->fill_buf = malloc(UPLOAD_BUF)) || !(u->io_buf = malloc(UPLOAD_BUF)) ||
         gnutls_hash_init(&u->hash, GNUTLS_DIG_SHA256) < 0) {

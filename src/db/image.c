@@ -64,7 +64,7 @@ int db_image_set_meta(struct db_conn *c, const char *uuid, const struct db_image
 {
     static const char sql[] =
         "UPDATE image SET alias = ?2, version = ?3, description = ?4, tags = ?5, access = ?6, "
-        "resize = ?7, deploy = ?8, dc_bound = ?9, updated_at = ?10, "
+        "resize = ?7, deploy = ?8, dc_bound = ?9, updated_at = ?10, ostype = ?11, "
         "generation = generation + 1 WHERE uuid = ?1 AND status != 'deleted'";
     struct db_query *st = db_stmt(c, sql, e);
     if (!st)
@@ -79,6 +79,7 @@ int db_image_set_meta(struct db_conn *c, const char *uuid, const struct db_image
     db_bind_int64(st, 8, m->deploy);
     db_bind_int64(st, 9, m->dc_bound);
     db_bind_int64(st, 10, (int64_t)time(NULL));
+    db_bind_int64(st, 11, m->ostype);
     return db_exec_changed(c, st, "set image metadata", "image", uuid, e);
 }
 
@@ -433,6 +434,30 @@ int db_image_get_origin(struct db_conn *c, const char *uuid, char *out, size_t l
                         struct st_err *e)
 {
     static const char sql[] = "SELECT origin FROM image WHERE uuid = ?1";
+    struct origin_out o = {out, len};
+    struct db_query *st = db_stmt(c, sql, e);
+    if (!st)
+        return -1;
+    db_bind_text(st, 1, uuid);
+    return db_one(c, st, read_origin, &o, "image", uuid, e);
+}
+
+/* ---- an image's SHA-1 for IMGAPI manifests (migration 008) ---- */
+
+int db_image_set_sha1(struct db_conn *c, const char *uuid, const char *sha1, struct st_err *e)
+{
+    static const char sql[] = "UPDATE image SET sha1 = ?2 WHERE uuid = ?1";
+    struct db_query *st = db_stmt(c, sql, e);
+    if (!st)
+        return -1;
+    db_bind_text(st, 1, uuid);
+    db_bind_text(st, 2, sha1);
+    return db_exec_changed(c, st, "record the image's sha1", "image", uuid, e);
+}
+
+int db_image_get_sha1(struct db_conn *c, const char *uuid, char *out, size_t len, struct st_err *e)
+{
+    static const char sql[] = "SELECT sha1 FROM image WHERE uuid = ?1";
     struct origin_out o = {out, len};
     struct db_query *st = db_stmt(c, sql, e);
     if (!st)

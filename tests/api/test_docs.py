@@ -23,7 +23,8 @@ def test_docs_examples_run(page, daemon_factory, tmp_path):
     assert blocks, "%s has no runnable examples" % page
     vol = tmp_path / "vol"
     vol.mkdir()
-    d = daemon_factory({"probe_ttl_ms": 200, "storages": [
+    # like `make run`, plus the loopback address the examples' own IMGAPI server listens on
+    d = daemon_factory({"probe_ttl_ms": 200, "import_allow": ["127.0.0.1"], "storages": [
         {"id": "default", "volumes": [{"id": "default-dir", "kind": "external",
                                        "mount_point": str(vol)}]}]})
     d.wait_for(lambda: d.get("/imagestorages/default").json()["external_volumes"][0]["status"] == "ok")

@@ -24,6 +24,20 @@ struct cfg_storage {
     size_t n_volumes;
 };
 
+/* An address or network of import_allow: family AF_INET or AF_INET6, bytes in network
+ * order, prefix bits (32 / 128 for a single address). */
+struct cfg_cidr {
+    int family;
+    unsigned char addr[16];
+    unsigned prefix;
+};
+
+/* An IMGAPI server esdc's /imagestore/ lists and imports from. */
+struct cfg_imagestore {
+    char name[CFG_ID_MAX + 1];
+    char *url; /* http(s)://host[:port][/path], without a trailing slash */
+};
+
 struct st_config {
     char listen_host[64];
     uint16_t port;
@@ -58,6 +72,13 @@ struct st_config {
     unsigned api_sync_timeout; /* seconds an ES-STREAM answer waits for its task (esdc) */
     unsigned session_ttl_s;    /* a password login's session lasts this long */
     unsigned api_job_expiry_s; /* a finished job's result is kept for asynchronous readers */
+    /* URL imports (core/fetch.c): addresses a URL may reach although they are loopback,
+     * private, link-local, multicast or unspecified; the whole fetch's time limit. */
+    struct cfg_cidr *import_allow;
+    size_t n_import_allow;
+    unsigned import_timeout_s;
+    struct cfg_imagestore *imagestores;
+    size_t n_imagestores;
     int log_requests;
     int sendfile;      /* downloads from local volumes with sendfile (else reads) */
     int clone_reflink; /* clone_mode "reflink": raw images on XFS get reflinked raw clones */
@@ -75,5 +96,7 @@ int cfg_set_state_dir(struct st_config *c, const char *dir, struct st_err *e);
 /* Make paths absolute and check ranges after all sources are merged. */
 int cfg_finish(struct st_config *c, struct st_err *e);
 void cfg_free(struct st_config *c);
+/* "10.0.0.0/8", "127.0.0.1", "fd00::/8" into out; 0 or -1 (not an address or network). */
+int cfg_parse_cidr(const char *s, struct cfg_cidr *out);
 
 #endif

@@ -256,6 +256,8 @@ enum core_op {
     CORE_OP_BACKUP_RECONNECT, /* look at its place again: Connected or Disconnected */
     CORE_OP_BACKUP_STATE,     /* enable or disable it */
     CORE_OP_BACKUP_DELETE,    /* refused while image backups are on it, unless forced */
+    CORE_OP_IMAGE_IMPORT,   /* an IMGAPI manifest's file, fetched from a URL, becomes an image */
+    CORE_OP_IMAGESTORE_REFRESH, /* fetch an image server's list of images again */
     CORE_OP_COUNT
 };
 
@@ -302,6 +304,10 @@ struct core_op_params {
     int64_t port; /* 1..65535 (0: absent) */
     const char *state;
     enum core_tri force;
+    /* image.import: the IMGAPI manifest and the file (absent: manifest_url + "/file");
+     * name, storage, volume and the metadata above say what the new image is. */
+    const char *manifest_url;
+    const char *file_url;
 };
 
 /* The operation's neutral name ("image.create"), or NULL. */
@@ -371,6 +377,28 @@ int core_backup_query(struct stowage *st, const struct st_query *q, struct core_
 int core_backup_get(struct stowage *st, const char *uuid, struct core_backup *out,
                     struct st_err *e);
 void core_backups_free(struct core_backup *v, size_t n);
+/* What the URL fetcher did since the start (fetch.c): sockets it opened, and hops its
+ * address guard refused before connecting. */
+struct core_fetch_stats {
+    uint64_t sockets;
+    uint64_t refused;
+};
+void core_fetch_stats(struct stowage *st, struct core_fetch_stats *out);
+
+/* ---- image servers (imagestore.c): the config's IMGAPI servers and their cached lists ---- */
+struct core_imagestore {
+    char name[CORE_ID];
+    char url[1024];
+    json_t *images;       /* the manifests of the last refresh (owned), NULL before one */
+    int64_t refreshed_at; /* unix seconds, 0 never */
+    char error[256];      /* why the last refresh failed, "" when it did not */
+};
+int core_imagestore_list(struct stowage *st, struct core_imagestore **out, size_t *n,
+                         struct st_err *e);
+int core_imagestore_get(struct stowage *st, const char *name, struct core_imagestore *out,
+                        struct st_err *e);
+/* The members of n entries (not the array). */
+void core_imagestore_free(struct core_imagestore *v, size_t n);
 
 /* ---- uploads and downloads (upload.c, download.c) ---- */
 
@@ -427,5 +455,9 @@ int core_download_kernel_fd(struct core_download *d);
 ssize_t core_download_read(struct core_download *d, uint64_t off, void *buf, size_t len);
 uint64_t core_download_size(struct core_download *d);
 void core_download_close(struct core_download *d);
+/* The SHA-1 (hex) and byte size of an active image's stored file, as IMGAPI manifests
+ * say them: cached in the catalogue, computed by reading the image once when unknown. */
+int core_image_sha1(struct stowage *st, const char *uuid, char out[41], uint64_t *size,
+                    struct st_err *e);
 
 #endif

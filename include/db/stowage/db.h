@@ -182,6 +182,9 @@ int db_image_delete_row(struct db_conn *c, const char *uuid, struct st_err *e);
 int db_image_set_origin(struct db_conn *c, const char *uuid, const char *origin, struct st_err *e);
 int db_image_get_origin(struct db_conn *c, const char *uuid, char *out, size_t len,
                         struct st_err *e);
+/* An image's SHA-1 (hex, '' until computed). */
+int db_image_set_sha1(struct db_conn *c, const char *uuid, const char *sha1, struct st_err *e);
+int db_image_get_sha1(struct db_conn *c, const char *uuid, char *out, size_t len, struct st_err *e);
 /* What an unfinished upload is: the inode of the staging file it created (0: none) and
  * the whole length a client declared (UINT64_MAX: not said). */
 int db_image_set_upload(struct db_conn *c, const char *uuid, uint64_t staging_ino, uint64_t total,
