@@ -7,17 +7,21 @@ FUZZ_SMOKE_SECONDS ?= 60
 PYTHON     ?= /usr/bin/python3
 # The project's own builds treat warnings as errors; a plain `cmake` configure does not.
 WERROR     ?= ON
+# The Ceph RBD backend is built when librados and librbd are installed (deps.sh check does).
+CEPH       ?= $(shell { pkg-config --exists librados librbd 2>/dev/null || \
+                { [ -e /usr/include/rados/librados.h ] && [ -e /usr/include/rbd/librbd.h ]; }; } \
+                && echo ON || echo OFF)
 
 .PHONY: all build build-asan run check unit api fuzz fuzz-smoke bench clean
 
 all: build
 
 build:
-	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSTOWAGE_WERROR=$(WERROR) >/dev/null
+	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSTOWAGE_WERROR=$(WERROR) -DSTOWAGE_WITH_CEPH=$(CEPH) >/dev/null
 	cmake --build $(BUILD) -j $(JOBS)
 
 build-asan:
-	cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DSTOWAGE_SANITIZE=ON -DSTOWAGE_WERROR=$(WERROR) >/dev/null
+	cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DSTOWAGE_SANITIZE=ON -DSTOWAGE_WERROR=$(WERROR) -DSTOWAGE_WITH_CEPH=$(CEPH) >/dev/null
 	cmake --build $(ASAN_BUILD) -j $(JOBS)
 
 run:

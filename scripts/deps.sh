@@ -4,10 +4,11 @@ set -eu
 mode=${1:-run}
 
 build="build-essential cmake pkg-config libmicrohttpd-dev libjansson-dev libsqlite3-dev
-       libblkid-dev libglusterfs-dev uuid-dev libgnutls28-dev libcurl4-gnutls-dev zlib1g-dev libbz2-dev liblzma-dev
-       glusterfs-cli xfsprogs util-linux"
+       libblkid-dev libglusterfs-dev uuid-dev libgnutls28-dev libcurl4-gnutls-dev zlib1g-dev
+       libbz2-dev liblzma-dev librados-dev librbd-dev glusterfs-cli xfsprogs util-linux"
 check="$build libcmocka-dev python3 python3-pytest python3-requests python3-yaml glusterfs-server
-       clang libclang-rt-14-dev qemu-utils qemu-block-extra mdadm python3-cinderclient procps"
+       clang libclang-rt-14-dev qemu-utils qemu-block-extra mdadm python3-cinderclient procps
+       ceph-mon ceph-osd ceph-mgr ceph-common uuid-runtime iproute2"
 bench="$build wrk hyperfine nginx-light qemu-utils qemu-block-extra glusterfs-server glusterfs-client python3 procps"
 
 case "$mode" in
@@ -30,7 +31,7 @@ if [ "$(id -u)" != 0 ]; then
     exit 1
 fi
 echo "installing:$missing"
-# Packages such as glusterfs-server would start their daemons on install; tests start
+# Packages such as glusterfs-server or ceph-mon would start their daemons on install; tests start
 # their own. A temporary policy-rc.d (only if none exists) keeps services stopped.
 guard=""
 if [ ! -e /usr/sbin/policy-rc.d ]; then

@@ -56,6 +56,8 @@ static const struct {
     {"local", "volumes", 0},
     {"external", "external_volumes", 1},
     {"gluster", "gluster_volumes", 1},
+    /* no RBD section in flexVDI: an external volume, with ceph_pool and ceph_fsid */
+    {"rbd", "external_volumes", 1},
 };
 
 static json_t *storage_json(const struct core_storage_view *v)

@@ -17,6 +17,9 @@ static const struct be_kind kinds[] = {
     {"local", &be_posix_ops, BE_FORMATTED},
     {"external", &be_posix_ops, BE_REGISTERED},
     {"gluster", &be_gluster_ops, BE_FROM_CONFIG},
+#ifdef STOWAGE_WITH_CEPH
+    {"rbd", &be_rbd_ops, BE_FROM_CONFIG}, /* built only with librbd (STOWAGE_WITH_CEPH) */
+#endif
 };
 #define N_KINDS (sizeof kinds / sizeof *kinds)
 

@@ -200,5 +200,6 @@ int be_fail(struct st_err *e, int neg_errno, const char *what);
 
 extern const struct backend_ops be_posix_ops;
 extern const struct backend_ops be_gluster_ops;
+extern const struct backend_ops be_rbd_ops; /* only in builds with STOWAGE_WITH_CEPH */
 
 #endif

@@ -1,0 +1,881 @@
+/* rbd.c — the backend for a Ceph RBD pool, through librados and librbd.
+ *
+ * One rados_t and one pool ioctx per volume, connected once and kept (librados finds
+ * the mons again by itself after an outage); every mon and OSD call has a timeout of
+ * RB_TIMEOUT_S, so a dead cluster fails calls with ETIMEDOUT instead of hanging threads.
+ *
+ * An image is an RBD image. The pool has no directories: a namespace is a name prefix,
+ * "images/<uuid>.raw" is the RBD image "images.<uuid>.raw", ".staging/x" is "staging.x",
+ * and list(v, "images") lists the images with that prefix, so restart recovery works
+ * unchanged. The write protocol is native: stage = rbd_create, flush = rbd_flush,
+ * publish = rbd_rename (the pool's directory object changes in one committed OSD op:
+ * durable when it returns, so fsync_dir has nothing to do), discard and remove =
+ * rbd_remove, clone = a protected snapshot of the base and rbd_clone3 (O(1)).
+ *
+ * An RBD image has a fixed size, a file grows as it is written. A staging image is
+ * grown ahead of the writes in steps, and the bytes really written (the file's size)
+ * are kept in the image's metadata (END_KEY) while the two differ: a crash at any point
+ * leaves a size that counts only written bytes, so a resumed upload never skips any.
+ * flush cuts the image to that size and drops the key.
+ *
+ * An open image of a client that was killed keeps its watch on the image until the
+ * OSDs time it out (osd_client_watch_timeout, 30 s by default); until then rbd_remove
+ * refuses (EBUSY). Removal waits up to RB_BUSY_WAIT_MS for that. Images are opened
+ * lazily and closed before a rename or a removal, so our own handles never are in the
+ * way, and a clone is never opened at all on its way into clones/.
+ *
+ * No reflink, no copy_range, no kernel fd: core copies through pread/pwrite. */
+#include "rbd.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <rbd/librbd.h>
+
+#define END_KEY "stowage.end"
+#define BASE_SNAP "stowage-base" /* the snapshot of a base image its clones hang from */
+#define GROW_STEP (256ull << 20)
+#define IO_MAX (64u << 20)
+#define RB_BUSY_WAIT_MS 12000
+
+struct rb_file;
+
+struct rb_volume {
+    rados_t cluster;
+    rados_ioctx_t io;
+    char label[300];       /* "ceph pool p" for messages */
+    pthread_mutex_t mu;    /* guards files */
+    struct rb_file *files; /* every open file: a rename or removal closes their images */
+};
+
+struct rb_file {
+    struct rb_volume *rv;
+    struct rb_file *next;
+    pthread_rwlock_t lk; /* I/O holds it shared; opening or closing the image, exclusive */
+    rbd_image_t img;     /* NULL until needed, and again after a rename closed it */
+    char name[160];      /* the RBD image's name; "" once the image was removed */
+    int rdonly;
+    pthread_mutex_t szmu; /* guards what follows */
+    int sized;            /* end and rbd_size are known */
+    int grown;            /* rbd_size may exceed end: END_KEY holds end */
+    uint64_t end;         /* the file's size: the bytes written */
+    uint64_t rbd_size;
+};
+
+static struct rb_volume *RV(struct be_volume *v)
+{
+    return (struct rb_volume *)(void *)v;
+}
+
+static struct rb_file *RF(struct be_file *f)
+{
+    return (struct rb_file *)(void *)f;
+}
+
+/* ---- names ---- */
+
+static const struct {
+    const char *ns, *prefix;
+} spaces[] = {
+    {"images", "images."},
+    {"clones", "clones."},
+    {".staging", "staging."},
+};
+#define N_SPACES (sizeof spaces / sizeof *spaces)
+
+static const char *prefix_of(const char *ns)
+{
+    for (size_t i = 0; ns && i < N_SPACES; i++)
+        if (strcmp(ns, spaces[i].ns) == 0)
+            return spaces[i].prefix;
+    return NULL;
+}
+
+/* "images/x.raw" → "images.x.raw"; -EINVAL for a path outside the namespaces. */
+static int rbd_name(const char *rel, char *out, size_t len)
+{
+    char ns[16];
+    const char *slash = rel && be_path_ok(rel) ? strchr(rel, '/') : NULL;
+    if (!slash || strchr(slash + 1, '/') || (size_t)(slash - rel) >= sizeof ns)
+        return -EINVAL;
+    snprintf(ns, sizeof ns, "%.*s", (int)(slash - rel), rel);
+    const char *prefix = prefix_of(ns);
+    if (!prefix || strchr(slash + 1, '@'))
+        return -EINVAL;
+    int n = snprintf(out, len, "%s%s", prefix, slash + 1);
+    return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
+}
+
+/* ---- images ---- */
+
+static int create_image(struct rb_volume *rv, const char *name)
+{
+    rbd_image_options_t opts;
+    rbd_image_options_create(&opts); /* the cluster's default features: layering, fast-diff */
+    int rc = rbd_create4(rv->io, name, 0, opts);
+    rbd_image_options_destroy(opts);
+    return rc;
+}
+
+/* Close the images of our open files called name (before it is renamed or removed);
+ * to is their new name, or NULL when the image goes. */
+static void detach_name(struct rb_volume *rv, const char *name, const char *to)
+{
+    pthread_mutex_lock(&rv->mu);
+    for (struct rb_file *f = rv->files; f; f = f->next) {
+        if (strcmp(f->name, name) != 0)
+            continue;
+        pthread_rwlock_wrlock(&f->lk);
+        if (f->img)
+            rbd_close(f->img);
+        f->img = NULL;
+        snprintf(f->name, sizeof f->name, "%s", to ? to : "");
+        pthread_rwlock_unlock(&f->lk);
+    }
+    pthread_mutex_unlock(&rv->mu);
+}
+
+static void sleep_ms(unsigned ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+/* A base's snapshots go first (rbd_remove refuses an image that has some); a snapshot
+ * that still has children cannot be unprotected: EBUSY, and the image stays. */
+static int drop_snapshots(struct rb_volume *rv, const char *name)
+{
+    rbd_snap_info_t snaps[8];
+    int max = 8, n, rc;
+    rbd_image_t img;
+
+    if ((rc = rbd_open_read_only(rv->io, name, &img, NULL)) < 0)
+        return rc;
+    n = rbd_snap_list(img, snaps, &max);
+    if (n > 0)
+        rbd_snap_list_end(snaps);
+    rbd_close(img);
+    if (n <= 0)
+        return n == -ERANGE ? -EBUSY : n;
+    if ((rc = rbd_open(rv->io, name, &img, NULL)) < 0)
+        return rc;
+    n = rbd_snap_list(img, snaps, &max);
+    for (int i = 0; rc == 0 && i < n; i++) {
+        int prot = 0;
+        if (rbd_snap_is_protected(img, snaps[i].name, &prot) == 0 && prot)
+            rc = rbd_snap_unprotect(img, snaps[i].name);
+        if (rc == 0)
+            rc = rbd_snap_remove(img, snaps[i].name);
+    }
+    if (n > 0)
+        rbd_snap_list_end(snaps);
+    rbd_close(img);
+    return rc;
+}
+
+static int remove_image(struct rb_volume *rv, const char *name)
+{
+    int rc, waited = 0;
+
+    detach_name(rv, name, NULL);
+    if ((rc = drop_snapshots(rv, name)) < 0 && rc != -ENOENT)
+        return rc;
+    /* EBUSY: a watcher, i.e. a killed client's handle the OSDs have not timed out yet. */
+    while ((rc = rbd_remove(rv->io, name)) == -EBUSY && waited < RB_BUSY_WAIT_MS) {
+        sleep_ms(250);
+        waited += 250;
+    }
+    return rc;
+}
+
+static int rb_remove(struct be_volume *v, const char *rel)
+{
+    char name[160];
+    int rc = rbd_name(rel, name, sizeof name);
+    return rc < 0 ? rc : remove_image(RV(v), name);
+}
+
+/* rbd_rename never replaces: cls_rbd's dir_rename_image refuses an existing target
+ * inside the one update of the pool's directory object, atomically. The stat before it
+ * only makes the common case a plain EEXIST without opening the image: a creator that
+ * takes the name between the two is refused by the rename itself. */
+static int rename_image(struct rb_volume *rv, const char *from, const char *to)
+{
+    char id_obj[200];
+    uint64_t sz;
+    time_t mt;
+
+    snprintf(id_obj, sizeof id_obj, "rbd_id.%s", to);
+    int rc = rados_stat(rv->io, id_obj, &sz, &mt);
+    if (rc == 0)
+        return -EEXIST;
+    if (rc != -ENOENT)
+        return rc;
+    detach_name(rv, from, to);
+    if ((rc = rbd_rename(rv->io, from, to)) < 0) {
+        detach_name(rv, to, from); /* nothing moved: the files keep their name */
+        return rc;
+    }
+    return 0;
+}
+
+static int rb_rename(struct be_volume *v, const char *from, const char *to)
+{
+    char a[160], b[160];
+    int rc = rbd_name(from, a, sizeof a);
+    if (rc == 0)
+        rc = rbd_name(to, b, sizeof b);
+    return rc < 0 ? rc : rename_image(RV(v), a, b);
+}
+
+static int rb_publish(struct be_volume *v, const char *staged, const char *final, int *moved)
+{
+    int rc = rb_rename(v, staged, final);
+    *moved = rc == 0;
+    return rc;
+}
+
+/* ---- files ---- */
+
+static int read_end(rbd_image_t img, uint64_t *end, int *grown)
+{
+    char val[32];
+    size_t len = sizeof val;
+    int rc = rbd_metadata_get(img, END_KEY, val, &len);
+    *grown = rc == 0;
+    if (rc == -ENOENT)
+        return 0;
+    if (rc < 0)
+        return rc;
+    *end = strtoull(val, NULL, 10);
+    return 0;
+}
+
+static int open_image(struct rb_file *f)
+{
+    int rc;
+
+    if (!f->name[0])
+        return -ENOENT;
+    rc = f->rdonly ? rbd_open_read_only(f->rv->io, f->name, &f->img, NULL)
+                   : rbd_open(f->rv->io, f->name, &f->img, NULL);
+    if (rc < 0) {
+        f->img = NULL;
+        return rc;
+    }
+    pthread_mutex_lock(&f->szmu);
+    if (!f->sized && (rc = rbd_get_size(f->img, &f->rbd_size)) == 0) {
+        f->end = f->rbd_size;
+        if ((rc = read_end(f->img, &f->end, &f->grown)) == 0)
+            f->sized = 1;
+    }
+    pthread_mutex_unlock(&f->szmu);
+    if (rc < 0) {
+        rbd_close(f->img);
+        f->img = NULL;
+    }
+    return rc;
+}
+
+/* The file's image open and held (shared) for one call; release with drop(). */
+static int hold(struct rb_file *f)
+{
+    for (;;) {
+        pthread_rwlock_rdlock(&f->lk);
+        if (f->img)
+            return 0;
+        pthread_rwlock_unlock(&f->lk);
+        pthread_rwlock_wrlock(&f->lk);
+        int rc = f->img ? 0 : open_image(f);
+        pthread_rwlock_unlock(&f->lk);
+        if (rc < 0)
+            return rc;
+    }
+}
+
+static void drop(struct rb_file *f)
+{
+    pthread_rwlock_unlock(&f->lk);
+}
+
+static struct rb_file *new_file(struct rb_volume *rv, const char *name, int rdonly)
+{
+    struct rb_file *f = calloc(1, sizeof *f);
+    if (!f)
+        return NULL;
+    f->rv = rv;
+    f->rdonly = rdonly;
+    snprintf(f->name, sizeof f->name, "%s", name);
+    pthread_rwlock_init(&f->lk, NULL);
+    pthread_mutex_init(&f->szmu, NULL);
+    pthread_mutex_lock(&rv->mu);
+    f->next = rv->files;
+    rv->files = f;
+    pthread_mutex_unlock(&rv->mu);
+    return f;
+}
+
+static int rb_close_file(struct be_file *bf)
+{
+    struct rb_file *f = RF(bf);
+    if (!f)
+        return 0;
+    pthread_mutex_lock(&f->rv->mu);
+    for (struct rb_file **p = &f->rv->files; *p; p = &(*p)->next)
+        if (*p == f) {
+            *p = f->next;
+            break;
+        }
+    pthread_mutex_unlock(&f->rv->mu);
+    int rc = f->img ? rbd_close(f->img) : 0;
+    pthread_rwlock_destroy(&f->lk);
+    pthread_mutex_destroy(&f->szmu);
+    free(f);
+    return rc;
+}
+
+/* Opened now (an absent image is ENOENT here, not at the first read). */
+static int open_named(struct rb_volume *rv, const char *name, int rdonly, struct be_file **out)
+{
+    struct rb_file *f = new_file(rv, name, rdonly);
+    if (!f)
+        return -ENOMEM;
+    int rc = hold(f);
+    if (rc < 0) {
+        rb_close_file((struct be_file *)(void *)f);
+        return rc;
+    }
+    drop(f);
+    *out = (struct be_file *)(void *)f;
+    return 0;
+}
+
+static int rb_open_file(struct be_volume *v, const char *rel, int flags, mode_t mode,
+                        struct be_file **out)
+{
+    struct rb_volume *rv = RV(v);
+    char name[160];
+    int rc = rbd_name(rel, name, sizeof name);
+
+    if (rc < 0)
+        return rc;
+    if (flags & O_CREAT) {
+        rc = create_image(rv, name);
+        if (rc < 0 && (rc != -EEXIST || (flags & O_EXCL)))
+            return rc;
+    }
+    return open_named(rv, name, (flags & O_ACCMODE) == O_RDONLY, out);
+}
+
+/* A crashed try's leftover of that name goes first. */
+static int rb_stage(struct be_volume *v, const char *staged, struct be_file **out)
+{
+    struct rb_volume *rv = RV(v);
+    char name[160];
+    int rc = rbd_name(staged, name, sizeof name);
+
+    if (rc < 0)
+        return rc;
+    if ((rc = create_image(rv, name)) == -EEXIST && (rc = remove_image(rv, name)) == 0)
+        rc = create_image(rv, name);
+    return rc < 0 ? rc : open_named(rv, name, 0, out);
+}
+
+static ssize_t rb_pread(struct be_file *bf, void *buf, size_t len, uint64_t off)
+{
+    struct rb_file *f = RF(bf);
+    int rc = hold(f);
+    if (rc < 0)
+        return rc;
+    pthread_mutex_lock(&f->szmu);
+    uint64_t end = f->end;
+    pthread_mutex_unlock(&f->szmu);
+    ssize_t n = 0;
+    if (off < end) {
+        if (len > end - off)
+            len = (size_t)(end - off);
+        n = rbd_read2(f->img, off, len < IO_MAX ? len : IO_MAX, buf, 0);
+    }
+    drop(f);
+    return n;
+}
+
+static int set_end(struct rb_file *f, uint64_t end)
+{
+    char val[32];
+    snprintf(val, sizeof val, "%" PRIu64, end);
+    return rbd_metadata_set(f->img, END_KEY, val);
+}
+
+/* Make room for [off, off+len): END_KEY first (the written end), then a bigger image. */
+static int grow(struct rb_file *f, uint64_t need)
+{
+    int rc;
+    if (!f->grown) {
+        if ((rc = set_end(f, f->end)) < 0)
+            return rc;
+        f->grown = 1;
+    }
+    uint64_t to = (need + GROW_STEP - 1) / GROW_STEP * GROW_STEP;
+    if ((rc = rbd_resize(f->img, to)) < 0)
+        return rc;
+    f->rbd_size = to;
+    return 0;
+}
+
+static ssize_t rb_pwrite(struct be_file *bf, const void *buf, size_t len, uint64_t off)
+{
+    struct rb_file *f = RF(bf);
+    int rc = hold(f);
+    if (rc < 0)
+        return rc;
+    if (len > IO_MAX)
+        len = IO_MAX;
+    if (off > UINT64_MAX - len) {
+        drop(f);
+        return -EINVAL;
+    }
+    pthread_mutex_lock(&f->szmu);
+    rc = off + len > f->rbd_size ? grow(f, off + len) : 0;
+    pthread_mutex_unlock(&f->szmu);
+    ssize_t n = rc < 0 ? rc : rbd_write2(f->img, off, len, buf, 0);
+    if (n > 0) {
+        /* Only bytes the OSDs acknowledged count in the size (they are durable there). */
+        pthread_mutex_lock(&f->szmu);
+        if (off + (uint64_t)n > f->end) {
+            if ((rc = f->grown ? set_end(f, off + (uint64_t)n) : 0) < 0)
+                n = rc;
+            else
+                f->end = off + (uint64_t)n;
+        }
+        pthread_mutex_unlock(&f->szmu);
+    }
+    drop(f);
+    return n;
+}
+
+/* The image cut to the file's size; END_KEY last (a crash between leaves it right). */
+static int settle(struct rb_file *f)
+{
+    int rc = 0;
+    pthread_mutex_lock(&f->szmu);
+    if (f->grown && (rc = rbd_resize(f->img, f->end)) == 0) {
+        f->rbd_size = f->end;
+        rc = rbd_metadata_remove(f->img, END_KEY);
+        if (rc == 0 || rc == -ENOENT) {
+            f->grown = 0;
+            rc = 0;
+        }
+    }
+    pthread_mutex_unlock(&f->szmu);
+    return rc;
+}
+
+static int rb_flush(struct be_file *bf)
+{
+    struct rb_file *f = RF(bf);
+    if (!f->img && !f->grown)
+        return 0; /* never opened here (a clone): durable since it was made */
+    int rc = hold(f);
+    if (rc < 0)
+        return rc;
+    if ((rc = settle(f)) == 0)
+        rc = rbd_flush(f->img);
+    drop(f);
+    return rc;
+}
+
+static int rb_ftruncate(struct be_file *bf, uint64_t len)
+{
+    struct rb_file *f = RF(bf);
+    int rc = hold(f);
+    if (rc < 0)
+        return rc;
+    pthread_mutex_lock(&f->szmu);
+    if (f->grown)
+        rc = set_end(f, len < f->end ? len : f->end);
+    if (rc == 0 && (rc = rbd_resize(f->img, len)) == 0) {
+        f->rbd_size = f->end = len;
+        if (f->grown && (rc = rbd_metadata_remove(f->img, END_KEY)) == -ENOENT)
+            rc = 0;
+        if (rc == 0)
+            f->grown = 0;
+    }
+    pthread_mutex_unlock(&f->szmu);
+    drop(f);
+    return rc;
+}
+
+struct extent {
+    uint64_t from, start, end;
+    int found;
+};
+
+#define EXTENT_DONE (-ECANCELED)
+
+static int extent_cb(uint64_t off, size_t len, int exists, void *arg)
+{
+    struct extent *x = arg;
+    if (!exists)
+        return x->found ? EXTENT_DONE : 0;
+    if (x->found && off > x->end)
+        return EXTENT_DONE; /* a hole after the extent */
+    if (!x->found) {
+        x->found = 1;
+        x->start = off < x->from ? x->from : off;
+        x->end = off + len;
+    } else if (off + len > x->end) {
+        x->end = off + len;
+    }
+    return 0;
+}
+
+/* The allocated extents come from the object map (fast-diff): whole objects, 4 MiB by
+ * default, so a sparse image stays sparse at that granularity. */
+static int rb_next_data(struct be_file *bf, uint64_t off, uint64_t *data, uint64_t *hole)
+{
+    struct rb_file *f = RF(bf);
+    struct extent x = {off, 0, 0, 0};
+    int rc = hold(f);
+    if (rc < 0)
+        return rc;
+    pthread_mutex_lock(&f->szmu);
+    uint64_t end = f->end;
+    pthread_mutex_unlock(&f->szmu);
+    if (off >= end)
+        rc = -ENXIO;
+    else if ((rc = rbd_diff_iterate2(f->img, NULL, off, end - off, 1, 1, extent_cb, &x)) ==
+             EXTENT_DONE)
+        rc = 0;
+    drop(f);
+    if (rc < 0)
+        return rc;
+    if (!x.found)
+        return -ENXIO;
+    *data = x.start;
+    *hole = x.end < end ? x.end : end;
+    return 0;
+}
+
+static int used_cb(uint64_t off, size_t len, int exists, void *arg)
+{
+    if (exists)
+        *(uint64_t *)arg += len;
+    return 0;
+}
+
+static int rb_fstat(struct be_file *bf, struct stat *st)
+{
+    struct rb_file *f = RF(bf);
+    char id[64] = "";
+    uint64_t used = 0;
+    struct timespec mt = {0, 0};
+    int rc = hold(f);
+    if (rc < 0)
+        return rc;
+    memset(st, 0, sizeof *st);
+    pthread_mutex_lock(&f->szmu);
+    st->st_size = (off_t)f->end;
+    uint64_t size = f->rbd_size;
+    pthread_mutex_unlock(&f->szmu);
+    if ((rc = rbd_get_id(f->img, id, sizeof id)) == 0 && size)
+        rc = rbd_diff_iterate2(f->img, NULL, 0, size, 0, 1, used_cb, &used);
+    if (rc == 0 && rbd_get_modify_timestamp(f->img, &mt) < 0)
+        rbd_get_create_timestamp(f->img, &mt);
+    drop(f);
+    if (rc < 0)
+        return rc;
+    /* The identity an upload records is the RBD image id (hex), which a rename keeps. */
+    st->st_ino = (ino_t)strtoull(id, NULL, 16);
+    st->st_mode = S_IFREG | 0600;
+    st->st_nlink = 1;
+    st->st_uid = geteuid();
+    st->st_gid = getegid();
+    st->st_blksize = 4 << 20;
+    st->st_blocks = (blkcnt_t)(used / 512);
+    st->st_mtime = mt.tv_sec;
+    return 0;
+}
+
+static int rb_punch_hole(struct be_file *bf, uint64_t off, uint64_t len)
+{
+    struct rb_file *f = RF(bf);
+    int rc = hold(f);
+    if (rc < 0)
+        return rc;
+    rc = rbd_discard(f->img, off, len);
+    drop(f);
+    return rc < 0 ? rc : 0;
+}
+
+static int rb_kernel_fd(struct be_file *f)
+{
+    (void)f;
+    return -1;
+}
+
+/* ---- clones ---- */
+
+/* The base's snapshot, protected (a clone may hang from it); made once per base. */
+static int base_snapshot(struct rb_volume *rv, const char *base)
+{
+    rbd_image_t img;
+    int prot = 0, rc;
+
+    if ((rc = rbd_open_read_only(rv->io, base, &img, NULL)) < 0)
+        return rc;
+    rc = rbd_snap_is_protected(img, BASE_SNAP, &prot);
+    rbd_close(img);
+    if (rc == 0 && prot)
+        return 0;
+    if ((rc = rbd_open(rv->io, base, &img, NULL)) < 0)
+        return rc;
+    /* Two clones of one base at once: the second finds the snapshot made, or protected. */
+    if ((rc = rbd_snap_create(img, BASE_SNAP)) == -EEXIST)
+        rc = 0;
+    if (rc == 0 && (rc = rbd_snap_protect(img, BASE_SNAP)) == -EBUSY)
+        rc = 0;
+    rbd_close(img);
+    return rc;
+}
+
+static int rb_clone(struct be_volume *v, struct be_clone_req *rq, struct be_file **out,
+                    struct st_err *e)
+{
+    struct rb_volume *rv = RV(v);
+    char base[160], child[160];
+    rbd_image_options_t opts;
+    int rc;
+
+    if ((rc = rbd_name(rq->base, base, sizeof base)) < 0 ||
+        (rc = rbd_name(rq->staged, child, sizeof child)) < 0)
+        return be_fail(e, rc, "clone");
+    if ((rc = base_snapshot(rv, base)) < 0)
+        return be_fail(e, rc, "snapshot the base image");
+    rbd_image_options_create(&opts);
+    rc = rbd_clone3(rv->io, base, BASE_SNAP, rv->io, child, opts);
+    if (rc == -EEXIST && (rc = remove_image(rv, child)) == 0)
+        rc = rbd_clone3(rv->io, base, BASE_SNAP, rv->io, child, opts);
+    rbd_image_options_destroy(opts);
+    if (rc < 0)
+        return be_fail(e, rc, "rbd clone");
+    /* The child's bytes are the base's: its format too. Not opened: nothing to write. */
+    snprintf(rq->format, sizeof rq->format, "%s", rq->base_format);
+    struct rb_file *f = new_file(rv, child, 0);
+    if (!f) {
+        remove_image(rv, child);
+        return st_fail(e, ST_INTERNAL, "out of memory");
+    }
+    *out = (struct be_file *)(void *)f;
+    return 0;
+}
+
+/* ---- names ---- */
+
+static int stat_image(struct rb_volume *rv, const char *name, struct stat *st)
+{
+    struct be_file *f;
+    int rc = open_named(rv, name, 1, &f);
+    if (rc < 0)
+        return rc;
+    rc = rb_fstat(f, st);
+    rb_close_file(f);
+    return rc;
+}
+
+static int rb_stat(struct be_volume *v, const char *rel, struct stat *st)
+{
+    char name[160];
+    if (prefix_of(rel) || !*rel) {
+        memset(st, 0, sizeof *st);
+        st->st_mode = S_IFDIR | 0700;
+        st->st_nlink = 2;
+        return 0;
+    }
+    int rc = rbd_name(rel, name, sizeof name);
+    return rc < 0 ? rc : stat_image(RV(v), name, st);
+}
+
+static int rb_list(struct be_volume *v, const char *reldir, be_list_fn fn, void *ud)
+{
+    struct rb_volume *rv = RV(v);
+    const char *prefix = prefix_of(reldir);
+    rbd_image_spec_t *specs = NULL;
+    size_t max = 64;
+    int rc;
+
+    if (!prefix)
+        return -ENOENT;
+    for (;;) {
+        free(specs);
+        if (!(specs = calloc(max, sizeof *specs)))
+            return -ENOMEM;
+        if ((rc = rbd_list2(rv->io, specs, &max)) != -ERANGE)
+            break;
+    }
+    if (rc < 0) {
+        free(specs);
+        return rc == -ENOENT ? 0 : rc; /* a pool nobody made an image in yet */
+    }
+    size_t n = max, plen = strlen(prefix);
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        struct stat st;
+        if (strncmp(specs[i].name, prefix, plen) != 0 || !specs[i].name[plen])
+            continue;
+        int src = stat_image(rv, specs[i].name, &st);
+        if (src == 0)
+            rc = fn(ud, specs[i].name + plen, &st);
+        else if (src != -ENOENT)
+            rc = src; /* removed meanwhile: not listed; anything else is an error */
+    }
+    rbd_image_spec_list_cleanup(specs, n);
+    free(specs);
+    return rc;
+}
+
+/* The namespaces exist by themselves (they are prefixes). */
+static int rb_mkdir(struct be_volume *v, const char *rel, mode_t mode)
+{
+    return prefix_of(rel) ? 0 : -EOPNOTSUPP;
+}
+
+/* A rename or removal is one committed update of the pool's directory: nothing to sync. */
+static int rb_fsync_dir(struct be_volume *v, const char *rel)
+{
+    return !*rel || prefix_of(rel) ? 0 : -ENOENT;
+}
+
+static int rb_init(struct be_volume *v)
+{
+    return 0;
+}
+
+/* Clients on other hosts may have any image open: from here that cannot be known. */
+static int rb_open_for_writing(struct be_volume *v, const struct stat *files, size_t n,
+                               unsigned char *out)
+{
+    return -EOPNOTSUPP;
+}
+
+/* ---- volume ---- */
+
+static void rb_close(struct be_volume *v)
+{
+    struct rb_volume *rv = RV(v);
+    if (!rv)
+        return;
+    if (rv->io)
+        rados_ioctx_destroy(rv->io);
+    if (rv->cluster)
+        rados_shutdown(rv->cluster);
+    pthread_mutex_destroy(&rv->mu);
+    free(rv);
+}
+
+static int rb_open(const struct be_params *p, struct be_volume **out, struct st_err *e)
+{
+    struct rb_volume *rv = calloc(1, sizeof *rv);
+    char msg[256];
+    int rc;
+
+    if (!rv)
+        return st_fail(e, ST_INTERNAL, "out of memory"), -ENOMEM;
+    pthread_mutex_init(&rv->mu, NULL);
+    snprintf(rv->label, sizeof rv->label, "ceph pool %s", rb_pool(p->params));
+    if ((rc = rb_connect(p->params, &rv->cluster, msg, sizeof msg)) < 0) {
+        st_fail(e, ST_UNAVAILABLE, "%s", msg);
+        goto fail;
+    }
+    if ((rc = rados_ioctx_create(rv->cluster, rb_pool(p->params), &rv->io)) < 0) {
+        rv->io = NULL;
+        if (rc == -ENOENT)
+            st_fail(e, ST_NOT_FOUND, "%s does not exist", rv->label);
+        else
+            be_fail(e, rc, rv->label);
+        goto fail;
+    }
+    /* A pool made for us may not be tagged yet; Ceph warns about untagged pools. */
+    rados_application_enable(rv->io, "rbd", 0);
+    *out = (struct be_volume *)(void *)rv;
+    return 0;
+fail:
+    rb_close((struct be_volume *)(void *)rv);
+    return rc;
+}
+
+/* The cluster's raw space: pools share it (their replication divides it again). */
+static int rb_statvfs(struct be_volume *v, struct be_space *out, struct st_err *e)
+{
+    struct rados_cluster_stat_t cs;
+    int rc = rados_cluster_stat(RV(v)->cluster, &cs);
+    if (rc < 0)
+        return be_fail(e, rc, RV(v)->label);
+    out->total_bytes = cs.kb * 1024;
+    out->free_bytes = cs.kb_avail * 1024;
+    out->readonly = 0;
+    return 0;
+}
+
+/* The OSD holding the pool's directory answers (ENOENT: no image made yet, still alive). */
+static int rb_health(struct be_volume *v, struct st_err *e)
+{
+    uint64_t sz;
+    time_t mt;
+    int rc = rados_stat(RV(v)->io, "rbd_directory", &sz, &mt);
+    return rc < 0 && rc != -ENOENT ? be_fail(e, rc, RV(v)->label) : 0;
+}
+
+static int rb_own_place(struct be_volume *v, const char *name, json_t *params, int *changed,
+                        char *why, size_t len)
+{
+    return be_rbd_own_place(RV(v)->cluster, RV(v)->io, params, changed, why, len);
+}
+
+const struct backend_ops be_rbd_ops = {
+    .parse = be_rbd_parse,
+    .prepare = be_rbd_prepare,
+    .same_place = be_rbd_same_place,
+    .describe_place = be_rbd_describe_place,
+    .own_place = rb_own_place,
+    .from_url = NULL,
+    .check = be_rbd_check,
+    .keep_session = 1,
+    .open = rb_open,
+    .close = rb_close,
+    .statvfs = rb_statvfs,
+    .health = rb_health,
+    .stage = rb_stage,
+    .flush = rb_flush,
+    .publish = rb_publish,
+    .discard = rb_remove,
+    .remove = rb_remove,
+    .init = rb_init,
+    .clone = rb_clone,
+    .open_file = rb_open_file,
+    .close_file = rb_close_file,
+    .pread = rb_pread,
+    .pwrite = rb_pwrite,
+    .fsync = rb_flush,
+    .fstat = rb_fstat,
+    .ftruncate = rb_ftruncate,
+    .next_data = rb_next_data,
+    .punch_hole = rb_punch_hole,
+    .start_writeback = NULL,
+    .reflink = NULL,
+    .copy_range = NULL,
+    .kernel_fd = rb_kernel_fd,
+    .stat = rb_stat,
+    .mkdir = rb_mkdir,
+    .rename = rb_rename,
+    .unlink = rb_remove,
+    .fsync_dir = rb_fsync_dir,
+    .list = rb_list,
+    .open_for_writing = rb_open_for_writing,
+};

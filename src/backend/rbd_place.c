@@ -1,0 +1,189 @@
+/* rbd_place.c — a Ceph RBD volume's parameters, its place, and what the cluster says of it.
+ *
+ * Parameters: {"pool": "name", "conf": "/etc/ceph/ceph.conf" or "mon_host": "addr[,addr]",
+ * "user": "admin" (the cephx id, client.<user>), "key": "<secret>" or "keyring": "/path"}.
+ * The key is a secret: it is kept in the catalogue's params, never in what views show
+ * (check's details are the pool and the cluster's fsid). The place is the pool of a
+ * cluster: the cluster is known by its fsid once a session recorded it (own_place), by
+ * its conf or mon addresses before. A pool is never inside another. */
+#include "rbd.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+static const char *param(const json_t *params, const char *key, const char *dflt)
+{
+    const char *s = json_string_value(json_object_get(params, key));
+    return s && *s ? s : dflt;
+}
+
+const char *rb_pool(const json_t *params)
+{
+    return param(params, "pool", "");
+}
+
+static int set(rados_t c, const char *opt, const char *val, char *msg, size_t len)
+{
+    int rc = rados_conf_set(c, opt, val);
+    if (rc < 0)
+        snprintf(msg, len, "ceph option %s: %s", opt, strerror(-rc));
+    return rc;
+}
+
+int rb_connect(const json_t *params, rados_t *out, char *msg, size_t len)
+{
+    const char *conf = param(params, "conf", NULL), *mon = param(params, "mon_host", NULL);
+    const char *key = param(params, "key", NULL), *keyring = param(params, "keyring", NULL);
+    rados_t c;
+    int rc;
+
+    *out = NULL;
+    if ((rc = rados_create(&c, param(params, "user", "admin"))) < 0) {
+        snprintf(msg, len, "cannot make a ceph client: %s", strerror(-rc));
+        return rc;
+    }
+    /* Without a conf nothing is read: not even /etc/ceph/ceph.conf may decide the place. */
+    if (conf && (rc = rados_conf_read_file(c, conf)) < 0)
+        snprintf(msg, len, "ceph conf %s: %s", conf, strerror(-rc));
+    if (rc == 0 && mon)
+        rc = set(c, "mon_host", mon, msg, len);
+    if (rc == 0 && key)
+        rc = set(c, "key", key, msg, len);
+    if (rc == 0 && keyring)
+        rc = set(c, "keyring", keyring, msg, len);
+    if (rc == 0)
+        rc = set(c, "client_mount_timeout", RB_TIMEOUT_S, msg, len);
+    if (rc == 0)
+        rc = set(c, "rados_mon_op_timeout", RB_TIMEOUT_S, msg, len);
+    if (rc == 0)
+        rc = set(c, "rados_osd_op_timeout", RB_TIMEOUT_S, msg, len);
+    if (rc == 0)
+        rc = set(c, "log_to_stderr", "false", msg, len);
+    if (rc == 0)
+        rc = set(c, "err_to_stderr", "false", msg, len);
+    if (rc == 0 && (rc = rados_connect(c)) < 0)
+        snprintf(msg, len, "ceph cluster %s: cannot connect: %s",
+                 mon    ? mon
+                 : conf ? conf
+                        : "",
+                 strerror(-rc));
+    if (rc < 0) {
+        rados_shutdown(c);
+        return rc;
+    }
+    *out = c;
+    return 0;
+}
+
+int be_rbd_parse(json_t *params, struct st_err *e)
+{
+    static const char *const keys[] = {"pool", "conf",    "mon_host", "user",
+                                       "key",  "keyring", "fsid"};
+    const char *k;
+    json_t *v;
+
+    json_object_foreach(params, k, v)
+    {
+        size_t i = 0;
+        while (i < sizeof keys / sizeof *keys && strcmp(k, keys[i]))
+            i++;
+        if (strcmp(k, "pool_id") == 0) {
+            if (!json_is_integer(v) || json_integer_value(v) < 0)
+                return st_fail_field(e, ST_INVALID, k, "must be a pool id");
+            continue;
+        }
+        if (i == sizeof keys / sizeof *keys)
+            return st_fail_field(e, ST_INVALID, k, "is not a parameter of this kind");
+        if (!json_is_string(v) || json_string_length(v) == 0 || json_string_length(v) > 255 ||
+            strpbrk(json_string_value(v), "\n\r"))
+            return st_fail_field(e, ST_INVALID, k, "must be a string of 1 to 255 bytes");
+    }
+    if (!param(params, "pool", NULL))
+        return st_fail_field(e, ST_INVALID, "pool", "an rbd volume needs a pool");
+    if (!param(params, "conf", NULL) && !param(params, "mon_host", NULL))
+        return st_fail_field(e, ST_INVALID, "mon_host", "an rbd volume needs a conf or a mon_host");
+    const char *conf = param(params, "conf", NULL), *keyring = param(params, "keyring", NULL);
+    if ((conf && conf[0] != '/') || (keyring && keyring[0] != '/'))
+        return st_fail_field(e, ST_INVALID, conf && conf[0] != '/' ? "conf" : "keyring",
+                             "must be an absolute path");
+    if (param(params, "key", NULL) && keyring)
+        return st_fail_field(e, ST_INVALID, "key", "give a key or a keyring, not both");
+    return 0;
+}
+
+int be_rbd_prepare(json_t *params, int formatted, const struct be_env *env, struct st_err *e)
+{
+    return 0; /* the cluster's fsid is recorded by the first session (own_place) */
+}
+
+int be_rbd_same_place(const json_t *a, const json_t *b, enum be_place *out, struct st_err *e)
+{
+    const char *fa = param(a, "fsid", NULL), *fb = param(b, "fsid", NULL);
+    int cluster = fa && fb ? strcmp(fa, fb) == 0
+                           : strcmp(param(a, "conf", ""), param(b, "conf", "")) == 0 &&
+                                 strcmp(param(a, "mon_host", ""), param(b, "mon_host", "")) == 0;
+    *out = cluster && strcmp(rb_pool(a), rb_pool(b)) == 0 ? BE_PLACE_SAME : BE_PLACE_APART;
+    return 0;
+}
+
+void be_rbd_describe_place(const json_t *params, char *out, size_t len)
+{
+    const char *where = param(params, "mon_host", param(params, "conf", ""));
+    snprintf(out, len, "ceph pool %s on %s", rb_pool(params), where);
+}
+
+int be_rbd_own_place(rados_t cluster, rados_ioctx_t io, json_t *params, int *changed, char *why,
+                     size_t len)
+{
+    char fsid[64];
+    const char *had = param(params, "fsid", NULL);
+    json_t *pid = json_object_get(params, "pool_id");
+    int64_t id = rados_ioctx_get_id(io);
+
+    *changed = 0;
+    if (rados_cluster_fsid(cluster, fsid, sizeof fsid) < 0)
+        return snprintf(why, len, "the cluster does not tell its fsid"), -1;
+    if (had && strcmp(had, fsid) != 0)
+        return snprintf(why, len, "the cluster is %s, not %s that was registered", fsid, had), -1;
+    /* A pool deleted and made again under its name is another place. */
+    if (pid && json_integer_value(pid) != id)
+        return snprintf(why, len, "pool %s has id %lld, not %lld that was registered",
+                        rb_pool(params), (long long)id, (long long)json_integer_value(pid)),
+               -1;
+    if (!had) {
+        json_object_set_new(params, "fsid", json_string(fsid));
+        *changed = 1;
+    }
+    if (!pid) {
+        json_object_set_new(params, "pool_id", json_integer(id));
+        *changed = 1;
+    }
+    return 0;
+}
+
+/* A look from outside the session: a fresh client (a few ms on a live cluster, the
+ * timeout on a dead one) says whether the cluster answers and the pool is there. */
+void be_rbd_check(const struct be_params *p, struct be_check *out)
+{
+    char fsid[64] = "", msg[256];
+    rados_t c;
+    rados_ioctx_t io;
+
+    int rc = rb_connect(p->params, &c, msg, sizeof msg);
+    if (rc == 0 && rados_cluster_fsid(c, fsid, sizeof fsid) < 0)
+        fsid[0] = '\0';
+    out->details = json_pack("{s:s, s:s}", "ceph_pool", rb_pool(p->params), "ceph_fsid", fsid);
+    if (rc < 0) {
+        be_check_set(out, "broken", "%s", msg);
+        return;
+    }
+    if ((rc = rados_ioctx_create(c, rb_pool(p->params), &io)) < 0)
+        be_check_set(out, "broken", "ceph pool %s: %s", rb_pool(p->params),
+                     rc == -ENOENT ? "no such pool" : strerror(-rc));
+    else {
+        rados_ioctx_destroy(io);
+        be_check_set(out, "ok", "%s", "");
+    }
+    rados_shutdown(c);
+}

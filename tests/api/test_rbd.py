@@ -1,0 +1,305 @@
+"""RBD volumes: images and clones as RBD images in a pool of a real single-node Ceph
+cluster (tests/fixtures/ceph.py), served by a real daemon.
+
+Run under `flock /tmp/stowage-ceph.lock` (one cluster per machine). Skipped only when
+the daemon was built without Ceph support (STOWAGE_WITH_CEPH=OFF)."""
+import hashlib
+import json
+import os
+import random
+import re
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from fixtures import ceph
+from fixtures.daemon import binary
+from fixtures.loopdisk import LoopDisk
+from test_data_path import (MiB, GiB, STORAGE, check_created, download, esdc, native, put,
+                            rows_named, run_task, sha256_file, submit_task, write_random,
+                            db_rows)
+
+
+def built_with_ceph():
+    cache = Path(binary()).resolve().parent / "CMakeCache.txt"
+    return cache.is_file() and "STOWAGE_WITH_CEPH:BOOL=ON" in cache.read_text()
+
+
+pytestmark = pytest.mark.skipif(not built_with_ceph(),
+                                reason="stowaged built without Ceph (STOWAGE_WITH_CEPH=OFF)")
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    c = ceph.Cluster(tmp_path_factory.mktemp("ceph"))
+    print("ceph cluster healthy in %.1f s (%s)" % (c.started_in, c.waits))
+    yield c
+    c.close()
+
+
+_pools = iter(range(1, 1000))
+
+
+@pytest.fixture
+def pool(cluster):
+    name = "t%d" % next(_pools)
+    cluster.create_pool(name)
+    return name
+
+
+def rbd_volume(cluster, pool, **extra):
+    v = {"id": "ceph1", "kind": "rbd", "conf": str(cluster.conf), "user": "admin",
+         "keyring": str(cluster.keyring), "pool": pool}
+    v.update(extra)
+    return v
+
+
+def listing(d):
+    r = d.get("/imagestorages/" + STORAGE)
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def rbd_entry(d):
+    ext = [v for v in listing(d)["external_volumes"] if v["volume_id"] == "ceph1"]
+    assert len(ext) == 1, listing(d)
+    return ext[0]
+
+
+def start(daemon_factory, volumes, sub="d"):
+    d = daemon_factory({"probe_ttl_ms": 200, "storages": [{"id": STORAGE, "volumes": volumes}]},
+                       sub=sub)
+    d.wait_for(lambda: rbd_entry(d)["status"] == "ok", timeout=60, what="rbd volume ok")
+    return d
+
+
+def images_of(cluster, pool, prefix):
+    return [n[len(prefix):] for n in cluster.images(pool) if n.startswith(prefix)]
+
+
+def used_bytes(cluster, pool, name):
+    j = json.loads(cluster.rbd("du", "--format", "json", "%s/%s" % (pool, name)))
+    return sum(i["used_size"] for i in j["images"] if i["name"] == name and "snapshot" not in i)
+
+
+def test_upload_download_round_trip_and_the_flexvdi_view(cluster, pool, daemon_factory, tmp_path):
+    d = start(daemon_factory, [rbd_volume(cluster, pool)])
+    vol = rbd_entry(d)
+    # flexVDI shows the pool and the cluster's real fsid; never a key or a keyring
+    assert vol["ceph_pool"] == pool and vol["ceph_fsid"] == cluster.fsid, vol
+    assert vol["status_msg"] == "" and vol["total_space"] > 0 and vol["free_space"] > 0, vol
+    text = json.dumps(listing(d))
+    assert "keyring" not in text and cluster.key() not in text, text
+
+    src = tmp_path / "holey.raw"
+    sha = write_random(src, 48 * MiB, 13, holes=True)
+    t0 = time.monotonic()
+    body = check_created(put(d, esdc("one"), src), "one", sha, 48 * MiB, "raw", 48 * MiB, "ceph1")
+    print("upload of 48 MiB to rbd: %.2f s" % (time.monotonic() - t0))
+    uuid = body["uuid"]
+    # the RBD image is where the contract puts it, and nothing is staged
+    assert cluster.images(pool) == ["images.%s.raw" % uuid], cluster.images(pool)
+    assert rows_named(d, "one") == [(uuid, "active", "raw")]
+    info = json.loads(cluster.rbd("info", "--format", "json", "%s/images.%s.raw" % (pool, uuid)))
+    assert info["size"] == 48 * MiB, info
+
+    for path in (esdc("one"), native(uuid)):
+        g, got, n = download(d, path)
+        assert g.status_code == 200 and (n, got) == (48 * MiB, sha), (path, g.status_code)
+        assert g.headers["ETag"] == '"%s"' % sha, g.headers
+    r = d.get(esdc("one"), headers={"Range": "bytes=%d-%d" % (20 * MiB, 20 * MiB + 99)})
+    with open(src, "rb") as f:
+        f.seek(20 * MiB)
+        assert r.status_code == 206 and r.content == f.read(100)
+    img = [i for i in rbd_entry(d)["images"] if i["image_id"] == "one"]
+    assert img == [{"image_id": "one", "volume_id": "ceph1", "image_storage_id": STORAGE,
+                    "guest_id": "", "size_mb": 48}], img
+
+    t = run_task(d, "image_delete", image_id="one")
+    assert t["result"] == "success", t
+    d.wait_for(lambda: cluster.images(pool) == [], timeout=30, what="image removed")
+
+
+def test_a_volume_by_mon_host_and_key(cluster, pool, daemon_factory):
+    vol = {"id": "ceph1", "kind": "rbd", "mon_host": cluster.mon_host, "user": "admin",
+           "key": cluster.key(), "pool": pool}
+    d = start(daemon_factory, [vol])
+    assert cluster.key() not in json.dumps(listing(d))
+    data = os.urandom(3 * MiB + 17)
+    sha = hashlib.sha256(data).hexdigest()
+    body = check_created(put(d, esdc("k"), data), "k", sha, len(data), "raw", len(data), "ceph1")
+    assert cluster.images(pool) == ["images.%s.raw" % body["uuid"]]
+    g, got, n = download(d, esdc("k"))
+    assert (g.status_code, n, got) == (200, len(data), sha)
+
+
+def test_guest_clone_of_a_100g_image_is_an_rbd_clone(cluster, pool, daemon_factory):
+    d = start(daemon_factory, [rbd_volume(cluster, pool)])
+    t = run_task(d, "image_create", image_id="big", volume_id="ceph1", image_storage_id=STORAGE,
+                 size_mb=102400, format="raw")
+    assert t["result"] == "success", t
+    uuid = rows_named(d, "big")[0][0]
+    times = []
+    for guest in ("vm1", "vm2", "vm3"):
+        t0 = time.monotonic()
+        t = run_task(d, "guest_clone", image_id="big", guest_id=guest, clone_id="big_" + guest)
+        times.append(time.monotonic() - t0)
+        assert t["result"] == "success", t
+    print("guest_clone of 100 GiB on rbd: %s ms" % [round(x * 1e3) for x in times])
+    assert max(times) < 10, times  # O(1): a snapshot and a clone, never a copy
+    assert sorted(images_of(cluster, pool, "clones.")) == ["big_vm1.raw", "big_vm2.raw",
+                                                           "big_vm3.raw"]
+    info = json.loads(cluster.rbd("info", "--format", "json", "%s/clones.big_vm1.raw" % pool))
+    assert info["size"] == 100 * GiB, info
+    assert info["parent"]["image"] == "images.%s.raw" % uuid, info
+    assert info["parent"]["snapshot"] == "stowage-base", info
+    clones = sorted(c["clone_id"] for c in rbd_entry(d)["clones"])
+    assert clones == ["big_vm1", "big_vm2", "big_vm3"], clones
+
+    # the base cannot go while clones hang from it; after them it can, snapshot and all
+    t = run_task(d, "image_delete", image_id="big")
+    assert t["result"] == "error" and "clone" in t["result_msg"], t
+    for guest in ("vm1", "vm2", "vm3"):
+        t = run_task(d, "clone_delete", clone_id="big_" + guest)
+        assert t["result"] == "success", t
+    t = run_task(d, "image_delete", image_id="big")
+    assert t["result"] == "success", t
+    d.wait_for(lambda: cluster.images(pool) == [], timeout=30, what="all removed")
+
+
+def test_image_copy_between_xfs_and_rbd_keeps_bytes_and_holes(cluster, pool, daemon_factory,
+                                                              tmp_path):
+    with LoopDisk(tmp_path / "disk", "2G") as disk:
+        disk.mkfs_xfs()
+        mnt = disk.mount(tmp_path / "mnt")
+        d = start(daemon_factory, [{"id": "loc", "kind": "local", "mount_point": str(mnt)},
+                                   rbd_volume(cluster, pool)])
+        try:
+            src = tmp_path / "holey.raw"
+            sha = write_random(src, 40 * MiB, 21, holes=True)
+            check_created(put(d, esdc("here"), src, params={"volume_id": "loc"}), "here", sha,
+                          40 * MiB, "raw", 40 * MiB, "loc")
+            t = run_task(d, "image_copy", image_id="there", volume_id="ceph1",
+                         image_storage_id=STORAGE, source_image_id="here", source_volume_id="loc")
+            assert t["result"] == "success" and t["progress"] == 100, t
+            there = rows_named(d, "there")[0][0]
+            assert cluster.images(pool) == ["images.%s.raw" % there]
+            g, got, n = download(d, esdc("there"))
+            assert (g.status_code, n, got) == (200, 40 * MiB, sha)
+            t = run_task(d, "image_copy", image_id="back", volume_id="loc",
+                         image_storage_id=STORAGE, source_image_id="there",
+                         source_volume_id="ceph1")
+            assert t["result"] == "success", t
+            back = rows_named(d, "back")[0][0]
+            assert sha256_file(mnt / "images" / ("%s.raw" % back)) == sha
+            # 4 GiB of nothing crosses as nothing, both ways
+            t = run_task(d, "image_create", image_id="empty", volume_id="loc",
+                         image_storage_id=STORAGE, size_mb=4096, format="raw")
+            assert t["result"] == "success", t
+            t = run_task(d, "image_copy", image_id="empty-r", volume_id="ceph1",
+                         image_storage_id=STORAGE, source_image_id="empty",
+                         source_volume_id="loc")
+            assert t["result"] == "success", t
+            er = rows_named(d, "empty-r")[0][0]
+            assert used_bytes(cluster, pool, "images.%s.raw" % er) == 0
+            t = run_task(d, "image_copy", image_id="empty-l", volume_id="loc",
+                         image_storage_id=STORAGE, source_image_id="empty-r",
+                         source_volume_id="ceph1")
+            assert t["result"] == "success", t
+            el = mnt / "images" / ("%s.raw" % rows_named(d, "empty-l")[0][0])
+            assert el.stat().st_size == 4 * GiB and el.stat().st_blocks * 512 < 64 * MiB
+        finally:
+            d.stop()
+
+
+def consistent(d, cluster, pool):
+    """(problems, staged): no active row without its RBD image, no RBD image outside
+    staging without a row."""
+    names = cluster.images(pool)
+    imgs = {(u, f) for u, f in db_rows(
+        d, "SELECT uuid, format FROM image WHERE status = 'active' AND volume_id = 'ceph1'")}
+    saving = {u for (u,) in db_rows(d, "SELECT uuid FROM image WHERE status = 'saving'")}
+    clones = {p for (p,) in db_rows(d, "SELECT path FROM clone")}
+    problems = []
+    for u, f in imgs:
+        if "images.%s.%s" % (u, f) not in names:
+            problems.append("row %s without its image" % u)
+    for p in clones:
+        if p.replace("/", ".", 1) not in names:
+            problems.append("clone row %s without its image" % p)
+    for n in names:
+        if n.startswith("images."):
+            m = re.match(r"images\.(.{36})\.(\w+)$", n)
+            if not m or ((m.group(1), m.group(2)) not in imgs and m.group(1) not in saving):
+                problems.append("image %s without a row" % n)
+        elif n.startswith("clones."):
+            if n.replace(".", "/", 1) not in clones:
+                problems.append("clone %s without a row" % n)
+        elif not n.startswith("staging."):
+            problems.append("unexpected %s" % n)
+    return problems
+
+
+def test_kill9_during_uploads_and_clones_leaves_nothing_half_made(cluster, pool, daemon_factory,
+                                                                  tmp_path):
+    d = start(daemon_factory, [rbd_volume(cluster, pool)])
+    data = os.urandom(24 * MiB)
+    sha = hashlib.sha256(data).hexdigest()
+    check_created(put(d, esdc("base"), data), "base", sha, len(data), "raw", len(data), "ceph1")
+    rng = random.Random(9)
+    rounds = 5
+    for i in range(rounds):
+        ups = [threading.Thread(target=lambda n=n: put_quietly(d, esdc("u%d_%d" % (i, n)), data),
+                                daemon=True) for n in range(2)]
+        for t in ups:
+            t.start()
+        for n in range(3):
+            submit_task(d, "guest_clone", image_id="base", guest_id="g%d_%d" % (i, n),
+                        clone_id="c%d_%d" % (i, n))
+        time.sleep(rng.uniform(0.05, 0.8))
+        d.kill9()
+        for t in ups:
+            t.join(timeout=30)
+        d.start()
+        d.wait_for(lambda: rbd_entry(d)["status"] == "ok", timeout=60, what="volume ok")
+        # recovery may wait for the killed client's watches to expire (5 s here)
+        d.wait_for(lambda: consistent(d, cluster, pool) == [], timeout=40,
+                   what="round %d consistent: %s" % (i, consistent(d, cluster, pool)))
+    g, got, n = download(d, esdc("base"))
+    assert (g.status_code, got) == (200, sha)
+    print("after %d kill -9 rounds: %s" % (rounds, cluster.images(pool)))
+
+
+def put_quietly(d, path, data):
+    try:
+        put(d, path, data, timeout=30)
+    except OSError:
+        pass  # the daemon was killed under it
+
+
+def test_a_stopped_cluster_breaks_the_volume_clearly_and_it_comes_back(cluster, pool,
+                                                                       daemon_factory):
+    d = start(daemon_factory, [rbd_volume(cluster, pool)])
+    data = os.urandom(2 * MiB)
+    sha = hashlib.sha256(data).hexdigest()
+    check_created(put(d, esdc("keep"), data), "keep", sha, len(data), "raw", len(data), "ceph1")
+    t0 = time.monotonic()
+    cluster.stop("osd.0")
+    cluster.stop("mon.a")
+    try:
+        d.wait_for(lambda: rbd_entry(d)["status"] == "broken", timeout=30, what="broken")
+        print("dead cluster seen as broken in %.1f s" % (time.monotonic() - t0))
+        vol = rbd_entry(d)
+        assert "ceph" in vol["status_msg"] and "timed out" in vol["status_msg"].lower(), vol
+        r = put(d, esdc("during"), data, timeout=60)
+        assert r.status_code == 503, (r.status_code, r.text)
+        assert d.get("/v1/health").status_code == 200
+    finally:
+        cluster.restart("mon.a")
+        cluster.restart("osd.0")
+    d.wait_for(lambda: rbd_entry(d)["status"] == "ok", timeout=90, what="ok again")
+    g, got, n = download(d, esdc("keep"))
+    assert (g.status_code, got) == (200, sha)
+    assert rows_named(d, "during") == []
