@@ -192,6 +192,25 @@ static void ref_match(const char *method, const char *path, size_t buflen, struc
 
 /* ---- checking the router against it ---- */
 
+/* The answering dialect's envelope for the router's 404 / 405, worded as on_headers
+ * words it: JSON (a string for plain text), with the status of the code. */
+static void check_envelope(const struct http_dialect *d, int idx, const char *method,
+                           const char *path)
+{
+    struct st_err e;
+    unsigned status = 0;
+    if (idx >= 0)
+        return;
+    if (idx == -ST_METHOD)
+        st_fail(&e, ST_METHOD, "method %s not allowed on %s", method, path);
+    else
+        st_fail(&e, ST_NOT_FOUND, "no route for %s %s", method, path);
+    json_t *j = d->error_body(&e, &status);
+    if (!j || status != (idx == -ST_METHOD ? 405u : 404u))
+        fail("the envelope of a 404 / 405 is not JSON of that status", method, path);
+    json_decref(j);
+}
+
 /* Returns the route index. */
 static int check_match(const char *method, const char *path, size_t buflen, size_t allow_len)
 {
@@ -237,6 +256,7 @@ static int check_match(const char *method, const char *path, size_t buflen, size
         if (idx == -ST_METHOD && !allow[0] && allow_len > 3)
             fail("405 with an empty Allow", method, path);
     }
+    check_envelope(d, idx, method, path);
     free(buf);
     free(allow);
     return idx;
