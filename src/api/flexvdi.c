@@ -545,6 +545,7 @@ static json_t *task_json(const struct core_job *v)
         snprintf(msg, sizeof msg, "%s", v->legacy_msg);
     else
         success_msg(v, msg, sizeof msg);
+    st_utf8_clean(msg); /* cut to its size, a message may end inside a character */
     return json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:i, s:s, s:i}", "task_id", v->id, "when",
                      when, "execution", execution, "state", state, "result", result, "result_msg",
                      msg, "task_type", ft ? ft->code : 0, "task_type_str", ft ? ft->name : v->op,
