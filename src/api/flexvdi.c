@@ -419,9 +419,9 @@ static void flexvdi_time(int64_t t, char out[20])
 {
     struct tm tm;
     time_t tt = (time_t)t;
-    out[0] = '\0';
-    if (t > 0 && gmtime_r(&tt, &tm))
-        strftime(out, 20, "%Y-%m-%d %H:%M:%S", &tm);
+    /* Past the year 9999 the text does not fit, and strftime leaves out unterminated. */
+    if (t <= 0 || !gmtime_r(&tt, &tm) || !strftime(out, 20, "%Y-%m-%d %H:%M:%S", &tm))
+        out[0] = '\0';
 }
 
 static const char *field(const json_t *o, const char *key)

@@ -260,6 +260,23 @@ static void test_flexvdi_time_is_utc_and_empty_before_it_happens(void **state)
     assert_string_equal(out, "");
 }
 
+/* Seen reviewing what fuzz_flexvdi renders (its regression input overflows under ASan):
+ * a time past 9999-12-31 left the buffer unterminated (strftime fails), and task_json
+ * read past it. */
+static void test_flexvdi_time_past_the_year_9999_is_empty(void **state)
+{
+    char out[20];
+    (void)state;
+    memset(out, 'Z', sizeof out);
+    flexvdi_time(253402300799, out);
+    assert_string_equal(out, "9999-12-31 23:59:59");
+    memset(out, 'Z', sizeof out);
+    flexvdi_time(253402300800, out);
+    assert_string_equal(out, "");
+    flexvdi_time(INT64_MAX, out);
+    assert_string_equal(out, "");
+}
+
 static json_t *render(const char *state, const char *result, int64_t finished)
 {
     struct core_job v = {0};
@@ -579,6 +596,7 @@ int main(void)
         cmocka_unit_test(test_task_check_field_kinds),
         cmocka_unit_test(test_manage_path_under_compares_whole_components),
         cmocka_unit_test(test_flexvdi_time_is_utc_and_empty_before_it_happens),
+        cmocka_unit_test(test_flexvdi_time_past_the_year_9999_is_empty),
         cmocka_unit_test(test_flexvdi_task_maps_queued_and_revoked),
         cmocka_unit_test(test_flexvdi_codes_cover_every_task_type_once),
         cmocka_unit_test_setup_teardown(test_task_queued_without_workers_can_be_cancelled, setup,
