@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# fuzz/run.sh [--parallel] [--share] [SECONDS] — build every fuzz/fuzz_*.c harness with
-# clang (libFuzzer + ASan + UBSan) in build-fuzz/ and run each for SECONDS (default
-# 600); with --share, SECONDS is the whole budget, split evenly between the harnesses
+# fuzz/run.sh [--parallel] [--share] [SECONDS] [HARNESS...] — build every fuzz/fuzz_*.c
+# harness (or the ones named) with clang (libFuzzer + ASan + UBSan) in build-fuzz/ and run
+# each for SECONDS (default 600); with --share, SECONDS is the whole budget, split evenly between the harnesses
 # (at least 5 s each); with --parallel, the harnesses run at the same time instead of
 # one after the other. Each harness reads its committed seeds (fuzz/seeds/<harness>/)
 # and regression inputs (fuzz/regressions/<harness>/); fuzz_inspect also the corpus
@@ -16,14 +16,16 @@
 set -euo pipefail
 
 usage() {
-    echo "usage: fuzz/run.sh [--parallel] [--share] [SECONDS]" >&2
+    echo "usage: fuzz/run.sh [--parallel] [--share] [SECONDS] [HARNESS...]" >&2
     exit 2
 }
 parallel=0 share=0 secs=600
+harnesses=()
 while [ $# -gt 0 ]; do
     case $1 in
     --parallel) parallel=1 ;;
     --share) share=1 ;;
+    fuzz_*) harnesses+=("$1") ;;
     '' | *[!0-9]*) usage ;;
     *) secs=$1 ;;
     esac
@@ -39,9 +41,13 @@ jobs=${FUZZ_JOBS:-1}
 CC=clang cmake -S "$root" -B "$build" -DSTOWAGE_FUZZ=ON -DSTOWAGE_SANITIZE=ON \
     -DCMAKE_BUILD_TYPE=RelWithDebInfo \
     "-DCMAKE_C_FLAGS=-Wno-unknown-warning-option -DFUZZING_BUILD_MODE_UNSAFE_FOR_PRODUCTION" >/dev/null
-harnesses=()
-for f in "$root"/fuzz/fuzz_*.c; do
-    harnesses+=("$(basename "$f" .c)")
+if [ ${#harnesses[@]} = 0 ]; then
+    for f in "$root"/fuzz/fuzz_*.c; do
+        harnesses+=("$(basename "$f" .c)")
+    done
+fi
+for h in "${harnesses[@]}"; do
+    [ -f "$root/fuzz/$h.c" ] || usage
 done
 # Only our targets: the rest of the project need not compile for this.
 cmake --build "$build" -j "$(nproc)" --target "${harnesses[@]}" -- -s >/dev/null
