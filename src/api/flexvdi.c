@@ -430,6 +430,12 @@ static const char *field(const json_t *o, const char *key)
     return s ? s : "";
 }
 
+/* Bytes as whole MB, rounded up, without overflowing near INT64_MAX. */
+static long long mb_up(json_int_t bytes)
+{
+    return (long long)(bytes / MIB + (bytes % MIB > 0));
+}
+
 /* What a successful task says, from what its operation made. */
 static void success_msg(const struct core_job *j, char *out, size_t len)
 {
@@ -472,11 +478,10 @@ static void success_msg(const struct core_job *j, char *out, size_t len)
                                   field(o, "device"), field(o, "filesystem"));
         break;
     case CORE_OP_IMAGE_CREATE:
-        n = (size_t)snprintf(
-            out, len, "image '%s' created on volume '%s' (%lld MB, %s)", field(o, "name"),
-            field(o, "volume"),
-            (long long)((json_integer_value(json_object_get(o, "size")) + MIB - 1) / MIB),
-            field(o, "format"));
+        n = (size_t)snprintf(out, len, "image '%s' created on volume '%s' (%lld MB, %s)",
+                             field(o, "name"), field(o, "volume"),
+                             mb_up(json_integer_value(json_object_get(o, "size"))),
+                             field(o, "format"));
         break;
     case CORE_OP_IMAGE_COPY:
         n = (size_t)snprintf(out, len, "image '%s' copied from '%s' to volume '%s'",
