@@ -90,9 +90,11 @@ run_one() {
         status=1
     fi
     end=$(date +%s)
-    local execs corpus findings=none
+    local execs corpus files findings=none
     execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
-    corpus=$(find "$work" -type f | wc -l)
+    # libFuzzer's corpus after its reductions ("corp: 212/24Kb"), and the files kept
+    corpus=$(grep -a 'DONE ' "$log" | tail -1 | sed -n 's|.* corp: \([0-9]*/[0-9A-Za-z]*\) .*|\1|p')
+    files=$(find "$work" -type f | wc -l)
     if ls "$build/fuzz-artifacts/$h-"* >/dev/null 2>&1; then
         status=1
         findings=$(cd "$build/fuzz-artifacts" && ls "$h-"* | tr '\n' ' ')
@@ -102,13 +104,13 @@ run_one() {
     {
         echo "== $h: ${secs}s, ${jobs} job(s)"
         grep -E "^(stat::|Done|INFO: (Loaded|seed corpus))|ERROR|SUMMARY|invariant broken" "$log" || true
-        echo "corpus: $corpus files in $work"
+        echo "corpus: ${corpus:-?} (libFuzzer), $files files in $work"
         if [ "$findings" != none ]; then
             echo "$h: findings: $findings (artifacts in $build/fuzz-artifacts)"
         fi
     } >"$build/fuzz-$h.summary"
-    printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$h" "$(date -u -d "@$start" +%Y-%m-%dT%H:%M:%SZ)" \
-        "$((end - start))" "${execs:-?}" "$corpus" "$findings" >"$build/fuzz-$h.result"
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$h" "$(date -u -d "@$start" +%Y-%m-%dT%H:%M:%SZ)" \
+        "$((end - start))" "${execs:-?}" "${corpus:-?}" "$files" "$findings" >"$build/fuzz-$h.result"
     return $status
 }
 
@@ -129,7 +131,7 @@ else
         cat "$build/fuzz-$h.summary"
     done
 fi
-printf 'harness\tstart (UTC)\twall s\texecutions\tcorpus files\tfindings\n' >"$build/fuzz-results.tsv"
+printf 'harness\tstart (UTC)\twall s\texecutions\tcorpus\tfiles\tfindings\n' >"$build/fuzz-results.tsv"
 for h in "${harnesses[@]}"; do
     cat "$build/fuzz-$h.result" >>"$build/fuzz-results.tsv"
 done
