@@ -3,7 +3,10 @@ BUILD      ?= build
 ASAN_BUILD ?= build-asan
 JOBS       ?= $(shell nproc)
 FUZZ_SECONDS ?= 600
+# The smoke's whole budget, shared by the harnesses (CI runs it: keep it short).
 FUZZ_SMOKE_SECONDS ?= 60
+# FUZZ_PARALLEL=1: `make fuzz` runs the harnesses at the same time.
+FUZZ_PARALLEL ?= 0
 PYTHON     ?= /usr/bin/python3
 # The project's own builds treat warnings as errors; a plain `cmake` configure does not.
 WERROR     ?= ON
@@ -43,11 +46,11 @@ api:
 	STOWAGED=$(CURDIR)/$(ASAN_BUILD)/stowaged $(PYTHON) -m pytest -p no:cacheprovider -q -ra tests/api
 
 fuzz-smoke:
-	./fuzz/run.sh $(FUZZ_SMOKE_SECONDS)
+	./fuzz/run.sh --share $(FUZZ_SMOKE_SECONDS)
 
 fuzz:
 	./scripts/deps.sh check
-	./fuzz/run.sh $(FUZZ_SECONDS)
+	./fuzz/run.sh $(if $(filter 1,$(FUZZ_PARALLEL)),--parallel) $(FUZZ_SECONDS)
 
 bench:
 	./scripts/deps.sh bench

@@ -396,15 +396,21 @@ static void flexvdi_time(int64_t t, char out[20])
 {
     struct tm tm;
     time_t tt = (time_t)t;
-    out[0] = '\0';
-    if (t > 0 && gmtime_r(&tt, &tm))
-        strftime(out, 20, "%Y-%m-%d %H:%M:%S", &tm);
+    /* Past the year 9999 the text does not fit, and strftime leaves out unterminated. */
+    if (t <= 0 || !gmtime_r(&tt, &tm) || !strftime(out, 20, "%Y-%m-%d %H:%M:%S", &tm))
+        out[0] = '\0';
 }
 
 static const char *field(const json_t *o, const char *key)
 {
     const char *s = json_string_value(json_object_get(o, key));
     return s ? s : "";
+}
+
+/* Bytes as whole MB, rounded up, without overflowing near INT64_MAX. */
+static long long mb_up(json_int_t bytes)
+{
+    return (long long)(bytes / MIB + (bytes % MIB > 0));
 }
 
 /* What a successful task says, from what its operation made. */
@@ -449,11 +455,10 @@ static void success_msg(const struct core_job *j, char *out, size_t len)
                                   field(o, "device"), field(o, "filesystem"));
         break;
     case CORE_OP_IMAGE_CREATE:
-        n = (size_t)snprintf(
-            out, len, "image '%s' created on volume '%s' (%lld MB, %s)", field(o, "name"),
-            field(o, "volume"),
-            (long long)((json_integer_value(json_object_get(o, "size")) + MIB - 1) / MIB),
-            field(o, "format"));
+        n = (size_t)snprintf(out, len, "image '%s' created on volume '%s' (%lld MB, %s)",
+                             field(o, "name"), field(o, "volume"),
+                             mb_up(json_integer_value(json_object_get(o, "size"))),
+                             field(o, "format"));
         break;
     case CORE_OP_IMAGE_COPY:
         n = (size_t)snprintf(out, len, "image '%s' copied from '%s' to volume '%s'",
@@ -522,6 +527,7 @@ static json_t *task_json(const struct core_job *v)
         snprintf(msg, sizeof msg, "%s", v->legacy_msg);
     else
         success_msg(v, msg, sizeof msg);
+    st_utf8_clean(msg); /* cut to its size, a message may end inside a character */
     return json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:i, s:s, s:i}", "task_id", v->id, "when",
                      when, "execution", execution, "state", state, "result", result, "result_msg",
                      msg, "task_type", ft ? ft->code : 0, "task_type_str", ft ? ft->name : v->op,

@@ -2,6 +2,7 @@
 #include "stowage/err.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -43,14 +44,55 @@ void st_clear(struct st_err *e)
     e->msg[0] = '\0';
 }
 
-__attribute__((format(printf, 4, 0))) static int
-vfail(struct st_err *e, enum st_code code, const char *field, const char *fmt, va_list ap)
+/* The length of the valid UTF-8 character at s, or 0. */
+static size_t utf8_len(const unsigned char *s)
+{
+    size_t n;
+    uint32_t cp;
+    if (s[0] < 0x80)
+        return 1;
+    if (s[0] >= 0xc2 && s[0] <= 0xdf)
+        n = 2, cp = s[0] & 0x1fu;
+    else if (s[0] >= 0xe0 && s[0] <= 0xef)
+        n = 3, cp = s[0] & 0x0fu;
+    else if (s[0] >= 0xf0 && s[0] <= 0xf4)
+        n = 4, cp = s[0] & 0x07u;
+    else
+        return 0;
+    for (size_t i = 1; i < n; i++) {
+        if ((s[i] & 0xc0) != 0x80) /* the terminating NUL stops here too */
+            return 0;
+        cp = cp << 6 | (s[i] & 0x3fu);
+    }
+    if ((n == 3 && cp < 0x800) || (n == 4 && cp < 0x10000) || cp > 0x10ffff ||
+        (cp >= 0xd800 && cp <= 0xdfff))
+        return 0;
+    return n;
+}
+
+void st_utf8_clean(char *s)
+{
+    unsigned char *p = (unsigned char *)s;
+    while (*p) {
+        size_t n = utf8_len(p);
+        if (n)
+            p += n;
+        else
+            *p++ = '?';
+    }
+}
+
+__attribute__((format(printf, 4, 0))) static int vfail(struct st_err *e, enum st_code code,
+                                                        const char *field, const char *fmt,
+                                                        va_list ap)
 {
     if (!e)
         return -1;
     e->code = code;
     snprintf(e->field, sizeof e->field, "%s", field ? field : "");
     vsnprintf(e->msg, sizeof e->msg, fmt, ap);
+    st_utf8_clean(e->field);
+    st_utf8_clean(e->msg);
     return -1;
 }
 

@@ -66,15 +66,22 @@ static void free_storages(struct st_config *c)
     c->n_storages = 0;
 }
 
+static void free_mount_roots(struct st_config *c)
+{
+    for (size_t i = 0; i < c->n_mount_roots; i++)
+        free(c->mount_roots[i]);
+    free(c->mount_roots);
+    c->mount_roots = NULL;
+    c->n_mount_roots = 0;
+}
+
 void cfg_free(struct st_config *c)
 {
     free(c->state_dir);
     free(c->tls_cert);
     free(c->tls_key);
     free(c->gluster_cli);
-    for (size_t i = 0; i < c->n_mount_roots; i++)
-        free(c->mount_roots[i]);
-    free(c->mount_roots);
+    free_mount_roots(c);
     free(c->import_allow);
     for (size_t i = 0; i < c->n_imagestores; i++)
         free(c->imagestores[i].url);
@@ -373,6 +380,8 @@ static int load_mount_roots(struct st_config *c, json_t *arr, struct st_err *e)
     const char *s;
     if (!json_is_array(arr))
         return st_fail_field(e, ST_INVALID, "mount_roots", "mount_roots must be an array");
+    /* A later source replaces the list, as it does the storages (and n counts this one). */
+    free_mount_roots(c);
     c->mount_roots = calloc(json_array_size(arr) + 1, sizeof *c->mount_roots);
     if (!c->mount_roots)
         return st_fail(e, ST_INTERNAL, "out of memory");

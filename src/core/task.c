@@ -121,39 +121,6 @@ static void overlay(struct stowage *st, struct core_job *v, size_t n)
     pthread_mutex_unlock(&ts->mu);
 }
 
-/* Messages quote client paths and tool output and are cut at a fixed size, but every
- * dialect puts them in a JSON string: keep them valid UTF-8, '?' for what is not. */
-static int utf8_len(const unsigned char *p)
-{
-    int n = p[0] < 0x80                    ? 1
-            : p[0] >= 0xC2 && p[0] <= 0xDF ? 2
-            : (p[0] & 0xF0) == 0xE0        ? 3
-            : p[0] >= 0xF0 && p[0] <= 0xF4 ? 4
-                                           : 0;
-    uint32_t cp = n == 2 ? p[0] & 0x1Fu : n == 3 ? p[0] & 0x0Fu : p[0] & 0x07u;
-    for (int i = 1; i < n; i++) {
-        if ((p[i] & 0xC0) != 0x80)
-            return 0; /* also stops at the terminating NUL */
-        cp = cp << 6 | (p[i] & 0x3Fu);
-    }
-    if ((n == 3 && (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF))) ||
-        (n == 4 && (cp < 0x10000 || cp > 0x10FFFF)))
-        return 0;
-    return n;
-}
-
-static void utf8_clean(char *s)
-{
-    unsigned char *p = (unsigned char *)s;
-    while (*p) {
-        int n = utf8_len(p);
-        if (n == 0)
-            *p++ = '?';
-        else
-            p += n;
-    }
-}
-
 /* ---- running one task ---- */
 
 static void on_progress(void *ud, int percent)
@@ -174,7 +141,7 @@ static int stopping(struct stowage *st)
 static int record(struct db_conn *c, const char *id, const char *result, char *msg,
                   const json_t *res, struct st_err *e)
 {
-    utf8_clean(msg);
+    st_utf8_clean(msg); /* every dialect puts it in a JSON string */
     char *rj = res ? json_dumps(res, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
     int rc = db_task_finish(c, id, result, msg, rj, time(NULL), e);
     free(rj);
@@ -204,7 +171,7 @@ static void finish(struct stowage *st, struct run *r, int rc, const struct core_
             snprintf(msg, sizeof msg, "cancelled: %s", e->msg);
         }
     }
-    utf8_clean(msg);
+    st_utf8_clean(msg); /* every dialect puts it in a JSON string */
     if (rc || !t->recorded) {
         struct db_conn *c = db_acquire(st->db);
         if (record(c, r->row.id, result, msg, t->result, &fe))

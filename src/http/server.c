@@ -245,6 +245,7 @@ static void fail_early(struct http_req *r, enum st_code code, const char *field,
     snprintf(e.field, sizeof e.field, "%s", field);
     vsnprintf(e.msg, sizeof e.msg, fmt, ap);
     va_end(ap);
+    st_utf8_clean(e.msg); /* "no route for GET /%ff" must not turn a 404 into a 500 */
     http_reply_error(r, &e);
 }
 

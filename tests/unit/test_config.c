@@ -142,6 +142,23 @@ static void test_config_finish_makes_paths_absolute_and_checks_tls_pairs(void **
     cfg_free(&c);
 }
 
+/* fuzz_config found it (fuzz/regressions/fuzz_config/): a second source's mount_roots
+ * leaked the first list and kept counting it, so cfg_free read past the new array. */
+static void test_config_a_second_source_replaces_mount_roots(void **state)
+{
+    struct st_config c;
+    struct st_err e;
+    (void)state;
+    cfg_defaults(&c);
+    assert_int_equal(cfg_load_string(&c, "{\"mount_roots\":[\"/a\",\"/b\"]}", &e), 0);
+    assert_int_equal(cfg_load_string(&c, "{\"mount_roots\":[\"/c\"]}", &e), 0);
+    assert_int_equal(cfg_finish(&c, &e), 0);
+    assert_int_equal(c.n_mount_roots, 1);
+    assert_string_equal(c.mount_roots[0], "/c");
+    assert_null(c.mount_roots[1]);
+    cfg_free(&c);
+}
+
 static void test_config_listen_localhost_becomes_loopback(void **state)
 {
     struct st_config c;
@@ -162,6 +179,7 @@ int main(void)
         cmocka_unit_test(test_config_rejects_unknown_keys_and_wrong_types),
         cmocka_unit_test(test_config_rejects_malformed_json_and_duplicate_keys),
         cmocka_unit_test(test_config_finish_makes_paths_absolute_and_checks_tls_pairs),
+        cmocka_unit_test(test_config_a_second_source_replaces_mount_roots),
         cmocka_unit_test(test_config_listen_localhost_becomes_loopback),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -108,6 +108,33 @@ static void test_errmap_errno_translation(void **state)
     assert_non_null(strstr(e.msg, "open: "));
 }
 
+/* Seen writing fuzz_router and fuzz_flexvdi (their invariants fail on it): a message with a
+ * client's bytes ("no route for GET /%ff") or cut inside a character made every envelope's
+ * json_pack fail, and the client got 500 "out of memory" for bad input. */
+static void test_errmap_envelopes_of_messages_that_were_not_utf8(void **state)
+{
+    struct st_err e;
+    char cut[300];
+    (void)state;
+    st_fail_field(&e, ST_NOT_FOUND, "", "no route for %s %s", "GET", "/\xff\xc3x\xed\xa0\x80");
+    assert_string_equal(e.msg, "no route for GET /??x???");
+    memset(cut, 0, sizeof cut);
+    for (size_t i = 0; i + 2 < sizeof cut; i += 2)
+        memcpy(cut + i, "\xc3\xa9", 2); /* é, cut by msg's 256 bytes after 255 */
+    st_fail(&e, ST_INVALID, "%s", cut);
+    assert_int_equal(strlen(e.msg), 255);
+    assert_int_equal(e.msg[254], '?');
+    st_fail(&e, ST_INVALID, "%s", "caf\xc3\xa9 \xf0\x9f\x98\x80 ok");
+    assert_string_equal(e.msg, "caf\xc3\xa9 \xf0\x9f\x98\x80 ok");
+    for (size_t d = 0; api_dialects[d]; d++) {
+        unsigned status = 0;
+        json_t *j = api_dialects[d]->error_body(&e, &status);
+        assert_non_null(j);
+        assert_int_equal(status, 400);
+        json_decref(j);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -116,6 +143,7 @@ int main(void)
         cmocka_unit_test(test_errmap_flexvdi_envelope_is_error_message),
         cmocka_unit_test(test_errmap_native_envelope_names_code_and_field),
         cmocka_unit_test(test_errmap_errno_translation),
+        cmocka_unit_test(test_errmap_envelopes_of_messages_that_were_not_utf8),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

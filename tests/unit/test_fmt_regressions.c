@@ -1,5 +1,5 @@
 /* test_fmt_regressions.c — replay every input the fuzzer ever broke the
- * inspector with (fuzz/regressions/, flat or sparse as fuzz/sparse_input.h
+ * inspector with (fuzz/regressions/fuzz_inspect/, flat or sparse as fuzz/sparse_input.h
  * says). Under the ASan/UBSan build a regression crashes here again; in any
  * build the verdict must be reached and be the same twice. */
 #include <dirent.h>
@@ -49,7 +49,7 @@ static void test_every_fuzz_regression_is_inspected_cleanly(void **state)
     struct dirent *de;
     int count = 0;
 
-    snprintf(dirpath, sizeof(dirpath), "%s/fuzz/regressions", src ? src : "../..");
+    snprintf(dirpath, sizeof(dirpath), "%s/fuzz/regressions/fuzz_inspect", src ? src : "../..");
     DIR *d = opendir(dirpath);
     if (!d)
         skip();

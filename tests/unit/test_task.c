@@ -269,6 +269,40 @@ static void test_flexvdi_time_is_utc_and_empty_before_it_happens(void **state)
     assert_string_equal(out, "");
 }
 
+/* Seen reviewing what fuzz_flexvdi renders (its regression input overflows under ASan):
+ * a time past 9999-12-31 left the buffer unterminated (strftime fails), and task_json
+ * read past it. */
+static void test_flexvdi_time_past_the_year_9999_is_empty(void **state)
+{
+    char out[20];
+    (void)state;
+    memset(out, 'Z', sizeof out);
+    flexvdi_time(253402300799, out);
+    assert_string_equal(out, "9999-12-31 23:59:59");
+    memset(out, 'Z', sizeof out);
+    flexvdi_time(253402300800, out);
+    assert_string_equal(out, "");
+    flexvdi_time(INT64_MAX, out);
+    assert_string_equal(out, "");
+}
+
+/* fuzz_flexvdi's outcome check (UBSan): rounding a size near INT64_MAX up to MB overflowed. */
+static void test_flexvdi_image_created_message_rounds_any_size_up_to_mb(void **state)
+{
+    struct core_job v = {0};
+    char msg[256];
+    (void)state;
+    snprintf(v.op, sizeof v.op, "%s", core_op_name(CORE_OP_IMAGE_CREATE));
+    v.outcome = json_pack("{s:s, s:s, s:I, s:s}", "name", "i", "volume", "v", "size",
+                          (json_int_t)INT64_MAX, "format", "raw");
+    success_msg(&v, msg, sizeof msg);
+    assert_string_equal(msg, "image 'i' created on volume 'v' (8796093022208 MB, raw)");
+    json_object_set_new(v.outcome, "size", json_integer((1 << 20) + 1));
+    success_msg(&v, msg, sizeof msg);
+    assert_string_equal(msg, "image 'i' created on volume 'v' (2 MB, raw)");
+    json_decref(v.outcome);
+}
+
 static json_t *render(const char *state, const char *result, int64_t finished)
 {
     struct core_job v = {0};
@@ -587,6 +621,8 @@ int main(void)
         cmocka_unit_test(test_task_check_field_kinds),
         cmocka_unit_test(test_manage_path_under_compares_whole_components),
         cmocka_unit_test(test_flexvdi_time_is_utc_and_empty_before_it_happens),
+        cmocka_unit_test(test_flexvdi_time_past_the_year_9999_is_empty),
+        cmocka_unit_test(test_flexvdi_image_created_message_rounds_any_size_up_to_mb),
         cmocka_unit_test(test_flexvdi_task_maps_queued_and_revoked),
         cmocka_unit_test(test_flexvdi_codes_cover_every_task_type_once),
         cmocka_unit_test_setup_teardown(test_task_queued_without_workers_can_be_cancelled, setup,

@@ -30,6 +30,8 @@ enum st_code {
     ST_CODE_COUNT
 };
 
+/* field and msg end up in JSON envelopes, so they are always UTF-8: st_fail* replace
+ * what is not (a client's bytes, a character cut by the size limit) with '?'. */
 struct st_err {
     enum st_code code;
     char field[64]; /* the offending input field, when there is one */
@@ -50,6 +52,9 @@ int st_fail_errno(struct st_err *e, int errnum, const char *fmt, ...)
  * (a path that would leave a volume) → ST_INVALID, ... */
 enum st_code st_code_of_errno(int errnum);
 void st_clear(struct st_err *e);
+/* Replace in place each byte of s that does not begin a valid UTF-8 character (as
+ * jansson checks it: no overlong forms, surrogates or code points past U+10FFFF) with '?'. */
+void st_utf8_clean(char *s);
 const char *st_code_name(enum st_code code);
 
 #endif
