@@ -14,6 +14,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "stowage/path.h"
 #include "stowage/probe.h"
 
 static const char *param(const json_t *params, const char *key, const char *dflt)
@@ -47,16 +48,6 @@ int be_gluster_prepare(json_t *params, int formatted, const struct be_env *env, 
     return 0;
 }
 
-static int path_under(const char *path, const char *root)
-{
-    size_t n = strlen(root);
-    while (n > 1 && root[n - 1] == '/')
-        n--;
-    if (n == 1 && root[0] == '/')
-        return 1;
-    return strncmp(path, root, n) == 0 && (path[n] == '/' || path[n] == '\0');
-}
-
 int be_gluster_same_place(const json_t *a, const json_t *b, enum be_place *out, struct st_err *e)
 {
     const char *pa = param(a, "path", "/"), *pb = param(b, "path", "/");
@@ -65,7 +56,7 @@ int be_gluster_same_place(const json_t *a, const json_t *b, enum be_place *out, 
     if (strcasecmp(param(a, "server", ""), param(b, "server", "")) ||
         strcmp(param(a, "volume", ""), param(b, "volume", "")))
         return 0;
-    int ab = path_under(pa, pb), ba = path_under(pb, pa);
+    int ab = st_path_under(pa, pb), ba = st_path_under(pb, pa);
     *out = ab && ba ? BE_PLACE_SAME
            : ab     ? BE_PLACE_INSIDE
            : ba     ? BE_PLACE_CONTAINS

@@ -19,6 +19,7 @@
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
+#include "stowage/path.h"
 #include "stowage/probe.h"
 
 static const char *mount_point(const json_t *params)
@@ -149,15 +150,6 @@ static void normalize(const char *in, char *out, size_t len)
     out[n] = '\0';
 }
 
-/* Is path the directory root or below it (text)? */
-static int under(const char *path, const char *root)
-{
-    size_t n = strlen(root);
-    if (n == 1 && root[0] == '/')
-        return 1;
-    return strncmp(path, root, n) == 0 && (path[n] == '/' || path[n] == '\0');
-}
-
 /* The identity recorded when a volume was registered (0 0: not recorded). */
 static struct dir_id recorded(const json_t *params)
 {
@@ -188,9 +180,9 @@ static enum be_place relate(const json_t *a, const struct dir_chain *ca, const j
     normalize(mount_point(b), nb, sizeof nb);
     if (strcmp(na, nb) == 0)
         return BE_PLACE_SAME;
-    if (under(na, nb))
+    if (st_path_under(na, nb))
         return BE_PLACE_INSIDE;
-    if (under(nb, na))
+    if (st_path_under(nb, na))
         return BE_PLACE_CONTAINS;
     return BE_PLACE_APART;
 }

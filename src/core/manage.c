@@ -7,6 +7,7 @@
 #include "core_internal.h"
 #include "task_internal.h"
 
+#include "stowage/path.h"
 #include "stowage/sys.h"
 
 #include <errno.h>
@@ -352,14 +353,6 @@ int core_manage_evolume_delete(struct core_task_ctx *t, struct st_err *e)
 
 /* ---- external volumes ---- */
 
-int core_manage_path_under(const char *path, const char *root)
-{
-    size_t n = strlen(root);
-    if (n == 0 || strncmp(path, root, n) != 0)
-        return 0;
-    return path[n] == '\0' || path[n] == '/' || root[n - 1] == '/';
-}
-
 /* The resolved mount point must be a directory under one of mount_roots (also
  * resolved): a symlink that leads out of them is judged by where it leads. */
 static int allowed_dir(struct stowage *st, const char *mount_point, char *real, struct st_err *e)
@@ -378,7 +371,7 @@ static int allowed_dir(struct stowage *st, const char *mount_point, char *real, 
         return st_fail_field(e, ST_INVALID, "mount_point", "mount_point %s is not a directory",
                              mount_point);
     for (size_t i = 0; i < st->cfg.n_mount_roots; i++)
-        if (realpath(st->cfg.mount_roots[i], root) && core_manage_path_under(real, root))
+        if (realpath(st->cfg.mount_roots[i], root) && st_path_under(real, root))
             return 0;
     return st_fail_field(e, ST_FORBIDDEN, "mount_point",
                          "mount_point %s (really %s) is not under any directory of the config key "

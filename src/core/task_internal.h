@@ -104,8 +104,6 @@ int core_manage_check_new_volume(struct stowage *st, const char *storage_id, con
 int core_manage_register_volume(struct stowage *st, const struct db_volume *v, struct st_err *e);
 /* The same refusal, said early (before a disk is formatted). */
 int core_manage_check_place(struct stowage *st, const struct db_volume *v, struct st_err *e);
-/* Is path the directory root or under it? Both must be resolved (realpath) already. */
-int core_manage_path_under(const char *path, const char *root);
 
 /* ---- backup storage bodies (backup.c) ---- */
 int core_backup_create(struct core_task_ctx *t, struct st_err *e);

@@ -13,6 +13,7 @@
 #include <cmocka.h>
 
 #include "../../src/core/task_internal.h"
+#include "stowage/path.h"
 /* The flexVDI rendering is private to its dialect: test it where it lives. */
 #include "../../src/api/flexvdi.c"
 
@@ -246,15 +247,18 @@ static void test_task_check_field_kinds(void **state)
     json_decref(clean);
 }
 
-static void test_manage_path_under_compares_whole_components(void **state)
+static void test_path_under_compares_whole_components(void **state)
 {
     (void)state;
-    assert_true(core_manage_path_under("/srv/roots/a", "/srv/roots"));
-    assert_true(core_manage_path_under("/srv/roots", "/srv/roots"));
-    assert_true(core_manage_path_under("/anything", "/"));
-    assert_false(core_manage_path_under("/srv/rootsX/a", "/srv/roots"));
-    assert_false(core_manage_path_under("/srv", "/srv/roots"));
-    assert_false(core_manage_path_under("/srv/roots", ""));
+    assert_true(st_path_under("/srv/roots/a", "/srv/roots"));
+    assert_true(st_path_under("/srv/roots", "/srv/roots"));
+    assert_true(st_path_under("/anything", "/"));
+    assert_false(st_path_under("/srv/rootsX/a", "/srv/roots"));
+    assert_false(st_path_under("/srv", "/srv/roots"));
+    assert_false(st_path_under("/srv/roots", ""));
+    /* a root written with a trailing slash holds what it held without one */
+    assert_true(st_path_under("/srv/roots/a", "/srv/roots/"));
+    assert_true(st_path_under("/srv/roots", "/srv/roots//"));
 }
 
 /* ---- flexVDI rendering ---- */
@@ -619,7 +623,7 @@ int main(void)
         cmocka_unit_test(test_task_check_storage_types_need_superadmin_image_types_admin),
         cmocka_unit_test(test_task_check_size_mb_takes_numbers_and_digit_strings),
         cmocka_unit_test(test_task_check_field_kinds),
-        cmocka_unit_test(test_manage_path_under_compares_whole_components),
+        cmocka_unit_test(test_path_under_compares_whole_components),
         cmocka_unit_test(test_flexvdi_time_is_utc_and_empty_before_it_happens),
         cmocka_unit_test(test_flexvdi_time_past_the_year_9999_is_empty),
         cmocka_unit_test(test_flexvdi_image_created_message_rounds_any_size_up_to_mb),
