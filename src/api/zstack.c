@@ -8,7 +8,7 @@
  * The REST server's own refusals (headers, query syntax, paths) are plain text, as
  * ZStack's RestServer sends them; failures of an API are ErrorCodes from ZStack's
  * catalogue. docs/zstack.md lists the choices. */
-#include "api_internal.h"
+#include "zstack_internal.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -17,16 +17,14 @@
 #include <sys/random.h>
 #include <time.h>
 
-#define API "/zstack/v1"
+#define API ZS_API
 #define INV_IMAGE_STORE "org.zstack.header.storage.backup.ImageStoreBackupStorageInventory"
 #define INV_SESSION "org.zstack.header.identity.SessionInventory"
 #define TYPE_IMAGE_STORE "ImageStoreBackupStorage"
 
 /* ---- replies ---- */
 
-static void plain(struct http_req *r, unsigned status, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void plain(struct http_req *r, unsigned status, const char *fmt, ...)
+void zs_plain(struct http_req *r, unsigned status, const char *fmt, ...)
 {
     char buf[1024];
     va_list ap;
@@ -71,7 +69,7 @@ static json_t *error_code(const char *code, const char *desc, const char *detail
 }
 
 /* An API's failure: 503 {"error": ErrorCode}. */
-static void fail_api(struct http_req *r, const struct st_err *e)
+void zs_fail(struct http_req *r, const struct st_err *e)
 {
     const char *code, *desc;
     code_of(e->code, &code, &desc);
@@ -107,14 +105,14 @@ static void zs_date(int64_t t, char *out, size_t len)
              h ? h : 12, tm.tm_min, tm.tm_sec, tm.tm_hour < 12 ? "AM" : "PM");
 }
 
-static json_t *date_json(int64_t t)
+json_t *zs_date_json(int64_t t)
 {
     char d[48];
     zs_date(t, d, sizeof d);
     return json_string(d);
 }
 
-static int is_uuid32(const char *s)
+int zs_is_uuid32(const char *s)
 {
     if (!s || strlen(s) != 32)
         return 0;
@@ -127,18 +125,18 @@ static int is_uuid32(const char *s)
 /* ---- sessions ---- */
 
 /* The session of an API call: 0, or replied (-1). */
-static int authorize(struct http_req *r, struct st_principal *who)
+int zs_authorize(struct http_req *r, struct st_principal *who)
 {
     const char *auth = http_header(r, "Authorization");
     struct st_err e;
     if (!auth) {
-        plain(r, 400, "missing header 'Authorization'");
+        zs_plain(r, 400, "missing header 'Authorization'");
         return -1;
     }
     while (*auth == ' ')
         auth++;
     if (strncmp(auth, "OAuth", 5) != 0) {
-        plain(r, 400, "Authorization type must be 'OAuth'");
+        zs_plain(r, 400, "Authorization type must be 'OAuth'");
         return -1;
     }
     auth += 5;
@@ -146,7 +144,7 @@ static int authorize(struct http_req *r, struct st_principal *who)
         auth++;
     if (core_authenticate(http_st(r), auth, who, &e)) {
         e.code = ST_UNAUTHORIZED; /* ID.1001 for an unknown or expired session alike */
-        fail_api(r, &e);
+        zs_fail(r, &e);
         return -1;
     }
     return 0;
@@ -165,8 +163,8 @@ static void login_reply(struct http_req *r, const struct core_login_result *res)
     int64_t now = time(NULL);
     json_t *inv = json_pack("{s:s, s:s, s:s, s:o, s:o}", "uuid", res->session, "accountUuid",
                             res->who.owner, "userUuid", res->who.owner, "expiredDate",
-                            date_json(now + core_config(http_st(r))->session_ttl_s), "createDate",
-                            date_json(now));
+                            zs_date_json(now + core_config(http_st(r))->session_ttl_s),
+                            "createDate", zs_date_json(now));
     http_reply_json(
         r, 200, json_pack("{s:o, s:{s:s}}", "inventory", inv, "schema", "inventory", INV_SESSION));
 }
@@ -177,12 +175,12 @@ static void login(struct http_req *r)
     const char *name, *password;
     struct st_err e;
     if (!json_is_object(body)) {
-        plain(r, 400, "the body doesn't contain action mapping to the URL[%s]", http_path(r));
+        zs_plain(r, 400, "the body doesn't contain action mapping to the URL[%s]", http_path(r));
         return;
     }
     if (http_json_string(body, "accountName", 1, 64, &name, &e) ||
         http_json_string(body, "password", 1, 128, &password, &e)) {
-        fail_api(r, &e);
+        zs_fail(r, &e);
         return;
     }
     api_login_sha512(r, name, password, login_reply);
@@ -210,13 +208,13 @@ static int job_id(struct http_req *r, char id[33])
         for (size_t i = 0; i < len && i < 32; i++)
             low[i] = (char)(h[i] >= 'A' && h[i] <= 'F' ? h[i] - 'A' + 'a' : h[i]);
         low[len < 32 ? len : 32] = '\0';
-        if (len != 32 || !is_uuid32(low)) {
-            plain(r, 400, "Invalid header[X-Job-UUID], it must be a UUID with '-' stripped");
+        if (len != 32 || !zs_is_uuid32(low)) {
+            zs_plain(r, 400, "Invalid header[X-Job-UUID], it must be a UUID with '-' stripped");
             return -1;
         }
         if (core_job_get(http_st(r), low, &j, &e) == 0) {
             core_job_free(&j);
-            plain(r, 400, "Duplicate job uuid[%s]", h);
+            zs_plain(r, 400, "Duplicate job uuid[%s]", h);
             return -1;
         }
         memcpy(id, low, 33);
@@ -225,7 +223,7 @@ static int job_id(struct http_req *r, char id[33])
     unsigned char rnd[16];
     if (getrandom(rnd, sizeof rnd, 0) != (ssize_t)sizeof rnd) {
         st_fail(&e, ST_INTERNAL, "no randomness for a job id");
-        fail_api(r, &e);
+        zs_fail(r, &e);
         return -1;
     }
     for (int i = 0; i < 16; i++)
@@ -234,8 +232,8 @@ static int job_id(struct http_req *r, char id[33])
 }
 
 /* Queue op as the api-job and answer 202 with its location. */
-static void submit(struct http_req *r, const struct st_principal *who, enum core_op op,
-                   const struct core_op_params *p)
+void zs_submit(struct http_req *r, const struct st_principal *who, enum core_op op,
+               const struct core_op_params *p)
 {
     char id[33], got[37], loc[512];
     struct st_err e;
@@ -244,9 +242,9 @@ static void submit(struct http_req *r, const struct st_principal *who, enum core
         return;
     if (core_job_submit_as(http_st(r), op, p, who, id, got, &e)) {
         if (e.code == ST_EXISTS && strcmp(e.field, "uuid") != 0 && !e.field[0])
-            plain(r, 400, "Duplicate job uuid[%s]", id);
+            zs_plain(r, 400, "Duplicate job uuid[%s]", id);
         else
-            fail_api(r, &e);
+            zs_fail(r, &e);
         return;
     }
     snprintf(loc, sizeof loc, "http://%.256s" API "/api-jobs/%s", host ? host : "127.0.0.1", got);
@@ -265,7 +263,7 @@ static json_t *bs_inventory(const struct core_backup *b)
                     "username", b->username, "sshPort", (json_int_t)b->ssh_port, "totalCapacity",
                     (json_int_t)b->total, "availableCapacity", (json_int_t)b->available, "type",
                     b->type, "state", b->state, "status", b->status, "createDate",
-                    date_json(b->created_at), "lastOpDate", date_json(b->last_op_at),
+                    zs_date_json(b->created_at), "lastOpDate", zs_date_json(b->last_op_at),
                     "attachedZoneUuids", zones);
     if (inv && b->description[0]) /* ZStack's null description is omitted */
         json_object_set_new(inv, "description", json_string(b->description));
@@ -277,12 +275,16 @@ static void job_result(struct http_req *r, const struct core_job *j)
     const char *bs = json_string_value(json_object_get(j->outcome, "backup_storage"));
     struct core_backup b;
     struct st_err e;
+    if (json_object_get(j->outcome, "zone")) {
+        zs_zone_result(r, json_string_value(json_object_get(j->outcome, "zone")));
+        return;
+    }
     if (!bs) {
         http_reply_json(r, 200, json_object());
         return;
     }
     if (core_backup_get(http_st(r), bs, &b, &e)) {
-        fail_api(r, &e);
+        zs_fail(r, &e);
         return;
     }
     http_reply_json(r, 200,
@@ -297,30 +299,24 @@ static void api_job(struct http_req *r)
     struct st_err e;
     const char *id = http_capture(r, 0);
     if (core_job_get(http_st(r), id, &j, &e)) {
-        plain(r, 404, "the job has been expired");
+        zs_plain(r, 404, "the job has been expired");
         return;
     }
     int64_t expiry = core_config(http_st(r))->api_job_expiry_s;
     if (strcmp(j.state, "completed") == 0 && j.finished_at + expiry < (int64_t)time(NULL)) {
-        plain(r, 404, "the job has been expired");
+        zs_plain(r, 404, "the job has been expired");
     } else if (strcmp(j.state, "completed") != 0) {
         http_reply_json(r, 202, json_object());
     } else if (strcmp(j.result, "success") == 0) {
         job_result(r, &j);
     } else {
         st_fail(&e, ST_CONFLICT, "%s", j.error);
-        fail_api(r, &e);
+        zs_fail(r, &e);
     }
     core_job_free(&j);
 }
 
 /* ---- queries ---- */
-
-/* ZStack's name of a field → the neutral one core queries by. */
-struct zs_field {
-    const char *zs;
-    const char *neutral;
-};
 
 static const struct zs_field bs_fields[] = {
     {"uuid", "uuid"},
@@ -368,17 +364,6 @@ static const struct {
 };
 #define N_QOPS (sizeof qops / sizeof *qops)
 #define OPS_LIST "[!=, >=, <=, !?=, !~=, ~=, ?=, =, >, <, is null, not null]"
-
-struct zs_query {
-    struct st_query q;
-    int count, with_count;
-    char *fields;  /* "a,b" (ZStack names) or NULL */
-    char bad[512]; /* the first refusal, "" when none */
-    char names[ST_QUERY_MAX_CONDS][64];
-    char *values[ST_QUERY_MAX_CONDS];
-    char sort[64];
-    const struct zs_field *allow;
-};
 
 static void refuse(struct zs_query *z, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void refuse(struct zs_query *z, const char *fmt, ...)
@@ -485,7 +470,7 @@ static void query_arg(void *ud, const char *k, const char *v)
     /* groupBy and unknown parameters are ignored, as the RestServer logs and ignores them */
 }
 
-static void zs_query_free(struct zs_query *z)
+void zs_query_free(struct zs_query *z)
 {
     for (size_t i = 0; i < ST_QUERY_MAX_CONDS; i++)
         free(z->values[i]);
@@ -509,7 +494,7 @@ static int pick_fields(struct zs_query *z, json_t *invs)
     for (char *f = strtok_r(list, ",", &save); f; f = strtok_r(NULL, ",", &save)) {
         char name[64];
         trim_copy(name, sizeof name, f, strlen(f));
-        if (!neutral_of(z->allow, name) && strcmp(name, "attachedZoneUuids") != 0) {
+        if (!neutral_of(z->allow, name) && !(z->extra_field && strcmp(name, z->extra_field) == 0)) {
             refuse(z,
                    "Invalid query parameter. The field[%.64s] in the parameter[fields] is "
                    "not a field of the inventory",
@@ -536,60 +521,86 @@ static int pick_fields(struct zs_query *z, json_t *invs)
     return 0;
 }
 
+int zs_query_begin(struct http_req *r, struct zs_query *z, const struct zs_field *allow,
+                   const char *extra_field, const char *uuid)
+{
+    struct st_principal who;
+    memset(z, 0, sizeof *z);
+    if (zs_authorize(r, &who))
+        return -1;
+    z->allow = allow;
+    z->extra_field = extra_field;
+    z->q.limit = 1000;
+    if (!uuid)
+        http_query_each(r, query_arg, z);
+    else
+        z->q.conds[z->q.n_conds++] = (struct st_cond){"uuid", ST_Q_EQ, uuid};
+    if (z->bad[0]) {
+        zs_plain(r, 400, "%s", z->bad);
+        zs_query_free(z);
+        return -1;
+    }
+    return 0;
+}
+
+void zs_query_failed(struct http_req *r, const struct st_err *e)
+{
+    if (e->code == ST_INVALID)
+        zs_plain(r, 400, "Invalid query parameter. %s", e->msg);
+    else
+        zs_fail(r, e);
+}
+
+void zs_query_reply(struct http_req *r, struct zs_query *z, json_t *invs, int64_t total,
+                    const char *inv_class)
+{
+    char key[48];
+    size_t i;
+    json_t *inv, *schema = json_object();
+    if (z->count) {
+        json_decref(invs);
+        json_decref(schema);
+        http_reply_json(r, 200, json_pack("{s:I}", "total", (json_int_t)total));
+        return;
+    }
+    json_array_foreach(invs, i, inv)
+    {
+        snprintf(key, sizeof key, "inventories[%zu]", i);
+        json_object_set_new(schema, key, json_string(inv_class));
+    }
+    if (pick_fields(z, invs)) {
+        json_decref(invs);
+        json_decref(schema);
+        zs_plain(r, 400, "%s", z->bad);
+        return;
+    }
+    json_t *reply = json_pack("{s:o, s:o}", "inventories", invs, "schema", schema);
+    if (z->with_count)
+        json_object_set_new(reply, "total", json_integer(total));
+    http_reply_json(r, 200, reply);
+}
+
 /* GET a backup storage list: type (NULL: every kind) and uuid (NULL: a query). */
 static void query_bs(struct http_req *r, const char *type, const char *uuid)
 {
-    struct st_principal who;
     struct zs_query z;
     struct core_backup *v = NULL;
     size_t n = 0;
     int64_t total = 0;
     struct st_err e;
-    char schema_key[48];
 
-    if (authorize(r, &who))
+    if (zs_query_begin(r, &z, bs_fields, "attachedZoneUuids", uuid))
         return;
-    memset(&z, 0, sizeof z);
-    z.allow = bs_fields;
-    z.q.limit = 1000;
-    if (!uuid)
-        http_query_each(r, query_arg, &z);
-    if (uuid && z.q.n_conds < ST_QUERY_MAX_CONDS)
-        z.q.conds[z.q.n_conds++] = (struct st_cond){"uuid", ST_Q_EQ, uuid};
     if (type && z.q.n_conds < ST_QUERY_MAX_CONDS)
         z.q.conds[z.q.n_conds++] = (struct st_cond){"type", ST_Q_EQ, type};
-    if (z.bad[0]) {
-        plain(r, 400, "%s", z.bad);
-        goto out;
-    }
     if (core_backup_query(http_st(r), &z.q, z.count ? NULL : &v, &n, &total, &e)) {
-        if (e.code == ST_INVALID)
-            plain(r, 400, "Invalid query parameter. %s", e.msg);
-        else
-            fail_api(r, &e);
-        goto out;
+        zs_query_failed(r, &e);
+    } else {
+        json_t *invs = json_array();
+        for (size_t i = 0; i < n; i++)
+            json_array_append_new(invs, bs_inventory(&v[i]));
+        zs_query_reply(r, &z, invs, total, INV_IMAGE_STORE);
     }
-    if (z.count) {
-        http_reply_json(r, 200, json_pack("{s:I}", "total", (json_int_t)total));
-        goto out;
-    }
-    json_t *invs = json_array(), *schema = json_object();
-    for (size_t i = 0; i < n; i++) {
-        json_array_append_new(invs, bs_inventory(&v[i]));
-        snprintf(schema_key, sizeof schema_key, "inventories[%zu]", i);
-        json_object_set_new(schema, schema_key, json_string(INV_IMAGE_STORE));
-    }
-    if (pick_fields(&z, invs)) {
-        json_decref(invs);
-        json_decref(schema);
-        plain(r, 400, "%s", z.bad);
-        goto out;
-    }
-    json_t *reply = json_pack("{s:o, s:o}", "inventories", invs, "schema", schema);
-    if (z.with_count)
-        json_object_set_new(reply, "total", json_integer(total));
-    http_reply_json(r, 200, reply);
-out:
     core_backups_free(v, n);
     zs_query_free(&z);
 }
@@ -614,38 +625,74 @@ static void get_bs(struct http_req *r)
     query_bs(r, NULL, http_capture(r, 0));
 }
 
+/* A list parameter of a GET: repeated, or comma-separated, or both. */
+struct uuid_list {
+    const char *key;
+    char *vals[ST_QUERY_MAX_CONDS];
+    size_t n;
+    int bad;
+};
+
+static void list_arg(void *ud, const char *k, const char *v)
+{
+    struct uuid_list *l = ud;
+    char *copy, *save = NULL;
+    if (strcmp(k, l->key) != 0 || !v || !(copy = strdup(v)))
+        return;
+    for (char *t = strtok_r(copy, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+        if (l->n == ST_QUERY_MAX_CONDS || !zs_is_uuid32(t))
+            l->bad = 1;
+        else if (!(l->vals[l->n] = strdup(t)))
+            l->bad = 1;
+        else
+            l->n++;
+    }
+    free(copy);
+}
+
+static void list_free(struct uuid_list *l)
+{
+    for (size_t i = 0; i < l->n; i++)
+        free(l->vals[i]);
+}
+
+/* GET /backup-storage/capacities?zoneUuids=…&backupStorageUuids=…: the room of those
+ * named (none named: of every backup storage, as all=true). */
 static void capacities(struct http_req *r)
 {
     struct st_principal who;
-    struct st_query q = {.limit = -1};
-    struct core_backup *v = NULL;
-    size_t n = 0;
+    struct uuid_list zones = {.key = "zoneUuids"}, bs = {.key = "backupStorageUuids"};
     uint64_t tot = 0, avail = 0;
     struct st_err e;
-    if (authorize(r, &who))
+    if (zs_authorize(r, &who))
         return;
-    if (core_backup_query(http_st(r), &q, &v, &n, NULL, &e)) {
-        fail_api(r, &e);
-        return;
+    http_query_each(r, list_arg, &zones);
+    http_query_each(r, list_arg, &bs);
+    if (zones.bad || bs.bad) {
+        st_fail_field(&e, ST_INVALID, zones.bad ? "zoneUuids" : "backupStorageUuids",
+                      "'%s' must be UUIDs of 32 hex digits without '-' (at most %d)",
+                      zones.bad ? "zoneUuids" : "backupStorageUuids", ST_QUERY_MAX_CONDS);
+        zs_fail(r, &e);
+    } else if (core_backup_capacity(http_st(r), (const char *const *)zones.vals, zones.n,
+                                    (const char *const *)bs.vals, bs.n, &tot, &avail, &e)) {
+        zs_fail(r, &e);
+    } else {
+        http_reply_json(r, 200,
+                        json_pack("{s:I, s:I}", "totalCapacity", (json_int_t)tot,
+                                  "availableCapacity", (json_int_t)avail));
     }
-    for (size_t i = 0; i < n; i++) {
-        tot += v[i].total;
-        avail += v[i].available;
-    }
-    core_backups_free(v, n);
-    http_reply_json(r, 200,
-                    json_pack("{s:I, s:I}", "totalCapacity", (json_int_t)tot, "availableCapacity",
-                              (json_int_t)avail));
+    list_free(&zones);
+    list_free(&bs);
 }
 
 /* ---- calls that change something ---- */
 
 /* The "params" (or an action's) object of a body: replied (NULL) when it is not one. */
-static json_t *body_part(struct http_req *r, const char *key)
+json_t *zs_body_part(struct http_req *r, const char *key)
 {
     json_t *v = json_object_get(http_json(r), key);
     if (!json_is_object(v)) {
-        plain(r, 400, "the body doesn't contain action mapping to the URL[%s]", http_path(r));
+        zs_plain(r, 400, "the body doesn't contain action mapping to the URL[%s]", http_path(r));
         return NULL;
     }
     return v;
@@ -674,26 +721,26 @@ static void add_image_store(struct http_req *r)
     struct core_op_params p = {0};
     struct st_err e;
     json_t *b;
-    if (authorize(r, &who) || !(b = body_part(r, "params")))
+    if (zs_authorize(r, &who) || !(b = zs_body_part(r, "params")))
         return;
     if (bs_params(b, &p, &e) || http_json_string(b, "url", 1, 4095, &p.url, &e) ||
         http_json_string(b, "resourceUuid", 0, 64, &p.uuid, &e)) {
-        fail_api(r, &e);
+        zs_fail(r, &e);
         return;
     }
     if (!p.name || !p.hostname) {
         st_fail_field(&e, ST_INVALID, p.name ? "hostname" : "name", "'%s' is required",
                       p.name ? "hostname" : "name");
-        fail_api(r, &e);
+        zs_fail(r, &e);
         return;
     }
-    if (p.uuid && !is_uuid32(p.uuid)) {
+    if (p.uuid && !zs_is_uuid32(p.uuid)) {
         st_fail_field(&e, ST_INVALID, "resourceUuid",
                       "resourceUuid must be a UUID of 32 hex digits without '-'");
-        fail_api(r, &e);
+        zs_fail(r, &e);
         return;
     }
-    submit(r, &who, CORE_OP_BACKUP_CREATE, &p);
+    zs_submit(r, &who, CORE_OP_BACKUP_CREATE, &p);
 }
 
 static void image_store_action(struct http_req *r)
@@ -702,23 +749,24 @@ static void image_store_action(struct http_req *r)
     struct core_op_params p = {0};
     struct st_err e;
     json_t *body = http_json(r), *b;
-    if (authorize(r, &who))
+    if (zs_authorize(r, &who))
         return;
     p.backup_storage = http_capture(r, 0);
     if ((b = json_object_get(body, "updateImageStoreBackupStorage"))) {
         if (!json_is_object(b)) {
-            plain(r, 400, "the body doesn't contain action mapping to the URL[%s]", http_path(r));
+            zs_plain(r, 400, "the body doesn't contain action mapping to the URL[%s]",
+                     http_path(r));
             return;
         }
         if (bs_params(b, &p, &e)) {
-            fail_api(r, &e);
+            zs_fail(r, &e);
             return;
         }
-        submit(r, &who, CORE_OP_BACKUP_UPDATE, &p);
+        zs_submit(r, &who, CORE_OP_BACKUP_UPDATE, &p);
     } else if (json_is_object(json_object_get(body, "reconnectImageStoreBackupStorage"))) {
-        submit(r, &who, CORE_OP_BACKUP_RECONNECT, &p);
+        zs_submit(r, &who, CORE_OP_BACKUP_RECONNECT, &p);
     } else {
-        plain(r, 400, "the body doesn't contain action mapping to the URL[%s]", http_path(r));
+        zs_plain(r, 400, "the body doesn't contain action mapping to the URL[%s]", http_path(r));
     }
 }
 
@@ -728,14 +776,14 @@ static void bs_action(struct http_req *r)
     struct core_op_params p = {0};
     struct st_err e;
     json_t *b;
-    if (authorize(r, &who) || !(b = body_part(r, "changeBackupStorageState")))
+    if (zs_authorize(r, &who) || !(b = zs_body_part(r, "changeBackupStorageState")))
         return;
     p.backup_storage = http_capture(r, 0);
     if (http_json_string(b, "stateEvent", 1, 16, &p.state, &e)) {
-        fail_api(r, &e);
+        zs_fail(r, &e);
         return;
     }
-    submit(r, &who, CORE_OP_BACKUP_STATE, &p);
+    zs_submit(r, &who, CORE_OP_BACKUP_STATE, &p);
 }
 
 static void delete_bs(struct http_req *r)
@@ -743,11 +791,11 @@ static void delete_bs(struct http_req *r)
     struct st_principal who;
     struct core_op_params p = {0};
     const char *mode = http_query(r, "deleteMode");
-    if (authorize(r, &who))
+    if (zs_authorize(r, &who))
         return;
     p.backup_storage = http_capture(r, 0);
     p.force = mode && strcmp(mode, "Enforcing") == 0 ? CORE_TRUE : CORE_UNSET;
-    submit(r, &who, CORE_OP_BACKUP_DELETE, &p);
+    zs_submit(r, &who, CORE_OP_BACKUP_DELETE, &p);
 }
 
 /* ---- the dialect ---- */
@@ -768,6 +816,13 @@ static const struct http_route routes[] = {
     {"GET", API "/backup-storage/{uuid}", HTTP_BODY_NONE, ROLE_NONE, get_bs},
     {"PUT", API "/backup-storage/{uuid}/actions", HTTP_BODY_JSON, ROLE_NONE, bs_action},
     {"DELETE", API "/backup-storage/{uuid}", HTTP_BODY_NONE, ROLE_NONE, delete_bs},
+    {"GET", API "/zones", HTTP_BODY_NONE, ROLE_NONE, zs_query_zones},
+    {"POST", API "/zones", HTTP_BODY_JSON, ROLE_NONE, zs_create_zone},
+    {"GET", API "/zones/{uuid}", HTTP_BODY_NONE, ROLE_NONE, zs_get_zone},
+    {"DELETE", API "/zones/{uuid}", HTTP_BODY_NONE, ROLE_NONE, zs_delete_zone},
+    {"PUT", API "/zones/{uuid}/actions", HTTP_BODY_JSON, ROLE_NONE, zs_zone_action},
+    {"POST", API "/zones/{uuid}/backup-storage/{uuid}", HTTP_BODY_JSON, ROLE_NONE, zs_attach_bs},
+    {"DELETE", API "/zones/{uuid}/backup-storage/{uuid}", HTTP_BODY_NONE, ROLE_NONE, zs_detach_bs},
     {NULL, NULL, 0, 0, NULL},
 };
 

@@ -115,4 +115,16 @@ int core_backup_precheck_create(struct stowage *st, const json_t *params, struct
 int core_backup_precheck_state(struct stowage *st, const json_t *params, struct st_err *e);
 int core_backup_precheck_delete(struct stowage *st, const json_t *params, struct st_err *e);
 
+/* ---- zone bodies (zone.c) ---- */
+int core_zone_create(struct core_task_ctx *t, struct st_err *e);
+int core_zone_update(struct core_task_ctx *t, struct st_err *e);
+int core_zone_delete(struct core_task_ctx *t, struct st_err *e);
+int core_zone_attach(struct core_task_ctx *t, struct st_err *e);
+int core_zone_detach(struct core_task_ctx *t, struct st_err *e);
+int core_zone_precheck_create(struct stowage *st, const json_t *params, struct st_err *e);
+int core_zone_precheck_update(struct stowage *st, const json_t *params, struct st_err *e);
+int core_zone_precheck_delete(struct stowage *st, const json_t *params, struct st_err *e);
+int core_zone_precheck_attach(struct stowage *st, const json_t *params, struct st_err *e);
+int core_zone_precheck_detach(struct stowage *st, const json_t *params, struct st_err *e);
+
 #endif
