@@ -1,0 +1,105 @@
+"""A ZStack image store on a Gluster volume (gluster://server/volume/dir), for real: a
+private glusterd, a one-brick volume that a catalogue volume of the daemon also uses, so
+the backup storage borrows that volume's gfapi session instead of opening its own."""
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from fixtures.gluster import Glusterd, GlusterdBusy
+from test_zstack import typed, add_store
+from test_zstack_zones import capacities, session
+
+GVOL = "zsbs"
+
+
+@pytest.fixture(scope="module")
+def glusterd(tmp_path_factory):
+    """Only one glusterd can run per host: when another engineer's runs, wait for it."""
+    base = tmp_path_factory.mktemp("gluster")
+    deadline = time.monotonic() + float(os.environ.get("STOWAGE_GLUSTER_WAIT_S", "900"))
+    while True:
+        try:
+            gd = Glusterd(base)
+            break
+        except GlusterdBusy as e:
+            if time.monotonic() > deadline:
+                pytest.skip("gave up waiting for the host's glusterd to be free: %s" % e)
+            time.sleep(10)
+    try:
+        # No reserve: the volume's room is then exactly its brick's filesystem's.
+        bricks = gd.create_volume(GVOL, kind="distribute", bricks=1,
+                                  options={"storage.reserve": 0})
+        yield gd, Path(bricks[0].split(":", 1)[1])
+    finally:
+        gd.stop()
+
+
+def room_of(path):
+    sv = os.statvfs(path)
+    return {"totalCapacity": sv.f_blocks * sv.f_frsize,
+            "availableCapacity": sv.f_bavail * sv.f_frsize}
+
+
+def close(got, want):
+    return all(abs(got[k] - want[k]) <= 0.01 * want["totalCapacity"] for k in want)
+
+
+def test_image_store_on_gluster_add_reconnect_capacities(glusterd, daemon_factory):
+    gd, brick = glusterd
+    d = daemon_factory({"probe_ttl_ms": 500, "backup_probe_interval_s": 1, "storages": [
+        {"id": "gs", "volumes": [{"id": "gz", "kind": "gluster", "server": gd.hostname,
+                                  "volume": GVOL}]}]})
+
+    def volume_ok():
+        v = [v for v in d.get("/imagestorages/gs").json()["gluster_volumes"]
+             if v["volume_id"] == "gz"]
+        return v and v[0]["status"] == "ok"
+    d.wait_for(volume_ok, timeout=60, what="the catalogue's gluster volume ok")
+    zs = session(d)
+
+    url = "gluster://%s/%s/backups" % (gd.hostname, GVOL)
+    r = add_store(zs, url, name="gbs")
+    assert r.status_code == 200, r.text
+    inv = typed(r.json())[0]
+    assert (inv["url"], inv["status"], inv["state"]) == (url, "Connected", "Enabled")
+    assert close(inv, room_of(brick)), (inv, room_of(brick))
+    assert close(capacities(zs), room_of(brick))
+    assert all((brick / "backups" / sub).is_dir() for sub in ("images", "clones", ".staging"))
+    # It borrowed the catalogue volume's session: no gfapi session (log) of its own.
+    logs = sorted(p.name for p in Path(d.state_dir).glob("gluster-*.log"))
+    assert logs == ["gluster-gz.log"], logs
+
+    # The prober follows what is written into the volume.
+    before = capacities(zs)
+    (brick / "backups" / "payload").write_bytes(os.urandom(32 << 20))
+    got = d.wait_for(lambda: (lambda c: c if c != before else None)(capacities(zs)),
+                     timeout=15, interval=0.2, what="the prober's capacities")
+    assert close(got, room_of(brick)), (got, room_of(brick))
+
+    reconnect = ("PUT", "/backup-storage/image-store/%s/actions" % inv["uuid"],
+                 {"reconnectImageStoreBackupStorage": {}})
+    gd.stop_volume(GVOL)
+    try:
+        r = zs.call(*reconnect)
+        assert r.status_code == 503, r.text
+        err = r.json()["error"]
+        assert err["code"] == "SYS.1006" and "%s:%s/backups" % (gd.hostname, GVOL) in \
+            err["details"], err
+        assert typed(zs.query("/backup-storage/" + inv["uuid"]).json())[0]["status"] == \
+            "Disconnected"
+    finally:
+        gd.start_volume(GVOL)
+    # gfapi's client reconnects to the restarted brick by itself, within a few seconds.
+    for _ in range(30):
+        r = zs.call(*reconnect)
+        if r.status_code == 200:
+            break
+        time.sleep(1)
+    assert r.status_code == 200, r.text
+    back = typed(r.json())[0]
+    assert back["status"] == "Connected" and close(back, room_of(brick))
+
+    assert zs.call("DELETE", "/backup-storage/" + inv["uuid"]).status_code == 200
+    assert zs.query("/backup-storage").json()["inventories"] == []
