@@ -177,14 +177,21 @@ static void probe_all(struct stowage *st)
         snprintf(status, sizeof status, "%s", b->status);
         snprintf(msg, sizeof msg, "%s", b->status_msg);
         core_backup_look(st, b, &e);
-        if (strcmp(status, b->status) == 0 && strcmp(msg, b->status_msg) == 0 &&
-            total == b->total && available == b->available)
-            continue;
+        int same = strcmp(status, b->status) == 0 && strcmp(msg, b->status_msg) == 0 &&
+                   total == b->total && available == b->available;
+        struct db_backup_storage *now = same ? malloc(sizeof *now) : NULL;
         c = db_acquire(st->db);
-        /* A backup storage deleted meanwhile is not found: nothing to record. */
-        if (db_bs_set_status(c, b, &e) == 0)
-            core_bump(st);
+        /* Unchanged: only whether it is still there (the look may have kept a session). */
+        rc = same ? (now ? db_bs_get(c, b->uuid, now, &e) : 0) : db_bs_set_status(c, b, &e);
         db_release(st->db, c);
+        free(now);
+        if (rc && e.code == ST_NOT_FOUND) { /* deleted meanwhile: its session goes */
+            core_bs_place_forget(st, b->uuid);
+            continue;
+        }
+        if (rc || same)
+            continue;
+        core_bump(st);
         if (strcmp(status, b->status) != 0)
             fprintf(stderr, "stowaged: backup storage %s is %s%s%s\n", b->uuid, b->status,
                     b->status_msg[0] ? ": " : "", b->status_msg);
