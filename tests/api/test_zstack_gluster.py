@@ -2,6 +2,7 @@
 private glusterd, a one-brick volume (checked through a FUSE mount of it) that a catalogue volume of the daemon also uses, so
 the backup storage borrows that volume's gfapi session instead of opening its own."""
 import os
+import re
 import subprocess
 import time
 from pathlib import Path
@@ -51,6 +52,12 @@ def room_of(path):
             "availableCapacity": sv.f_bavail * sv.f_frsize}
 
 
+def clients(gd):
+    """gfapi and FUSE sessions connected to the volume's brick."""
+    xml = gd.gluster("volume", "status", GVOL, "clients", xml=True)
+    return int(re.search(r"<clientCount>(\d+)</clientCount>", xml).group(1))
+
+
 def close(got, want):
     return all(abs(got[k] - want[k]) <= 0.01 * want["totalCapacity"] for k in want)
 
@@ -77,9 +84,12 @@ def test_image_store_on_gluster_add_reconnect_capacities(glusterd, daemon_factor
     assert close(inv, room_of(fuse)), (inv, room_of(fuse))
     assert close(capacities(zs), room_of(fuse))
     assert all((fuse / "backups" / sub).is_dir() for sub in ("images", "clones", ".staging"))
-    # It borrowed the catalogue volume's session: no gfapi session (log) of its own.
+    # It borrowed the catalogue volume's session: no gfapi session (log) of its own, and
+    # the brick sees two clients, the FUSE mount and that one session, look after look.
     logs = sorted(p.name for p in Path(d.state_dir).glob("gluster-*.log"))
     assert logs == ["gluster-gz.log"], logs
+    time.sleep(2)
+    assert clients(gd) == 2
 
     # The prober follows what is written into the volume.
     before = capacities(zs)
@@ -113,3 +123,22 @@ def test_image_store_on_gluster_add_reconnect_capacities(glusterd, daemon_factor
 
     assert zs.call("DELETE", "/backup-storage/" + inv["uuid"]).status_code == 200
     assert zs.query("/backup-storage").json()["inventories"] == []
+
+
+def test_image_store_on_gluster_alone_keeps_one_session(glusterd, daemon_factory):
+    """Without a catalogue volume on it, the image store opens its own session once, keeps
+    it across the prober's looks, and closes it when it is deleted."""
+    gd, fuse = glusterd
+    assert clients(gd) == 1  # the FUSE mount
+    zs = session(daemon_factory({"backup_probe_interval_s": 1}, sub="alone"))
+    (fuse / "alone").mkdir()
+    r = add_store(zs, "gluster://%s/%s/alone" % (gd.hostname, GVOL), name="alone")
+    assert r.status_code == 200, r.text
+    inv = typed(r.json())[0]
+    assert inv["status"] == "Connected" and close(inv, room_of(fuse))
+    assert (Path(zs.d.state_dir) / ("gluster-%s.log" % inv["uuid"])).is_file()
+    time.sleep(3)  # three looks of the prober
+    assert clients(gd) == 2
+    assert zs.call("DELETE", "/backup-storage/" + inv["uuid"]).status_code == 200
+    # glfs_fini takes ~10 s, on the prober's thread, not the job's.
+    zs.d.wait_for(lambda: clients(gd) == 1, timeout=60, interval=1, what="the session closed")
