@@ -191,9 +191,15 @@ int core_backup_ceph_submit(struct stowage *st, const struct core_ceph_add *rq,
         uuid_generate_random(u);
         uuid_unparse_lower(u, job);
     }
+    /* The uuid is chosen now, so that a restart can tell whether the job committed. */
+    char uuid[CORE_ID];
+    if (rq->uuid && *rq->uuid)
+        snprintf(uuid, sizeof uuid, "%.64s", rq->uuid);
+    else
+        core_uuid32(uuid);
     struct core_op_params p = {.name = rq->name,
                                .description = rq->description,
-                               .uuid = rq->uuid && *rq->uuid ? rq->uuid : NULL,
+                               .uuid = uuid,
                                .url = rq->url && *rq->url ? rq->url : NULL,
                                .pool = rq->pool && *rq->pool ? rq->pool : NULL,
                                .mons = text};
@@ -504,6 +510,33 @@ out:
     free(m);
     free(b);
     return rc;
+}
+
+/* A job the last process left running committed when its row is there; otherwise what it
+ * left is removed: its keyring under either name (a pool it made stays, as on delete). */
+int core_backup_ceph_done(struct core_task_ctx *t, int64_t started_at)
+{
+    char path[4300];
+    const char *uuid = core_task_str(t, "uuid");
+    struct db_backup_storage *b = malloc(sizeof *b);
+    struct st_err e;
+    (void)started_at;
+    if (!b)
+        return -1;
+    struct db_conn *c = db_acquire(t->st->db);
+    int rc = db_bs_get(c, uuid, b, &e);
+    db_release(t->st->db, c);
+    free(b);
+    snprintf(path, sizeof path, "%s/ceph/job-%s.keyring", t->st->cfg.state_dir, t->id);
+    unlink(path);
+    if (rc == 0) {
+        t->result = json_pack("{s:s}", "backup_storage", uuid);
+        return t->result ? 1 : -1;
+    }
+    if (e.code != ST_NOT_FOUND)
+        return -1;
+    core_backup_ceph_forget(t->st, uuid);
+    return 0;
 }
 
 /* ---- looking again, views, forgetting ---- */

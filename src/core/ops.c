@@ -252,7 +252,7 @@ static const struct core_task_type types[CORE_OP_COUNT] = {
                                      {F(url, TF_PLACE), 0},
                                      {F(description, TF_TEXT), 0}},
                                     core_backup_ceph_create,
-                                    NULL,
+                                    core_backup_ceph_done,
                                     core_backup_ceph_precheck},
 };
 

@@ -122,6 +122,7 @@ void core_uuid32(char out[CORE_ID]);
 /* ---- Ceph backup storages (backup_ceph.c) ---- */
 int core_backup_ceph_create(struct core_task_ctx *t, struct st_err *e);
 int core_backup_ceph_precheck(struct stowage *st, const json_t *params, struct st_err *e);
+int core_backup_ceph_done(struct core_task_ctx *t, int64_t started_at);
 /* After a reconnect's look at a Ceph backup storage's pool: contact its mons again and
  * record the pool's statistics (b's capacities become the pool's). Nothing for others. */
 void core_backup_ceph_refresh(struct stowage *st, struct db_backup_storage *b);

@@ -220,3 +220,29 @@ def test_bad_mon_url_syntax_is_sys_1007_naming_the_url(zs, url, says):
     details = refused(r, "SYS.1007")
     assert ("invalid monUrl[%s]" % url) in details and says in details, details
     assert ceph_rows(zs) == [] and keyrings(zs) == []
+
+
+def test_a_kill_9_during_an_add_leaves_no_row_and_no_key(cluster, tmp_path):
+    d = Daemon(tmp_path / "k")
+    os.makedirs(d.tmpdir)
+    d.start()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    job = uuid.uuid4().hex
+    h = {"Authorization": "OAuth " + d.token, "X-Job-UUID": job}
+    r = requests.post(d.url(API + "/backup-storage/ceph"), headers=h,
+                      json={"params": {"monUrls": [mon_url(cluster, port=port)], "name": "k"}})
+    assert r.status_code == 202, r.text
+    time.sleep(1)  # the job waits on the mon that does not answer
+    assert os.listdir(os.path.join(d.state_dir, "ceph")) == ["job-%s.keyring" % job]
+    d.kill9()
+    d.start()
+    try:
+        r = requests.get(d.url(API + "/api-jobs/" + job), headers=h)
+        assert r.status_code == 503 and "interrupted by restart" in r.json()["error"]["details"]
+        assert os.listdir(os.path.join(d.state_dir, "ceph")) == []
+        r = requests.get(d.url(API + "/backup-storage"), headers=h)
+        assert r.json()["inventories"] == []
+    finally:
+        d.stop()
