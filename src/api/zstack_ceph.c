@@ -67,11 +67,22 @@ static int number(const char *s, size_t n, int64_t *out)
     return 0;
 }
 
+/* The URL as a message names it: the password (a cephx key) masked. */
+static const char *shown(const char *url, char *out, size_t len)
+{
+    const char *at = strrchr(url, '@'), *colon = at ? memchr(url, ':', (size_t)(at - url)) : NULL;
+    if (!colon || colon + 1 == at)
+        return url;
+    snprintf(out, len, "%.*s:***%.400s", (int)(colon - url > 128 ? 128 : colon - url), url, at);
+    return out;
+}
+
 static int bad(struct st_err *e, const char *url, const char *what)
 {
+    char masked[600];
     return st_fail_field(e, ST_INVALID, "monUrls",
-                         "invalid monUrl[%.512s], %s. A valid monUrl is in format of %s", url, what,
-                         MON_URL_FORMAT);
+                         "invalid monUrl[%.512s], %s. A valid monUrl is in format of %s",
+                         shown(url, masked, sizeof masked), what, MON_URL_FORMAT);
 }
 
 /* The query after '?': only monPort, an integer. */
@@ -81,10 +92,11 @@ static int mon_query(const char *url, const char *q, int64_t *mon_port, struct s
         const char *amp = strchr(q, '&'), *end = amp ? amp : q + strlen(q);
         const char *eq = memchr(q, '=', (size_t)(end - q));
         size_t klen = (size_t)((eq ? eq : end) - q);
+        char masked[600];
         if (klen && !(klen == 7 && strncmp(q, "monPort", 7) == 0))
-            return st_fail_field(e, ST_INVALID, "monUrls",
-                                 "invalid monUrl[%.512s], unknown parameter[%.*s]", url,
-                                 (int)(klen > 64 ? 64 : klen), q);
+            return st_fail_field(
+                e, ST_INVALID, "monUrls", "invalid monUrl[%.512s], unknown parameter[%.*s]",
+                shown(url, masked, sizeof masked), (int)(klen > 64 ? 64 : klen), q);
         if (klen && (!eq || number(eq + 1, (size_t)(end - eq - 1), mon_port) || *mon_port < 1 ||
                      *mon_port > 65535))
             return bad(e, url, "the monPort is not a port number");
@@ -110,11 +122,12 @@ static int parse_mon_url(const char *url, struct mon_url *m, struct st_err *e)
     m->mon_port = 6789;
     if (!at || !(colon = memchr(url, ':', (size_t)(at - url))))
         return bad(e, url, "the sshUsername:sshPassword part is invalid");
+    char masked[600];
     if (colon == url)
         return st_fail_field(e, ST_INVALID, "monUrls",
                              "invalid monUrl[%.512s]. SSH username and password must be separated "
                              "by ':' and cannot be empty. A valid monUrl format is %s",
-                             url, MON_URL_FORMAT);
+                             shown(url, masked, sizeof masked), MON_URL_FORMAT);
     if (decode(url, (size_t)(colon - url), m->user, sizeof m->user) ||
         decode(colon + 1, (size_t)(at - colon - 1), m->key, sizeof m->key))
         return bad(e, url, "the sshUsername:sshPassword part is not percent-encoded right");
