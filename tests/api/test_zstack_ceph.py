@@ -149,6 +149,9 @@ def test_add_with_the_real_mon_url_shows_fsid_pool_stats_and_mons(cluster, zs):
     assert [i["uuid"] for i in r.json()["inventories"]] == [want]
     assert r.json()["schema"] == {"inventories[0]": CEPH_INV}
     assert zs.query("/backup-storage/image-store").json()["inventories"] == []
+    r = zs.query("/backup-storage/capacities")
+    assert r.json() == {"totalCapacity": inv["totalCapacity"],
+                        "availableCapacity": inv["availableCapacity"]}
 
     # The same cluster again, even for another pool: ZStack's text, nothing made.
     before = pools(cluster)
