@@ -252,3 +252,24 @@ def test_a_kill_9_during_an_add_leaves_no_row_and_no_key(cluster, tmp_path):
         assert r.json()["inventories"] == []
     finally:
         d.stop()
+
+
+def test_mons_of_two_clusters_are_refused_with_zstacks_text(cluster, zs, tmp_path):
+    other = ceph.Cluster(tmp_path / "other", start=False)  # a second cluster: one mon only
+    other.dir.mkdir(parents=True)
+    for sub in ("mon/a", "run", "log", "crash"):
+        (other.dir / sub).mkdir(parents=True)
+    try:
+        other._make_mon()
+        other._spawn("mon.a", "ceph-mon", "-i", "a")
+        other._wait("mon answers", lambda: other.ceph("mon", "stat", check=False, timeout=10))
+        key2 = other.ceph("auth", "get-or-create-key", "client.other", "mon", "allow r").strip()
+        r = add_ceph(zs, [mon_url(cluster),
+                          mon_url(other, key=key2, user="other", port=other.mon_ports[1])])
+        assert refused(r) == (
+            "the fsid returned by mons are mismatching, it seems the mons belong to different "
+            "ceph clusters:\n127.0.0.1 (mon ip) --> %s (fsid)\n127.0.0.1 (mon ip) --> %s (fsid)\n"
+            % (cluster.fsid, other.fsid))
+        assert ceph_rows(zs) == [] and keyrings(zs) == []
+    finally:
+        other.close()
