@@ -21,6 +21,7 @@
 #define INV_IMAGE_STORE "org.zstack.header.storage.backup.ImageStoreBackupStorageInventory"
 #define INV_SESSION "org.zstack.header.identity.SessionInventory"
 #define TYPE_IMAGE_STORE "ImageStoreBackupStorage"
+#define INV_CEPH "org.zstack.storage.ceph.backup.CephBackupStorageInventory"
 
 /* ---- replies ---- */
 
@@ -77,7 +78,7 @@ void zs_fail(struct http_req *r, const struct st_err *e)
 }
 
 /* What the HTTP layer refuses before a handler runs: plain text, as the RestServer. */
-static json_t *zs_error(const struct st_err *e, unsigned *status)
+json_t *zs_error(const struct st_err *e, unsigned *status)
 {
     static const char prefix[] = "no route for ";
     *status = http_status_of(e->code);
@@ -197,7 +198,7 @@ static void logout(struct http_req *r)
 /* ---- api-jobs ---- */
 
 /* The job id of a call: the client's X-Job-UUID, else a new one. 0, or replied. */
-static int job_id(struct http_req *r, char id[33])
+int zs_job_id(struct http_req *r, char id[33])
 {
     const char *h = http_header(r, "X-Job-UUID");
     struct core_job j;
@@ -231,20 +232,16 @@ static int job_id(struct http_req *r, char id[33])
     return 0;
 }
 
-/* Queue op as the api-job and answer 202 with its location. */
-void zs_submit(struct http_req *r, const struct st_principal *who, enum core_op op,
-               const struct core_op_params *p)
+void zs_submitted(struct http_req *r, int rc, const char *id, const char *got,
+                  const struct st_err *e)
 {
-    char id[33], got[37], loc[512];
-    struct st_err e;
+    char loc[512];
     const char *host = http_header(r, "Host");
-    if (job_id(r, id))
-        return;
-    if (core_job_submit_as(http_st(r), op, p, who, id, got, &e)) {
-        if (e.code == ST_EXISTS && strcmp(e.field, "uuid") != 0 && !e.field[0])
+    if (rc) {
+        if (e->code == ST_EXISTS && strcmp(e->field, "uuid") != 0 && !e->field[0])
             zs_plain(r, 400, "Duplicate job uuid[%s]", id);
         else
-            zs_fail(r, &e);
+            zs_fail(r, e);
         return;
     }
     snprintf(loc, sizeof loc, "http://%.256s" API "/api-jobs/%s", host ? host : "127.0.0.1", got);
@@ -253,7 +250,24 @@ void zs_submit(struct http_req *r, const struct st_principal *who, enum core_op 
                               (json_int_t)core_config(http_st(r))->api_sync_timeout * 1000));
 }
 
-static json_t *bs_inventory(const struct core_backup *b)
+/* Queue op as the api-job and answer 202 with its location. */
+void zs_submit(struct http_req *r, const struct st_principal *who, enum core_op op,
+               const struct core_op_params *p)
+{
+    char id[33], got[37];
+    struct st_err e;
+    if (zs_job_id(r, id))
+        return;
+    int rc = core_job_submit_as(http_st(r), op, p, who, id, got, &e);
+    zs_submitted(r, rc, id, got, &e);
+}
+
+const char *zs_bs_schema(const struct core_backup *b)
+{
+    return strcmp(b->type, TYPE_CEPH) == 0 ? INV_CEPH : INV_IMAGE_STORE;
+}
+
+json_t *zs_bs_inventory(struct stowage *st, const struct core_backup *b)
 {
     json_t *zones = json_array(), *inv;
     for (size_t i = 0; zones && i < b->n_zones; i++)
@@ -267,6 +281,8 @@ static json_t *bs_inventory(const struct core_backup *b)
                     "attachedZoneUuids", zones);
     if (inv && b->description[0]) /* ZStack's null description is omitted */
         json_object_set_new(inv, "description", json_string(b->description));
+    if (inv && strcmp(b->type, TYPE_CEPH) == 0)
+        zs_ceph_fields(st, b, inv);
     return inv;
 }
 
@@ -288,8 +304,8 @@ static void job_result(struct http_req *r, const struct core_job *j)
         return;
     }
     http_reply_json(r, 200,
-                    json_pack("{s:o, s:{s:s}}", "inventory", bs_inventory(&b), "schema",
-                              "inventory", INV_IMAGE_STORE));
+                    json_pack("{s:o, s:{s:s}}", "inventory", zs_bs_inventory(http_st(r), &b),
+                              "schema", "inventory", zs_bs_schema(&b)));
     free(b.zones);
 }
 
@@ -333,6 +349,8 @@ static const struct zs_field bs_fields[] = {
     {"status", "status"},
     {"createDate", "created_at"},
     {"lastOpDate", "last_op_at"},
+    {"fsid", "fsid"}, /* a Ceph backup storage's */
+    {"poolName", "pool"},
     {NULL, NULL},
 };
 
@@ -477,6 +495,19 @@ void zs_query_free(struct zs_query *z)
     free(z->fields);
 }
 
+/* Fields an inventory shows that queries cannot filter by. */
+static int shown_only(const char *name)
+{
+    static const char *const names[] = {"attachedZoneUuids",     "mons",
+                                        "poolAvailableCapacity", "poolUsedCapacity",
+                                        "poolReplicatedSize",    "poolDiskUtilization",
+                                        "poolSecurityPolicy"};
+    for (size_t i = 0; i < sizeof names / sizeof *names; i++)
+        if (strcmp(name, names[i]) == 0)
+            return 1;
+    return 0;
+}
+
 /* Keep only the asked fields of each inventory; 0, or -1 naming an unknown one in bad. */
 static int pick_fields(struct zs_query *z, json_t *invs)
 {
@@ -494,7 +525,8 @@ static int pick_fields(struct zs_query *z, json_t *invs)
     for (char *f = strtok_r(list, ",", &save); f; f = strtok_r(NULL, ",", &save)) {
         char name[64];
         trim_copy(name, sizeof name, f, strlen(f));
-        if (!neutral_of(z->allow, name) && !(z->extra_field && strcmp(name, z->extra_field) == 0)) {
+        int shown = z->extra_field ? strcmp(name, z->extra_field) == 0 : shown_only(name);
+        if (!neutral_of(z->allow, name) && !shown) {
             refuse(z,
                    "Invalid query parameter. The field[%.64s] in the parameter[fields] is "
                    "not a field of the inventory",
@@ -551,22 +583,21 @@ void zs_query_failed(struct http_req *r, const struct st_err *e)
         zs_fail(r, e);
 }
 
-void zs_query_reply(struct http_req *r, struct zs_query *z, json_t *invs, int64_t total,
-                    const char *inv_class)
+void zs_schema_add(json_t *schema, size_t i, const char *inv_class)
 {
     char key[48];
-    size_t i;
-    json_t *inv, *schema = json_object();
+    snprintf(key, sizeof key, "inventories[%zu]", i);
+    json_object_set_new(schema, key, json_string(inv_class));
+}
+
+void zs_query_reply(struct http_req *r, struct zs_query *z, json_t *invs, json_t *schema,
+                    int64_t total)
+{
     if (z->count) {
         json_decref(invs);
         json_decref(schema);
         http_reply_json(r, 200, json_pack("{s:I}", "total", (json_int_t)total));
         return;
-    }
-    json_array_foreach(invs, i, inv)
-    {
-        snprintf(key, sizeof key, "inventories[%zu]", i);
-        json_object_set_new(schema, key, json_string(inv_class));
     }
     if (pick_fields(z, invs)) {
         json_decref(invs);
@@ -581,7 +612,7 @@ void zs_query_reply(struct http_req *r, struct zs_query *z, json_t *invs, int64_
 }
 
 /* GET a backup storage list: type (NULL: every kind) and uuid (NULL: a query). */
-static void query_bs(struct http_req *r, const char *type, const char *uuid)
+void zs_query_bs(struct http_req *r, const char *type, const char *uuid)
 {
     struct zs_query z;
     struct core_backup *v = NULL;
@@ -589,17 +620,19 @@ static void query_bs(struct http_req *r, const char *type, const char *uuid)
     int64_t total = 0;
     struct st_err e;
 
-    if (zs_query_begin(r, &z, bs_fields, "attachedZoneUuids", uuid))
+    if (zs_query_begin(r, &z, bs_fields, NULL, uuid))
         return;
     if (type && z.q.n_conds < ST_QUERY_MAX_CONDS)
         z.q.conds[z.q.n_conds++] = (struct st_cond){"type", ST_Q_EQ, type};
     if (core_backup_query(http_st(r), &z.q, z.count ? NULL : &v, &n, &total, &e)) {
         zs_query_failed(r, &e);
     } else {
-        json_t *invs = json_array();
-        for (size_t i = 0; i < n; i++)
-            json_array_append_new(invs, bs_inventory(&v[i]));
-        zs_query_reply(r, &z, invs, total, INV_IMAGE_STORE);
+        json_t *invs = json_array(), *schema = json_object();
+        for (size_t i = 0; i < n; i++) {
+            json_array_append_new(invs, zs_bs_inventory(http_st(r), &v[i]));
+            zs_schema_add(schema, i, zs_bs_schema(&v[i]));
+        }
+        zs_query_reply(r, &z, invs, schema, total);
     }
     core_backups_free(v, n);
     zs_query_free(&z);
@@ -607,22 +640,22 @@ static void query_bs(struct http_req *r, const char *type, const char *uuid)
 
 static void query_image_stores(struct http_req *r)
 {
-    query_bs(r, TYPE_IMAGE_STORE, NULL);
+    zs_query_bs(r, TYPE_IMAGE_STORE, NULL);
 }
 
 static void get_image_store(struct http_req *r)
 {
-    query_bs(r, TYPE_IMAGE_STORE, http_capture(r, 0));
+    zs_query_bs(r, TYPE_IMAGE_STORE, http_capture(r, 0));
 }
 
 static void query_all_bs(struct http_req *r)
 {
-    query_bs(r, NULL, NULL);
+    zs_query_bs(r, NULL, NULL);
 }
 
 static void get_bs(struct http_req *r)
 {
-    query_bs(r, NULL, http_capture(r, 0));
+    zs_query_bs(r, NULL, http_capture(r, 0));
 }
 
 /* A list parameter of a GET: repeated, or comma-separated, or both. */
@@ -776,9 +809,15 @@ static void bs_action(struct http_req *r)
     struct core_op_params p = {0};
     struct st_err e;
     json_t *b;
-    if (zs_authorize(r, &who) || !(b = zs_body_part(r, "changeBackupStorageState")))
+    if (zs_authorize(r, &who))
         return;
     p.backup_storage = http_capture(r, 0);
+    if (json_is_object(json_object_get(http_json(r), "reconnectBackupStorage"))) {
+        zs_submit(r, &who, CORE_OP_BACKUP_RECONNECT, &p);
+        return;
+    }
+    if (!(b = zs_body_part(r, "changeBackupStorageState")))
+        return;
     if (http_json_string(b, "stateEvent", 1, 16, &p.state, &e)) {
         zs_fail(r, &e);
         return;

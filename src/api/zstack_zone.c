@@ -58,10 +58,12 @@ static void query(struct http_req *r, const char *uuid)
     if (core_zone_query(http_st(r), &z.q, z.count ? NULL : &v, &n, &total, &e)) {
         zs_query_failed(r, &e);
     } else {
-        json_t *invs = json_array();
-        for (size_t i = 0; i < n; i++)
+        json_t *invs = json_array(), *schema = json_object();
+        for (size_t i = 0; i < n; i++) {
             json_array_append_new(invs, zone_inventory(&v[i]));
-        zs_query_reply(r, &z, invs, total, INV_ZONE);
+            zs_schema_add(schema, i, INV_ZONE);
+        }
+        zs_query_reply(r, &z, invs, schema, total);
     }
     free(v);
     zs_query_free(&z);

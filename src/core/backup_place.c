@@ -9,8 +9,8 @@
  *
  * The prober looks at every backup storage each backup_probe_interval_s and records
  * what changed (status, its reason, capacities), as ZStack's ping tracker does. */
-#include "core_internal.h"
 #include "stowage/backend.h"
+#include "task_internal.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -176,7 +176,8 @@ static void probe_all(struct stowage *st)
         int64_t total = b->total, available = b->available;
         snprintf(status, sizeof status, "%s", b->status);
         snprintf(msg, sizeof msg, "%s", b->status_msg);
-        core_backup_look(st, b, &e);
+        if (core_backup_look(st, b, &e) == 0)
+            core_backup_ceph_refresh(st, b); /* a Ceph pool's room (nothing for others) */
         int same = strcmp(status, b->status) == 0 && strcmp(msg, b->status_msg) == 0 &&
                    total == b->total && available == b->available;
         struct db_backup_storage *now = same ? malloc(sizeof *now) : NULL;

@@ -45,8 +45,6 @@ struct stowage {
 };
 
 void core_bump(struct stowage *st);
-/* A new random uuid as ZStack names resources: 32 lowercase hex digits. */
-void core_uuid32(char out[CORE_ID]);
 /* core_login, or with password the lowercase hex SHA-512 of it (checked against the
  * user's recorded digest). */
 int core_login_as(struct stowage *st, const char *name, const char *password, int sha512_hex,
