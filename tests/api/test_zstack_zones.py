@@ -219,7 +219,7 @@ def test_capacities_are_kept_fresh_by_the_prober(zs, small_fs):
     def fresh():
         got = capacities(zs)
         return got if got["availableCapacity"] != before["availableCapacity"] else None
-    got = zs.d.wait_for(fresh, timeout=10, interval=0.2, what="the prober's capacities")
+    got = zs.d.wait_for(fresh, timeout=30, interval=0.2, what="the prober's capacities")
     for k in want:
         assert abs(got[k] - want[k]) <= 0.01 * want["totalCapacity"], (got, want)
     assert before["availableCapacity"] - got["availableCapacity"] >= 23 << 20
@@ -233,6 +233,6 @@ def test_capacities_are_kept_fresh_by_the_prober(zs, small_fs):
             b = typed(zs.query("/backup-storage").json())[0]
             return b if b["status"] == s else None
         return ok
-    zs.d.wait_for(status("Disconnected"), timeout=10, interval=0.2, what="Disconnected")
+    zs.d.wait_for(status("Disconnected"), timeout=30, interval=0.2, what="Disconnected")
     store.mkdir()
-    zs.d.wait_for(status("Connected"), timeout=10, interval=0.2, what="Connected again")
+    zs.d.wait_for(status("Connected"), timeout=30, interval=0.2, what="Connected again")
