@@ -17,7 +17,7 @@
 #include <sys/random.h>
 #include <time.h>
 
-#define API "/zstack/v1"
+#define API ZS_API
 #define INV_IMAGE_STORE "org.zstack.header.storage.backup.ImageStoreBackupStorageInventory"
 #define INV_SESSION "org.zstack.header.identity.SessionInventory"
 #define TYPE_IMAGE_STORE "ImageStoreBackupStorage"
@@ -251,8 +251,8 @@ void zs_submitted(struct http_req *r, int rc, const char *id, const char *got,
 }
 
 /* Queue op as the api-job and answer 202 with its location. */
-static void submit(struct http_req *r, const struct st_principal *who, enum core_op op,
-                   const struct core_op_params *p)
+void zs_submit(struct http_req *r, const struct st_principal *who, enum core_op op,
+               const struct core_op_params *p)
 {
     char id[33], got[37];
     struct st_err e;
@@ -291,6 +291,10 @@ static void job_result(struct http_req *r, const struct core_job *j)
     const char *bs = json_string_value(json_object_get(j->outcome, "backup_storage"));
     struct core_backup b;
     struct st_err e;
+    if (json_object_get(j->outcome, "zone")) {
+        zs_zone_result(r, json_string_value(json_object_get(j->outcome, "zone")));
+        return;
+    }
     if (!bs) {
         http_reply_json(r, 200, json_object());
         return;
@@ -329,12 +333,6 @@ static void api_job(struct http_req *r)
 }
 
 /* ---- queries ---- */
-
-/* ZStack's name of a field → the neutral one core queries by. */
-struct zs_field {
-    const char *zs;
-    const char *neutral;
-};
 
 static const struct zs_field bs_fields[] = {
     {"uuid", "uuid"},
@@ -384,17 +382,6 @@ static const struct {
 };
 #define N_QOPS (sizeof qops / sizeof *qops)
 #define OPS_LIST "[!=, >=, <=, !?=, !~=, ~=, ?=, =, >, <, is null, not null]"
-
-struct zs_query {
-    struct st_query q;
-    int count, with_count;
-    char *fields;  /* "a,b" (ZStack names) or NULL */
-    char bad[512]; /* the first refusal, "" when none */
-    char names[ST_QUERY_MAX_CONDS][64];
-    char *values[ST_QUERY_MAX_CONDS];
-    char sort[64];
-    const struct zs_field *allow;
-};
 
 static void refuse(struct zs_query *z, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void refuse(struct zs_query *z, const char *fmt, ...)
@@ -501,7 +488,7 @@ static void query_arg(void *ud, const char *k, const char *v)
     /* groupBy and unknown parameters are ignored, as the RestServer logs and ignores them */
 }
 
-static void zs_query_free(struct zs_query *z)
+void zs_query_free(struct zs_query *z)
 {
     for (size_t i = 0; i < ST_QUERY_MAX_CONDS; i++)
         free(z->values[i]);
@@ -538,7 +525,8 @@ static int pick_fields(struct zs_query *z, json_t *invs)
     for (char *f = strtok_r(list, ",", &save); f; f = strtok_r(NULL, ",", &save)) {
         char name[64];
         trim_copy(name, sizeof name, f, strlen(f));
-        if (!neutral_of(z->allow, name) && !shown_only(name)) {
+        int shown = z->extra_field ? strcmp(name, z->extra_field) == 0 : shown_only(name);
+        if (!neutral_of(z->allow, name) && !shown) {
             refuse(z,
                    "Invalid query parameter. The field[%.64s] in the parameter[fields] is "
                    "not a field of the inventory",
@@ -565,60 +553,87 @@ static int pick_fields(struct zs_query *z, json_t *invs)
     return 0;
 }
 
+int zs_query_begin(struct http_req *r, struct zs_query *z, const struct zs_field *allow,
+                   const char *extra_field, const char *uuid)
+{
+    struct st_principal who;
+    memset(z, 0, sizeof *z);
+    if (zs_authorize(r, &who))
+        return -1;
+    z->allow = allow;
+    z->extra_field = extra_field;
+    z->q.limit = 1000;
+    if (!uuid)
+        http_query_each(r, query_arg, z);
+    else
+        z->q.conds[z->q.n_conds++] = (struct st_cond){"uuid", ST_Q_EQ, uuid};
+    if (z->bad[0]) {
+        zs_plain(r, 400, "%s", z->bad);
+        zs_query_free(z);
+        return -1;
+    }
+    return 0;
+}
+
+void zs_query_failed(struct http_req *r, const struct st_err *e)
+{
+    if (e->code == ST_INVALID)
+        zs_plain(r, 400, "Invalid query parameter. %s", e->msg);
+    else
+        zs_fail(r, e);
+}
+
+void zs_schema_add(json_t *schema, size_t i, const char *inv_class)
+{
+    char key[48];
+    snprintf(key, sizeof key, "inventories[%zu]", i);
+    json_object_set_new(schema, key, json_string(inv_class));
+}
+
+void zs_query_reply(struct http_req *r, struct zs_query *z, json_t *invs, json_t *schema,
+                    int64_t total)
+{
+    if (z->count) {
+        json_decref(invs);
+        json_decref(schema);
+        http_reply_json(r, 200, json_pack("{s:I}", "total", (json_int_t)total));
+        return;
+    }
+    if (pick_fields(z, invs)) {
+        json_decref(invs);
+        json_decref(schema);
+        zs_plain(r, 400, "%s", z->bad);
+        return;
+    }
+    json_t *reply = json_pack("{s:o, s:o}", "inventories", invs, "schema", schema);
+    if (z->with_count)
+        json_object_set_new(reply, "total", json_integer(total));
+    http_reply_json(r, 200, reply);
+}
+
 /* GET a backup storage list: type (NULL: every kind) and uuid (NULL: a query). */
 void zs_query_bs(struct http_req *r, const char *type, const char *uuid)
 {
-    struct st_principal who;
     struct zs_query z;
     struct core_backup *v = NULL;
     size_t n = 0;
     int64_t total = 0;
     struct st_err e;
-    char schema_key[48];
 
-    if (zs_authorize(r, &who))
+    if (zs_query_begin(r, &z, bs_fields, NULL, uuid))
         return;
-    memset(&z, 0, sizeof z);
-    z.allow = bs_fields;
-    z.q.limit = 1000;
-    if (!uuid)
-        http_query_each(r, query_arg, &z);
-    if (uuid && z.q.n_conds < ST_QUERY_MAX_CONDS)
-        z.q.conds[z.q.n_conds++] = (struct st_cond){"uuid", ST_Q_EQ, uuid};
     if (type && z.q.n_conds < ST_QUERY_MAX_CONDS)
         z.q.conds[z.q.n_conds++] = (struct st_cond){"type", ST_Q_EQ, type};
-    if (z.bad[0]) {
-        zs_plain(r, 400, "%s", z.bad);
-        goto out;
-    }
     if (core_backup_query(http_st(r), &z.q, z.count ? NULL : &v, &n, &total, &e)) {
-        if (e.code == ST_INVALID)
-            zs_plain(r, 400, "Invalid query parameter. %s", e.msg);
-        else
-            zs_fail(r, &e);
-        goto out;
+        zs_query_failed(r, &e);
+    } else {
+        json_t *invs = json_array(), *schema = json_object();
+        for (size_t i = 0; i < n; i++) {
+            json_array_append_new(invs, zs_bs_inventory(http_st(r), &v[i]));
+            zs_schema_add(schema, i, zs_bs_schema(&v[i]));
+        }
+        zs_query_reply(r, &z, invs, schema, total);
     }
-    if (z.count) {
-        http_reply_json(r, 200, json_pack("{s:I}", "total", (json_int_t)total));
-        goto out;
-    }
-    json_t *invs = json_array(), *schema = json_object();
-    for (size_t i = 0; i < n; i++) {
-        json_array_append_new(invs, zs_bs_inventory(http_st(r), &v[i]));
-        snprintf(schema_key, sizeof schema_key, "inventories[%zu]", i);
-        json_object_set_new(schema, schema_key, json_string(zs_bs_schema(&v[i])));
-    }
-    if (pick_fields(&z, invs)) {
-        json_decref(invs);
-        json_decref(schema);
-        zs_plain(r, 400, "%s", z.bad);
-        goto out;
-    }
-    json_t *reply = json_pack("{s:o, s:o}", "inventories", invs, "schema", schema);
-    if (z.with_count)
-        json_object_set_new(reply, "total", json_integer(total));
-    http_reply_json(r, 200, reply);
-out:
     core_backups_free(v, n);
     zs_query_free(&z);
 }
@@ -643,28 +658,64 @@ static void get_bs(struct http_req *r)
     zs_query_bs(r, NULL, http_capture(r, 0));
 }
 
+/* A list parameter of a GET: repeated, or comma-separated, or both. */
+struct uuid_list {
+    const char *key;
+    char *vals[ST_QUERY_MAX_CONDS];
+    size_t n;
+    int bad;
+};
+
+static void list_arg(void *ud, const char *k, const char *v)
+{
+    struct uuid_list *l = ud;
+    char *copy, *save = NULL;
+    if (strcmp(k, l->key) != 0 || !v || !(copy = strdup(v)))
+        return;
+    for (char *t = strtok_r(copy, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+        if (l->n == ST_QUERY_MAX_CONDS || !zs_is_uuid32(t))
+            l->bad = 1;
+        else if (!(l->vals[l->n] = strdup(t)))
+            l->bad = 1;
+        else
+            l->n++;
+    }
+    free(copy);
+}
+
+static void list_free(struct uuid_list *l)
+{
+    for (size_t i = 0; i < l->n; i++)
+        free(l->vals[i]);
+}
+
+/* GET /backup-storage/capacities?zoneUuids=…&backupStorageUuids=…: the room of those
+ * named (none named: of every backup storage, as all=true). */
 static void capacities(struct http_req *r)
 {
     struct st_principal who;
-    struct st_query q = {.limit = -1};
-    struct core_backup *v = NULL;
-    size_t n = 0;
+    struct uuid_list zones = {.key = "zoneUuids"}, bs = {.key = "backupStorageUuids"};
     uint64_t tot = 0, avail = 0;
     struct st_err e;
     if (zs_authorize(r, &who))
         return;
-    if (core_backup_query(http_st(r), &q, &v, &n, NULL, &e)) {
+    http_query_each(r, list_arg, &zones);
+    http_query_each(r, list_arg, &bs);
+    if (zones.bad || bs.bad) {
+        st_fail_field(&e, ST_INVALID, zones.bad ? "zoneUuids" : "backupStorageUuids",
+                      "'%s' must be UUIDs of 32 hex digits without '-' (at most %d)",
+                      zones.bad ? "zoneUuids" : "backupStorageUuids", ST_QUERY_MAX_CONDS);
         zs_fail(r, &e);
-        return;
+    } else if (core_backup_capacity(http_st(r), (const char *const *)zones.vals, zones.n,
+                                    (const char *const *)bs.vals, bs.n, &tot, &avail, &e)) {
+        zs_fail(r, &e);
+    } else {
+        http_reply_json(r, 200,
+                        json_pack("{s:I, s:I}", "totalCapacity", (json_int_t)tot,
+                                  "availableCapacity", (json_int_t)avail));
     }
-    for (size_t i = 0; i < n; i++) {
-        tot += v[i].total;
-        avail += v[i].available;
-    }
-    core_backups_free(v, n);
-    http_reply_json(r, 200,
-                    json_pack("{s:I, s:I}", "totalCapacity", (json_int_t)tot, "availableCapacity",
-                              (json_int_t)avail));
+    list_free(&zones);
+    list_free(&bs);
 }
 
 /* ---- calls that change something ---- */
@@ -722,7 +773,7 @@ static void add_image_store(struct http_req *r)
         zs_fail(r, &e);
         return;
     }
-    submit(r, &who, CORE_OP_BACKUP_CREATE, &p);
+    zs_submit(r, &who, CORE_OP_BACKUP_CREATE, &p);
 }
 
 static void image_store_action(struct http_req *r)
@@ -744,9 +795,9 @@ static void image_store_action(struct http_req *r)
             zs_fail(r, &e);
             return;
         }
-        submit(r, &who, CORE_OP_BACKUP_UPDATE, &p);
+        zs_submit(r, &who, CORE_OP_BACKUP_UPDATE, &p);
     } else if (json_is_object(json_object_get(body, "reconnectImageStoreBackupStorage"))) {
-        submit(r, &who, CORE_OP_BACKUP_RECONNECT, &p);
+        zs_submit(r, &who, CORE_OP_BACKUP_RECONNECT, &p);
     } else {
         zs_plain(r, 400, "the body doesn't contain action mapping to the URL[%s]", http_path(r));
     }
@@ -762,7 +813,7 @@ static void bs_action(struct http_req *r)
         return;
     p.backup_storage = http_capture(r, 0);
     if (json_is_object(json_object_get(http_json(r), "reconnectBackupStorage"))) {
-        submit(r, &who, CORE_OP_BACKUP_RECONNECT, &p);
+        zs_submit(r, &who, CORE_OP_BACKUP_RECONNECT, &p);
         return;
     }
     if (!(b = zs_body_part(r, "changeBackupStorageState")))
@@ -771,7 +822,7 @@ static void bs_action(struct http_req *r)
         zs_fail(r, &e);
         return;
     }
-    submit(r, &who, CORE_OP_BACKUP_STATE, &p);
+    zs_submit(r, &who, CORE_OP_BACKUP_STATE, &p);
 }
 
 static void delete_bs(struct http_req *r)
@@ -783,7 +834,7 @@ static void delete_bs(struct http_req *r)
         return;
     p.backup_storage = http_capture(r, 0);
     p.force = mode && strcmp(mode, "Enforcing") == 0 ? CORE_TRUE : CORE_UNSET;
-    submit(r, &who, CORE_OP_BACKUP_DELETE, &p);
+    zs_submit(r, &who, CORE_OP_BACKUP_DELETE, &p);
 }
 
 /* ---- the dialect ---- */
@@ -804,6 +855,13 @@ static const struct http_route routes[] = {
     {"GET", API "/backup-storage/{uuid}", HTTP_BODY_NONE, ROLE_NONE, get_bs},
     {"PUT", API "/backup-storage/{uuid}/actions", HTTP_BODY_JSON, ROLE_NONE, bs_action},
     {"DELETE", API "/backup-storage/{uuid}", HTTP_BODY_NONE, ROLE_NONE, delete_bs},
+    {"GET", API "/zones", HTTP_BODY_NONE, ROLE_NONE, zs_query_zones},
+    {"POST", API "/zones", HTTP_BODY_JSON, ROLE_NONE, zs_create_zone},
+    {"GET", API "/zones/{uuid}", HTTP_BODY_NONE, ROLE_NONE, zs_get_zone},
+    {"DELETE", API "/zones/{uuid}", HTTP_BODY_NONE, ROLE_NONE, zs_delete_zone},
+    {"PUT", API "/zones/{uuid}/actions", HTTP_BODY_JSON, ROLE_NONE, zs_zone_action},
+    {"POST", API "/zones/{uuid}/backup-storage/{uuid}", HTTP_BODY_JSON, ROLE_NONE, zs_attach_bs},
+    {"DELETE", API "/zones/{uuid}/backup-storage/{uuid}", HTTP_BODY_NONE, ROLE_NONE, zs_detach_bs},
     {NULL, NULL, 0, 0, NULL},
 };
 

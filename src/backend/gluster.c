@@ -3,6 +3,8 @@
  * One glfs_t per volume, opened once and kept: glfs_init costs ~25 ms but glfs_fini
  * ~10 s, so sessions are never per request (and close is for shutdown). glfs_t is
  * thread-safe, and so is the root handle we keep (gfapi refreshes it under its lock).
+ * Opens of the same server and volume (a catalogue volume and a backup storage in a
+ * directory of it) share one pooled glfs_t, counted, and finished with its last close.
  *
  * Paths are walked one component at a time with the handle API (glfs_h_lookupat with
  * follow = 0), which is gfapi's openat(O_NOFOLLOW): a symlink anywhere on the path is
@@ -36,8 +38,20 @@
  * round trip to every brick, paid once per session instead of once per commit. */
 #define GL_DIR_FDS 4
 
+/* A pooled session: one per server and volume while anything has it open. */
+struct gl_session {
+    char server[256], volume[256];
+    glfs_t *fs;
+    int refs;
+    struct gl_session *next;
+};
+
+static pthread_mutex_t pool_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct gl_session *pool;
+
 struct gl_volume {
     glfs_t *fs;
+    struct gl_session *session; /* fs's pooled session, or NULL: fs is this volume's own */
     struct glfs_object *root;
     char label[384]; /* "server:volume/root" for messages */
     pthread_mutex_t dir_mu;
@@ -162,9 +176,57 @@ static void gl_close(struct be_volume *v)
     pthread_mutex_destroy(&GV(v)->dir_mu);
     if (GV(v)->root)
         glfs_h_close(GV(v)->root);
-    if (GV(v)->fs)
-        glfs_fini(GV(v)->fs); /* ~10 s: it waits for the client's event threads */
+    struct gl_session *s = GV(v)->session;
+    glfs_t *fs = GV(v)->fs;
+    if (s) {
+        pthread_mutex_lock(&pool_mu);
+        if (--s->refs > 0) {
+            fs = NULL;
+        } else {
+            struct gl_session **at = &pool;
+            while (*at != s)
+                at = &(*at)->next;
+            *at = s->next;
+            free(s);
+        }
+        pthread_mutex_unlock(&pool_mu);
+    }
+    if (fs)
+        glfs_fini(fs); /* ~10 s: it waits for the client's event threads */
     free(GV(v));
+}
+
+/* A pooled session of server and volume, counted (0), or none yet (-1). */
+static int pool_take(struct gl_volume *gv, const char *server, const char *volume)
+{
+    pthread_mutex_lock(&pool_mu);
+    struct gl_session *s = pool;
+    while (s && (strcmp(s->server, server) || strcmp(s->volume, volume)))
+        s = s->next;
+    if (s) {
+        s->refs++;
+        gv->fs = s->fs;
+        gv->session = s;
+    }
+    pthread_mutex_unlock(&pool_mu);
+    return s ? 0 : -1;
+}
+
+/* Pool the volume's new session (unpooled when there is no memory for it). */
+static void pool_put(struct gl_volume *gv, const char *server, const char *volume)
+{
+    struct gl_session *s = calloc(1, sizeof *s);
+    if (!s)
+        return;
+    snprintf(s->server, sizeof s->server, "%s", server);
+    snprintf(s->volume, sizeof s->volume, "%s", volume);
+    s->fs = gv->fs;
+    s->refs = 1;
+    pthread_mutex_lock(&pool_mu);
+    s->next = pool;
+    pool = s;
+    pthread_mutex_unlock(&pool_mu);
+    gv->session = s;
 }
 
 static int connect_volume(struct gl_volume *gv, const char *server, const char *volume,
@@ -218,8 +280,12 @@ static int gl_open(const struct be_params *p, struct be_volume **out, struct st_
         return st_fail(e, ST_INTERNAL, "out of memory"), -ENOMEM;
     pthread_mutex_init(&gv->dir_mu, NULL);
     snprintf(gv->label, sizeof gv->label, "%s:%s%s", server, volume, strcmp(root, "/") ? root : "");
-    if ((rc = connect_volume(gv, server, volume, log, e)) < 0)
-        goto fail;
+    /* Two first opens at once may both connect: each is then pooled, neither is wrong. */
+    if (pool_take(gv, server, volume) != 0) {
+        if ((rc = connect_volume(gv, server, volume, log, e)) < 0)
+            goto fail;
+        pool_put(gv, server, volume);
+    }
     errno = 0;
     if (!(gv->root = glfs_h_lookupat(gv->fs, NULL, root, &st, 0))) {
         rc = neg_errno();

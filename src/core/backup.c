@@ -4,7 +4,8 @@
  *
  * Core never tests the kind: be_kind_for_url names it, the kind's ops open the place,
  * prepare its namespaces (init), say whether it is reachable and writable (health) and
- * how much room it has (statvfs). A session is opened for each look and closed after. */
+ * how much room it has (statvfs). Places are opened (and kept, for kinds that keep
+ * sessions) by backup_place.c, whose prober keeps status and capacities fresh. */
 #include "task_internal.h"
 
 #include <stdio.h>
@@ -91,30 +92,19 @@ void core_backups_free(struct core_backup *v, size_t n)
 
 /* ---- looking at the place ---- */
 
-/* Open the place, prepare its namespaces, check it is reachable and writable, and read
- * its room. 0: b->status Connected with capacities; -1: Disconnected, e says why. */
-static int look(struct stowage *st, struct db_backup_storage *b, struct st_err *e)
+int core_backup_look(struct stowage *st, struct db_backup_storage *b, struct st_err *e)
 {
-    const struct backend_ops *ops = be_ops_for(b->kind);
-    const struct be_env env = {st->cfg.state_dir, st->cfg.gluster_cli, st->cfg.gluster_timeout_ms};
-    struct be_volume *v = NULL;
+    struct core_bs_ref ref;
     struct be_space sp = {0};
-    json_error_t je;
-    json_t *params = json_loads(b->params, 0, &je);
-    const struct be_params bp = {b->uuid, params, &env};
     int rc = -1, err;
 
-    if (!ops || !params) {
-        st_fail(e, ST_INTERNAL, "backup storage %s: its place cannot be read", b->uuid);
+    if (core_bs_place_acquire(st, b, &ref, e))
         goto out;
-    }
-    if (ops->open(&bp, &v, e))
-        goto out;
-    if ((err = ops->init(v)) < 0) {
+    if ((err = ref.ops->init(ref.be)) < 0) {
         be_fail(e, err, b->url);
         goto out;
     }
-    if (ops->health(v, e) || ops->statvfs(v, &sp, e))
+    if (ref.ops->health(ref.be, e) || ref.ops->statvfs(ref.be, &sp, e))
         goto out;
     if (sp.readonly) {
         st_fail(e, ST_UNAVAILABLE, "%s: mounted read-only", b->url);
@@ -122,9 +112,7 @@ static int look(struct stowage *st, struct db_backup_storage *b, struct st_err *
     }
     rc = 0;
 out:
-    if (v)
-        ops->close(v);
-    json_decref(params);
+    core_bs_place_release(st, &ref);
     snprintf(b->status, sizeof b->status, "%s", rc ? "Disconnected" : "Connected");
     snprintf(b->status_msg, sizeof b->status_msg, "%s", rc ? e->msg : "");
     if (rc == 0) {
@@ -251,8 +239,10 @@ int core_backup_create(struct core_task_ctx *t, struct st_err *e)
     snprintf(b->params, sizeof b->params, "%s", pj);
     free(pj);
     /* A place that cannot be reached is refused: nothing is recorded. */
-    if (look(t->st, b, e) || bs_write(t->st, b, 1, e))
+    if (core_backup_look(t->st, b, e) || bs_write(t->st, b, 1, e)) {
+        core_bs_place_forget(t->st, b->uuid);
         goto out;
+    }
     rc = made(t, b->uuid);
 out:
     json_decref(params);
@@ -307,7 +297,7 @@ int core_backup_reconnect(struct core_task_ctx *t, struct st_err *e)
         return st_fail(e, ST_INTERNAL, "out of memory");
     if (bs_row(t->st, core_task_str(t, "backup_storage"), b, e))
         goto out;
-    int seen = look(t->st, b, e);
+    int seen = core_backup_look(t->st, b, e);
     if (seen == 0)
         core_backup_ceph_refresh(t->st, b);
     b->last_op_at = time(NULL);
@@ -386,7 +376,94 @@ int core_backup_delete(struct core_task_ctx *t, struct st_err *e)
     if (rc)
         return -1;
     core_backup_ceph_forget(t->st, core_task_str(t, "backup_storage"));
+    core_bs_place_forget(t->st, core_task_str(t, "backup_storage"));
     core_bump(t->st);
     t->result = json_object();
     return 0;
+}
+
+/* ---- capacities ---- */
+
+static int seen_uuid(char (*v)[DB_ID], size_t n, const char *uuid)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(v[i], uuid) == 0)
+            return 1;
+    return 0;
+}
+
+/* Add a backup storage's room once (in *picked). */
+static int add_room(struct db_conn *c, const char *uuid, char (*picked)[DB_ID], size_t *n_picked,
+                    uint64_t *total, uint64_t *available, struct db_backup_storage *b,
+                    struct st_err *e)
+{
+    if (seen_uuid(picked, *n_picked, uuid))
+        return 0;
+    if (db_bs_get(c, uuid, b, e))
+        return -1;
+    snprintf(picked[(*n_picked)++], DB_ID, "%s", uuid);
+    *total += (uint64_t)b->total;
+    *available += (uint64_t)b->available;
+    return 0;
+}
+
+int core_backup_capacity(struct stowage *st, const char *const *zones, size_t n_zones,
+                         const char *const *bs, size_t n_bs, uint64_t *total, uint64_t *available,
+                         struct st_err *e)
+{
+    struct db_backup_storage *b = malloc(sizeof *b);
+    char(*picked)[DB_ID] = NULL, (*in_zone)[DB_ID] = NULL;
+    size_t n_picked = 0, n_in = 0, cap = 0;
+    int rc = -1;
+
+    *total = *available = 0;
+    if (!b)
+        return st_fail(e, ST_INTERNAL, "out of memory");
+    struct db_conn *c = db_acquire(st->db);
+    if (n_zones == 0 && n_bs == 0) {
+        struct db_backup_storage *rows = NULL;
+        struct st_query all = {.limit = -1};
+        size_t n = 0;
+        rc = db_bs_query(c, &all, &rows, &n, NULL, e);
+        for (size_t i = 0; rc == 0 && i < n; i++) {
+            *total += (uint64_t)rows[i].total;
+            *available += (uint64_t)rows[i].available;
+        }
+        free(rows);
+        goto out;
+    }
+    if (!(picked = malloc((n_bs + 1) * sizeof *picked))) {
+        st_fail(e, ST_INTERNAL, "out of memory");
+        goto out;
+    }
+    cap = n_bs + 1;
+    for (size_t i = 0; i < n_bs; i++)
+        if (add_room(c, bs[i], picked, &n_picked, total, available, b, e))
+            goto out;
+    for (size_t i = 0; i < n_zones; i++) {
+        struct db_zone z;
+        if (db_zone_get(c, zones[i], &z, e) ||
+            db_zone_backup_storages(c, zones[i], &in_zone, &n_in, e))
+            goto out;
+        void *grown =
+            n_picked + n_in > cap ? realloc(picked, (n_picked + n_in) * sizeof *picked) : picked;
+        if (!grown) {
+            st_fail(e, ST_INTERNAL, "out of memory");
+            goto out;
+        }
+        picked = grown;
+        cap = n_picked + n_in > cap ? n_picked + n_in : cap;
+        for (size_t k = 0; k < n_in; k++)
+            if (add_room(c, in_zone[k], picked, &n_picked, total, available, b, e))
+                goto out;
+        free(in_zone);
+        in_zone = NULL;
+    }
+    rc = 0;
+out:
+    db_release(st->db, c);
+    free(in_zone);
+    free(picked);
+    free(b);
+    return rc;
 }

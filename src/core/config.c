@@ -44,6 +44,7 @@ void cfg_defaults(struct st_config *c)
     c->api_sync_timeout = 3600;
     c->session_ttl_s = 12 * 3600;
     c->api_job_expiry_s = 86400;
+    c->backup_probe_interval_s = 60; /* ZStack's backupStorage.ping.interval */
     c->import_timeout_s = 6 * 3600;
     c->log_requests = 1;
     /* reads with read-ahead beat MHD's 128 KiB sendfile steps (docs/configuration.md) */
@@ -527,6 +528,10 @@ static int load_object(struct st_config *c, json_t *root, struct st_err *e)
             if (get_uint(v, k, 365 * 86400, &u, e))
                 return -1;
             c->api_job_expiry_s = (unsigned)u;
+        } else if (strcmp(k, "backup_probe_interval_s") == 0) {
+            if (get_uint(v, k, 86400, &u, e))
+                return -1;
+            c->backup_probe_interval_s = u ? (unsigned)u : 1;
         } else if (strcmp(k, "import_timeout_s") == 0) {
             if (get_uint(v, k, 7 * 86400, &u, e))
                 return -1;

@@ -173,7 +173,8 @@ int core_start(struct stowage *st, struct st_err *e)
     if (core_open(st, e))
         return -1;
     if (core_auth_bootstrap(st, e) || core_storage_apply_config(st, e) ||
-        core_volumes_start(st, e) || core_tasks_start(st, e) || core_logins_start(st, e)) {
+        core_volumes_start(st, e) || core_bs_places_start(st, e) || core_tasks_start(st, e) ||
+        core_logins_start(st, e)) {
         core_stop(st);
         return -1;
     }
@@ -187,6 +188,7 @@ void core_stop(struct stowage *st)
     atomic_store(&st->stopping, 1);
     core_logins_free(st);
     core_tasks_stop(st);
+    core_bs_places_stop(st);
     core_volumes_stop(st);
     db_close(st->db);
     st->db = NULL;

@@ -16,9 +16,10 @@
 
 _Static_assert(CORE_ID == DB_ID, "core and catalogue ids have one length");
 
-struct core_volumes; /* live volume state: prober threads, backend sessions (volume.c) */
-struct core_tasks;   /* the job queue and its workers (task.c) */
-struct core_logins;  /* password checks and their throttle (login.c) */
+struct core_volumes;   /* live volume state: prober threads, backend sessions (volume.c) */
+struct core_tasks;     /* the job queue and its workers (task.c) */
+struct core_logins;    /* password checks and their throttle (login.c) */
+struct core_bs_places; /* backup storages' open places and their prober (backup_place.c) */
 
 /* The daemon context, passed down explicitly; the only mutable shared state. */
 struct stowage {
@@ -40,6 +41,7 @@ struct stowage {
     /* URL fetches (fetch.c): sockets opened, hops refused by the address guard */
     atomic_uint_fast64_t fetch_sockets, fetch_refused;
     struct core_imagestores *imagestores; /* cached lists of IMGAPI servers (imagestore.c) */
+    struct core_bs_places *bs_places;
 };
 
 void core_bump(struct stowage *st);
@@ -55,6 +57,28 @@ int core_auth_bootstrap(struct stowage *st, struct st_err *e);
 /* Rows to views. */
 void core_image_from_row(const struct db_image *row, struct core_image *out);
 void core_clone_from_row(const struct db_clone *row, struct core_clone *out);
+
+/* ---- backup storages' places (backup_place.c, backup.c) ---- */
+
+/* An open place of a backup storage, borrowed for a look or a copy. */
+struct core_bs_ref {
+    const struct backend_ops *ops;
+    struct be_volume *be;
+    void *priv; /* the kept place, or NULL: closed at release */
+};
+/* Open b's place, or borrow its kept session (kinds with keep_session). */
+int core_bs_place_acquire(struct stowage *st, const struct db_backup_storage *b,
+                          struct core_bs_ref *out, struct st_err *e);
+void core_bs_place_release(struct stowage *st, struct core_bs_ref *ref);
+/* A deleted backup storage's kept session is closed once nobody borrows it. */
+void core_bs_place_forget(struct stowage *st, const char *uuid);
+/* The prober: every backup storage looked at each backup_probe_interval_s. */
+int core_bs_places_start(struct stowage *st, struct st_err *e);
+void core_bs_places_stop(struct stowage *st);
+/* Open b's place, prepare its namespaces, check it is reachable and writable, and read
+ * its room into b (status Connected and capacities: 0; Disconnected with the reason in
+ * status_msg and e: -1). */
+int core_backup_look(struct stowage *st, struct db_backup_storage *b, struct st_err *e);
 
 /* ---- storages and volumes (storage.c, volume.c) ---- */
 

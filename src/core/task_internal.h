@@ -129,4 +129,16 @@ void core_backup_ceph_refresh(struct stowage *st, struct db_backup_storage *b);
 /* A deleted backup storage's key, if it had one. */
 void core_backup_ceph_forget(struct stowage *st, const char *uuid);
 
+/* ---- zone bodies (zone.c) ---- */
+int core_zone_create(struct core_task_ctx *t, struct st_err *e);
+int core_zone_update(struct core_task_ctx *t, struct st_err *e);
+int core_zone_delete(struct core_task_ctx *t, struct st_err *e);
+int core_zone_attach(struct core_task_ctx *t, struct st_err *e);
+int core_zone_detach(struct core_task_ctx *t, struct st_err *e);
+int core_zone_precheck_create(struct stowage *st, const json_t *params, struct st_err *e);
+int core_zone_precheck_update(struct stowage *st, const json_t *params, struct st_err *e);
+int core_zone_precheck_delete(struct stowage *st, const json_t *params, struct st_err *e);
+int core_zone_precheck_attach(struct stowage *st, const json_t *params, struct st_err *e);
+int core_zone_precheck_detach(struct stowage *st, const json_t *params, struct st_err *e);
+
 #endif

@@ -115,6 +115,21 @@ int db_bs_update(struct db_conn *c, const struct db_backup_storage *b, struct st
     return db_exec_changed(c, q, "update backup storage", "backup storage", b->uuid, e);
 }
 
+int db_bs_set_status(struct db_conn *c, const struct db_backup_storage *b, struct st_err *e)
+{
+    static const char sql[] = "UPDATE backup_storage SET status = ?2, status_msg = ?3, "
+                              "total = ?4, available = ?5 WHERE uuid = ?1";
+    struct db_query *q = db_stmt(c, sql, e);
+    if (!q)
+        return -1;
+    db_bind_text(q, 1, b->uuid);
+    db_bind_text(q, 2, b->status);
+    db_bind_text(q, 3, b->status_msg);
+    db_bind_int64(q, 4, b->total);
+    db_bind_int64(q, 5, b->available);
+    return db_exec_changed(c, q, "record backup storage status", "backup storage", b->uuid, e);
+}
+
 int db_bs_delete(struct db_conn *c, const char *uuid, struct st_err *e)
 {
     static const char del_backups[] = "DELETE FROM image_backup WHERE bs_uuid = ?1";
@@ -131,52 +146,21 @@ int db_bs_delete(struct db_conn *c, const char *uuid, struct st_err *e)
     return db_exec_changed(c, q, "delete backup storage", "backup storage", uuid, e);
 }
 
-static int count_rows(struct db_conn *c, const struct db_where *w, int64_t *total, struct st_err *e)
-{
-    char sql[4200];
-    snprintf(sql, sizeof sql, "SELECT count(*) FROM backup_storage%s", w->sql);
-    struct db_query *q = db_stmt_dynamic(c, sql, e);
-    if (!q)
-        return -1;
-    db_where_bind(q, w);
-    enum db_step rc = db_step(q);
-    if (rc == DB_ROW)
-        *total = db_col_int64(q, 0);
-    else
-        db_fail(c, e, "count backup storages");
-    db_stmt_free(q);
-    return rc == DB_ROW ? 0 : -1;
-}
+static const struct db_table bs_table = {
+    "backup_storage",
+    BS_COLS,
+    bs_fields,
+    sizeof bs_fields / sizeof *bs_fields,
+    " ORDER BY created_at",
+    sizeof(struct db_backup_storage),
+    read_bs,
+    "backup storages",
+};
 
 int db_bs_query(struct db_conn *c, const struct st_query *sq, struct db_backup_storage **out,
                 size_t *n, int64_t *total, struct st_err *e)
 {
-    struct db_where w;
-    char order[160], sql[4600];
-    int rc = -1;
-
-    if (db_where_build(bs_fields, sizeof bs_fields / sizeof *bs_fields, sq, &w, order, sizeof order,
-                       e))
-        goto out;
-    if (total && count_rows(c, &w, total, e))
-        goto out;
-    if (!out) {
-        rc = 0;
-        goto out;
-    }
-    snprintf(sql, sizeof sql, "SELECT " BS_COLS " FROM backup_storage%s%s%s LIMIT %lld OFFSET %lld",
-             w.sql, order[0] ? order : " ORDER BY created_at", ", rowid",
-             (long long)(sq->limit < 0 ? -1 : sq->limit),
-             (long long)(sq->start > 0 ? sq->start : 0));
-    struct db_query *q = db_stmt_dynamic(c, sql, e);
-    if (!q)
-        goto out;
-    db_where_bind(q, &w);
-    rc = db_collect(c, q, sizeof **out, read_bs, out, n, "query backup storages", e);
-    db_stmt_free(q);
-out:
-    db_where_free(&w);
-    return rc;
+    return db_table_query(c, &bs_table, sq, out, n, total, e);
 }
 
 int db_bs_backup_count(struct db_conn *c, const char *uuid, int64_t *n, struct st_err *e)

@@ -199,6 +199,21 @@ int db_where_build(const struct db_qfield *allow, size_t n_allow, const struct s
                    struct db_where *w, char *order, size_t order_len, struct st_err *e);
 void db_where_bind(struct db_query *s, const struct db_where *w);
 void db_where_free(struct db_where *w);
+/* A queryable table: its columns as read rows them, its allow-list, its own order. */
+struct db_table {
+    const char *name;
+    const char *cols;
+    const struct db_qfield *fields;
+    size_t n_fields;
+    const char *order; /* " ORDER BY …" when q names no sort; rowid breaks ties */
+    size_t elem;       /* a row's struct */
+    db_read_fn read;
+    const char *what; /* "backup storages", for messages */
+};
+/* The rows of t that q selects, in q's window (*out malloc'd, *n), and how many match in
+ * all (*total, before the window; total may be NULL). out NULL: the count alone. */
+int db_table_query(struct db_conn *c, const struct db_table *t, const struct st_query *q, void *out,
+                   size_t *n, int64_t *total, struct st_err *e);
 /* A statement for SQL built at run time (not cached); finalize it with db_stmt_free. */
 struct db_query *db_stmt_dynamic(struct db_conn *c, const char *sql, struct st_err *e);
 void db_stmt_free(struct db_query *q);

@@ -161,3 +161,53 @@ void db_stmt_free(struct db_query *q)
     if (q)
         q->drv->finalize(q);
 }
+
+static int count_rows(struct db_conn *c, const struct db_table *t, const struct db_where *w,
+                      int64_t *total, struct st_err *e)
+{
+    char sql[4300], what[64];
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM %s%s", t->name, w->sql);
+    snprintf(what, sizeof what, "count %s", t->what);
+    struct db_query *q = db_stmt_dynamic(c, sql, e);
+    if (!q)
+        return -1;
+    db_where_bind(q, w);
+    enum db_step rc = db_step(q);
+    if (rc == DB_ROW)
+        *total = db_col_int64(q, 0);
+    else
+        db_fail(c, e, what);
+    db_stmt_free(q);
+    return rc == DB_ROW ? 0 : -1;
+}
+
+int db_table_query(struct db_conn *c, const struct db_table *t, const struct st_query *sq,
+                   void *out, size_t *n, int64_t *total, struct st_err *e)
+{
+    struct db_where w;
+    char order[160], sql[4800], what[64];
+    int rc = -1;
+
+    if (db_where_build(t->fields, t->n_fields, sq, &w, order, sizeof order, e))
+        goto out;
+    if (total && count_rows(c, t, &w, total, e))
+        goto out;
+    if (!out) {
+        rc = 0;
+        goto out;
+    }
+    snprintf(sql, sizeof sql, "SELECT %s FROM %s%s%s, rowid LIMIT %lld OFFSET %lld", t->cols,
+             t->name, w.sql, order[0] ? order : t->order,
+             (long long)(sq->limit < 0 ? -1 : sq->limit),
+             (long long)(sq->start > 0 ? sq->start : 0));
+    struct db_query *q = db_stmt_dynamic(c, sql, e);
+    if (!q)
+        goto out;
+    db_where_bind(q, &w);
+    snprintf(what, sizeof what, "query %s", t->what);
+    rc = db_collect(c, q, t->elem, t->read, out, n, what, e);
+    db_stmt_free(q);
+out:
+    db_where_free(&w);
+    return rc;
+}

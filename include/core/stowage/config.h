@@ -69,10 +69,11 @@ struct st_config {
     char *ceph_keyring; /* a Ceph keyring for mon URLs of Ceph backup storages without a key */
     char **mount_roots; /* directories under which evolume_create may register mounts */
     size_t n_mount_roots;
-    unsigned staging_expiry_s; /* abandoned resumable uploads are removed after this */
-    unsigned api_sync_timeout; /* seconds an ES-STREAM answer waits for its task (esdc) */
-    unsigned session_ttl_s;    /* a password login's session lasts this long */
-    unsigned api_job_expiry_s; /* a finished job's result is kept for asynchronous readers */
+    unsigned staging_expiry_s;        /* abandoned resumable uploads are removed after this */
+    unsigned api_sync_timeout;        /* seconds an ES-STREAM answer waits for its task (esdc) */
+    unsigned session_ttl_s;           /* a password login's session lasts this long */
+    unsigned api_job_expiry_s;        /* a finished job's result is kept for asynchronous readers */
+    unsigned backup_probe_interval_s; /* every backup storage is looked at this often */
     /* URL imports (core/fetch.c): addresses a URL may reach although they are loopback,
      * private, link-local, multicast or unspecified; the whole fetch's time limit. */
     struct cfg_cidr *import_allow;

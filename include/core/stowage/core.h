@@ -259,6 +259,11 @@ enum core_op {
     CORE_OP_IMAGE_IMPORT,     /* an IMGAPI manifest's file, fetched from a URL, becomes an image */
     CORE_OP_IMAGESTORE_REFRESH, /* fetch an image server's list of images again */
     CORE_OP_BACKUP_CEPH_CREATE, /* a backup storage on a Ceph pool (core_backup_ceph_submit) */
+    CORE_OP_ZONE_CREATE,        /* a named group of backup storages (ZStack's zone) */
+    CORE_OP_ZONE_UPDATE,        /* its name, description, "enable" / "disable" */
+    CORE_OP_ZONE_DELETE,        /* detaches its backup storages */
+    CORE_OP_ZONE_ATTACH,        /* a backup storage to a zone */
+    CORE_OP_ZONE_DETACH,
     CORE_OP_COUNT
 };
 
@@ -313,6 +318,9 @@ struct core_op_params {
      * [{"hostname","mon_port","ssh_port","user"}] (core_backup_ceph_submit fills it). */
     const char *pool;
     const char *mons;
+    /* zone.*: the zone (its uuid); a new one's uuid, name, description and state are the
+     * fields above, and zone.attach / zone.detach name the backup_storage. */
+    const char *zone;
 };
 
 /* The operation's neutral name ("image.create"), or NULL. */
@@ -382,6 +390,29 @@ int core_backup_query(struct stowage *st, const struct st_query *q, struct core_
 int core_backup_get(struct stowage *st, const char *uuid, struct core_backup *out,
                     struct st_err *e);
 void core_backups_free(struct core_backup *v, size_t n);
+/* The room of the backup storages named in bs (n_bs) and of those attached to the zones
+ * named in zones (n_zones), each counted once; neither named: of every one. An unknown
+ * uuid is ST_NOT_FOUND naming it. Kept fresh by the backup storages' prober. */
+int core_backup_capacity(struct stowage *st, const char *const *zones, size_t n_zones,
+                         const char *const *bs, size_t n_bs, uint64_t *total, uint64_t *available,
+                         struct st_err *e);
+
+/* ---- zones (zone.c): named groups that backup storages are attached to ---- */
+
+struct core_zone {
+    char uuid[CORE_ID];
+    char name[129];
+    char description[257];
+    char state[16]; /* Enabled Disabled */
+    int64_t created_at;
+    int64_t last_op_at;
+};
+
+/* The zones q selects (fields uuid name description state created_at last_op_at), as
+ * core_backup_query. */
+int core_zone_query(struct stowage *st, const struct st_query *q, struct core_zone **out, size_t *n,
+                    int64_t *total, struct st_err *e);
+int core_zone_get(struct stowage *st, const char *uuid, struct core_zone *out, struct st_err *e);
 /* ---- Ceph backup storages (backup_ceph.c): a backup storage on a pool of a Ceph cluster,
  * reached through its mons with a cephx user and key. stowage does not ssh: the key is
  * what a mon URL's password carries (or, when it is empty, the config's ceph_keyring

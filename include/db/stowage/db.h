@@ -282,6 +282,8 @@ int db_bs_insert(struct db_conn *c, const struct db_backup_storage *b, struct st
 int db_bs_get(struct db_conn *c, const char *uuid, struct db_backup_storage *out, struct st_err *e);
 /* Every column but uuid, type, kind, created_at from b. */
 int db_bs_update(struct db_conn *c, const struct db_backup_storage *b, struct st_err *e);
+/* What a look found: status, status_msg, total, available (the rest stays). */
+int db_bs_set_status(struct db_conn *c, const struct db_backup_storage *b, struct st_err *e);
 int db_bs_delete(struct db_conn *c, const char *uuid, struct st_err *e);
 /* The rows q selects (neutral fields: uuid name description type url hostname username
  * ssh_port state status total available created_at last_op_at), in q's window, and how
@@ -330,6 +332,33 @@ int db_ceph_mons(struct db_conn *c, const char *bs_uuid, struct db_ceph_mon **ou
 /* The backup storage of type Ceph on cluster fsid: 1 with its uuid and name, 0 none. */
 int db_ceph_by_fsid(struct db_conn *c, const char *fsid, char uuid[DB_ID], char name[129],
                     struct st_err *e);
+
+/* ZStack's zones (zone.c): named groups that backup storages are attached to. */
+struct db_zone {
+    char uuid[DB_ID];
+    char name[129];
+    char description[257];
+    char state[16]; /* Enabled Disabled */
+    int64_t created_at;
+    int64_t last_op_at;
+};
+
+int db_zone_insert(struct db_conn *c, const struct db_zone *z, struct st_err *e);
+int db_zone_get(struct db_conn *c, const char *uuid, struct db_zone *out, struct st_err *e);
+/* name, description, state, last_op_at from z. */
+int db_zone_update(struct db_conn *c, const struct db_zone *z, struct st_err *e);
+/* The zone and its attachments. */
+int db_zone_delete(struct db_conn *c, const char *uuid, struct st_err *e);
+/* The rows q selects (neutral fields: uuid name description state created_at last_op_at),
+ * as db_bs_query. */
+int db_zone_query(struct db_conn *c, const struct st_query *q, struct db_zone **out, size_t *n,
+                  int64_t *total, struct st_err *e);
+/* ST_EXISTS when already attached; detach: ST_NOT_FOUND when it was not. */
+int db_zone_attach(struct db_conn *c, const char *zone, const char *bs, struct st_err *e);
+int db_zone_detach(struct db_conn *c, const char *zone, const char *bs, struct st_err *e);
+/* The backup storages attached to a zone (*out malloc'd). */
+int db_zone_backup_storages(struct db_conn *c, const char *zone, char (**out)[DB_ID], size_t *n,
+                            struct st_err *e);
 
 /* A user's key-derived SHA-512 digest of its password ("" when none was recorded). */
 int db_user_set_digest(struct db_conn *c, const char *name, const char *digest_hash,
