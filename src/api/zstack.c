@@ -8,7 +8,7 @@
  * The REST server's own refusals (headers, query syntax, paths) are plain text, as
  * ZStack's RestServer sends them; failures of an API are ErrorCodes from ZStack's
  * catalogue. docs/zstack.md lists the choices. */
-#include "api_internal.h"
+#include "zstack_internal.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -277,6 +277,10 @@ static void job_result(struct http_req *r, const struct core_job *j)
     const char *bs = json_string_value(json_object_get(j->outcome, "backup_storage"));
     struct core_backup b;
     struct st_err e;
+    if (json_object_get(j->outcome, "backup_image")) {
+        api_zs_image_result(r, j->outcome);
+        return;
+    }
     if (!bs) {
         http_reply_json(r, 200, json_object());
         return;
@@ -315,12 +319,6 @@ static void api_job(struct http_req *r)
 }
 
 /* ---- queries ---- */
-
-/* ZStack's name of a field → the neutral one core queries by. */
-struct zs_field {
-    const char *zs;
-    const char *neutral;
-};
 
 static const struct zs_field bs_fields[] = {
     {"uuid", "uuid"},
@@ -368,17 +366,6 @@ static const struct {
 };
 #define N_QOPS (sizeof qops / sizeof *qops)
 #define OPS_LIST "[!=, >=, <=, !?=, !~=, ~=, ?=, =, >, <, is null, not null]"
-
-struct zs_query {
-    struct st_query q;
-    int count, with_count;
-    char *fields;  /* "a,b" (ZStack names) or NULL */
-    char bad[512]; /* the first refusal, "" when none */
-    char names[ST_QUERY_MAX_CONDS][64];
-    char *values[ST_QUERY_MAX_CONDS];
-    char sort[64];
-    const struct zs_field *allow;
-};
 
 static void refuse(struct zs_query *z, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void refuse(struct zs_query *z, const char *fmt, ...)
@@ -492,6 +479,15 @@ static void zs_query_free(struct zs_query *z)
     free(z->fields);
 }
 
+/* A field of the inventory that is not queryable (a list) but may be asked for. */
+static int is_extra(const struct zs_query *z, const char *name)
+{
+    for (const char *const *x = z->extra; x && *x; x++)
+        if (strcmp(*x, name) == 0)
+            return 1;
+    return 0;
+}
+
 /* Keep only the asked fields of each inventory; 0, or -1 naming an unknown one in bad. */
 static int pick_fields(struct zs_query *z, json_t *invs)
 {
@@ -509,7 +505,7 @@ static int pick_fields(struct zs_query *z, json_t *invs)
     for (char *f = strtok_r(list, ",", &save); f; f = strtok_r(NULL, ",", &save)) {
         char name[64];
         trim_copy(name, sizeof name, f, strlen(f));
-        if (!neutral_of(z->allow, name) && strcmp(name, "attachedZoneUuids") != 0) {
+        if (!neutral_of(z->allow, name) && !is_extra(z, name)) {
             refuse(z,
                    "Invalid query parameter. The field[%.64s] in the parameter[fields] is "
                    "not a field of the inventory",
@@ -549,8 +545,10 @@ static void query_bs(struct http_req *r, const char *type, const char *uuid)
 
     if (authorize(r, &who))
         return;
+    static const char *const extra[] = {"attachedZoneUuids", NULL};
     memset(&z, 0, sizeof z);
     z.allow = bs_fields;
+    z.extra = extra;
     z.q.limit = 1000;
     if (!uuid)
         http_query_each(r, query_arg, &z);
@@ -748,6 +746,64 @@ static void delete_bs(struct http_req *r)
     p.backup_storage = http_capture(r, 0);
     p.force = mode && strcmp(mode, "Enforcing") == 0 ? CORE_TRUE : CORE_UNSET;
     submit(r, &who, CORE_OP_BACKUP_DELETE, &p);
+}
+
+/* ---- what zstack_image.c shares (zstack_internal.h) ---- */
+
+void api_zs_plain(struct http_req *r, unsigned status, const char *text)
+{
+    plain(r, status, "%s", text);
+}
+
+void api_zs_fail(struct http_req *r, const struct st_err *e)
+{
+    fail_api(r, e);
+}
+
+int api_zs_authorize(struct http_req *r, struct st_principal *who)
+{
+    return authorize(r, who);
+}
+
+void api_zs_submit(struct http_req *r, const struct st_principal *who, enum core_op op,
+                   const struct core_op_params *p)
+{
+    submit(r, who, op, p);
+}
+
+json_t *api_zs_date(int64_t t)
+{
+    return date_json(t);
+}
+
+int api_zs_is_uuid32(const char *s)
+{
+    return is_uuid32(s);
+}
+
+json_t *api_zs_body_part(struct http_req *r, const char *key)
+{
+    return body_part(r, key);
+}
+
+json_t *api_zs_error_body(const struct st_err *e, unsigned *status)
+{
+    return zs_error(e, status);
+}
+
+void api_zs_query_parse(struct http_req *r, struct zs_query *z)
+{
+    http_query_each(r, query_arg, z);
+}
+
+int api_zs_pick_fields(struct zs_query *z, json_t *invs)
+{
+    return pick_fields(z, invs);
+}
+
+void api_zs_query_free(struct zs_query *z)
+{
+    zs_query_free(z);
 }
 
 /* ---- the dialect ---- */

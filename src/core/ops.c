@@ -240,6 +240,42 @@ static const struct core_task_type types[CORE_OP_COUNT] = {
     /* Only memory changes: a restart forgets the list, nothing to settle. */
     [CORE_OP_IMAGESTORE_REFRESH] =
         {"imagestore.refresh", ROLE_ADMIN, 0, {{F(name, TF_ID), 1}}, run_imagestore_refresh, NULL},
+    /* The new image's uuid is the client's, else the job's id without dashes. */
+    [CORE_OP_BIMAGE_ADD] = {"bimage.add",
+                            ROLE_ADMIN,
+                            1,
+                            {{F(name, TF_NAME), 1},
+                             {F(url, TF_PLACE), 1},
+                             {F(backup_storages, TF_TAGS), 1},
+                             {F(uuid, TF_ID), 0},
+                             {F(description, TF_TEXT), 0},
+                             {F(format, TF_ID), 0},
+                             {F(media_type, TF_ID), 0},
+                             {F(platform, TF_ID), 0},
+                             {F(guest_os_type, TF_NAME), 0},
+                             {F(sha256, TF_ID), 0}},
+                            core_bimage_add,
+                            core_bimage_add_done,
+                            core_bimage_precheck_add},
+    /* A delete interrupted by a restart removed some copies; the client deletes again. */
+    [CORE_OP_BIMAGE_DELETE] = {"bimage.delete",
+                               ROLE_ADMIN,
+                               0,
+                               {{F(uuid, TF_ID), 1}, {F(backup_storages, TF_TAGS), 0}},
+                               core_bimage_delete,
+                               NULL,
+                               core_bimage_precheck_delete},
+    [CORE_OP_BIMAGE_RESTORE] = {"bimage.restore",
+                                ROLE_ADMIN,
+                                1,
+                                {{F(uuid, TF_ID), 1},
+                                 {F(name, TF_ID), 1},
+                                 {F(storage, TF_ID), 1},
+                                 {F(volume, TF_ID), 1},
+                                 {F(backup_storage, TF_ID), 0}},
+                                core_bimage_restore,
+                                image_made,
+                                core_bimage_precheck_restore},
 };
 
 const struct core_task_type *core_task_type(const char *name)
