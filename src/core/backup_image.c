@@ -261,7 +261,8 @@ static void ref_view(const struct db_image_backup *r, const char *bs_url,
 {
     memset(out, 0, sizeof *out);
     snprintf(out->bs_uuid, sizeof out->bs_uuid, "%s", r->bs_uuid);
-    snprintf(out->install_path, sizeof out->install_path, "%s/%s", bs_url, r->install_path);
+    if (r->install_path[0]) /* "" until the copy is published */
+        snprintf(out->install_path, sizeof out->install_path, "%s/%s", bs_url, r->install_path);
     snprintf(out->status, sizeof out->status, "%s", r->status);
     out->created_at = r->created_at;
     out->last_op_at = r->last_op_at;

@@ -285,3 +285,33 @@ def test_query_on_images_with_several_operators(daemon_factory, tmp_path):
     assert (r.status_code, r.text) == (400, "missing header 'Authorization'")
     r = zs.query("/images/" + uuid.uuid4().hex)
     assert r.json() == {"inventories": [], "schema": {}}
+
+
+def test_kill9_during_a_copy_leaves_no_row_and_no_file_after_the_restart(
+        daemon_factory, tmp_path):
+    zs = start(daemon_factory, tmp_path)
+    bs, path = store(zs, tmp_path, "bs1")
+    srv = Imgapi()
+    try:
+        srv.routes["/slow.raw"] = (200, {}, b"\7" * (2 * MIB), 0.005)  # 4 KiB per 5 ms
+        job = uuid.uuid4().hex
+        r = requests.post(zs.d.url(API + "/images"), headers=zs.headers(job), json={"params": {
+            "name": "slow", "url": srv.url("/slow.raw"), "backupStorageUuids": [bs]}})
+        assert r.status_code == 202, r.text
+        staging = path / ".staging" / (job + ".task")
+        zs.d.wait_for(staging.exists, what="staging")
+        inv = typed(zs.query("/images").json())[0]
+        ref = inv["backupStorageRefs"][0]
+        assert (inv["uuid"], inv["status"], ref["status"], ref["installPath"]) == (
+            job, "Downloading", "Downloading", "")
+        zs.d.kill9()
+        zs.d.start()
+        zs.d.wait_for(lambda: requests.get(zs.d.url(API + "/api-jobs/" + job),
+                                           headers=zs.headers()).status_code == 503,
+                      what="job settled")
+        r = requests.get(zs.d.url(API + "/api-jobs/" + job), headers=zs.headers())
+        assert r.json()["error"]["details"] == "interrupted by restart"
+        assert zs.query("/images").json() == {"inventories": [], "schema": {}}
+        assert left_on(path) == []
+    finally:
+        srv.close()
