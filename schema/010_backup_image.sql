@@ -20,6 +20,7 @@ CREATE TABLE backup_image (
     created_at    INTEGER NOT NULL,
     last_op_at    INTEGER NOT NULL
 );
-CREATE INDEX backup_image_name ON backup_image(name);
+-- LIKE is case-insensitive: a NOCASE index serves name~=prefix% (the LIKE optimization).
+CREATE INDEX backup_image_name ON backup_image(name COLLATE NOCASE);
 ALTER TABLE image_backup ADD COLUMN last_op_at INTEGER NOT NULL DEFAULT 0;
 CREATE INDEX image_backup_image ON image_backup(image_uuid);

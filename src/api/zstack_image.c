@@ -124,7 +124,9 @@ static void query(struct http_req *r, const char *uuid)
         api_zs_plain(r, 400, z.bad);
         goto out;
     }
-    if (core_bimage_query(http_st(r), &z.q, z.count ? NULL : &v, &n, &total, &e)) {
+    /* counting costs a second pass: only when asked */
+    if (core_bimage_query(http_st(r), &z.q, z.count ? NULL : &v, &n,
+                          z.count || z.with_count ? &total : NULL, &e)) {
         if (e.code == ST_INVALID) {
             snprintf(z.bad, sizeof z.bad, "Invalid query parameter. %s", e.msg);
             api_zs_plain(r, 400, z.bad);

@@ -120,29 +120,38 @@ static int writer_flush(struct writer *w, struct st_err *e)
     return 0;
 }
 
-static int writer_feed(void *ud, const void *buf, size_t len, struct st_err *e)
+/* len more bytes are in the buffer at fill (put there by the caller): hashed, and written
+ * out when the buffer is full. */
+static int writer_took(struct writer *w, size_t len, struct st_err *e)
 {
-    struct writer *w = ud;
     if (w->p && w->p->cancel && atomic_load(w->p->cancel))
         return st_fail(e, ST_CONFLICT, "cancelled");
     if (w->off + w->fill + len > w->max_size)
         return st_fail_field(e, ST_TOO_LARGE, "url",
                              "the image is larger than the limit of %llu bytes",
                              (unsigned long long)w->max_size);
-    gnutls_hash(w->sha256, buf, len);
-    while (len) {
-        size_t n = WRITE_BUF - w->fill < len ? WRITE_BUF - w->fill : len;
-        memcpy(w->buf + w->fill, buf, n);
-        w->fill += n;
-        buf = (const char *)buf + n;
-        len -= n;
-        if (w->fill == WRITE_BUF && writer_flush(w, e))
-            return -1;
-    }
+    gnutls_hash(w->sha256, w->buf + w->fill, len);
+    w->fill += len;
+    if (w->fill == WRITE_BUF && writer_flush(w, e))
+        return -1;
     if (w->p && w->p->fn && w->expect) {
         int pct = (int)((w->off + w->fill) * 99 / w->expect);
         if (pct != w->percent && pct <= 99)
             w->p->fn(w->p->ud, w->percent = pct);
+    }
+    return 0;
+}
+
+static int writer_feed(void *ud, const void *buf, size_t len, struct st_err *e)
+{
+    struct writer *w = ud;
+    while (len) {
+        size_t n = WRITE_BUF - w->fill < len ? WRITE_BUF - w->fill : len;
+        memcpy(w->buf + w->fill, buf, n);
+        if (writer_took(w, n, e))
+            return -1;
+        buf = (const char *)buf + n;
+        len -= n;
     }
     return 0;
 }
@@ -210,48 +219,39 @@ static void writer_free(struct writer *w, int undo)
     free(w->buf);
 }
 
-/* Feed the file f of v (size bytes) to the writer: data extents read, holes as zeros. */
+/* Feed the file f of v (size bytes) to the writer: data extents read straight into its
+ * buffer, holes as zeros. */
 static int read_file(struct writer *w, const struct core_vol_ref *v, struct be_file *f,
                      uint64_t size, struct st_err *e)
 {
     static const char zeros[ZERO_BLOCK];
-    char *buf = malloc(WRITE_BUF);
     uint64_t off = 0;
-    int rc = -1;
-    if (!buf)
-        return st_fail(e, ST_INTERNAL, "out of memory");
     w->expect = size;
     while (off < size) {
         uint64_t data = size, hole = size;
         int r = v->ops->next_data(f, off, &data, &hole);
         if (r == -ENXIO)
             data = hole = size;
-        else if (r < 0) {
-            be_fail(e, r, "map the source's extents");
-            goto out;
-        }
+        else if (r < 0)
+            return be_fail(e, r, "map the source's extents");
         if (hole > size)
             hole = size;
         for (; off < data; off += ZERO_BLOCK < data - off ? ZERO_BLOCK : data - off)
             if (writer_feed(w, zeros, ZERO_BLOCK < data - off ? ZERO_BLOCK : data - off, e))
-                goto out;
+                return -1;
         while (off < hole) {
-            size_t want = hole - off < WRITE_BUF ? (size_t)(hole - off) : WRITE_BUF;
-            ssize_t n = v->ops->pread(f, buf, want, off);
-            if (n <= 0) {
-                n ? be_fail(e, (int)n, "read the source")
-                  : st_fail(e, ST_INTERNAL, "the source shrank");
-                goto out;
-            }
-            if (writer_feed(w, buf, (size_t)n, e))
-                goto out;
+            size_t room = WRITE_BUF - w->fill;
+            size_t want = hole - off < room ? (size_t)(hole - off) : room;
+            ssize_t n = v->ops->pread(f, w->buf + w->fill, want, off);
+            if (n <= 0)
+                return n ? be_fail(e, (int)n, "read the source")
+                         : st_fail(e, ST_INTERNAL, "the source shrank");
+            if (writer_took(w, (size_t)n, e))
+                return -1;
             off += (uint64_t)n;
         }
     }
-    rc = 0;
-out:
-    free(buf);
-    return rc;
+    return 0;
 }
 
 /* ---- views ---- */
@@ -268,8 +268,26 @@ static void ref_view(const struct db_image_backup *r, const char *bs_url,
     out->last_op_at = r->last_op_at;
 }
 
-static int image_view(struct db_conn *c, const struct db_backup_image *b, struct core_bimage *out,
-                      struct st_err *e)
+/* The url of the backup storage a copy is on: looked up once per query for a run of copies
+ * on the same one (the usual case). */
+struct bs_url {
+    struct db_backup_storage row;
+    int known;
+};
+
+static const char *url_of(struct db_conn *c, struct bs_url *u, const char *bs_uuid)
+{
+    struct st_err ignore;
+    if (!u->known || strcmp(u->row.uuid, bs_uuid) != 0) {
+        u->known = db_bs_get(c, bs_uuid, &u->row, &ignore) == 0;
+        if (!u->known)
+            return "";
+    }
+    return u->row.url;
+}
+
+static int image_view(struct db_conn *c, const struct db_backup_image *b, struct bs_url *u,
+                      struct core_bimage *out, struct st_err *e)
 {
     struct db_image_backup *refs = NULL;
     size_t n = 0;
@@ -296,15 +314,9 @@ static int image_view(struct db_conn *c, const struct db_backup_image *b, struct
         free(refs);
         return st_fail(e, ST_INTERNAL, "out of memory");
     }
-    struct db_backup_storage *bs = malloc(sizeof *bs);
-    for (size_t i = 0; bs && i < n; i++) {
-        struct st_err ignore;
-        if (db_bs_get(c, refs[i].bs_uuid, bs, &ignore))
-            bs->url[0] = '\0';
-        ref_view(&refs[i], bs->url, &out->refs[i]);
-    }
-    out->n_refs = bs ? n : 0;
-    free(bs);
+    for (size_t i = 0; i < n; i++)
+        ref_view(&refs[i], url_of(c, u, refs[i].bs_uuid), &out->refs[i]);
+    out->n_refs = n;
     free(refs);
     return 0;
 }
@@ -313,14 +325,17 @@ int core_bimage_query(struct stowage *st, const struct st_query *q, struct core_
                       size_t *n, int64_t *total, struct st_err *e)
 {
     struct db_backup_image *rows = NULL;
+    struct bs_url *u = calloc(1, sizeof *u);
     size_t cnt = 0;
+    if (!u)
+        return st_fail(e, ST_INTERNAL, "out of memory");
     struct db_conn *c = db_acquire(st->db);
     int rc = db_bimage_query(c, q, out ? &rows : NULL, &cnt, total, e);
     if (rc == 0 && out) {
         if (!(*out = calloc(cnt ? cnt : 1, sizeof **out)))
             rc = st_fail(e, ST_INTERNAL, "out of memory");
         for (size_t i = 0; rc == 0 && i < cnt; i++)
-            rc = image_view(c, &rows[i], &(*out)[i], e);
+            rc = image_view(c, &rows[i], u, &(*out)[i], e);
         if (rc && *out) {
             core_bimages_free(*out, cnt);
             *out = NULL;
@@ -329,17 +344,22 @@ int core_bimage_query(struct stowage *st, const struct st_query *q, struct core_
     }
     db_release(st->db, c);
     free(rows);
+    free(u);
     return rc;
 }
 
 int core_bimage_get(struct stowage *st, const char *uuid, struct core_bimage *out, struct st_err *e)
 {
     struct db_backup_image b;
+    struct bs_url *u = calloc(1, sizeof *u);
+    if (!u)
+        return st_fail(e, ST_INTERNAL, "out of memory");
     struct db_conn *c = db_acquire(st->db);
     int rc = db_bimage_get(c, uuid, &b, e);
     if (rc == 0)
-        rc = image_view(c, &b, out, e);
+        rc = image_view(c, &b, u, out, e);
     db_release(st->db, c);
+    free(u);
     return rc;
 }
 
