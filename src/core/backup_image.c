@@ -832,21 +832,19 @@ int core_bimage_delete(struct core_task_ctx *t, struct st_err *e)
 
 int core_bimage_drop_bs(struct stowage *st, const char *bs_uuid, struct st_err *e)
 {
-    struct st_query q = {.limit = -1};
-    struct db_backup_image *rows = NULL;
+    char(*uuids)[DB_ID] = NULL;
     size_t n = 0;
     json_t *only = json_pack("[s]", bs_uuid);
     struct db_conn *c = db_acquire(st->db);
-    int rc = only ? db_bimage_query(c, &q, &rows, &n, NULL, e)
+    int rc = only ? db_ibackup_images_on(c, bs_uuid, &uuids, &n, e)
                   : st_fail(e, ST_INTERNAL, "out of memory");
     db_release(st->db, c);
     for (size_t i = 0; rc == 0 && i < n; i++) {
-        struct st_err ignore;
-        /* an image without a copy there is left alone (ST_NOT_FOUND from nothing chosen) */
-        drop_copies(st, rows[i].uuid, only, &ignore);
+        struct st_err ignore; /* a place out of reach keeps its files; the rows go anyway */
+        drop_copies(st, uuids[i], only, &ignore);
     }
     json_decref(only);
-    free(rows);
+    free(uuids);
     return rc;
 }
 

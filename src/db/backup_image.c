@@ -232,3 +232,19 @@ int db_ibackup_delete(struct db_conn *c, const char *image_uuid, const char *bs_
     db_bind_text(q, 2, bs_uuid);
     return db_exec_changed(c, q, "delete image backup", "image backup", bs_uuid, e);
 }
+
+static void read_image_uuid(struct db_query *q, void *item)
+{
+    db_col_text(q, 0, item, DB_ID);
+}
+
+int db_ibackup_images_on(struct db_conn *c, const char *bs_uuid, char (**out)[DB_ID], size_t *n,
+                         struct st_err *e)
+{
+    static const char sql[] = "SELECT image_uuid FROM image_backup WHERE bs_uuid = ?1";
+    struct db_query *q = db_stmt(c, sql, e);
+    if (!q)
+        return -1;
+    db_bind_text(q, 1, bs_uuid);
+    return db_collect(c, q, DB_ID, read_image_uuid, out, n, "list image backups", e);
+}

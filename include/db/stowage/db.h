@@ -342,6 +342,9 @@ int db_ibackup_list(struct db_conn *c, const char *image_uuid, struct db_image_b
                     size_t *n, struct st_err *e);
 int db_ibackup_delete(struct db_conn *c, const char *image_uuid, const char *bs_uuid,
                       struct st_err *e);
+/* The images with a copy on the backup storage. */
+int db_ibackup_images_on(struct db_conn *c, const char *bs_uuid, char (**out)[DB_ID], size_t *n,
+                         struct st_err *e);
 
 /* A user's key-derived SHA-512 digest of its password ("" when none was recorded). */
 int db_user_set_digest(struct db_conn *c, const char *name, const char *digest_hash,
