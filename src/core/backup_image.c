@@ -15,6 +15,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <gnutls/crypto.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -94,7 +95,7 @@ static int all_zero(const char *b, size_t n)
 /* Write the buffer into every destination, runs of data blocks in one write each. */
 static int writer_flush(struct writer *w, struct st_err *e)
 {
-    size_t done = 0;
+    size_t done = w->n ? 0 : w->fill; /* no destination: a hasher */
     while (done < w->fill) {
         size_t n = w->fill - done < ZERO_BLOCK ? w->fill - done : ZERO_BLOCK, run = 0;
         if (all_zero(w->buf + done, n)) {
@@ -557,10 +558,115 @@ static int fetch_source(struct stowage *st, struct writer *w, const char *url, s
                          "url", "the image's url cannot be fetched (%s)", fe.msg);
 }
 
-/* Feed a catalogue image's bytes, read through its volume's backend while it is held
- * (it cannot be deleted under the copy); recorded gets the SHA-256 the catalogue has. */
+/* ---- the fast path: the kernel copies, a thread hashes ---- */
+
+struct hasher {
+    struct writer w; /* without destinations */
+    struct core_progress p;
+    atomic_int stop;
+    const struct core_vol_ref *v;
+    struct be_file *f;
+    uint64_t size;
+    char hex[65];
+    int rc;
+    struct st_err e;
+};
+
+static void *hash_main(void *ud)
+{
+    struct hasher *h = ud;
+    h->rc = read_file(&h->w, h->v, h->f, h->size, &h->e) || writer_end(&h->w, h->hex, &h->e);
+    return NULL;
+}
+
+/* Copy the data extents of sf into every destination in the kernel (as cp does) while
+ * another thread reads the same bytes and hashes them: computed gets their SHA-256.
+ * 1 when the kernel cannot copy between these places (nothing done), 0, or -1. */
+static int kernel_copy(struct stowage *st, struct writer *w, const struct core_vol_ref *sv,
+                       struct be_file *sf, uint64_t size, char computed[65], struct st_err *e)
+{
+    struct hasher *h;
+    pthread_t th;
+    uint64_t off = 0;
+    int rc = -1, first = 1;
+
+    for (size_t i = 0; i < w->n; i++)
+        if (w->d[i].v->ops != sv->ops || !sv->ops->copy_range)
+            return 1;
+    if (!(h = calloc(1, sizeof *h)))
+        return st_fail(e, ST_INTERNAL, "out of memory");
+    h->v = sv, h->f = sf, h->size = size, h->p.cancel = &h->stop;
+    if (writer_init(&h->w, st, &h->p, e)) {
+        writer_free(&h->w, 0);
+        free(h);
+        return -1;
+    }
+    if (pthread_create(&th, NULL, hash_main, h) != 0) {
+        writer_free(&h->w, 0);
+        free(h);
+        return 1;
+    }
+    while (off < size) {
+        uint64_t data = size, hole = size;
+        int r = sv->ops->next_data(sf, off, &data, &hole);
+        if (r < 0 && r != -ENXIO) {
+            be_fail(e, r, "map the source's extents");
+            goto out;
+        }
+        if (r == -ENXIO || hole > size)
+            hole = size;
+        for (off = r == -ENXIO ? size : data; off < hole;) {
+            size_t want = hole - off < (64u << 20) ? (size_t)(hole - off) : (64u << 20);
+            ssize_t n = 0;
+            if (w->p && w->p->cancel && atomic_load(w->p->cancel)) {
+                st_fail(e, ST_CONFLICT, "cancelled");
+                goto out;
+            }
+            for (size_t i = 0; i < w->n; i++) {
+                ssize_t k = sv->ops->copy_range(sf, off, w->d[i].f, off, want);
+                if (k <= 0 && first && (k == -EXDEV || k == -EOPNOTSUPP || k == -ENOSYS)) {
+                    rc = 1; /* not between these places: the caller reads and writes */
+                    goto out;
+                }
+                if (k <= 0) {
+                    k ? be_fail(e, (int)k, "copy") : st_fail(e, ST_INTERNAL, "the source shrank");
+                    goto out;
+                }
+                if (i && k != n) { /* destinations in step: the shorter one is redone */
+                    st_fail(e, ST_INTERNAL, "a copy came short");
+                    goto out;
+                }
+                n = k;
+            }
+            first = 0;
+            off += (uint64_t)n;
+            if (w->p && w->p->fn)
+                w->p->fn(w->p->ud, (int)(off * 99 / size));
+        }
+    }
+    w->off = size; /* for the writer's end: sizes every copy (trailing holes) and flushes */
+    rc = 0;
+out:
+    if (rc)
+        atomic_store(&h->stop, 1);
+    pthread_join(th, NULL);
+    if (rc == 0 && h->rc) {
+        *e = h->e;
+        rc = -1;
+    }
+    if (rc == 0)
+        memcpy(computed, h->hex, 65);
+    writer_free(&h->w, 0);
+    free(h);
+    return rc;
+}
+
+/* Copy a catalogue image's bytes, read through its volume's backend while it is held
+ * (it cannot be deleted under the copy): in the kernel where the places allow it, else
+ * fed to the writer. recorded gets the SHA-256 the catalogue has, computed the one of
+ * the bytes read when the kernel copied them ("" when the writer hashed them). */
 static int copy_catalogue(struct stowage *st, struct writer *w, const char *url, char recorded[65],
-                          struct st_err *e)
+                          char computed[65], struct st_err *e)
 {
     struct core_vol_ref v = {0};
     struct be_file *f = NULL;
@@ -581,7 +687,11 @@ static int copy_catalogue(struct stowage *st, struct writer *w, const char *url,
         be_fail(e, err, "open the catalogue image");
         goto out;
     }
-    if (core_file_size(&v, f, &size, e) || read_file(w, &v, f, size, e))
+    if (core_file_size(&v, f, &size, e))
+        goto out;
+    computed[0] = '\0';
+    int k = kernel_copy(st, w, &v, f, size, computed, e);
+    if (k < 0 || (k == 1 && read_file(w, &v, f, size, e)))
         goto out;
     snprintf(recorded, 65, "%s", im.sha256);
     rc = 0;
@@ -603,7 +713,7 @@ int core_bimage_add(struct core_task_ctx *t, struct st_err *e)
     struct db_backup_image bi = {0};
     struct writer w = {0};
     struct fmt_info info;
-    char key[96] = "", sha[65], recorded[65] = "";
+    char key[96] = "", sha[65], recorded[65] = "", computed[65] = "";
     int rc = -1, rows = 0, ok = 0;
 
     if (!pl)
@@ -642,13 +752,15 @@ int core_bimage_add(struct core_task_ctx *t, struct st_err *e)
         if (writer_add(&w, &pl[i].v, bi.uuid, e))
             goto out;
     if (strncmp(url, CATALOGUE_URL, strlen(CATALOGUE_URL)) == 0) {
-        if (copy_catalogue(st, &w, url, recorded, e))
+        if (copy_catalogue(st, &w, url, recorded, computed, e))
             goto out;
     } else if (fetch_source(st, &w, url, e)) {
         goto out;
     }
     if (writer_end(&w, sha, e))
         goto out;
+    if (computed[0]) /* the kernel copied: the hasher read the bytes */
+        memcpy(sha, computed, sizeof sha);
     if (*want_sha && strcmp(want_sha, sha) != 0) {
         st_fail_field(e, ST_INVALID, "sha256", "sha256 mismatch: expected %s, the image has %s",
                       want_sha, sha);
