@@ -3,6 +3,8 @@ fixture server on 127.0.0.1, allowed by import_allow), queried, deleted from som
 backup storages, restored into a catalogue volume; the refusals leave nothing behind."""
 import hashlib
 import os
+import shutil
+import tempfile
 import uuid
 
 import requests
@@ -315,3 +317,28 @@ def test_kill9_during_a_copy_leaves_no_row_and_no_file_after_the_restart(
         assert left_on(path) == []
     finally:
         srv.close()
+
+
+def test_catalogue_image_to_another_filesystem_goes_through_the_daemon(daemon_factory, tmp_path):
+    """tmpfs: the kernel refuses to copy across (EXDEV), so the bytes are read, hashed and
+    written by the daemon; the copy on the same filesystem named with it is redone too."""
+    zs = start(daemon_factory, tmp_path)
+    other = tempfile.mkdtemp(prefix="stowage-zs-", dir="/dev/shm")
+    try:
+        near, p1 = store(zs, tmp_path, "near")
+        r = add_store(zs, other, name="far")
+        assert r.status_code == 200, r.text
+        far = r.json()["inventory"]["uuid"]
+        data = b"\0" * MIB + os.urandom(MIB)
+        upload(zs.d, "cat2", data)
+        src = call(zs.d, "GET", "/api/image/cat2/").json()["result"]["uuid"]
+        r = add_image(zs, "stowage://image/" + src, [near, far])
+        assert r.status_code == 200, r.text
+        inv = typed(r.json())[0]
+        assert inv["md5Sum"] == hashlib.sha256(data).hexdigest()
+        for ref in inv["backupStorageRefs"]:
+            assert open(ref["installPath"], "rb").read() == data
+        assert zs.call("DELETE", "/images/" + inv["uuid"]).status_code == 200
+        assert left_on(other) == [] and left_on(p1) == []
+    finally:
+        shutil.rmtree(other, ignore_errors=True)
