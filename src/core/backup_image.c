@@ -644,7 +644,16 @@ static int kernel_copy(struct stowage *st, struct writer *w, const struct core_v
                 w->p->fn(w->p->ud, (int)(off * 99 / size));
         }
     }
-    w->off = size; /* for the writer's end: sizes every copy (trailing holes) and flushes */
+    /* Sized (trailing holes) and made durable while the hasher may still be reading: the
+     * writer's end then finds nothing left to flush. */
+    for (size_t i = 0; i < w->n; i++) {
+        int r = w->d[i].v->ops->ftruncate(w->d[i].f, size);
+        if (r < 0 || (r = w->d[i].v->ops->flush(w->d[i].f)) < 0) {
+            be_fail(e, r, "write the copy");
+            goto out;
+        }
+    }
+    w->off = size;
     rc = 0;
 out:
     if (rc)
