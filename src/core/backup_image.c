@@ -581,7 +581,7 @@ static void *hash_main(void *ud)
 
 /* Copy the data extents of sf into every destination in the kernel (as cp does) while
  * another thread reads the same bytes and hashes them: computed gets their SHA-256.
- * 1 when the kernel cannot copy between these places (nothing done), 0, or -1. */
+ * 1 when the kernel cannot copy between these places (the first copy refused), 0, or -1. */
 static int kernel_copy(struct stowage *st, struct writer *w, const struct core_vol_ref *sv,
                        struct be_file *sf, uint64_t size, char computed[65], struct st_err *e)
 {
@@ -617,29 +617,27 @@ static int kernel_copy(struct stowage *st, struct writer *w, const struct core_v
             hole = size;
         for (off = r == -ENXIO ? size : data; off < hole;) {
             size_t want = hole - off < (64u << 20) ? (size_t)(hole - off) : (64u << 20);
-            ssize_t n = 0;
             if (w->p && w->p->cancel && atomic_load(w->p->cancel)) {
                 st_fail(e, ST_CONFLICT, "cancelled");
                 goto out;
             }
-            for (size_t i = 0; i < w->n; i++) {
-                ssize_t k = sv->ops->copy_range(sf, off, w->d[i].f, off, want);
-                if (k <= 0 && first && (k == -EXDEV || k == -EOPNOTSUPP || k == -ENOSYS)) {
-                    rc = 1; /* not between these places: the caller reads and writes */
-                    goto out;
+            for (size_t i = 0; i < w->n; i++)
+                for (size_t done = 0; done < want;) {
+                    ssize_t k =
+                        sv->ops->copy_range(sf, off + done, w->d[i].f, off + done, want - done);
+                    if (k < 0 && first && (k == -EXDEV || k == -EOPNOTSUPP || k == -ENOSYS)) {
+                        rc = 1; /* not between these places: the caller writes every byte */
+                        goto out;
+                    }
+                    if (k <= 0) {
+                        k ? be_fail(e, (int)k, "copy")
+                          : st_fail(e, ST_INTERNAL, "the source shrank");
+                        goto out;
+                    }
+                    done += (size_t)k;
                 }
-                if (k <= 0) {
-                    k ? be_fail(e, (int)k, "copy") : st_fail(e, ST_INTERNAL, "the source shrank");
-                    goto out;
-                }
-                if (i && k != n) { /* destinations in step: the shorter one is redone */
-                    st_fail(e, ST_INTERNAL, "a copy came short");
-                    goto out;
-                }
-                n = k;
-            }
             first = 0;
-            off += (uint64_t)n;
+            off += want;
             if (w->p && w->p->fn)
                 w->p->fn(w->p->ud, (int)(off * 99 / size));
         }
