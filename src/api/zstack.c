@@ -21,12 +21,11 @@
 #define INV_IMAGE_STORE "org.zstack.header.storage.backup.ImageStoreBackupStorageInventory"
 #define INV_SESSION "org.zstack.header.identity.SessionInventory"
 #define TYPE_IMAGE_STORE "ImageStoreBackupStorage"
+#define INV_CEPH "org.zstack.storage.ceph.backup.CephBackupStorageInventory"
 
 /* ---- replies ---- */
 
-static void plain(struct http_req *r, unsigned status, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void plain(struct http_req *r, unsigned status, const char *fmt, ...)
+void zs_plain(struct http_req *r, unsigned status, const char *fmt, ...)
 {
     char buf[1024];
     va_list ap;
@@ -71,7 +70,7 @@ static json_t *error_code(const char *code, const char *desc, const char *detail
 }
 
 /* An API's failure: 503 {"error": ErrorCode}. */
-static void fail_api(struct http_req *r, const struct st_err *e)
+void zs_fail(struct http_req *r, const struct st_err *e)
 {
     const char *code, *desc;
     code_of(e->code, &code, &desc);
@@ -79,7 +78,7 @@ static void fail_api(struct http_req *r, const struct st_err *e)
 }
 
 /* What the HTTP layer refuses before a handler runs: plain text, as the RestServer. */
-static json_t *zs_error(const struct st_err *e, unsigned *status)
+json_t *zs_error(const struct st_err *e, unsigned *status)
 {
     static const char prefix[] = "no route for ";
     *status = http_status_of(e->code);
@@ -107,14 +106,14 @@ static void zs_date(int64_t t, char *out, size_t len)
              h ? h : 12, tm.tm_min, tm.tm_sec, tm.tm_hour < 12 ? "AM" : "PM");
 }
 
-static json_t *date_json(int64_t t)
+json_t *zs_date_json(int64_t t)
 {
     char d[48];
     zs_date(t, d, sizeof d);
     return json_string(d);
 }
 
-static int is_uuid32(const char *s)
+int zs_is_uuid32(const char *s)
 {
     if (!s || strlen(s) != 32)
         return 0;
@@ -127,18 +126,18 @@ static int is_uuid32(const char *s)
 /* ---- sessions ---- */
 
 /* The session of an API call: 0, or replied (-1). */
-static int authorize(struct http_req *r, struct st_principal *who)
+int zs_authorize(struct http_req *r, struct st_principal *who)
 {
     const char *auth = http_header(r, "Authorization");
     struct st_err e;
     if (!auth) {
-        plain(r, 400, "missing header 'Authorization'");
+        zs_plain(r, 400, "missing header 'Authorization'");
         return -1;
     }
     while (*auth == ' ')
         auth++;
     if (strncmp(auth, "OAuth", 5) != 0) {
-        plain(r, 400, "Authorization type must be 'OAuth'");
+        zs_plain(r, 400, "Authorization type must be 'OAuth'");
         return -1;
     }
     auth += 5;
@@ -146,7 +145,7 @@ static int authorize(struct http_req *r, struct st_principal *who)
         auth++;
     if (core_authenticate(http_st(r), auth, who, &e)) {
         e.code = ST_UNAUTHORIZED; /* ID.1001 for an unknown or expired session alike */
-        fail_api(r, &e);
+        zs_fail(r, &e);
         return -1;
     }
     return 0;
@@ -165,8 +164,8 @@ static void login_reply(struct http_req *r, const struct core_login_result *res)
     int64_t now = time(NULL);
     json_t *inv = json_pack("{s:s, s:s, s:s, s:o, s:o}", "uuid", res->session, "accountUuid",
                             res->who.owner, "userUuid", res->who.owner, "expiredDate",
-                            date_json(now + core_config(http_st(r))->session_ttl_s), "createDate",
-                            date_json(now));
+                            zs_date_json(now + core_config(http_st(r))->session_ttl_s),
+                            "createDate", zs_date_json(now));
     http_reply_json(
         r, 200, json_pack("{s:o, s:{s:s}}", "inventory", inv, "schema", "inventory", INV_SESSION));
 }
@@ -177,12 +176,12 @@ static void login(struct http_req *r)
     const char *name, *password;
     struct st_err e;
     if (!json_is_object(body)) {
-        plain(r, 400, "the body doesn't contain action mapping to the URL[%s]", http_path(r));
+        zs_plain(r, 400, "the body doesn't contain action mapping to the URL[%s]", http_path(r));
         return;
     }
     if (http_json_string(body, "accountName", 1, 64, &name, &e) ||
         http_json_string(body, "password", 1, 128, &password, &e)) {
-        fail_api(r, &e);
+        zs_fail(r, &e);
         return;
     }
     api_login_sha512(r, name, password, login_reply);
@@ -199,7 +198,7 @@ static void logout(struct http_req *r)
 /* ---- api-jobs ---- */
 
 /* The job id of a call: the client's X-Job-UUID, else a new one. 0, or replied. */
-static int job_id(struct http_req *r, char id[33])
+int zs_job_id(struct http_req *r, char id[33])
 {
     const char *h = http_header(r, "X-Job-UUID");
     struct core_job j;
@@ -210,13 +209,13 @@ static int job_id(struct http_req *r, char id[33])
         for (size_t i = 0; i < len && i < 32; i++)
             low[i] = (char)(h[i] >= 'A' && h[i] <= 'F' ? h[i] - 'A' + 'a' : h[i]);
         low[len < 32 ? len : 32] = '\0';
-        if (len != 32 || !is_uuid32(low)) {
-            plain(r, 400, "Invalid header[X-Job-UUID], it must be a UUID with '-' stripped");
+        if (len != 32 || !zs_is_uuid32(low)) {
+            zs_plain(r, 400, "Invalid header[X-Job-UUID], it must be a UUID with '-' stripped");
             return -1;
         }
         if (core_job_get(http_st(r), low, &j, &e) == 0) {
             core_job_free(&j);
-            plain(r, 400, "Duplicate job uuid[%s]", h);
+            zs_plain(r, 400, "Duplicate job uuid[%s]", h);
             return -1;
         }
         memcpy(id, low, 33);
@@ -225,7 +224,7 @@ static int job_id(struct http_req *r, char id[33])
     unsigned char rnd[16];
     if (getrandom(rnd, sizeof rnd, 0) != (ssize_t)sizeof rnd) {
         st_fail(&e, ST_INTERNAL, "no randomness for a job id");
-        fail_api(r, &e);
+        zs_fail(r, &e);
         return -1;
     }
     for (int i = 0; i < 16; i++)
@@ -233,20 +232,16 @@ static int job_id(struct http_req *r, char id[33])
     return 0;
 }
 
-/* Queue op as the api-job and answer 202 with its location. */
-static void submit(struct http_req *r, const struct st_principal *who, enum core_op op,
-                   const struct core_op_params *p)
+void zs_submitted(struct http_req *r, int rc, const char *id, const char *got,
+                  const struct st_err *e)
 {
-    char id[33], got[37], loc[512];
-    struct st_err e;
+    char loc[512];
     const char *host = http_header(r, "Host");
-    if (job_id(r, id))
-        return;
-    if (core_job_submit_as(http_st(r), op, p, who, id, got, &e)) {
-        if (e.code == ST_EXISTS && strcmp(e.field, "uuid") != 0 && !e.field[0])
-            plain(r, 400, "Duplicate job uuid[%s]", id);
+    if (rc) {
+        if (e->code == ST_EXISTS && strcmp(e->field, "uuid") != 0 && !e->field[0])
+            zs_plain(r, 400, "Duplicate job uuid[%s]", id);
         else
-            fail_api(r, &e);
+            zs_fail(r, e);
         return;
     }
     snprintf(loc, sizeof loc, "http://%.256s" API "/api-jobs/%s", host ? host : "127.0.0.1", got);
@@ -255,7 +250,23 @@ static void submit(struct http_req *r, const struct st_principal *who, enum core
                               (json_int_t)core_config(http_st(r))->api_sync_timeout * 1000));
 }
 
-static json_t *bs_inventory(const struct core_backup *b)
+void zs_submit(struct http_req *r, const struct st_principal *who, enum core_op op,
+               const struct core_op_params *p)
+{
+    char id[33], got[37];
+    struct st_err e;
+    if (zs_job_id(r, id))
+        return;
+    int rc = core_job_submit_as(http_st(r), op, p, who, id, got, &e);
+    zs_submitted(r, rc, id, got, &e);
+}
+
+const char *zs_bs_schema(const struct core_backup *b)
+{
+    return strcmp(b->type, TYPE_CEPH) == 0 ? INV_CEPH : INV_IMAGE_STORE;
+}
+
+json_t *zs_bs_inventory(struct stowage *st, const struct core_backup *b)
 {
     json_t *zones = json_array(), *inv;
     for (size_t i = 0; zones && i < b->n_zones; i++)
@@ -265,10 +276,12 @@ static json_t *bs_inventory(const struct core_backup *b)
                     "username", b->username, "sshPort", (json_int_t)b->ssh_port, "totalCapacity",
                     (json_int_t)b->total, "availableCapacity", (json_int_t)b->available, "type",
                     b->type, "state", b->state, "status", b->status, "createDate",
-                    date_json(b->created_at), "lastOpDate", date_json(b->last_op_at),
+                    zs_date_json(b->created_at), "lastOpDate", zs_date_json(b->last_op_at),
                     "attachedZoneUuids", zones);
     if (inv && b->description[0]) /* ZStack's null description is omitted */
         json_object_set_new(inv, "description", json_string(b->description));
+    if (inv && strcmp(b->type, TYPE_CEPH) == 0)
+        zs_ceph_fields(st, b, inv);
     return inv;
 }
 
@@ -278,7 +291,7 @@ static void job_result(struct http_req *r, const struct core_job *j)
     struct core_backup b;
     struct st_err e;
     if (json_object_get(j->outcome, "backup_image")) {
-        api_zs_image_result(r, j->outcome);
+        zs_image_result(r, j->outcome);
         return;
     }
     if (!bs) {
@@ -286,12 +299,12 @@ static void job_result(struct http_req *r, const struct core_job *j)
         return;
     }
     if (core_backup_get(http_st(r), bs, &b, &e)) {
-        fail_api(r, &e);
+        zs_fail(r, &e);
         return;
     }
     http_reply_json(r, 200,
-                    json_pack("{s:o, s:{s:s}}", "inventory", bs_inventory(&b), "schema",
-                              "inventory", INV_IMAGE_STORE));
+                    json_pack("{s:o, s:{s:s}}", "inventory", zs_bs_inventory(http_st(r), &b),
+                              "schema", "inventory", zs_bs_schema(&b)));
     free(b.zones);
 }
 
@@ -301,19 +314,19 @@ static void api_job(struct http_req *r)
     struct st_err e;
     const char *id = http_capture(r, 0);
     if (core_job_get(http_st(r), id, &j, &e)) {
-        plain(r, 404, "the job has been expired");
+        zs_plain(r, 404, "the job has been expired");
         return;
     }
     int64_t expiry = core_config(http_st(r))->api_job_expiry_s;
     if (strcmp(j.state, "completed") == 0 && j.finished_at + expiry < (int64_t)time(NULL)) {
-        plain(r, 404, "the job has been expired");
+        zs_plain(r, 404, "the job has been expired");
     } else if (strcmp(j.state, "completed") != 0) {
         http_reply_json(r, 202, json_object());
     } else if (strcmp(j.result, "success") == 0) {
         job_result(r, &j);
     } else {
         st_fail(&e, ST_CONFLICT, "%s", j.error);
-        fail_api(r, &e);
+        zs_fail(r, &e);
     }
     core_job_free(&j);
 }
@@ -335,6 +348,8 @@ static const struct zs_field bs_fields[] = {
     {"status", "status"},
     {"createDate", "created_at"},
     {"lastOpDate", "last_op_at"},
+    {"fsid", "fsid"}, /* a Ceph backup storage's */
+    {"poolName", "pool"},
     {NULL, NULL},
 };
 
@@ -472,14 +487,27 @@ static void query_arg(void *ud, const char *k, const char *v)
     /* groupBy and unknown parameters are ignored, as the RestServer logs and ignores them */
 }
 
-static void zs_query_free(struct zs_query *z)
+void zs_query_free(struct zs_query *z)
 {
     for (size_t i = 0; i < ST_QUERY_MAX_CONDS; i++)
         free(z->values[i]);
     free(z->fields);
 }
 
-/* A field of the inventory that is not queryable (a list) but may be asked for. */
+/* Fields an inventory shows that queries cannot filter by. */
+static int shown_only(const char *name)
+{
+    static const char *const names[] = {"attachedZoneUuids",     "mons",
+                                        "poolAvailableCapacity", "poolUsedCapacity",
+                                        "poolReplicatedSize",    "poolDiskUtilization",
+                                        "poolSecurityPolicy"};
+    for (size_t i = 0; i < sizeof names / sizeof *names; i++)
+        if (strcmp(name, names[i]) == 0)
+            return 1;
+    return 0;
+}
+
+/* A field of this resource's inventory that queries cannot filter by (z->extra). */
 static int is_extra(const struct zs_query *z, const char *name)
 {
     for (const char *const *x = z->extra; x && *x; x++)
@@ -488,8 +516,13 @@ static int is_extra(const struct zs_query *z, const char *name)
     return 0;
 }
 
+void zs_query_parse(struct http_req *r, struct zs_query *z)
+{
+    http_query_each(r, query_arg, z);
+}
+
 /* Keep only the asked fields of each inventory; 0, or -1 naming an unknown one in bad. */
-static int pick_fields(struct zs_query *z, json_t *invs)
+int zs_pick_fields(struct zs_query *z, json_t *invs)
 {
     size_t i;
     json_t *inv;
@@ -505,7 +538,7 @@ static int pick_fields(struct zs_query *z, json_t *invs)
     for (char *f = strtok_r(list, ",", &save); f; f = strtok_r(NULL, ",", &save)) {
         char name[64];
         trim_copy(name, sizeof name, f, strlen(f));
-        if (!neutral_of(z->allow, name) && !is_extra(z, name)) {
+        if (!neutral_of(z->allow, name) && !shown_only(name) && !is_extra(z, name)) {
             refuse(z,
                    "Invalid query parameter. The field[%.64s] in the parameter[fields] is "
                    "not a field of the inventory",
@@ -533,7 +566,7 @@ static int pick_fields(struct zs_query *z, json_t *invs)
 }
 
 /* GET a backup storage list: type (NULL: every kind) and uuid (NULL: a query). */
-static void query_bs(struct http_req *r, const char *type, const char *uuid)
+void zs_query_bs(struct http_req *r, const char *type, const char *uuid)
 {
     struct st_principal who;
     struct zs_query z;
@@ -543,12 +576,10 @@ static void query_bs(struct http_req *r, const char *type, const char *uuid)
     struct st_err e;
     char schema_key[48];
 
-    if (authorize(r, &who))
+    if (zs_authorize(r, &who))
         return;
-    static const char *const extra[] = {"attachedZoneUuids", NULL};
     memset(&z, 0, sizeof z);
     z.allow = bs_fields;
-    z.extra = extra;
     z.q.limit = 1000;
     if (!uuid)
         http_query_each(r, query_arg, &z);
@@ -557,14 +588,14 @@ static void query_bs(struct http_req *r, const char *type, const char *uuid)
     if (type && z.q.n_conds < ST_QUERY_MAX_CONDS)
         z.q.conds[z.q.n_conds++] = (struct st_cond){"type", ST_Q_EQ, type};
     if (z.bad[0]) {
-        plain(r, 400, "%s", z.bad);
+        zs_plain(r, 400, "%s", z.bad);
         goto out;
     }
     if (core_backup_query(http_st(r), &z.q, z.count ? NULL : &v, &n, &total, &e)) {
         if (e.code == ST_INVALID)
-            plain(r, 400, "Invalid query parameter. %s", e.msg);
+            zs_plain(r, 400, "Invalid query parameter. %s", e.msg);
         else
-            fail_api(r, &e);
+            zs_fail(r, &e);
         goto out;
     }
     if (z.count) {
@@ -573,14 +604,14 @@ static void query_bs(struct http_req *r, const char *type, const char *uuid)
     }
     json_t *invs = json_array(), *schema = json_object();
     for (size_t i = 0; i < n; i++) {
-        json_array_append_new(invs, bs_inventory(&v[i]));
+        json_array_append_new(invs, zs_bs_inventory(http_st(r), &v[i]));
         snprintf(schema_key, sizeof schema_key, "inventories[%zu]", i);
-        json_object_set_new(schema, schema_key, json_string(INV_IMAGE_STORE));
+        json_object_set_new(schema, schema_key, json_string(zs_bs_schema(&v[i])));
     }
-    if (pick_fields(&z, invs)) {
+    if (zs_pick_fields(&z, invs)) {
         json_decref(invs);
         json_decref(schema);
-        plain(r, 400, "%s", z.bad);
+        zs_plain(r, 400, "%s", z.bad);
         goto out;
     }
     json_t *reply = json_pack("{s:o, s:o}", "inventories", invs, "schema", schema);
@@ -594,22 +625,22 @@ out:
 
 static void query_image_stores(struct http_req *r)
 {
-    query_bs(r, TYPE_IMAGE_STORE, NULL);
+    zs_query_bs(r, TYPE_IMAGE_STORE, NULL);
 }
 
 static void get_image_store(struct http_req *r)
 {
-    query_bs(r, TYPE_IMAGE_STORE, http_capture(r, 0));
+    zs_query_bs(r, TYPE_IMAGE_STORE, http_capture(r, 0));
 }
 
 static void query_all_bs(struct http_req *r)
 {
-    query_bs(r, NULL, NULL);
+    zs_query_bs(r, NULL, NULL);
 }
 
 static void get_bs(struct http_req *r)
 {
-    query_bs(r, NULL, http_capture(r, 0));
+    zs_query_bs(r, NULL, http_capture(r, 0));
 }
 
 static void capacities(struct http_req *r)
@@ -620,10 +651,10 @@ static void capacities(struct http_req *r)
     size_t n = 0;
     uint64_t tot = 0, avail = 0;
     struct st_err e;
-    if (authorize(r, &who))
+    if (zs_authorize(r, &who))
         return;
     if (core_backup_query(http_st(r), &q, &v, &n, NULL, &e)) {
-        fail_api(r, &e);
+        zs_fail(r, &e);
         return;
     }
     for (size_t i = 0; i < n; i++) {
@@ -639,11 +670,11 @@ static void capacities(struct http_req *r)
 /* ---- calls that change something ---- */
 
 /* The "params" (or an action's) object of a body: replied (NULL) when it is not one. */
-static json_t *body_part(struct http_req *r, const char *key)
+json_t *zs_body_part(struct http_req *r, const char *key)
 {
     json_t *v = json_object_get(http_json(r), key);
     if (!json_is_object(v)) {
-        plain(r, 400, "the body doesn't contain action mapping to the URL[%s]", http_path(r));
+        zs_plain(r, 400, "the body doesn't contain action mapping to the URL[%s]", http_path(r));
         return NULL;
     }
     return v;
@@ -672,26 +703,26 @@ static void add_image_store(struct http_req *r)
     struct core_op_params p = {0};
     struct st_err e;
     json_t *b;
-    if (authorize(r, &who) || !(b = body_part(r, "params")))
+    if (zs_authorize(r, &who) || !(b = zs_body_part(r, "params")))
         return;
     if (bs_params(b, &p, &e) || http_json_string(b, "url", 1, 4095, &p.url, &e) ||
         http_json_string(b, "resourceUuid", 0, 64, &p.uuid, &e)) {
-        fail_api(r, &e);
+        zs_fail(r, &e);
         return;
     }
     if (!p.name || !p.hostname) {
         st_fail_field(&e, ST_INVALID, p.name ? "hostname" : "name", "'%s' is required",
                       p.name ? "hostname" : "name");
-        fail_api(r, &e);
+        zs_fail(r, &e);
         return;
     }
-    if (p.uuid && !is_uuid32(p.uuid)) {
+    if (p.uuid && !zs_is_uuid32(p.uuid)) {
         st_fail_field(&e, ST_INVALID, "resourceUuid",
                       "resourceUuid must be a UUID of 32 hex digits without '-'");
-        fail_api(r, &e);
+        zs_fail(r, &e);
         return;
     }
-    submit(r, &who, CORE_OP_BACKUP_CREATE, &p);
+    zs_submit(r, &who, CORE_OP_BACKUP_CREATE, &p);
 }
 
 static void image_store_action(struct http_req *r)
@@ -700,23 +731,24 @@ static void image_store_action(struct http_req *r)
     struct core_op_params p = {0};
     struct st_err e;
     json_t *body = http_json(r), *b;
-    if (authorize(r, &who))
+    if (zs_authorize(r, &who))
         return;
     p.backup_storage = http_capture(r, 0);
     if ((b = json_object_get(body, "updateImageStoreBackupStorage"))) {
         if (!json_is_object(b)) {
-            plain(r, 400, "the body doesn't contain action mapping to the URL[%s]", http_path(r));
+            zs_plain(r, 400, "the body doesn't contain action mapping to the URL[%s]",
+                     http_path(r));
             return;
         }
         if (bs_params(b, &p, &e)) {
-            fail_api(r, &e);
+            zs_fail(r, &e);
             return;
         }
-        submit(r, &who, CORE_OP_BACKUP_UPDATE, &p);
+        zs_submit(r, &who, CORE_OP_BACKUP_UPDATE, &p);
     } else if (json_is_object(json_object_get(body, "reconnectImageStoreBackupStorage"))) {
-        submit(r, &who, CORE_OP_BACKUP_RECONNECT, &p);
+        zs_submit(r, &who, CORE_OP_BACKUP_RECONNECT, &p);
     } else {
-        plain(r, 400, "the body doesn't contain action mapping to the URL[%s]", http_path(r));
+        zs_plain(r, 400, "the body doesn't contain action mapping to the URL[%s]", http_path(r));
     }
 }
 
@@ -726,14 +758,20 @@ static void bs_action(struct http_req *r)
     struct core_op_params p = {0};
     struct st_err e;
     json_t *b;
-    if (authorize(r, &who) || !(b = body_part(r, "changeBackupStorageState")))
+    if (zs_authorize(r, &who))
         return;
     p.backup_storage = http_capture(r, 0);
-    if (http_json_string(b, "stateEvent", 1, 16, &p.state, &e)) {
-        fail_api(r, &e);
+    if (json_is_object(json_object_get(http_json(r), "reconnectBackupStorage"))) {
+        zs_submit(r, &who, CORE_OP_BACKUP_RECONNECT, &p);
         return;
     }
-    submit(r, &who, CORE_OP_BACKUP_STATE, &p);
+    if (!(b = zs_body_part(r, "changeBackupStorageState")))
+        return;
+    if (http_json_string(b, "stateEvent", 1, 16, &p.state, &e)) {
+        zs_fail(r, &e);
+        return;
+    }
+    zs_submit(r, &who, CORE_OP_BACKUP_STATE, &p);
 }
 
 static void delete_bs(struct http_req *r)
@@ -741,69 +779,11 @@ static void delete_bs(struct http_req *r)
     struct st_principal who;
     struct core_op_params p = {0};
     const char *mode = http_query(r, "deleteMode");
-    if (authorize(r, &who))
+    if (zs_authorize(r, &who))
         return;
     p.backup_storage = http_capture(r, 0);
     p.force = mode && strcmp(mode, "Enforcing") == 0 ? CORE_TRUE : CORE_UNSET;
-    submit(r, &who, CORE_OP_BACKUP_DELETE, &p);
-}
-
-/* ---- what zstack_image.c shares (zstack_internal.h) ---- */
-
-void api_zs_plain(struct http_req *r, unsigned status, const char *text)
-{
-    plain(r, status, "%s", text);
-}
-
-void api_zs_fail(struct http_req *r, const struct st_err *e)
-{
-    fail_api(r, e);
-}
-
-int api_zs_authorize(struct http_req *r, struct st_principal *who)
-{
-    return authorize(r, who);
-}
-
-void api_zs_submit(struct http_req *r, const struct st_principal *who, enum core_op op,
-                   const struct core_op_params *p)
-{
-    submit(r, who, op, p);
-}
-
-json_t *api_zs_date(int64_t t)
-{
-    return date_json(t);
-}
-
-int api_zs_is_uuid32(const char *s)
-{
-    return is_uuid32(s);
-}
-
-json_t *api_zs_body_part(struct http_req *r, const char *key)
-{
-    return body_part(r, key);
-}
-
-json_t *api_zs_error_body(const struct st_err *e, unsigned *status)
-{
-    return zs_error(e, status);
-}
-
-void api_zs_query_parse(struct http_req *r, struct zs_query *z)
-{
-    http_query_each(r, query_arg, z);
-}
-
-int api_zs_pick_fields(struct zs_query *z, json_t *invs)
-{
-    return pick_fields(z, invs);
-}
-
-void api_zs_query_free(struct zs_query *z)
-{
-    zs_query_free(z);
+    zs_submit(r, &who, CORE_OP_BACKUP_DELETE, &p);
 }
 
 /* ---- the dialect ---- */

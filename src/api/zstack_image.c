@@ -11,6 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#define ZS_API "/zstack/v1"
+
 #define INV_IMAGE "org.zstack.header.image.ImageInventory"
 #define INV_IMAGE_REF "org.zstack.header.image.ImageBackupStorageRefInventory"
 
@@ -41,7 +43,7 @@ static json_t *ref_inventory(const char *image_uuid, const struct core_bimage_re
 {
     return json_pack("{s:s, s:s, s:s, s:s, s:o, s:o}", "imageUuid", image_uuid, "backupStorageUuid",
                      r->bs_uuid, "installPath", r->install_path, "status", r->status, "createDate",
-                     api_zs_date(r->created_at), "lastOpDate", api_zs_date(r->last_op_at));
+                     zs_date_json(r->created_at), "lastOpDate", zs_date_json(r->last_op_at));
 }
 
 static json_t *image_inventory(const struct core_bimage *b)
@@ -54,8 +56,8 @@ static json_t *image_inventory(const struct core_bimage *b)
         b->uuid, "name", b->name, "state", b->state, "status", b->status, "size",
         (json_int_t)b->size, "actualSize", (json_int_t)b->actual_size, "md5Sum", b->sha256, "url",
         b->url, "mediaType", b->media_type, "type", "zstack", "platform", b->platform, "format",
-        b->format, "system", b->system, "createDate", api_zs_date(b->created_at), "lastOpDate",
-        api_zs_date(b->last_op_at), "backupStorageRefs", refs);
+        b->format, "system", b->system, "createDate", zs_date_json(b->created_at), "lastOpDate",
+        zs_date_json(b->last_op_at), "backupStorageRefs", refs);
     /* ZStack's nulls are omitted */
     if (inv && b->description[0])
         json_object_set_new(inv, "description", json_string(b->description));
@@ -75,14 +77,14 @@ static void type_image(json_t *schema, const char *key, const struct core_bimage
     }
 }
 
-void api_zs_image_result(struct http_req *r, const json_t *outcome)
+void zs_image_result(struct http_req *r, const json_t *outcome)
 {
     const char *uuid = json_string_value(json_object_get(outcome, "backup_image"));
     const char *restored = json_string_value(json_object_get(outcome, "image"));
     struct core_bimage b;
     struct st_err e;
     if (core_bimage_get(http_st(r), uuid, &b, &e)) {
-        api_zs_fail(r, &e);
+        zs_fail(r, &e);
         return;
     }
     json_t *schema = json_object();
@@ -110,7 +112,7 @@ static void query(struct http_req *r, const char *uuid)
     struct st_err e;
     char key[48];
 
-    if (api_zs_authorize(r, &who))
+    if (zs_authorize(r, &who))
         return;
     memset(&z, 0, sizeof z);
     z.allow = image_fields;
@@ -119,9 +121,9 @@ static void query(struct http_req *r, const char *uuid)
     if (uuid)
         z.q.conds[z.q.n_conds++] = (struct st_cond){"uuid", ST_Q_EQ, uuid};
     else
-        api_zs_query_parse(r, &z);
+        zs_query_parse(r, &z);
     if (z.bad[0]) {
-        api_zs_plain(r, 400, z.bad);
+        zs_plain(r, 400, "%s", z.bad);
         goto out;
     }
     /* counting costs a second pass: only when asked */
@@ -129,9 +131,9 @@ static void query(struct http_req *r, const char *uuid)
                           z.count || z.with_count ? &total : NULL, &e)) {
         if (e.code == ST_INVALID) {
             snprintf(z.bad, sizeof z.bad, "Invalid query parameter. %s", e.msg);
-            api_zs_plain(r, 400, z.bad);
+            zs_plain(r, 400, "%s", z.bad);
         } else {
-            api_zs_fail(r, &e);
+            zs_fail(r, &e);
         }
         goto out;
     }
@@ -145,10 +147,10 @@ static void query(struct http_req *r, const char *uuid)
         snprintf(key, sizeof key, "inventories[%zu]", i);
         type_image(schema, key, &v[i]);
     }
-    if (api_zs_pick_fields(&z, invs)) {
+    if (zs_pick_fields(&z, invs)) {
         json_decref(invs);
         json_decref(schema);
-        api_zs_plain(r, 400, z.bad);
+        zs_plain(r, 400, "%s", z.bad);
         goto out;
     }
     json_t *reply = json_pack("{s:o, s:o}", "inventories", invs, "schema", schema);
@@ -157,7 +159,7 @@ static void query(struct http_req *r, const char *uuid)
     http_reply_json(r, 200, reply);
 out:
     core_bimages_free(v, n);
-    api_zs_query_free(&z);
+    zs_query_free(&z);
 }
 
 static void query_images(struct http_req *r)
@@ -196,7 +198,7 @@ static int bs_list(json_t *arr, const char *field, char **out, struct st_err *e)
     if (!json_is_array(arr) || json_array_size(arr) == 0)
         return st_fail_field(e, ST_INVALID, field, "'%s' must be a non-empty array of uuids",
                              field);
-    json_array_foreach(arr, i, v) if (!api_zs_is_uuid32(json_string_value(v))) return st_fail_field(
+    json_array_foreach(arr, i, v) if (!zs_is_uuid32(json_string_value(v))) return st_fail_field(
         e, ST_INVALID, field, "'%s' must hold uuids of 32 hex digits without '-'", field);
     if (!(*out = json_dumps(arr, JSON_COMPACT)))
         return st_fail(e, ST_INTERNAL, "out of memory");
@@ -221,7 +223,7 @@ static int add_params(json_t *b, struct core_op_params *p, char **bss, struct st
         one_of(p->platform, "platform", platforms, e) ||
         bs_list(json_object_get(b, "backupStorageUuids"), "backupStorageUuids", bss, e))
         return -1;
-    if (p->uuid && !api_zs_is_uuid32(p->uuid))
+    if (p->uuid && !zs_is_uuid32(p->uuid))
         return st_fail_field(e, ST_INVALID, "resourceUuid",
                              "resourceUuid must be a UUID of 32 hex digits without '-'");
     p->backup_storages = *bss;
@@ -235,12 +237,12 @@ static void add_image(struct http_req *r)
     struct st_err e;
     char *bss = NULL;
     json_t *b;
-    if (api_zs_authorize(r, &who) || !(b = api_zs_body_part(r, "params")))
+    if (zs_authorize(r, &who) || !(b = zs_body_part(r, "params")))
         return;
     if (add_params(b, &p, &bss, &e))
-        api_zs_fail(r, &e);
+        zs_fail(r, &e);
     else
-        api_zs_submit(r, &who, CORE_OP_BIMAGE_ADD, &p);
+        zs_submit(r, &who, CORE_OP_BIMAGE_ADD, &p);
     free(bss);
 }
 
@@ -252,7 +254,7 @@ static void delete_image(struct http_req *r)
     const char *only = http_query(r, "backupStorageUuids");
     struct st_err e;
     char *bss = NULL;
-    if (api_zs_authorize(r, &who))
+    if (zs_authorize(r, &who))
         return;
     p.uuid = http_capture(r, 0);
     if (only && *only) {
@@ -264,12 +266,12 @@ static void delete_image(struct http_req *r)
         free(list);
         json_decref(arr);
         if (rc) {
-            api_zs_fail(r, &e);
+            zs_fail(r, &e);
             return;
         }
         p.backup_storages = bss;
     }
-    api_zs_submit(r, &who, CORE_OP_BIMAGE_DELETE, &p);
+    zs_submit(r, &who, CORE_OP_BIMAGE_DELETE, &p);
     free(bss);
 }
 
@@ -286,13 +288,13 @@ static void restore(struct http_req *r, const struct st_principal *who, json_t *
         http_json_string(b, "name", 0, 64, &p.name, &e) ||
         http_json_string(b, "backupStorageUuid", 0, 64, &p.backup_storage, &e) ||
         core_bimage_get(http_st(r), p.uuid, &img, &e)) {
-        api_zs_fail(r, &e);
+        zs_fail(r, &e);
         return;
     }
     free(img.refs);
     if (!p.name)
         p.name = img.name;
-    api_zs_submit(r, who, CORE_OP_BIMAGE_RESTORE, &p);
+    zs_submit(r, who, CORE_OP_BIMAGE_RESTORE, &p);
 }
 
 static void image_action(struct http_req *r)
@@ -300,7 +302,7 @@ static void image_action(struct http_req *r)
     struct st_principal who;
     json_t *body = http_json(r), *b;
     struct st_err e;
-    if (api_zs_authorize(r, &who))
+    if (zs_authorize(r, &who))
         return;
     if (json_is_object(b = json_object_get(body, "restoreImage"))) {
         restore(r, &who, b);
@@ -311,12 +313,12 @@ static void image_action(struct http_req *r)
                 "image %.64s is not deleted: stowage removes deleted images at once; copy a "
                 "backup into a catalogue volume with restoreImage",
                 http_capture(r, 0));
-        api_zs_fail(r, &e);
+        zs_fail(r, &e);
     } else {
         char msg[300];
         snprintf(msg, sizeof msg, "the body doesn't contain action mapping to the URL[%.200s]",
                  http_path(r));
-        api_zs_plain(r, 400, msg);
+        zs_plain(r, 400, "%s", msg);
     }
 }
 
@@ -337,5 +339,5 @@ const struct http_dialect api_zstack_image = {
     .name = "zstack",
     .prefixes = prefixes,
     .routes = routes,
-    .error_body = api_zs_error_body,
+    .error_body = zs_error,
 };

@@ -793,7 +793,12 @@ static int rb_open(const struct be_params *p, struct be_volume **out, struct st_
         st_fail(e, ST_UNAVAILABLE, "%s", msg);
         goto fail;
     }
-    if ((rc = rados_ioctx_create(rv->cluster, rb_pool(p->params), &rv->io)) < 0) {
+    rc = rados_ioctx_create(rv->cluster, rb_pool(p->params), &rv->io);
+    if (rc == -ENOENT && json_is_true(json_object_get(p->params, "create_pool"))) {
+        if ((rc = rados_pool_create(rv->cluster, rb_pool(p->params))) == 0 || rc == -EEXIST)
+            rc = rados_ioctx_create(rv->cluster, rb_pool(p->params), &rv->io);
+    }
+    if (rc < 0) {
         rv->io = NULL;
         if (rc == -ENOENT)
             st_fail(e, ST_NOT_FOUND, "%s does not exist", rv->label);
@@ -838,6 +843,14 @@ static int rb_own_place(struct be_volume *v, const char *name, json_t *params, i
     return be_rbd_own_place(RV(v)->cluster, RV(v)->io, params, changed, why, len);
 }
 
+static int rb_place_stats(struct be_volume *v, json_t **out, struct st_err *e)
+{
+    char pool[256];
+    if (rados_ioctx_get_pool_name(RV(v)->io, pool, sizeof pool) < 0)
+        return st_fail(e, ST_INTERNAL, "%s: its pool has no name", RV(v)->label);
+    return be_rbd_pool_stats(RV(v)->cluster, pool, out, e);
+}
+
 const struct backend_ops be_rbd_ops = {
     .parse = be_rbd_parse,
     .prepare = be_rbd_prepare,
@@ -878,4 +891,5 @@ const struct backend_ops be_rbd_ops = {
     .fsync_dir = rb_fsync_dir,
     .list = rb_list,
     .open_for_writing = rb_open_for_writing,
+    .place_stats = rb_place_stats,
 };

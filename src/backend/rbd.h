@@ -22,6 +22,8 @@ int be_rbd_prepare(json_t *params, int formatted, const struct be_env *env, stru
 int be_rbd_same_place(const json_t *a, const json_t *b, enum be_place *out, struct st_err *e);
 void be_rbd_describe_place(const json_t *params, char *out, size_t len);
 void be_rbd_check(const struct be_params *p, struct be_check *out);
+/* The pool's statistics as place_stats tells them (mon commands df and osd pool ls). */
+int be_rbd_pool_stats(rados_t cluster, const char *pool, json_t **out, struct st_err *e);
 /* The session's cluster fsid and pool id against what was registered (recorded when not). */
 int be_rbd_own_place(rados_t cluster, rados_ioctx_t io, json_t *params, int *changed, char *why,
                      size_t len);

@@ -3,13 +3,15 @@
  * Parameters: {"pool": "name", "conf": "/etc/ceph/ceph.conf" or "mon_host": "addr[,addr]",
  * "user": "admin" (the cephx id, client.<user>), "key": "<secret>" or "keyring": "/path"}.
  * The key is a secret: it is kept in the catalogue's params, never in what views show
- * (check's details are the pool and the cluster's fsid). The place is the pool of a
+ * (check's details are the pool and the cluster's fsid). "create_pool": true makes the
+ * pool when it does not exist (a backup storage's own pool). The place is the pool of a
  * cluster: the cluster is known by its fsid once a session recorded it (own_place), by
  * its conf or mon addresses before. A pool is never inside another. */
 #include "rbd.h"
 
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static const char *param(const json_t *params, const char *key, const char *dflt)
@@ -88,6 +90,11 @@ int be_rbd_parse(json_t *params, struct st_err *e)
         size_t i = 0;
         while (i < sizeof keys / sizeof *keys && strcmp(k, keys[i]))
             i++;
+        if (strcmp(k, "create_pool") == 0) { /* make the pool when it does not exist */
+            if (!json_is_boolean(v))
+                return st_fail_field(e, ST_INVALID, k, "must be true or false");
+            continue;
+        }
         if (strcmp(k, "pool_id") == 0) {
             if (!json_is_integer(v) || json_integer_value(v) < 0)
                 return st_fail_field(e, ST_INVALID, k, "must be a pool id");
@@ -186,4 +193,103 @@ void be_rbd_check(const struct be_params *p, struct be_check *out)
         be_check_set(out, "ok", "%s", "");
     }
     rados_shutdown(c);
+}
+
+/* ---- pool statistics ---- */
+
+/* A mon command's JSON answer; NULL with e. */
+static json_t *mon_json(rados_t c, const char *cmd, const char *what, struct st_err *e)
+{
+    char *out = NULL, *status = NULL;
+    size_t outlen = 0, statuslen = 0;
+    const char *cmds[] = {cmd};
+    json_error_t je;
+    json_t *j = NULL;
+
+    int rc = rados_mon_command(c, cmds, 1, "", 0, &out, &outlen, &status, &statuslen);
+    if (rc < 0)
+        st_fail_errno(e, -rc, "ceph %s: %.*s", what, (int)(statuslen < 200 ? statuslen : 200),
+                      status ? status : "");
+    else if (!(j = json_loadb(out ? out : "", outlen, 0, &je)))
+        st_fail(e, ST_INTERNAL, "ceph %s: the answer is not JSON", what);
+    rados_buffer_free(out);
+    rados_buffer_free(status);
+    return j;
+}
+
+static json_t *pool_in(json_t *list, const char *key, const char *pool)
+{
+    size_t i;
+    json_t *p;
+    json_array_foreach(list, i, p)
+    {
+        if (json_is_string(json_object_get(p, key)) &&
+            strcmp(json_string_value(json_object_get(p, key)), pool) == 0)
+            return p;
+    }
+    return NULL;
+}
+
+/* Replicated: each byte is stored size times. Erasure coded (type 3): k data chunks in
+ * k + m. */
+static int share_of_data(rados_t c, json_t *detail, double *util, const char **policy,
+                         struct st_err *e)
+{
+    json_int_t size = json_integer_value(json_object_get(detail, "size"));
+    *policy = "Copy";
+    *util = size > 0 ? 1.0 / (double)size : 0;
+    if (json_integer_value(json_object_get(detail, "type")) != 3)
+        return 0;
+    const char *prof = json_string_value(json_object_get(detail, "erasure_code_profile"));
+    char cmd[320];
+    snprintf(cmd, sizeof cmd,
+             "{\"prefix\":\"osd erasure-code-profile get\",\"name\":\"%.200s\","
+             "\"format\":\"json\"}",
+             prof ? prof : "default");
+    json_t *p = mon_json(c, cmd, "osd erasure-code-profile get", e);
+    if (!p)
+        return -1;
+    const char *ks = json_string_value(json_object_get(p, "k"));
+    const char *ms = json_string_value(json_object_get(p, "m"));
+    double k = ks ? atof(ks) : 0, m = ms ? atof(ms) : 0;
+    json_decref(p);
+    *policy = "ErasureCode";
+    *util = k + m > 0 ? k / (k + m) : 0;
+    return 0;
+}
+
+int be_rbd_pool_stats(rados_t c, const char *pool, json_t **out, struct st_err *e)
+{
+    char fsid[64];
+    json_t *df = NULL, *ls = NULL;
+    const char *policy;
+    double util;
+    int rc = -1;
+
+    *out = NULL;
+    if (rados_cluster_fsid(c, fsid, sizeof fsid) < 0)
+        return st_fail(e, ST_UNAVAILABLE, "the ceph cluster does not tell its fsid");
+    if (!(df = mon_json(c, "{\"prefix\":\"df\",\"format\":\"json\"}", "df", e)) ||
+        !(ls = mon_json(c, "{\"prefix\":\"osd pool ls\",\"detail\":\"detail\",\"format\":\"json\"}",
+                        "osd pool ls", e)))
+        goto out;
+    json_t *st = json_object_get(pool_in(json_object_get(df, "pools"), "name", pool), "stats");
+    json_t *detail = pool_in(ls, "pool_name", pool);
+    if (!detail) {
+        st_fail(e, ST_NOT_FOUND, "ceph pool %s does not exist", pool);
+        goto out;
+    }
+    if (share_of_data(c, detail, &util, &policy, e))
+        goto out;
+    /* The mgr's statistics lag a new pool by a second or two: until then, zeros. */
+    *out = json_pack("{s:s, s:s, s:I, s:I, s:I, s:f, s:s}", "fsid", fsid, "pool", pool, "used",
+                     json_integer_value(json_object_get(st, "stored")), "avail",
+                     json_integer_value(json_object_get(st, "max_avail")), "replicas",
+                     json_integer_value(json_object_get(detail, "size")), "utilization", util,
+                     "policy", policy);
+    rc = *out ? 0 : st_fail(e, ST_INTERNAL, "out of memory");
+out:
+    json_decref(df);
+    json_decref(ls);
+    return rc;
 }

@@ -169,6 +169,26 @@ static int made(struct core_task_ctx *t, const char *uuid)
 
 /* ---- the operations ---- */
 
+void core_backup_uuid(const struct core_task_ctx *t, char out[CORE_ID])
+{
+    if (*core_task_str(t, "uuid"))
+        snprintf(out, CORE_ID, "%s", core_task_str(t, "uuid"));
+    else
+        core_uuid32(out);
+}
+
+void core_uuid32(char out[CORE_ID])
+{
+    char s[37], *o = out;
+    uuid_t u;
+    uuid_generate_random(u);
+    uuid_unparse_lower(u, s);
+    for (const char *p = s; *p; p++) /* 32 hex digits, as backup storages are named */
+        if (*p != '-')
+            *o++ = *p;
+    *o = '\0';
+}
+
 int core_backup_precheck_create(struct stowage *st, const json_t *params, struct st_err *e)
 {
     const char *host = json_string_value(json_object_get(params, "hostname"));
@@ -203,21 +223,10 @@ int core_backup_create(struct core_task_ctx *t, struct st_err *e)
     json_t *params = NULL;
     const char *kind;
     int rc = -1;
-    uuid_t u;
 
     if (!b)
         return st_fail(e, ST_INTERNAL, "out of memory");
-    if (*core_task_str(t, "uuid")) {
-        snprintf(b->uuid, sizeof b->uuid, "%s", core_task_str(t, "uuid"));
-    } else {
-        char s[37], *o = b->uuid;
-        uuid_generate_random(u);
-        uuid_unparse_lower(u, s);
-        for (const char *p = s; *p; p++) /* 32 hex digits, as backup storages are named */
-            if (*p != '-')
-                *o++ = *p;
-        *o = '\0';
-    }
+    core_backup_uuid(t, b->uuid);
     snprintf(b->name, sizeof b->name, "%s", core_task_str(t, "name"));
     snprintf(b->description, sizeof b->description, "%s", core_task_str(t, "description"));
     snprintf(b->type, sizeof b->type, "%s", BS_TYPE);
@@ -299,6 +308,8 @@ int core_backup_reconnect(struct core_task_ctx *t, struct st_err *e)
     if (bs_row(t->st, core_task_str(t, "backup_storage"), b, e))
         goto out;
     int seen = look(t->st, b, e);
+    if (seen == 0)
+        core_backup_ceph_refresh(t->st, b);
     b->last_op_at = time(NULL);
     /* The status is recorded either way; a place that is not there fails the job. */
     if (bs_write(t->st, b, 0, seen ? &ignore : e) || seen)
@@ -375,6 +386,7 @@ int core_backup_delete(struct core_task_ctx *t, struct st_err *e)
     db_release(t->st->db, c);
     if (rc)
         return -1;
+    core_backup_ceph_forget(t->st, core_task_str(t, "backup_storage"));
     core_bump(t->st);
     t->result = json_object();
     return 0;

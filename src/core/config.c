@@ -81,6 +81,7 @@ void cfg_free(struct st_config *c)
     free(c->tls_cert);
     free(c->tls_key);
     free(c->gluster_cli);
+    free(c->ceph_keyring);
     free_mount_roots(c);
     free(c->import_allow);
     for (size_t i = 0; i < c->n_imagestores; i++)
@@ -545,6 +546,9 @@ static int load_object(struct st_config *c, json_t *root, struct st_err *e)
         } else if (strcmp(k, "gluster_cli") == 0) {
             if (get_string(v, k, &s, e) || set_str(&c->gluster_cli, s, e))
                 return -1;
+        } else if (strcmp(k, "ceph_keyring") == 0) {
+            if (get_string(v, k, &s, e) || set_str(&c->ceph_keyring, s, e))
+                return -1;
         } else if (strcmp(k, "gluster_timeout_ms") == 0) {
             if (get_uint(v, k, 600 * 1000, &u, e))
                 return -1;
@@ -631,7 +635,8 @@ int cfg_finish(struct st_config *c, struct st_err *e)
         return -1;
     if (!c->gluster_cli && set_str(&c->gluster_cli, "gluster", e))
         return -1;
-    if (absolutize(&c->state_dir, e) || absolutize(&c->tls_cert, e) || absolutize(&c->tls_key, e))
+    if (absolutize(&c->state_dir, e) || absolutize(&c->tls_cert, e) || absolutize(&c->tls_key, e) ||
+        absolutize(&c->ceph_keyring, e))
         return -1;
     for (size_t i = 0; i < c->n_mount_roots; i++)
         if (absolutize(&c->mount_roots[i], e))

@@ -240,6 +240,20 @@ static const struct core_task_type types[CORE_OP_COUNT] = {
     /* Only memory changes: a restart forgets the list, nothing to settle. */
     [CORE_OP_IMAGESTORE_REFRESH] =
         {"imagestore.refresh", ROLE_ADMIN, 0, {{F(name, TF_ID), 1}}, run_imagestore_refresh, NULL},
+    /* Its keyring is written before it is queued (core_backup_ceph_submit); the row is
+     * committed last, in one transaction with its mons. */
+    [CORE_OP_BACKUP_CEPH_CREATE] = {"backup.ceph_create",
+                                    ROLE_SUPERADMIN,
+                                    0,
+                                    {{F(name, TF_NAME), 1},
+                                     {F(mons, TF_LIST), 1},
+                                     {F(pool, TF_ID), 0},
+                                     {F(uuid, TF_ID), 0},
+                                     {F(url, TF_PLACE), 0},
+                                     {F(description, TF_TEXT), 0}},
+                                    core_backup_ceph_create,
+                                    core_backup_ceph_done,
+                                    core_backup_ceph_precheck},
     /* The new image's uuid is the client's, else the job's id without dashes. */
     [CORE_OP_BIMAGE_ADD] = {"bimage.add",
                             ROLE_ADMIN,
@@ -370,6 +384,21 @@ static int check_number(const struct core_task_field *f, const char *at, json_t 
     return *v ? 0 : st_fail(e, ST_INTERNAL, "out of memory");
 }
 
+static json_t *parse_list(const char *field, const char *s, struct st_err *e)
+{
+    json_error_t je;
+    size_t i;
+    json_t *v = json_loads(s, JSON_REJECT_DUPLICATES, &je), *o;
+    int ok = json_is_array(v) && json_array_size(v) > 0;
+    json_array_foreach(v, i, o) ok = ok && json_is_object(o);
+    if (!ok) {
+        json_decref(v);
+        st_fail_field(e, ST_INVALID, field, "'%s' must be a non-empty list of objects", field);
+        return NULL;
+    }
+    return v;
+}
+
 static int check_string(const struct core_task_field *f, const char *s, struct st_err *e)
 {
     size_t len = strlen(s);
@@ -414,6 +443,10 @@ static int check_string(const struct core_task_field *f, const char *s, struct s
             return st_fail_field(e, ST_INVALID, f->name,
                                  "'%s' must be an http:// or https:// URL of up to 1024 bytes",
                                  f->name);
+        return 0;
+    case TF_LIST:
+        if (len > DB_PATH - 1)
+            return st_fail_field(e, ST_INVALID, f->name, "'%s' is too long", f->name);
         return 0;
     case TF_TAGS:
         if (len > 1023)
@@ -471,7 +504,9 @@ static int check_field(const struct st_config *cfg, const struct core_task_field
             return -1;
         if (f->kind == TF_TAGS && !(v = parse_tags(f->name, s, e)))
             return -1;
-        if (f->kind != TF_TAGS)
+        if (f->kind == TF_LIST && !(v = parse_list(f->name, s, e)))
+            return -1;
+        if (f->kind != TF_TAGS && f->kind != TF_LIST)
             v = json_string(s);
     }
     if (!v || json_object_set_new(clean, f->name, v))

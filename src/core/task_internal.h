@@ -33,6 +33,7 @@ enum core_task_field_kind {
     TF_OBJECT, /* a name in a volume's root: one path component, up to 255 bytes */
     TF_PLACE,  /* a place's URL: 1 to DB_PATH - 1 bytes (its kind's form is checked later) */
     TF_URL,    /* an http:// or https:// URL, up to 1024 bytes */
+    TF_LIST,   /* JSON text of a non-empty array of objects (the body checks their members) */
 };
 
 /* A field of struct core_op_params: where it is, its neutral name (the key in the stored
@@ -114,6 +115,19 @@ int core_backup_delete(struct core_task_ctx *t, struct st_err *e);
 int core_backup_precheck_create(struct stowage *st, const json_t *params, struct st_err *e);
 int core_backup_precheck_state(struct stowage *st, const json_t *params, struct st_err *e);
 int core_backup_precheck_delete(struct stowage *st, const json_t *params, struct st_err *e);
+/* The new backup storage's uuid: the params' uuid, else 32 new hex digits. */
+void core_backup_uuid(const struct core_task_ctx *t, char out[CORE_ID]);
+/* 32 new random hex digits, as ZStack names its resources. */
+void core_uuid32(char out[CORE_ID]);
+/* ---- Ceph backup storages (backup_ceph.c) ---- */
+int core_backup_ceph_create(struct core_task_ctx *t, struct st_err *e);
+int core_backup_ceph_precheck(struct stowage *st, const json_t *params, struct st_err *e);
+int core_backup_ceph_done(struct core_task_ctx *t, int64_t started_at);
+/* After a reconnect's look at a Ceph backup storage's pool: contact its mons again and
+ * record the pool's statistics (b's capacities become the pool's). Nothing for others. */
+void core_backup_ceph_refresh(struct stowage *st, struct db_backup_storage *b);
+/* A deleted backup storage's key, if it had one. */
+void core_backup_ceph_forget(struct stowage *st, const char *uuid);
 
 /* ---- images on backup storages (backup_image.c) ---- */
 int core_bimage_add(struct core_task_ctx *t, struct st_err *e);

@@ -26,6 +26,8 @@ static const struct db_qfield bs_fields[] = {
     {"available", "available", 1},
     {"created_at", "created_at", 1},
     {"last_op_at", "last_op_at", 1},
+    {"fsid", "fsid", 0}, /* a Ceph backup storage's cluster and pool */
+    {"pool", "pool", 0},
 };
 
 static void read_bs(struct db_query *q, void *item)

@@ -156,6 +156,11 @@ struct backend_ops {
      * hosts may write to the volume): out is then left alone. */
     int (*open_for_writing)(struct be_volume *v, const struct stat *files, size_t n,
                             unsigned char *out);
+    /* What an open session's place says of itself beyond statvfs, for views that show
+     * it (an RBD pool: {"fsid", "pool", "used", "avail", "replicas", "utilization" (the
+     * share of raw space that is data, 0..1), "policy" "Copy"|"ErasureCode"}); keys are
+     * the kind's own. NULL: nothing to tell. */
+    int (*place_stats)(struct be_volume *v, json_t **out, struct st_err *e);
 };
 
 /* ---- the registry (backend.c): the one list of storage kinds ---- */

@@ -66,6 +66,7 @@ struct st_config {
     unsigned probe_ttl_ms;
     char *gluster_cli; /* path of the gluster CLI */
     unsigned gluster_timeout_ms;
+    char *ceph_keyring; /* a Ceph keyring for mon URLs of Ceph backup storages without a key */
     char **mount_roots; /* directories under which evolume_create may register mounts */
     size_t n_mount_roots;
     unsigned staging_expiry_s; /* abandoned resumable uploads are removed after this */

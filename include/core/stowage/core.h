@@ -256,8 +256,9 @@ enum core_op {
     CORE_OP_BACKUP_RECONNECT, /* look at its place again: Connected or Disconnected */
     CORE_OP_BACKUP_STATE,     /* enable or disable it */
     CORE_OP_BACKUP_DELETE,    /* refused while image backups are on it, unless forced */
-    CORE_OP_IMAGE_IMPORT,   /* an IMGAPI manifest's file, fetched from a URL, becomes an image */
+    CORE_OP_IMAGE_IMPORT,     /* an IMGAPI manifest's file, fetched from a URL, becomes an image */
     CORE_OP_IMAGESTORE_REFRESH, /* fetch an image server's list of images again */
+    CORE_OP_BACKUP_CEPH_CREATE, /* a backup storage on a Ceph pool (core_backup_ceph_submit) */
     CORE_OP_BIMAGE_ADD,     /* an image copied onto backup storages, from a URL or the catalogue */
     CORE_OP_BIMAGE_DELETE,  /* its copies removed from some or all of its backup storages */
     CORE_OP_BIMAGE_RESTORE, /* a copy back into a catalogue volume, as a new image */
@@ -311,6 +312,10 @@ struct core_op_params {
      * name, storage, volume and the metadata above say what the new image is. */
     const char *manifest_url;
     const char *file_url;
+    /* backup.ceph_create: the pool (absent: one is made), and the mons as JSON text of
+     * [{"hostname","mon_port","ssh_port","user"}] (core_backup_ceph_submit fills it). */
+    const char *pool;
+    const char *mons;
     /* bimage.*: the image's uuid (uuid above), where its bytes come from (url above:
      * http(s) or "stowage://image/{uuid}"), what it is (ZStack's mediaType, platform,
      * guestOsType; format above, checked by the inspector), the SHA-256 its bytes must
@@ -391,6 +396,59 @@ int core_backup_query(struct stowage *st, const struct st_query *q, struct core_
 int core_backup_get(struct stowage *st, const char *uuid, struct core_backup *out,
                     struct st_err *e);
 void core_backups_free(struct core_backup *v, size_t n);
+/* ---- Ceph backup storages (backup_ceph.c): a backup storage on a pool of a Ceph cluster,
+ * reached through its mons with a cephx user and key. stowage does not ssh: the key is
+ * what a mon URL's password carries (or, when it is empty, the config's ceph_keyring
+ * has it), kept 0600 in the state dir and never shown. */
+
+struct core_ceph_mon_req {
+    const char *hostname; /* a mon's host (an IP literal or a name) */
+    int64_t mon_port;     /* its v1 port (6789), or 3300 for msgr2 */
+    int64_t ssh_port;     /* kept for views */
+    const char *user;     /* the cephx id: "admin" or "client.admin" */
+    const char *key;      /* its secret; "" or NULL: the config's ceph_keyring */
+};
+
+struct core_ceph_add {
+    const char *name, *description, *uuid, *url; /* as backup.create */
+    const char *pool;                            /* NULL or "": bak-t-<uuid> is made */
+    const struct core_ceph_mon_req *mons;
+    size_t n_mons;
+};
+
+/* Check and queue backup.ceph_create as the job want_id (NULL: a new id): the keys are
+ * written to the state dir first, the job's params hold none. */
+int core_backup_ceph_submit(struct stowage *st, const struct core_ceph_add *rq,
+                            const struct st_principal *who, const char *want_id, char id[37],
+                            struct st_err *e);
+
+struct core_ceph_mon {
+    char uuid[CORE_ID];
+    char hostname[256];
+    char mon_addr[256];
+    int64_t mon_port, ssh_port;
+    char username[CORE_ID];
+    char status[16]; /* Connecting Connected Disconnected */
+    int64_t created_at, last_op_at;
+};
+
+struct core_ceph_view {
+    char fsid[64];
+    char pool[256];
+    uint64_t pool_used, pool_avail; /* bytes stored, bytes that can still be stored */
+    int64_t replicas;
+    double utilization;         /* the share of raw space that is data: 1/replicas, k/(k+m) */
+    char policy[16];            /* Copy ErasureCode */
+    int pool_created;           /* stowage made the pool */
+    struct core_ceph_mon *mons; /* owned */
+    size_t n_mons;
+};
+
+/* The Ceph part of a backup storage (ST_NOT_FOUND when it has none). */
+int core_backup_ceph(struct stowage *st, const char *uuid, struct core_ceph_view *out,
+                     struct st_err *e);
+void core_ceph_view_free(struct core_ceph_view *v);
+
 /* What the URL fetcher did since the start (fetch.c): sockets it opened, and hops its
  * address guard refused before connecting. */
 struct core_fetch_stats {

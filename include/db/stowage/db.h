@@ -293,6 +293,44 @@ int db_bs_backup_count(struct db_conn *c, const char *uuid, int64_t *n, struct s
 int db_bs_zones(struct db_conn *c, const char *uuid, char (**out)[DB_ID], size_t *n,
                 struct st_err *e);
 
+/* ---- Ceph backup storages (backup_ceph.c) ---- */
+
+struct db_ceph_mon {
+    char uuid[DB_ID];
+    char bs_uuid[DB_ID];
+    char hostname[256];
+    char mon_addr[256];
+    int64_t mon_port;
+    int64_t ssh_port;
+    char username[DB_ID]; /* the cephx user */
+    char status[16];      /* Connecting Connected Disconnected */
+    int64_t created_at;
+    int64_t last_op_at;
+};
+
+struct db_ceph {
+    char fsid[64];
+    char pool[256];
+    int64_t used, avail, replicas, util_ppm;
+    char policy[16]; /* Copy ErasureCode */
+    int pool_created;
+};
+
+/* The Ceph part of a backup storage whose row is already written in c's transaction:
+ * its fsid and pool (columns of the row), the pool's statistics and the mons. */
+int db_ceph_insert(struct db_conn *c, const char *bs_uuid, const struct db_ceph *ceph,
+                   const struct db_ceph_mon *mons, size_t n, struct st_err *e);
+/* The pool's statistics and the mons' statuses and addresses after a look. */
+int db_ceph_update(struct db_conn *c, const char *bs_uuid, const struct db_ceph *ceph,
+                   const struct db_ceph_mon *mons, size_t n, struct st_err *e);
+/* ST_NOT_FOUND when the backup storage has no Ceph part. */
+int db_ceph_get(struct db_conn *c, const char *bs_uuid, struct db_ceph *out, struct st_err *e);
+int db_ceph_mons(struct db_conn *c, const char *bs_uuid, struct db_ceph_mon **out, size_t *n,
+                 struct st_err *e);
+/* The backup storage of type Ceph on cluster fsid: 1 with its uuid and name, 0 none. */
+int db_ceph_by_fsid(struct db_conn *c, const char *fsid, char uuid[DB_ID], char name[129],
+                    struct st_err *e);
+
 /* ---- images on backup storages (backup_image.c) ---- */
 
 struct db_backup_image {
