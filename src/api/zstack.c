@@ -295,6 +295,10 @@ static void job_result(struct http_req *r, const struct core_job *j)
         zs_zone_result(r, json_string_value(json_object_get(j->outcome, "zone")));
         return;
     }
+    if (json_object_get(j->outcome, "backup_image")) {
+        zs_image_result(r, j->outcome);
+        return;
+    }
     if (!bs) {
         http_reply_json(r, 200, json_object());
         return;
@@ -508,6 +512,18 @@ static int shown_only(const char *name)
     return 0;
 }
 
+/* A field of this resource's inventory that queries cannot filter by (z->extra; without
+ * it, those of the backup storages' inventories). */
+static int is_extra(const struct zs_query *z, const char *name)
+{
+    if (!z->extra)
+        return shown_only(name);
+    for (const char *const *x = z->extra; *x; x++)
+        if (strcmp(*x, name) == 0)
+            return 1;
+    return 0;
+}
+
 /* Keep only the asked fields of each inventory; 0, or -1 naming an unknown one in bad. */
 static int pick_fields(struct zs_query *z, json_t *invs)
 {
@@ -525,8 +541,7 @@ static int pick_fields(struct zs_query *z, json_t *invs)
     for (char *f = strtok_r(list, ",", &save); f; f = strtok_r(NULL, ",", &save)) {
         char name[64];
         trim_copy(name, sizeof name, f, strlen(f));
-        int shown = z->extra_field ? strcmp(name, z->extra_field) == 0 : shown_only(name);
-        if (!neutral_of(z->allow, name) && !shown) {
+        if (!neutral_of(z->allow, name) && !is_extra(z, name)) {
             refuse(z,
                    "Invalid query parameter. The field[%.64s] in the parameter[fields] is "
                    "not a field of the inventory",
@@ -554,14 +569,14 @@ static int pick_fields(struct zs_query *z, json_t *invs)
 }
 
 int zs_query_begin(struct http_req *r, struct zs_query *z, const struct zs_field *allow,
-                   const char *extra_field, const char *uuid)
+                   const char *const *extra, const char *uuid)
 {
     struct st_principal who;
     memset(z, 0, sizeof *z);
     if (zs_authorize(r, &who))
         return -1;
     z->allow = allow;
-    z->extra_field = extra_field;
+    z->extra = extra;
     z->q.limit = 1000;
     if (!uuid)
         http_query_each(r, query_arg, z);

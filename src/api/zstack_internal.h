@@ -1,6 +1,6 @@
 /* zstack_internal.h — what the ZStack dialect's files share (zstack.c: replies, sessions,
  * api-jobs, the query language, queries over backup storages; zstack_ceph.c: Ceph backup
- * storages; zstack_zone.c: zones). */
+ * storages; zstack_zone.c: zones; zstack_image.c: images on backup storages). */
 #ifndef STOWAGE_API_ZSTACK_INTERNAL_H
 #define STOWAGE_API_ZSTACK_INTERNAL_H
 
@@ -20,6 +20,9 @@ void zs_fail(struct http_req *r, const struct st_err *e);
 int zs_authorize(struct http_req *r, struct st_principal *who);
 /* The job id of a call (X-Job-UUID, else a new one): 0, or replied. */
 int zs_job_id(struct http_req *r, char id[33]);
+/* Queue op as the api-job (the client's X-Job-UUID) and answer 202 with its location. */
+void zs_submit(struct http_req *r, const struct st_principal *who, enum core_op op,
+               const struct core_op_params *p);
 /* Answer a submit: 202 with the api-job's location (rc 0), else the refusal. */
 void zs_submitted(struct http_req *r, int rc, const char *id, const char *got,
                   const struct st_err *e);
@@ -44,6 +47,7 @@ struct zs_field {
     const char *neutral;
 };
 
+/* A parsed query string (q=, limit, start, count, replyWithCount, fields, sort). */
 struct zs_query {
     struct st_query q;
     int count, with_count;
@@ -53,15 +57,15 @@ struct zs_query {
     char *values[ST_QUERY_MAX_CONDS];
     char sort[64];
     const struct zs_field *allow;
-    /* the one field of the inventory `fields` may name but q may not (NULL: those of the
-     * backup storages' inventories) */
-    const char *extra_field;
+    /* the inventory's fields that `fields` may name but q may not, NULL-ended (NULL: those
+     * of the backup storages' inventories) */
+    const char *const *extra;
 };
 
 /* Authorize and parse a list's query (uuid: GET …/{uuid}, one condition) over allow:
  * 0, or replied (-1, z freed). */
 int zs_query_begin(struct http_req *r, struct zs_query *z, const struct zs_field *allow,
-                   const char *extra_field, const char *uuid);
+                   const char *const *extra, const char *uuid);
 /* Core refused the query: 400 plain text for a bad field or value, else the ErrorCode. */
 void zs_query_failed(struct http_req *r, const struct st_err *e);
 /* schema["inventories[i]"] = inv_class. */
@@ -83,6 +87,11 @@ void zs_delete_zone(struct http_req *r);
 void zs_zone_action(struct http_req *r);
 void zs_attach_bs(struct http_req *r);
 void zs_detach_bs(struct http_req *r);
+
+/* ---- images on backup storages (zstack_image.c) ---- */
+
+/* The reply of a finished api-job whose outcome names a backup image. */
+void zs_image_result(struct http_req *r, const json_t *outcome);
 
 /* zstack_ceph.c: the Ceph fields of a Ceph backup storage's inventory, added to inv. */
 void zs_ceph_fields(struct stowage *st, const struct core_backup *b, json_t *inv);

@@ -21,6 +21,8 @@ static const struct zs_field zone_fields[] = {
     {"lastOpDate", "last_op_at"},
     {NULL, NULL},
 };
+/* shown, never queried by */
+static const char *const zone_extra[] = {"type", NULL};
 
 static json_t *zone_inventory(const struct core_zone *z)
 {
@@ -53,7 +55,7 @@ static void query(struct http_req *r, const char *uuid)
     int64_t total = 0;
     struct st_err e;
 
-    if (zs_query_begin(r, &z, zone_fields, "type", uuid))
+    if (zs_query_begin(r, &z, zone_fields, zone_extra, uuid))
         return;
     if (core_zone_query(http_st(r), &z.q, z.count ? NULL : &v, &n, &total, &e)) {
         zs_query_failed(r, &e);

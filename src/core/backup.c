@@ -362,7 +362,8 @@ int core_backup_precheck_delete(struct stowage *st, const json_t *params, struct
 
 int core_backup_delete(struct core_task_ctx *t, struct st_err *e)
 {
-    if (core_backup_precheck_delete(t->st, t->params, e))
+    if (core_backup_precheck_delete(t->st, t->params, e) ||
+        core_bimage_drop_bs(t->st, core_task_str(t, "backup_storage"), e))
         return -1;
     struct db_conn *c = db_acquire(t->st->db);
     int rc = db_begin(c, e);

@@ -141,4 +141,16 @@ int core_zone_precheck_delete(struct stowage *st, const json_t *params, struct s
 int core_zone_precheck_attach(struct stowage *st, const json_t *params, struct st_err *e);
 int core_zone_precheck_detach(struct stowage *st, const json_t *params, struct st_err *e);
 
+/* ---- images on backup storages (backup_image.c) ---- */
+int core_bimage_add(struct core_task_ctx *t, struct st_err *e);
+int core_bimage_delete(struct core_task_ctx *t, struct st_err *e);
+int core_bimage_restore(struct core_task_ctx *t, struct st_err *e);
+int core_bimage_add_done(struct core_task_ctx *t, int64_t started_at);
+int core_bimage_precheck_add(struct stowage *st, const json_t *params, struct st_err *e);
+int core_bimage_precheck_delete(struct stowage *st, const json_t *params, struct st_err *e);
+int core_bimage_precheck_restore(struct stowage *st, const json_t *params, struct st_err *e);
+/* Before a backup storage goes: remove the copies on it (their rows too) where its place
+ * can be reached; an image goes with its last copy. */
+int core_bimage_drop_bs(struct stowage *st, const char *bs_uuid, struct st_err *e);
+
 #endif

@@ -133,12 +133,17 @@ int db_bs_set_status(struct db_conn *c, const struct db_backup_storage *b, struc
 int db_bs_delete(struct db_conn *c, const char *uuid, struct st_err *e)
 {
     static const char del_backups[] = "DELETE FROM image_backup WHERE bs_uuid = ?1";
+    static const char del_images[] =
+        "DELETE FROM backup_image WHERE uuid NOT IN (SELECT image_uuid FROM image_backup)";
     static const char sql[] = "DELETE FROM backup_storage WHERE uuid = ?1";
     struct db_query *q = db_stmt(c, del_backups, e);
     if (!q)
         return -1;
     db_bind_text(q, 1, uuid);
     if (db_exec_stmt(c, q, e, "delete image backups"))
+        return -1;
+    /* an image whose last copy was there goes with it */
+    if (!(q = db_stmt(c, del_images, e)) || db_exec_stmt(c, q, e, "delete backup images"))
         return -1;
     if (!(q = db_stmt(c, sql, e)))
         return -1;

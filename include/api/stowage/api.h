@@ -11,6 +11,7 @@ extern const struct http_dialect api_native;
 extern const struct http_dialect api_cinder;
 extern const struct http_dialect api_zstack;
 extern const struct http_dialect api_zstack_ceph; /* /zstack/v1/backup-storage/ceph */
+extern const struct http_dialect api_zstack_image; /* ZStack images on backup storages */
 extern const struct http_dialect api_imgapi;
 
 /* All dialects, NULL-terminated, in match order. */

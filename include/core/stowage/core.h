@@ -264,6 +264,9 @@ enum core_op {
     CORE_OP_ZONE_DELETE,        /* detaches its backup storages */
     CORE_OP_ZONE_ATTACH,        /* a backup storage to a zone */
     CORE_OP_ZONE_DETACH,
+    CORE_OP_BIMAGE_ADD,     /* an image copied onto backup storages, from a URL or the catalogue */
+    CORE_OP_BIMAGE_DELETE,  /* its copies removed from some or all of its backup storages */
+    CORE_OP_BIMAGE_RESTORE, /* a copy back into a catalogue volume, as a new image */
     CORE_OP_COUNT
 };
 
@@ -321,6 +324,17 @@ struct core_op_params {
     /* zone.*: the zone (its uuid); a new one's uuid, name, description and state are the
      * fields above, and zone.attach / zone.detach name the backup_storage. */
     const char *zone;
+    /* bimage.*: the image's uuid (uuid above), where its bytes come from (url above:
+     * http(s) or "stowage://image/{uuid}"), what it is (ZStack's mediaType, platform,
+     * guestOsType; format above, checked by the inspector), the SHA-256 its bytes must
+     * have (absent: any), and the backup storages it goes to or leaves (JSON text of an
+     * array of uuids; bimage.delete: absent is all). bimage.restore takes name, storage,
+     * volume and backup_storage (absent: the first ready copy). */
+    const char *media_type;
+    const char *platform;
+    const char *guest_os_type;
+    const char *sha256;
+    const char *backup_storages;
 };
 
 /* The operation's neutral name ("image.create"), or NULL. */
@@ -473,6 +487,46 @@ struct core_fetch_stats {
     uint64_t refused;
 };
 void core_fetch_stats(struct stowage *st, struct core_fetch_stats *out);
+
+/* ---- images on backup storages (backup_image.c) ---- */
+
+struct core_bimage_ref {
+    char bs_uuid[CORE_ID];
+    char install_path[4224]; /* the backup storage's url + "/images/<uuid>.<fmt>" */
+    char status[16];         /* Downloading Ready */
+    int64_t created_at;
+    int64_t last_op_at;
+};
+
+struct core_bimage {
+    char uuid[CORE_ID];
+    char name[129];
+    char description[257];
+    char url[1025];
+    char media_type[32];
+    char guest_os_type[65];
+    char platform[32];
+    char format[16];
+    char state[16];  /* Enabled */
+    char status[16]; /* Downloading Ready */
+    uint64_t size;   /* virtual bytes */
+    uint64_t actual_size;
+    char sha256[65];
+    int system;
+    int64_t created_at;
+    int64_t last_op_at;
+    struct core_bimage_ref *refs; /* its copies (owned) */
+    size_t n_refs;
+};
+
+/* The images q selects (fields uuid name description url media_type guest_os_type
+ * platform format state status size actual_size sha256 system created_at last_op_at),
+ * as core_backup_query. */
+int core_bimage_query(struct stowage *st, const struct st_query *q, struct core_bimage **out,
+                      size_t *n, int64_t *total, struct st_err *e);
+int core_bimage_get(struct stowage *st, const char *uuid, struct core_bimage *out,
+                    struct st_err *e);
+void core_bimages_free(struct core_bimage *v, size_t n);
 
 /* ---- image servers (imagestore.c): the config's IMGAPI servers and their cached lists ---- */
 struct core_imagestore {

@@ -360,6 +360,59 @@ int db_zone_detach(struct db_conn *c, const char *zone, const char *bs, struct s
 int db_zone_backup_storages(struct db_conn *c, const char *zone, char (**out)[DB_ID], size_t *n,
                             struct st_err *e);
 
+/* ---- images on backup storages (backup_image.c) ---- */
+
+struct db_backup_image {
+    char uuid[DB_ID];
+    char name[129];
+    char description[257];
+    char url[1025];      /* where its bytes came from */
+    char media_type[32]; /* RootVolumeTemplate DataVolumeTemplate ISO */
+    char guest_os_type[65];
+    char platform[32];
+    char format[16];
+    char state[16];  /* Enabled Disabled */
+    char status[16]; /* Downloading Ready */
+    int64_t size;    /* virtual bytes */
+    int64_t actual_size;
+    char sha256[65];
+    int system;
+    int64_t created_at;
+    int64_t last_op_at;
+};
+
+struct db_image_backup {
+    char image_uuid[DB_ID];
+    char bs_uuid[DB_ID];
+    char install_path[128]; /* on the backup storage's place: "images/<uuid>.<fmt>" */
+    char status[16];        /* Downloading Ready */
+    int64_t created_at;
+    int64_t last_op_at;
+};
+
+int db_bimage_insert(struct db_conn *c, const struct db_backup_image *b, struct st_err *e);
+int db_bimage_get(struct db_conn *c, const char *uuid, struct db_backup_image *out,
+                  struct st_err *e);
+/* The image and all its copies Ready, with what its bytes are (format, sizes, sha256) and
+ * where they are on each place. */
+int db_bimage_ready(struct db_conn *c, const struct db_backup_image *b, const char *install_path,
+                    struct st_err *e);
+/* The image's row and the rows of all its copies. */
+int db_bimage_delete(struct db_conn *c, const char *uuid, struct st_err *e);
+/* As db_bs_query, over the neutral fields uuid name description url media_type
+ * guest_os_type platform format state status size actual_size sha256 system created_at
+ * last_op_at. */
+int db_bimage_query(struct db_conn *c, const struct st_query *q, struct db_backup_image **out,
+                    size_t *n, int64_t *total, struct st_err *e);
+int db_ibackup_insert(struct db_conn *c, const struct db_image_backup *r, struct st_err *e);
+int db_ibackup_list(struct db_conn *c, const char *image_uuid, struct db_image_backup **out,
+                    size_t *n, struct st_err *e);
+int db_ibackup_delete(struct db_conn *c, const char *image_uuid, const char *bs_uuid,
+                      struct st_err *e);
+/* The images with a copy on the backup storage. */
+int db_ibackup_images_on(struct db_conn *c, const char *bs_uuid, char (**out)[DB_ID], size_t *n,
+                         struct st_err *e);
+
 /* A user's key-derived SHA-512 digest of its password ("" when none was recorded). */
 int db_user_set_digest(struct db_conn *c, const char *name, const char *digest_hash,
                        struct st_err *e);

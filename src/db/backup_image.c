@@ -1,0 +1,250 @@
+/* backup_image.c — rows of images kept on backup storages (backup_image) and of their
+ * copies (image_backup, one per backup storage). Queries go through query.c over the
+ * allow-list below, as backup storages' do. */
+#include "db_internal.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define BI_COLS                                                                                    \
+    "uuid, name, description, url, media_type, guest_os_type, platform, format, state, "           \
+    "status, size, actual_size, sha256, system, created_at, last_op_at"
+
+static const struct db_qfield bi_fields[] = {
+    {"uuid", "uuid", 0},
+    {"name", "name", 0},
+    {"description", "description", 0},
+    {"url", "url", 0},
+    {"media_type", "media_type", 0},
+    {"guest_os_type", "guest_os_type", 0},
+    {"platform", "platform", 0},
+    {"format", "format", 0},
+    {"state", "state", 0},
+    {"status", "status", 0},
+    {"size", "size", 1},
+    {"actual_size", "actual_size", 1},
+    {"sha256", "sha256", 0},
+    {"system", "system", 1},
+    {"created_at", "created_at", 1},
+    {"last_op_at", "last_op_at", 1},
+};
+
+static void read_bi(struct db_query *q, void *item)
+{
+    struct db_backup_image *b = item;
+    db_col_text(q, 0, b->uuid, sizeof b->uuid);
+    db_col_text(q, 1, b->name, sizeof b->name);
+    db_col_text(q, 2, b->description, sizeof b->description);
+    db_col_text(q, 3, b->url, sizeof b->url);
+    db_col_text(q, 4, b->media_type, sizeof b->media_type);
+    db_col_text(q, 5, b->guest_os_type, sizeof b->guest_os_type);
+    db_col_text(q, 6, b->platform, sizeof b->platform);
+    db_col_text(q, 7, b->format, sizeof b->format);
+    db_col_text(q, 8, b->state, sizeof b->state);
+    db_col_text(q, 9, b->status, sizeof b->status);
+    b->size = db_col_int64(q, 10);
+    b->actual_size = db_col_int64(q, 11);
+    db_col_text(q, 12, b->sha256, sizeof b->sha256);
+    b->system = (int)db_col_int64(q, 13);
+    b->created_at = db_col_int64(q, 14);
+    b->last_op_at = db_col_int64(q, 15);
+}
+
+int db_bimage_insert(struct db_conn *c, const struct db_backup_image *b, struct st_err *e)
+{
+    static const char sql[] = "INSERT INTO backup_image (" BI_COLS ") VALUES (?1, ?2, ?3, ?4, "
+                              "?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)";
+    struct db_query *q = db_stmt(c, sql, e);
+    if (!q)
+        return -1;
+    db_bind_text(q, 1, b->uuid);
+    db_bind_text(q, 2, b->name);
+    db_bind_text(q, 3, b->description);
+    db_bind_text(q, 4, b->url);
+    db_bind_text(q, 5, b->media_type);
+    db_bind_text(q, 6, b->guest_os_type);
+    db_bind_text(q, 7, b->platform);
+    db_bind_text(q, 8, b->format);
+    db_bind_text(q, 9, b->state);
+    db_bind_text(q, 10, b->status);
+    db_bind_int64(q, 11, b->size);
+    db_bind_int64(q, 12, b->actual_size);
+    db_bind_text(q, 13, b->sha256);
+    db_bind_int64(q, 14, b->system);
+    db_bind_int64(q, 15, b->created_at);
+    db_bind_int64(q, 16, b->last_op_at);
+    return db_exec_stmt(c, q, e, "insert backup image");
+}
+
+int db_bimage_get(struct db_conn *c, const char *uuid, struct db_backup_image *out,
+                  struct st_err *e)
+{
+    static const char sql[] = "SELECT " BI_COLS " FROM backup_image WHERE uuid = ?1";
+    struct db_query *q = db_stmt(c, sql, e);
+    if (!q)
+        return -1;
+    db_bind_text(q, 1, uuid);
+    return db_one(c, q, read_bi, out, "image", uuid, e);
+}
+
+int db_bimage_ready(struct db_conn *c, const struct db_backup_image *b, const char *install_path,
+                    struct st_err *e)
+{
+    static const char img[] =
+        "UPDATE backup_image SET status = 'Ready', format = ?2, size = ?3, actual_size = ?4, "
+        "sha256 = ?5, last_op_at = ?6 WHERE uuid = ?1";
+    static const char refs[] = "UPDATE image_backup SET status = 'Ready', last_op_at = ?2, "
+                               "install_path = ?3 WHERE image_uuid = ?1";
+    struct db_query *q = db_stmt(c, img, e);
+    if (!q)
+        return -1;
+    db_bind_text(q, 1, b->uuid);
+    db_bind_text(q, 2, b->format);
+    db_bind_int64(q, 3, b->size);
+    db_bind_int64(q, 4, b->actual_size);
+    db_bind_text(q, 5, b->sha256);
+    db_bind_int64(q, 6, b->last_op_at);
+    if (db_exec_changed(c, q, "ready backup image", "image", b->uuid, e))
+        return -1;
+    if (!(q = db_stmt(c, refs, e)))
+        return -1;
+    db_bind_text(q, 1, b->uuid);
+    db_bind_int64(q, 2, b->last_op_at);
+    db_bind_text(q, 3, install_path);
+    return db_exec_stmt(c, q, e, "ready image backups");
+}
+
+int db_bimage_delete(struct db_conn *c, const char *uuid, struct st_err *e)
+{
+    static const char refs[] = "DELETE FROM image_backup WHERE image_uuid = ?1";
+    static const char img[] = "DELETE FROM backup_image WHERE uuid = ?1";
+    struct db_query *q = db_stmt(c, refs, e);
+    if (!q)
+        return -1;
+    db_bind_text(q, 1, uuid);
+    if (db_exec_stmt(c, q, e, "delete image backups"))
+        return -1;
+    if (!(q = db_stmt(c, img, e)))
+        return -1;
+    db_bind_text(q, 1, uuid);
+    return db_exec_changed(c, q, "delete backup image", "image", uuid, e);
+}
+
+static int count_rows(struct db_conn *c, const struct db_where *w, int64_t *total, struct st_err *e)
+{
+    char sql[4200];
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM backup_image%s", w->sql);
+    struct db_query *q = db_stmt_dynamic(c, sql, e);
+    if (!q)
+        return -1;
+    db_where_bind(q, w);
+    enum db_step rc = db_step(q);
+    if (rc == DB_ROW)
+        *total = db_col_int64(q, 0);
+    else
+        db_fail(c, e, "count backup images");
+    db_stmt_free(q);
+    return rc == DB_ROW ? 0 : -1;
+}
+
+int db_bimage_query(struct db_conn *c, const struct st_query *sq, struct db_backup_image **out,
+                    size_t *n, int64_t *total, struct st_err *e)
+{
+    struct db_where w;
+    char order[256], sql[4600];
+    int rc = -1;
+
+    if (db_where_build(bi_fields, sizeof bi_fields / sizeof *bi_fields, sq, &w, order, sizeof order,
+                       e))
+        goto out;
+    if (total && count_rows(c, &w, total, e))
+        goto out;
+    if (!out) {
+        rc = 0;
+        goto out;
+    }
+    snprintf(sql, sizeof sql, "SELECT " BI_COLS " FROM backup_image%s%s%s LIMIT %lld OFFSET %lld",
+             w.sql, order[0] ? order : " ORDER BY created_at", ", rowid",
+             (long long)(sq->limit < 0 ? -1 : sq->limit),
+             (long long)(sq->start > 0 ? sq->start : 0));
+    struct db_query *q = db_stmt_dynamic(c, sql, e);
+    if (!q)
+        goto out;
+    db_where_bind(q, &w);
+    rc = db_collect(c, q, sizeof **out, read_bi, out, n, "query backup images", e);
+    db_stmt_free(q);
+out:
+    db_where_free(&w);
+    return rc;
+}
+
+/* ---- the copies ---- */
+
+static void read_ref(struct db_query *q, void *item)
+{
+    struct db_image_backup *r = item;
+    db_col_text(q, 0, r->image_uuid, sizeof r->image_uuid);
+    db_col_text(q, 1, r->bs_uuid, sizeof r->bs_uuid);
+    db_col_text(q, 2, r->install_path, sizeof r->install_path);
+    db_col_text(q, 3, r->status, sizeof r->status);
+    r->created_at = db_col_int64(q, 4);
+    r->last_op_at = db_col_int64(q, 5);
+}
+
+int db_ibackup_insert(struct db_conn *c, const struct db_image_backup *r, struct st_err *e)
+{
+    static const char sql[] = "INSERT INTO image_backup (image_uuid, bs_uuid, install_path, "
+                              "status, created_at, last_op_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
+    struct db_query *q = db_stmt(c, sql, e);
+    if (!q)
+        return -1;
+    db_bind_text(q, 1, r->image_uuid);
+    db_bind_text(q, 2, r->bs_uuid);
+    db_bind_text(q, 3, r->install_path);
+    db_bind_text(q, 4, r->status);
+    db_bind_int64(q, 5, r->created_at);
+    db_bind_int64(q, 6, r->last_op_at);
+    return db_exec_stmt(c, q, e, "insert image backup");
+}
+
+int db_ibackup_list(struct db_conn *c, const char *image_uuid, struct db_image_backup **out,
+                    size_t *n, struct st_err *e)
+{
+    static const char sql[] = "SELECT image_uuid, bs_uuid, install_path, status, created_at, "
+                              "last_op_at FROM image_backup WHERE image_uuid = ?1 "
+                              "ORDER BY created_at, bs_uuid";
+    struct db_query *q = db_stmt(c, sql, e);
+    if (!q)
+        return -1;
+    db_bind_text(q, 1, image_uuid);
+    return db_collect(c, q, sizeof **out, read_ref, out, n, "list image backups", e);
+}
+
+int db_ibackup_delete(struct db_conn *c, const char *image_uuid, const char *bs_uuid,
+                      struct st_err *e)
+{
+    static const char sql[] = "DELETE FROM image_backup WHERE image_uuid = ?1 AND bs_uuid = ?2";
+    struct db_query *q = db_stmt(c, sql, e);
+    if (!q)
+        return -1;
+    db_bind_text(q, 1, image_uuid);
+    db_bind_text(q, 2, bs_uuid);
+    return db_exec_changed(c, q, "delete image backup", "image backup", bs_uuid, e);
+}
+
+static void read_image_uuid(struct db_query *q, void *item)
+{
+    db_col_text(q, 0, item, DB_ID);
+}
+
+int db_ibackup_images_on(struct db_conn *c, const char *bs_uuid, char (**out)[DB_ID], size_t *n,
+                         struct st_err *e)
+{
+    static const char sql[] = "SELECT image_uuid FROM image_backup WHERE bs_uuid = ?1";
+    struct db_query *q = db_stmt(c, sql, e);
+    if (!q)
+        return -1;
+    db_bind_text(q, 1, bs_uuid);
+    return db_collect(c, q, DB_ID, read_image_uuid, out, n, "list image backups", e);
+}
