@@ -33,6 +33,7 @@ enum core_task_field_kind {
     TF_OBJECT, /* a name in a volume's root: one path component, up to 255 bytes */
     TF_PLACE,  /* a place's URL: 1 to DB_PATH - 1 bytes (its kind's form is checked later) */
     TF_URL,    /* an http:// or https:// URL, up to 1024 bytes */
+    TF_PROPS,  /* JSON text of an object, up to 4096 bytes (kept, never interpreted) */
 };
 
 /* A field of struct core_op_params: where it is, its neutral name (the key in the stored

@@ -453,8 +453,51 @@ int core_adopt_check(struct stowage *st, const char *volume_id, const char *obje
     return rc;
 }
 
-int core_image_adopt(struct stowage *st, const char *volume_id, const char *object,
-                     const char *name, const char *uuid, const char *owner, struct db_image *out,
+/* The adopted row in 'saving', with what the adoption records: one transaction. */
+static int reserve_adopted(struct stowage *st, const struct core_adoption *a,
+                           const struct core_unmanaged *u, struct db_image *out, struct st_err *e)
+{
+    struct db_conn *c = db_acquire(st->db);
+    int rc = db_begin(c, e);
+    if (rc == 0)
+        rc = core_image_reserve_in(c, a->name, a->uuid, a->volume_id, a->owner, out, e);
+    if (rc == 0) {
+        snprintf(out->format, sizeof out->format, "%s", u->format);
+        out->virtual_size = u->virtual_size;
+        out->actual_size = u->actual_size;
+        rc = db_image_set_data(c, out->uuid, out->format, out->virtual_size, out->actual_size, "",
+                               e);
+    }
+    if (rc == 0)
+        rc = db_image_set_adopted(c, out->uuid, a->object, a->description ? a->description : "",
+                                  a->properties ? a->properties : "{}", e);
+    if (rc == 0)
+        rc = db_commit(c, e);
+    else
+        db_rollback(c);
+    db_release(st->db, c);
+    return rc;
+}
+
+/* One transaction: the row's new status, and also's write. */
+static int settle(struct stowage *st, const char *uuid, const char *status,
+                  const struct core_also *also, const struct db_image *row, struct st_err *e)
+{
+    struct db_conn *c = db_acquire(st->db);
+    int rc = db_begin(c, e);
+    if (rc == 0)
+        rc = status ? db_image_set_status(c, uuid, status, e) : db_image_delete_row(c, uuid, e);
+    if (rc == 0 && also)
+        rc = also->fn(c, row, also->ud, e);
+    if (rc == 0)
+        rc = db_commit(c, e);
+    else
+        db_rollback(c);
+    db_release(st->db, c);
+    return rc;
+}
+
+int core_image_adopt(struct stowage *st, const struct core_adoption *a, struct db_image *out,
                      struct st_err *e)
 {
     struct core_vol_ref v;
@@ -462,29 +505,21 @@ int core_image_adopt(struct stowage *st, const char *volume_id, const char *obje
     char key[DB_ID + 300], final[128];
     int moved = 0, rc = -1;
 
-    if (core_volume_acquire(st, volume_id, &v, e))
+    if (core_volume_acquire(st, a->volume_id, &v, e))
         return -1;
-    snprintf(key, sizeof key, "object:%s/%s", volume_id, object);
-    if (core_claim(st, key, object, e)) {
+    snprintf(key, sizeof key, "object:%s/%s", a->volume_id, a->object);
+    if (core_claim(st, key, a->object, e)) {
         core_volume_release(&v);
         return -1;
     }
-    if (core_unmanaged_check(st, &v, volume_id, object, &u, e) || refuse_unsafe(&u, e))
+    if (core_unmanaged_check(st, &v, a->volume_id, a->object, &u, e) || refuse_unsafe(&u, e))
         goto out;
-    if (core_image_reserve(st, name, uuid, volume_id, owner, out, e))
+    if (reserve_adopted(st, a, &u, out, e))
         goto out;
-    snprintf(out->format, sizeof out->format, "%s", u.format);
-    out->virtual_size = u.virtual_size;
-    out->actual_size = u.actual_size;
-    struct db_conn *c = db_acquire(st->db);
-    rc = db_image_set_data(c, out->uuid, out->format, out->virtual_size, out->actual_size, "", e);
-    if (rc == 0)
-        rc = db_image_set_origin(c, out->uuid, object, e);
-    db_release(st->db, c);
-    if (rc)
-        goto discard;
+    /* From here a crash leaves a 'saving' row that recovery settles: rolled forward when
+     * the file is in images/, dropped (the file still where it was) when it is not. */
     core_image_path(out, final, sizeof final);
-    if ((rc = v.ops->publish(v.be, object, final, &moved)) < 0) {
+    if ((rc = v.ops->publish(v.be, a->object, final, &moved)) < 0) {
         if (!moved) {
             be_fail(e, rc, "rename into images/");
             goto discard;
@@ -493,15 +528,11 @@ int core_image_adopt(struct stowage *st, const char *volume_id, const char *obje
         goto out;
     }
     if ((rc = v.ops->fsync_dir(v.be, "")) < 0)
-        fprintf(stderr, "stowaged: adopt %s: fsync of the volume root: %s\n", object,
+        fprintf(stderr, "stowaged: adopt %s: fsync of the volume root: %s\n", a->object,
                 strerror(-rc));
-    c = db_acquire(st->db);
-    rc = db_image_set_status(c, out->uuid, "active", e);
-    db_release(st->db, c);
-    if (rc == 0) {
-        snprintf(out->status, sizeof out->status, "active");
+    snprintf(out->status, sizeof out->status, "active");
+    if ((rc = settle(st, out->uuid, "active", a->also, out, e)) == 0)
         core_bump(st);
-    }
     goto out;
 discard:
     rc = -1;
@@ -537,8 +568,17 @@ int core_unmanage_check(struct stowage *st, const char *name, struct st_err *e)
     return 0;
 }
 
-int core_image_unmanage(struct stowage *st, const char *name, char *released, size_t len,
-                        struct st_err *e)
+static void set_releasing(struct stowage *st, const char *uuid, int releasing)
+{
+    struct st_err e;
+    struct db_conn *c = db_acquire(st->db);
+    if (db_image_set_releasing(c, uuid, releasing, &e))
+        fprintf(stderr, "stowaged: unmanage %s: %s\n", uuid, e.msg);
+    db_release(st->db, c);
+}
+
+int core_image_unmanage(struct stowage *st, const char *name, const struct core_also *also,
+                        char *released, size_t len, struct st_err *e)
 {
     struct db_image im;
     struct core_vol_ref v;
@@ -555,27 +595,70 @@ int core_image_unmanage(struct stowage *st, const char *name, char *released, si
         goto out;
     release_name(st, &im, released, len);
     core_image_path(&im, path, sizeof path);
-    /* The file goes first: a crash before the row is dropped leaves an active row
-     * without its file, which recovery reports; never a row-less file in images/,
-     * which it would remove. */
+    /* Marked first: a crash after the move leaves a releasing row whose file is back
+     * under its origin, which recovery drops; before it, the file is still in images/ and
+     * recovery clears the mark. Never an active row without its file. */
+    struct db_conn *c = db_acquire(st->db);
+    rc = db_image_set_releasing(c, im.uuid, 1, e);
+    db_release(st->db, c);
+    if (rc) {
+        core_volume_release(&v);
+        goto out;
+    }
     if ((rc = v.ops->publish(v.be, path, released, &moved)) < 0 && !moved) {
         if (rc == -EEXIST)
             st_fail(e, ST_EXISTS, "an object named '%s' is already on volume '%s'", released,
                     im.volume_id);
         else
             be_fail(e, rc, "rename out of images/");
+        set_releasing(st, im.uuid, 0);
         core_volume_release(&v);
         rc = -1;
         goto out;
     }
-    v.ops->fsync_dir(v.be, "images");
+    if ((rc = v.ops->fsync_dir(v.be, "images")) < 0)
+        fprintf(stderr, "stowaged: unmanage %s: fsync of images/: %s\n", name, strerror(-rc));
     core_volume_release(&v);
-    struct db_conn *c = db_acquire(st->db);
-    rc = db_image_delete_row(c, im.uuid, e);
-    db_release(st->db, c);
-    if (rc == 0)
+    if ((rc = settle(st, im.uuid, NULL, also, &im, e)) == 0)
         core_bump(st);
 out:
     core_unclaim(st, key);
     return rc ? -1 : 0;
+}
+
+/* After a restart: a release a crash cut short is finished when the file is back under
+ * its origin in the root, and undone when it is still in images/ (present[i] says so for
+ * rows[i]); a release whose file is in neither place is left to the caller's check. */
+int core_recover_releases(struct stowage *st, const char *volume_id, const struct backend_ops *ops,
+                          struct be_volume *be, const struct db_image *rows, size_t n,
+                          char *present, struct st_err *e)
+{
+    struct db_release *rel = NULL;
+    size_t nr = 0;
+    struct db_conn *c = db_acquire(st->db);
+    int rc = db_image_list_releasing(c, volume_id, &rel, &nr, e);
+    db_release(st->db, c);
+    if (rc)
+        return -1;
+    for (size_t k = 0; k < nr; k++) {
+        size_t i = 0;
+        struct stat sb;
+        while (i < n && strcmp(rows[i].uuid, rel[k].uuid) != 0)
+            i++;
+        if (i < n && present[i]) {
+            set_releasing(st, rel[k].uuid, 0);
+            fprintf(stderr,
+                    "stowaged: recovery: image %s (%s) stays: its release was cut short "
+                    "before the file moved\n",
+                    rows[i].name, rel[k].uuid);
+        } else if (rel[k].origin[0] && ops->stat(be, rel[k].origin, &sb) == 0) {
+            core_image_discard(st, rel[k].uuid);
+            if (i < n)
+                present[i] = 1; /* gone as asked: not an image without its file */
+            fprintf(stderr, "stowaged: recovery: image %s released: its file is back as '%s'\n",
+                    rel[k].uuid, rel[k].origin);
+        }
+    }
+    free(rel);
+    return 0;
 }

@@ -220,15 +220,25 @@ def test_manageable_list_brief_sorted_paged_and_from_a_marker(vol):
 def test_manage_show_list_unmanage_delete(vol):
     make_images(vol.root)
     ino = os.stat(vol.root / "big.qcow2").st_ino
-    out = vol.props("manage", vol.host, "big.qcow2", "--name", "win10")
+    out = vol.props("manage", vol.host, "big.qcow2", "--name", "win10", "--description",
+                    "the win10 disk", "--volume-type", "fast", "--availability-zone", "az1",
+                    "--bootable", "--metadata", "os=win10", "tier=gold")
     vid = out["id"]
     assert UUID_RE.match(vid) and out["name"] in ("win10", vid)
-    shown = vol.wait_status(vid, "available")
+    vol.wait_status(vid, "available")
     shown = vol.props("show", vid)
     assert shown["name"] == "win10" and shown["size"] == "10"
     assert shown["os-vol-host-attr:host"] == vol.host
     assert shown["attached_servers"] == "[]" and shown["encrypted"] == "False"
-    assert shown["multiattach"] == "False" and shown["bootable"] == "false"
+    assert shown["multiattach"] == "False"
+    # what the manage request said is kept and shown
+    assert shown["description"] == "the win10 disk" and shown["bootable"] == "true"
+    assert shown["volume_type"] == "fast" and shown["availability_zone"] == "az1"
+    assert shown["metadata"] == "os : win10", shown  # first line of cinder's key : value cell
+    body = get(vol.d, "/v3/%s/volumes/%s" % (PROJECT, vid)).json()["volume"]
+    assert body["metadata"] == {"os": "win10", "tier": "gold"}
+    assert (body["description"], body["bootable"], body["volume_type"],
+            body["availability_zone"]) == ("the win10 disk", "true", "fast", "az1")
     # a rename: the same inode is now the image, nothing was copied
     moved = vol.root / "images" / ("%s.qcow2" % vid)
     assert vol.settled(lambda: moved.exists()) and os.stat(moved).st_ino == ino
@@ -259,7 +269,10 @@ def test_manage_show_list_unmanage_delete(vol):
     out = vol.props("manage", vol.host, "small.raw")
     vid2 = out["id"]
     vol.wait_status(vid2, "available")
-    assert vol.props("show", vid2)["name"] == vid2
+    shown = vol.props("show", vid2)
+    assert (shown["name"], shown["bootable"], shown["description"], shown["volume_type"],
+            shown["availability_zone"], shown["metadata"]) == (
+        vid2, "false", "None", "__DEFAULT__", "nova", ""), shown
     r = vol.cinder("delete", vid2)
     assert "Request to delete volume %s has been accepted." % vid2 in r.stdout
     vol.d.wait_for(lambda: vol.table("list") == [], timeout=30, what="deleted")
@@ -410,12 +423,16 @@ def test_bad_list_parameters_are_400_with_cinders_message(local, version, query,
     assert r.json() == {"badRequest": {"code": 400, "message": message}}
 
 
-def test_unknown_host_is_cinders_service_not_found(local):
-    host = socket.gethostname() + "@nostorage"
-    r = get(local.d, "/v3/%s/manageable_volumes?host=%s" % (PROJECT, host))
-    assert r.status_code == 404
-    assert r.json() == {"itemNotFound": {"code": 404, "message":
-                                         "Service None could not be found on host %s." % host}}
+@pytest.mark.parametrize("path", ["manageable_volumes", "manageable_volumes/detail",
+                                  "os-volume-manage", "manageable_snapshots"])
+def test_unknown_host_is_400_with_cinders_message(local, path):
+    for host in (socket.gethostname() + "@nostorage", "elsewhere@%s#loc" % STORAGE,
+                 "%s@%s#novolume" % (socket.gethostname(), STORAGE), "nohash"):
+        r = get(local.d, "/v3/%s/%s" % (PROJECT, path), params={"host": host})
+        assert r.status_code == 400, r.text
+        assert r.json() == {"badRequest": {"code": 400, "message": "Host '%s' not found" % host}}
+    r = get(local.d, "/v3/%s/%s" % (PROJECT, path), "3.17", params={"cluster": "c1"})
+    assert r.json() == {"badRequest": {"code": 400, "message": "Cluster 'c1' not found"}}
 
 
 def post(d, path, body, version="3.8"):
@@ -440,9 +457,27 @@ def test_bad_manage_requests(local):
     assert r.json() == {"badRequest": {"code": 400, "message":
                         "Invalid input received: Host field is missing."}}
     r = post(d, url, {"volume": {"host": "elsewhere@st#loc", "ref": {"source-name": "a.raw"}}})
-    assert r.status_code == 503
-    assert r.json() == {"serviceUnavailable": {"code": 503,
-                                               "message": "Host 'elsewhere@st#loc' not found"}}
+    assert r.json() == {"badRequest": {"code": 400, "message": "Host 'elsewhere@st#loc' not found"}}
+    r = post(d, url, {"volume": {"cluster": "c1", "ref": {"source-name": "a.raw"}}}, "3.16")
+    assert r.json() == {"badRequest": {"code": 400, "message": "Cluster 'c1' not found"}}
+    r = post(d, url, {"volume": {"host": local.host, "cluster": "c1",
+                                 "ref": {"source-name": "a.raw"}}}, "3.16")
+    assert r.json() == {"badRequest": {"code": 400, "message": "Invalid input received: One and "
+                                       "only one of cluster and host must be set."}}
+    for field, value, why in (("bootable", "maybe", "must be a boolean"),
+                              ("metadata", ["x"], "must be an object"),
+                              ("metadata", {"k": 1}, "keys are 1 to 255"),
+                              ("metadata", {"": "v"}, "keys are 1 to 255"),
+                              ("description", "d" * 129, "is too long"),
+                              ("volume_type", 7, "must be a string")):
+        r = post(d, url, {"volume": {"host": local.host, "ref": {"source-name": "a.raw"},
+                                     field: value}})
+        assert r.status_code == 400, (field, r.text)
+        msg = r.json()["badRequest"]["message"]
+        assert msg.startswith("Invalid input for field/attribute %s. Value: " % field), msg
+        assert why in msg, msg
+    assert (local.root / "a.raw").exists() and get(d, "/v3/%s/volumes" % PROJECT).json() == {
+        "volumes": []}
     # a name clash: the file stays
     ok = post(d, "/v3/%s/manageable_volumes" % PROJECT,
               {"volume": {"host": local.host, "ref": {"source-name": "a.raw"}, "name": "one"}})

@@ -193,6 +193,9 @@ int core_volume_stats(struct stowage *st, struct core_volume_stat **out, size_t 
 int core_health_catalogue(struct stowage *st, struct st_err *e);
 
 int core_image_get(struct stowage *st, const char *uuid, struct core_image *out, struct st_err *e);
+/* The properties a dialect keeps with an image (JSON text of an object, "{}" for none). */
+int core_image_properties(struct stowage *st, const char *uuid, char *out, size_t len,
+                          struct st_err *e);
 /* The live image called name; ST_NOT_FOUND when none is. */
 int core_image_find(struct stowage *st, const char *name, struct core_image *out, struct st_err *e);
 /* Every live image (any status but deleted), by name, each with its storage_id. */
@@ -256,7 +259,7 @@ enum core_op {
     CORE_OP_BACKUP_RECONNECT, /* look at its place again: Connected or Disconnected */
     CORE_OP_BACKUP_STATE,     /* enable or disable it */
     CORE_OP_BACKUP_DELETE,    /* refused while image backups are on it, unless forced */
-    CORE_OP_IMAGE_IMPORT,   /* an IMGAPI manifest's file, fetched from a URL, becomes an image */
+    CORE_OP_IMAGE_IMPORT,     /* an IMGAPI manifest's file, fetched from a URL, becomes an image */
     CORE_OP_IMAGESTORE_REFRESH, /* fetch an image server's list of images again */
     CORE_OP_COUNT
 };
@@ -293,6 +296,8 @@ struct core_op_params {
      * whom the new image belongs to (absent: the submitter). */
     const char *object;
     const char *owner;
+    const char *properties; /* image.adopt: JSON text of an object a dialect keeps with the
+                             * image (Cinder's metadata, bootable...); core never reads it */
     /* backup.*: the backup storage (its uuid), the new one's uuid (absent: generated), its
      * place as a URL, the host that must be this one, a login name and port kept for
      * views, "enable" / "disable" (backup.state), and a delete despite image backups. */
