@@ -374,18 +374,20 @@ static int parse_paging(struct http_req *r, struct paging *p, struct st_err *e)
     return 0;
 }
 
-/* Every object of the host's volumes. */
+/* Every object of the host's volumes; *gen is new when any of them changed. */
 static int gather(struct http_req *r, const struct hostref *h, struct entry **out, size_t *n,
-                  struct st_err *e)
+                  uint64_t *gen, struct st_err *e)
 {
     struct entry *v = NULL;
     size_t cnt = 0;
     *out = NULL;
     *n = 0;
+    *gen = 0;
     for (size_t i = 0; i < h->n; i++) {
         struct core_unmanaged *us;
         size_t nu;
-        if (core_unmanaged_list(http_st(r), h->vols[i], &us, &nu, e)) {
+        uint64_t g;
+        if (core_unmanaged_list(http_st(r), h->vols[i], &us, &nu, &g, e)) {
             free(v);
             return -1;
         }
@@ -396,6 +398,8 @@ static int gather(struct http_req *r, const struct hostref *h, struct entry **ou
             return st_fail(e, ST_INTERNAL, "out of memory");
         }
         v = grown;
+        if (g > *gen)
+            *gen = g;
         for (size_t k = 0; k < nu; k++, cnt++) {
             v[cnt].u = us[k];
             snprintf(v[cnt].volume, sizeof v[cnt].volume, "%s", h->vols[i]);
@@ -450,17 +454,29 @@ static void list_manageable(struct http_req *r, int minor, int detail)
     struct entry *v = NULL, *tmp = NULL;
     size_t n = 0;
     const char *host;
+    char key[640];
+    uint64_t gen;
 
     if (host_param(r, minor, &host, &e) || parse_paging(r, &p, &e) || parse_sort(r, &s, &e)) {
         http_reply_error(r, &e);
         return;
     }
-    if (parse_host(r, host, &h, &e) || gather(r, &h, &v, &n, &e)) {
+    if (parse_host(r, host, &h, &e) || gather(r, &h, &v, &n, &gen, &e)) {
         free(h.vols);
         http_reply_error(r, &e);
         return;
     }
     free(h.vols);
+    /* The same question of the same objects: the reply rendered last time. */
+    snprintf(key, sizeof key, "cinder:mv:%d:%zu:%s:%d", detail, strlen(host), host, s.n);
+    for (int i = 0; i < s.n; i++)
+        snprintf(key + strlen(key), sizeof key - strlen(key), ":%d%d", s.key[i], s.desc[i]);
+    snprintf(key + strlen(key), sizeof key - strlen(key), ":%lld:%lld:%s", p.limit, p.offset,
+             p.marker);
+    if (http_reply_cached(r, key, gen)) {
+        free(v);
+        return;
+    }
     if (n && !(tmp = malloc(n * sizeof *tmp))) {
         free(v);
         fail(r, ST_INTERNAL, "out of memory%s", "");
@@ -487,7 +503,7 @@ static void list_manageable(struct http_req *r, int minor, int detail)
     for (size_t i = start + (size_t)p.offset, k = 0; i < n && k < (size_t)p.limit; i++, k++)
         json_array_append_new(arr, entry_json(&v[i], detail));
     free(v);
-    http_reply_json(r, 200, json_pack("{s:o}", "manageable-volumes", arr));
+    http_reply_json_cached(r, key, gen, json_pack("{s:o}", "manageable-volumes", arr));
 }
 
 static void manageable_index(struct http_req *r)

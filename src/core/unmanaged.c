@@ -21,13 +21,14 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 /* The inspector's verdict on one object and the identity it was given for. */
 struct verdict {
-    char name[256];
     dev_t dev;
     ino_t ino;
     off_t size;
@@ -39,11 +40,16 @@ struct scan_cache {
     char volume_id[DB_ID];
     struct verdict *v; /* sorted by name */
     size_t n;
+    unsigned char *writers;         /* v[i] was open for writing at the last scan */
+    struct core_unmanaged *managed; /* the volume's images, listed as already managed */
+    size_t n_managed;
+    uint64_t gen; /* what a listing of it shows: changes with anything in it */
     struct scan_cache *next;
 };
 
 struct core_scans {
     pthread_mutex_t mu;
+    uint64_t tick; /* every scan_cache gen is a fresh tick: a max over volumes is unique */
     struct scan_cache *vols;
 };
 
@@ -62,6 +68,8 @@ void core_scans_free(struct stowage *st)
     for (struct scan_cache *c = st->scans->vols, *next; c; c = next) {
         next = c->next;
         free(c->v);
+        free(c->writers);
+        free(c->managed);
         free(c);
     }
     pthread_mutex_destroy(&st->scans->mu);
@@ -131,34 +139,36 @@ static void judge(struct stowage *st, const struct core_vol_ref *v, const char *
     u->safe = 1;
 }
 
-/* The writer check over the regular files among us (their stats in sbs). */
-static int check_writers(const struct core_vol_ref *v, struct core_unmanaged *us,
-                         const struct stat *sbs, size_t n, struct st_err *e)
+/* What the writer check says of a judged regular file: u->writers_unknown when the
+ * backend cannot tell, else writing. */
+static void mark_writers(struct core_unmanaged *u, int writing)
 {
-    unsigned char *w = calloc(n ? n : 1, 1);
-    if (!w)
-        return st_fail(e, ST_INTERNAL, "out of memory");
-    int rc = v->ops->open_for_writing(v->be, sbs, n, w);
-    for (size_t i = 0; i < n; i++) {
-        struct core_unmanaged *u = &us[i];
-        if (rc == -EOPNOTSUPP) {
-            u->writers_unknown = 1;
-            if (u->safe)
-                snprintf(u->reason, sizeof u->reason,
-                         "whether it is open for writing cannot be known on this volume "
-                         "(any of its clients may hold it)");
-            u->safe = 0;
-        } else if (rc == 0 && w[i]) {
-            snprintf(u->reason, sizeof u->reason, "is open for writing");
-            u->safe = 0;
-        }
+    if (u->writers_unknown) {
+        if (u->safe)
+            snprintf(u->reason, sizeof u->reason,
+                     "whether it is open for writing cannot be known on this volume "
+                     "(any of its clients may hold it)");
+        u->safe = 0;
+    } else if (writing) {
+        snprintf(u->reason, sizeof u->reason, "is open for writing");
+        u->safe = 0;
     }
-    free(w);
+}
+
+/* The writer check of one regular file (its stat in sb). */
+static int check_writers(const struct core_vol_ref *v, struct core_unmanaged *u,
+                         const struct stat *sb, struct st_err *e)
+{
+    unsigned char w = 0;
+    int rc = v->ops->open_for_writing(v->be, sb, 1, &w);
     if (rc < 0 && rc != -EOPNOTSUPP)
         return be_fail(e, rc, "look for writers");
+    u->writers_unknown = rc == -EOPNOTSUPP;
+    mark_writers(u, w);
     return 0;
 }
 
+/* The root's entries as the backend lists them (names beside their stats). */
 struct listing {
     char (*names)[256];
     struct stat *sbs;
@@ -187,16 +197,12 @@ static int collect(void *ud, const char *name, const struct stat *sb)
     return 0;
 }
 
-static int by_name(const void *a, const void *b)
-{
-    return strcmp(((const struct verdict *)a)->name, ((const struct verdict *)b)->name);
-}
-
 static int same_identity(const struct verdict *c, const struct stat *sb)
 {
     return c->dev == sb->st_dev && c->ino == sb->st_ino && c->size == sb->st_size &&
            c->mtime.tv_sec == sb->st_mtim.tv_sec && c->mtime.tv_nsec == sb->st_mtim.tv_nsec &&
-           c->ctime.tv_sec == sb->st_ctim.tv_sec && c->ctime.tv_nsec == sb->st_ctim.tv_nsec;
+           c->ctime.tv_sec == sb->st_ctim.tv_sec && c->ctime.tv_nsec == sb->st_ctim.tv_nsec &&
+           S_ISREG(sb->st_mode);
 }
 
 static struct scan_cache *cache_of(struct stowage *st, const char *volume_id)
@@ -213,62 +219,47 @@ static struct scan_cache *cache_of(struct stowage *st, const char *volume_id)
     return c;
 }
 
-/* The root's objects, judged (from the cache where their identity is unchanged). */
-static int scan_root(struct stowage *st, const struct core_vol_ref *v, const char *volume_id,
-                     struct verdict **out, size_t *n, struct st_err *e)
-{
-    struct listing l = {0};
-    struct verdict *fresh = NULL;
-    int rc = v->ops->list(v->be, "", collect, &l);
+/* The objects to judge afresh, shared by the threads that judge them: a cold scan waits
+ * on the device for each file's headers, so several reads in flight make it faster even
+ * on one core. */
+#define JUDGES 8
+#define JUDGE_ALONE 32 /* fewer files than this: no threads */
 
-    if (rc < 0) {
-        free(l.names);
-        free(l.sbs);
-        return be_fail(e, rc, "list the volume root");
+struct judging {
+    struct stowage *st;
+    const struct core_vol_ref *v;
+    struct verdict *fresh;
+    const struct listing *l;
+    const size_t *todo;
+    size_t n;
+    atomic_size_t next;
+};
+
+static void *judge_some(void *ud)
+{
+    struct judging *j = ud;
+    for (size_t k; (k = atomic_fetch_add(&j->next, 1)) < j->n;) {
+        size_t i = j->todo[k];
+        judge(j->st, j->v, j->l->names[i], &j->l->sbs[i], &j->fresh[i].u);
     }
-    if (!(fresh = calloc(l.n ? l.n : 1, sizeof *fresh))) {
-        free(l.names);
-        free(l.sbs);
-        return st_fail(e, ST_INTERNAL, "out of memory");
-    }
-    pthread_mutex_lock(&st->scans->mu);
-    struct scan_cache *c = cache_of(st, volume_id);
-    for (size_t i = 0; i < l.n; i++) {
-        struct verdict *f = &fresh[i];
-        const struct stat *sb = &l.sbs[i];
-        snprintf(f->name, sizeof f->name, "%s", l.names[i]);
-        const struct verdict *old =
-            c && c->n ? bsearch(f, c->v, c->n, sizeof *c->v, by_name) : NULL;
-        if (old && same_identity(old, sb) && S_ISREG(sb->st_mode)) {
-            f->u = old->u;
-        } else {
-            judge(st, v, f->name, sb, &f->u);
-        }
-        f->dev = sb->st_dev;
-        f->ino = sb->st_ino;
-        f->size = sb->st_size;
-        f->mtime = sb->st_mtim;
-        f->ctime = sb->st_ctim;
-    }
-    qsort(fresh, l.n, sizeof *fresh, by_name);
-    struct verdict *keep = c ? malloc((l.n ? l.n : 1) * sizeof *keep) : NULL;
-    if (keep) {
-        memcpy(keep, fresh, l.n * sizeof *keep);
-        free(c->v);
-        c->v = keep;
-        c->n = l.n;
-    }
-    pthread_mutex_unlock(&st->scans->mu);
-    free(l.names);
-    free(l.sbs);
-    *out = fresh;
-    *n = l.n;
-    return 0;
+    return NULL;
 }
 
-/* Add the volume's images (already managed) to us[*n...]. */
-static int add_managed(struct stowage *st, const char *volume_id, struct core_unmanaged **us,
-                       size_t *n, struct st_err *e)
+static void judge_all(struct judging *j)
+{
+    pthread_t t[JUDGES];
+    size_t started = 0;
+    if (j->n >= JUDGE_ALONE)
+        while (started < JUDGES && pthread_create(&t[started], NULL, judge_some, j) == 0)
+            started++;
+    judge_some(j); /* this thread takes part (and does it all when no thread started) */
+    for (size_t i = 0; i < started; i++)
+        pthread_join(t[i], NULL);
+}
+
+/* The volume's images, listed as already managed. */
+static int read_managed(struct stowage *st, const char *volume_id, struct core_unmanaged **out,
+                        size_t *n, struct st_err *e)
 {
     struct db_image *rows = NULL;
     size_t nr = 0;
@@ -277,15 +268,13 @@ static int add_managed(struct stowage *st, const char *volume_id, struct core_un
     db_release(st->db, c);
     if (rc)
         return -1;
-    struct core_unmanaged *grown = realloc(*us, (*n + nr + 1) * sizeof **us);
-    if (!grown) {
+    struct core_unmanaged *us = calloc(nr ? nr : 1, sizeof *us);
+    if (!us) {
         free(rows);
         return st_fail(e, ST_INTERNAL, "out of memory");
     }
-    *us = grown;
     for (size_t i = 0; i < nr; i++) {
-        struct core_unmanaged *u = &grown[(*n)++];
-        memset(u, 0, sizeof *u);
+        struct core_unmanaged *u = &us[i];
         core_image_path(&rows[i], u->name, sizeof u->name);
         snprintf(u->managed_uuid, sizeof u->managed_uuid, "%s", rows[i].uuid);
         snprintf(u->format, sizeof u->format, "%s", rows[i].format);
@@ -294,62 +283,184 @@ static int add_managed(struct stowage *st, const char *volume_id, struct core_un
         snprintf(u->reason, sizeof u->reason, "already managed");
     }
     free(rows);
+    *out = us;
+    *n = nr;
     return 0;
 }
 
-static int unmanaged_by_name(const void *a, const void *b)
+/* Bring c up to date with the root's listing l (sorted by name): the verdicts of unchanged
+ * files are kept, the others judged; the writers looked for; the managed rows re-read when
+ * the catalogue moved. Anything different gives c a new gen. Caller holds the scans lock. */
+static int refresh(struct stowage *st, const struct core_vol_ref *v, struct scan_cache *c,
+                   const struct listing *l, struct st_err *e)
 {
-    return strcmp(((const struct core_unmanaged *)a)->name,
-                  ((const struct core_unmanaged *)b)->name);
+    struct verdict *fresh = calloc(l->n ? l->n : 1, sizeof *fresh);
+    size_t *todo = malloc((l->n ? l->n : 1) * sizeof *todo);
+    unsigned char *w = calloc(l->n ? l->n : 1, 1);
+    struct stat *regs = malloc((l->n ? l->n : 1) * sizeof *regs);
+    size_t *reg_of = malloc((l->n ? l->n : 1) * sizeof *reg_of);
+    size_t n_todo = 0, n_reg = 0, old = 0;
+    int changed = l->n != c->n, rc = -1;
+
+    if (!fresh || !todo || !w || !regs || !reg_of) {
+        st_fail(e, ST_INTERNAL, "out of memory");
+        goto out;
+    }
+    for (size_t i = 0; i < l->n; i++) { /* both sorted by name: one merge */
+        const struct stat *sb = &l->sbs[i];
+        while (old < c->n && strcmp(c->v[old].u.name, l->names[i]) < 0)
+            old++;
+        struct verdict *f = &fresh[i];
+        if (old < c->n && strcmp(c->v[old].u.name, l->names[i]) == 0 &&
+            same_identity(&c->v[old], sb)) {
+            f->u = c->v[old].u;
+        } else {
+            todo[n_todo++] = i;
+            changed = 1;
+        }
+        f->dev = sb->st_dev;
+        f->ino = sb->st_ino;
+        f->size = sb->st_size;
+        f->mtime = sb->st_mtim;
+        f->ctime = sb->st_ctim;
+    }
+    struct judging j = {st, v, fresh, l, todo, n_todo, 0};
+    judge_all(&j);
+    /* The writer check over the regular files (the others have no format). */
+    for (size_t i = 0; i < l->n; i++)
+        if (fresh[i].u.format[0]) {
+            regs[n_reg] = l->sbs[i];
+            reg_of[n_reg++] = i;
+        }
+    int wrc = v->ops->open_for_writing(v->be, regs, n_reg, w);
+    if (wrc < 0 && wrc != -EOPNOTSUPP) {
+        be_fail(e, wrc, "look for writers");
+        goto out;
+    }
+    for (size_t k = n_reg; k-- > 0;) { /* spread to the listing's order, in place */
+        unsigned char hit = wrc == 0 && w[k];
+        w[k] = 0;
+        w[reg_of[k]] = hit;
+    }
+    for (size_t i = 0; i < l->n; i++)
+        fresh[i].u.writers_unknown = wrc == -EOPNOTSUPP && fresh[i].u.format[0];
+    if (!changed && c->writers && memcmp(c->writers, w, l->n) != 0)
+        changed = 1;
+    /* The managed rows are read every time (one indexed query): comparing them keeps a
+     * change elsewhere in the catalogue from renewing the gen. */
+    struct core_unmanaged *m = NULL;
+    size_t nm = 0;
+    if (read_managed(st, c->volume_id, &m, &nm, e))
+        goto out;
+    if (!c->managed || nm != c->n_managed || memcmp(m, c->managed, nm * sizeof *m) != 0)
+        changed = 1;
+    free(c->managed);
+    c->managed = m;
+    c->n_managed = nm;
+    free(c->v);
+    free(c->writers);
+    c->v = fresh;
+    c->n = l->n;
+    c->writers = w;
+    fresh = NULL;
+    w = NULL;
+    if (changed || !c->gen)
+        c->gen = ++st->scans->tick;
+    rc = 0;
+out:
+    free(fresh);
+    free(todo);
+    free(w);
+    free(regs);
+    free(reg_of);
+    return rc;
+}
+
+static int by_listed_name(const void *a, const void *b, void *ud)
+{
+    const char(*names)[256] = ud;
+    return strcmp(names[*(const size_t *)a], names[*(const size_t *)b]);
+}
+
+/* The listing sorted by name (names and stats permuted together). */
+static int sort_listing(struct listing *l)
+{
+    size_t *idx = malloc((l->n ? l->n : 1) * sizeof *idx);
+    char(*names)[256] = malloc((l->n ? l->n : 1) * sizeof *names);
+    struct stat *sbs = malloc((l->n ? l->n : 1) * sizeof *sbs);
+    if (!idx || !names || !sbs) {
+        free(idx);
+        free(names);
+        free(sbs);
+        return -1;
+    }
+    for (size_t i = 0; i < l->n; i++)
+        idx[i] = i;
+    qsort_r(idx, l->n, sizeof *idx, by_listed_name, l->names);
+    for (size_t i = 0; i < l->n; i++) {
+        memcpy(names[i], l->names[idx[i]], sizeof names[i]);
+        sbs[i] = l->sbs[idx[i]];
+    }
+    free(idx);
+    free(l->names);
+    free(l->sbs);
+    l->names = names;
+    l->sbs = sbs;
+    l->cap = l->n;
+    return 0;
 }
 
 int core_unmanaged_list(struct stowage *st, const char *volume_id, struct core_unmanaged **out,
-                        size_t *n, struct st_err *e)
+                        size_t *n, uint64_t *gen, struct st_err *e)
 {
     struct core_vol_ref v;
-    struct verdict *vs = NULL;
-    struct core_unmanaged *us = NULL;
-    struct stat *sbs = NULL;
-    size_t nv = 0;
+    struct listing l = {0};
     int rc = -1;
 
     *out = NULL;
     *n = 0;
     if (core_volume_acquire(st, volume_id, &v, e))
         return -1;
-    if (scan_root(st, &v, volume_id, &vs, &nv, e))
+    int lrc = v.ops->list(v.be, "", collect, &l);
+    if (lrc < 0) {
+        be_fail(e, lrc, "list the volume root");
         goto out;
-    us = calloc(nv ? nv : 1, sizeof *us);
-    sbs = calloc(nv ? nv : 1, sizeof *sbs);
-    if (!us || !sbs) {
+    }
+    if (sort_listing(&l)) {
         st_fail(e, ST_INTERNAL, "out of memory");
         goto out;
     }
-    /* Regular files first (the writer check is about them), in name order throughout. */
-    size_t nreg = 0;
-    for (size_t i = 0; i < nv; i++)
-        if (vs[i].u.format[0]) {
-            us[nreg] = vs[i].u;
-            sbs[nreg].st_dev = vs[i].dev;
-            sbs[nreg++].st_ino = vs[i].ino;
+    pthread_mutex_lock(&st->scans->mu);
+    struct scan_cache *c = cache_of(st, volume_id);
+    if (!c)
+        st_fail(e, ST_INTERNAL, "out of memory");
+    if (c && refresh(st, &v, c, &l, e) == 0) {
+        struct core_unmanaged *us = malloc((c->n + c->n_managed + 1) * sizeof *us);
+        if (us) {
+            /* Both are in name order: merge them, the writers of the root's files marked. */
+            size_t i = 0, m = 0, k = 0;
+            while (i < c->n || m < c->n_managed) {
+                if (m == c->n_managed ||
+                    (i < c->n && strcmp(c->v[i].u.name, c->managed[m].name) < 0)) {
+                    us[k] = c->v[i].u;
+                    mark_writers(&us[k++], c->writers[i]);
+                    i++;
+                } else {
+                    us[k++] = c->managed[m++];
+                }
+            }
+            *n = k;
+            *out = us;
+            *gen = c->gen;
+            rc = 0;
+        } else {
+            st_fail(e, ST_INTERNAL, "out of memory");
         }
-    if (check_writers(&v, us, sbs, nreg, e))
-        goto out;
-    size_t k = nreg;
-    for (size_t i = 0; i < nv; i++)
-        if (!vs[i].u.format[0])
-            us[k++] = vs[i].u;
-    if (add_managed(st, volume_id, &us, &k, e))
-        goto out;
-    qsort(us, k, sizeof *us, unmanaged_by_name);
-    *out = us;
-    *n = k;
-    us = NULL;
-    rc = 0;
+    }
+    pthread_mutex_unlock(&st->scans->mu);
 out:
-    free(us);
-    free(sbs);
-    free(vs);
+    free(l.names);
+    free(l.sbs);
     core_volume_release(&v);
     return rc;
 }
@@ -409,7 +520,7 @@ int core_unmanaged_check(struct stowage *st, const struct core_vol_ref *v, const
     }
     judge(st, v, name, &sb, u);
     if (u->format[0])
-        return check_writers(v, u, &sb, 1, e);
+        return check_writers(v, u, &sb, e);
     return 0;
 }
 

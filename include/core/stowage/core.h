@@ -222,9 +222,12 @@ struct core_unmanaged {
     char reason[224];      /* why not safe, "" when safe */
 };
 /* Every object of the volume, sorted by name (*out malloc'd). The verdicts of files
- * whose identity (inode, size, times) has not changed since the last scan are reused. */
+ * whose identity (inode, size, times) has not changed since the last scan are reused; the
+ * writers are looked for every time. *gen is new whenever anything listed differs from
+ * the last scan, and the largest gen of several volumes is new when any of them is: a
+ * reply rendered from the lists may be kept under it. */
 int core_unmanaged_list(struct stowage *st, const char *volume_id, struct core_unmanaged **out,
-                        size_t *n, struct st_err *e);
+                        size_t *n, uint64_t *gen, struct st_err *e);
 /* One object of the volume's root, judged afresh (ST_NOT_FOUND when there is none). */
 int core_unmanaged_get(struct stowage *st, const char *volume_id, const char *name,
                        struct core_unmanaged *out, struct st_err *e);
