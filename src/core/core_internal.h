@@ -213,6 +213,8 @@ int core_clone_get(struct stowage *st, const char *clone_id, struct db_clone *ou
 /* ---- restart recovery (recover.c), run once per volume when its backend opens ---- */
 int core_recover_volume(struct stowage *st, const char *volume_id, const struct backend_ops *ops,
                         struct be_volume *be, struct st_err *e);
+/* 1 when im's release was begun and is not settled yet (recovery will settle it). */
+int core_image_releasing(struct stowage *st, const struct db_image *im);
 /* Releases (image.unmanage) a crash cut short, settled from where the file is (unmanaged.c);
  * present[i] says rows[i]'s file is in images/, and is set for the rows it drops. */
 int core_recover_releases(struct stowage *st, const char *volume_id, const struct backend_ops *ops,

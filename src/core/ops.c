@@ -879,7 +879,9 @@ static int image_unmanaged(struct core_task_ctx *t, int64_t started_at)
     struct st_err e;
     const char *name = core_task_str(t, "name");
     (void)started_at;
-    if (core_image_by_name(t->st, name, &im, &e) == 0 || e.code != ST_NOT_FOUND)
+    if (core_image_by_name(t->st, name, &im, &e) == 0)
+        return core_image_releasing(t->st, &im) ? -1 : 0; /* -1: recovery decides */
+    if (e.code != ST_NOT_FOUND)
         return 0;
     t->result = json_pack("{s:s}", "name", name);
     return 1;

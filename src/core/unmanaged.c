@@ -737,6 +737,21 @@ out:
     return rc ? -1 : 0;
 }
 
+int core_image_releasing(struct stowage *st, const struct db_image *im)
+{
+    struct db_release *rel = NULL;
+    size_t nr = 0;
+    struct st_err e;
+    int found = 0;
+    struct db_conn *c = db_acquire(st->db);
+    int rc = db_image_list_releasing(c, im->volume_id, &rel, &nr, &e);
+    db_release(st->db, c);
+    for (size_t k = 0; rc == 0 && k < nr; k++)
+        found |= strcmp(rel[k].uuid, im->uuid) == 0;
+    free(rel);
+    return found;
+}
+
 /* After a restart: a release a crash cut short is finished when the file is back under
  * its origin in the root, and undone when it is still in images/ (present[i] says so for
  * rows[i]); a release whose file is in neither place is left to the caller's check. */
