@@ -1054,28 +1054,36 @@ out:
 
 /* ---- unmanage and delete ---- */
 
-static int own_active(struct http_req *r, struct vol *v, struct st_err *e)
+/* Cinder's refusal of a volume it may not unmanage or delete: longer than an st_err
+ * holds, so it is answered here. */
+static const char invalid_volume[] =
+    "Invalid volume: Volume status must be available or error or error_restoring or "
+    "error_extending or error_managing and must not be migrating, attached, belong to a "
+    "group, have snapshots, awaiting a transfer, or be disassociated from snapshots after "
+    "volume transfer.";
+
+/* The project's volume of the URL, available and without clones (a clone depends on it as
+ * a snapshot would); -1 when it replied. */
+static int own_active(struct http_req *r, struct vol *v)
 {
-    if (find_volume(r, http_capture(r, 1), v, e))
-        return -1;
-    vol_free(v); /* only its identity is needed */
-    if (strcmp(v->status, "available") != 0)
-        return st_fail(e, ST_INVALID,
-                       "Invalid volume: Volume status must be available or error or "
-                       "error_restoring or error_extending or error_managing and must not be "
-                       "migrating, attached, belong to a group, have snapshots, awaiting a "
-                       "transfer, or be disassociated from snapshots after volume transfer.%s",
-                       "");
+    struct st_err e;
     int64_t clones = 0;
-    if (core_image_clone_count(http_st(r), v->id, &clones, e))
+    if (find_volume(r, http_capture(r, 1), v, &e)) {
+        http_reply_error(r, &e);
         return -1;
-    if (clones > 0)
-        return st_fail(e, ST_INVALID,
-                       "Invalid volume: Volume status must be available or error or "
-                       "error_restoring or error_extending or error_managing and must not be "
-                       "migrating, attached, belong to a group, have snapshots, awaiting a "
-                       "transfer, or be disassociated from snapshots after volume transfer.%s",
-                       "");
+    }
+    vol_free(v); /* only its identity is needed */
+    if (strcmp(v->status, "available") == 0 &&
+        core_image_clone_count(http_st(r), v->id, &clones, &e)) {
+        http_reply_error(r, &e);
+        return -1;
+    }
+    if (strcmp(v->status, "available") != 0 || clones > 0) {
+        http_reply_json(
+            r, 400,
+            json_pack("{s:{s:i, s:s}}", "badRequest", "code", 400, "message", invalid_volume));
+        return -1;
+    }
     return 0;
 }
 
@@ -1097,7 +1105,6 @@ static void volume_action(struct http_req *r)
 {
     int minor;
     struct vol v;
-    struct st_err e;
     json_t *body = http_json(r);
     const char *action = NULL;
     json_t *value;
@@ -1114,10 +1121,8 @@ static void volume_action(struct http_req *r)
         fail(r, ST_INVALID, "There is no such action: %.64s", action);
         return;
     }
-    if (own_active(r, &v, &e)) {
-        http_reply_error(r, &e);
+    if (own_active(r, &v))
         return;
-    }
     submit_on(r, CORE_OP_IMAGE_UNMANAGE, &v);
 }
 
@@ -1125,13 +1130,10 @@ static void delete_volume(struct http_req *r)
 {
     int minor;
     struct vol v;
-    struct st_err e;
     if (microversion(r, &minor))
         return;
-    if (own_active(r, &v, &e)) {
-        http_reply_error(r, &e);
+    if (own_active(r, &v))
         return;
-    }
     submit_on(r, CORE_OP_IMAGE_DELETE, &v);
 }
 

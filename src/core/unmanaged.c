@@ -500,37 +500,42 @@ int core_image_clone_count(struct stowage *st, const char *uuid, int64_t *n, str
 
 /* ---- adopt and release ---- */
 
-/* The object called name on v, judged afresh (no cache) with its writers. */
+/* The object called name on v, judged afresh (no cache), its writers not looked for. */
+static int judge_object(struct stowage *st, const struct core_vol_ref *v, const char *volume_id,
+                        const char *name, struct stat *sb, struct core_unmanaged *u,
+                        struct st_err *e)
+{
+    int rc;
+    if (!be_path_ok(name) || strchr(name, '/') || is_namespace(name) ||
+        (rc = v->ops->stat(v->be, name, sb)) == -ENOENT)
+        return st_fail_field(e, ST_NOT_FOUND, "object",
+                             "no object '%.200s' outside the catalogue on volume '%s'", name,
+                             volume_id);
+    if (rc < 0)
+        return be_fail(e, rc, "stat the object");
+    judge(st, v, name, sb, u);
+    return 0;
+}
+
 int core_unmanaged_check(struct stowage *st, const struct core_vol_ref *v, const char *volume_id,
                          const char *name, struct core_unmanaged *u, struct st_err *e)
 {
     struct stat sb;
-    int rc;
-
-    if (!be_path_ok(name) || strchr(name, '/') || is_namespace(name))
-        return st_fail_field(e, ST_NOT_FOUND, "object",
-                             "no object '%.200s' outside the catalogue on volume '%s'", name,
-                             volume_id);
-    if ((rc = v->ops->stat(v->be, name, &sb)) < 0) {
-        if (rc == -ENOENT)
-            return st_fail_field(e, ST_NOT_FOUND, "object",
-                                 "no object '%.200s' outside the catalogue on volume '%s'", name,
-                                 volume_id);
-        return be_fail(e, rc, "stat the object");
-    }
-    judge(st, v, name, &sb, u);
-    if (u->format[0])
-        return check_writers(v, u, &sb, e);
-    return 0;
+    if (judge_object(st, v, volume_id, name, &sb, u, e))
+        return -1;
+    return u->format[0] ? check_writers(v, u, &sb, e) : 0;
 }
 
+/* The writers are left to image.adopt's own checks (its precheck and its run): a
+ * client's lookup costs no pass over every process. */
 int core_unmanaged_get(struct stowage *st, const char *volume_id, const char *name,
                        struct core_unmanaged *out, struct st_err *e)
 {
     struct core_vol_ref v;
+    struct stat sb;
     if (core_volume_acquire(st, volume_id, &v, e))
         return -1;
-    int rc = core_unmanaged_check(st, &v, volume_id, name, out, e);
+    int rc = judge_object(st, &v, volume_id, name, &sb, out, e);
     core_volume_release(&v);
     return rc;
 }

@@ -503,3 +503,45 @@ def test_bad_manage_requests(local):
     r = requests.delete(d.base + other, headers=hdr(d, "3.8"), timeout=30)
     assert r.status_code == 404
     assert get(d, "/v3/other/volumes/detail").json() == {"volumes": []}
+
+
+def test_storage_host_roles_one_catalogue_and_clones_that_block(local):
+    """A host without #volume names every volume of the storage; a reader may not manage
+    (403); an adopted volume is in Danube's list too; while a clone uses it, delete and
+    unmanage are refused as Cinder refuses a volume with snapshots."""
+    d = local.d
+    qemu_img("create", "-q", "-f", "qcow2", str(local.root / "c.qcow2"), "1G")
+    bare = "%s@%s" % (socket.gethostname(), STORAGE)
+    r = get(d, "/v3/%s/manageable_volumes" % PROJECT, params={"host": bare})
+    assert r.json() == {"manageable-volumes": [{"reference": {"source-name": "c.qcow2"},
+                                                "size": 1, "safe_to_manage": True}]}
+    body = {"volume": {"host": bare, "ref": {"source-name": "c.qcow2"}, "name": "cvm"}}
+    reader = d.make_token("reader")
+    r = requests.post(d.base + "/v3/%s/os-volume-manage" % PROJECT, json=body, timeout=30,
+                      headers={"X-Auth-Token": reader, "OpenStack-API-Version": "volume 3.8"})
+    assert r.status_code == 403 and list(r.json()) == ["forbidden"], r.text
+    assert r.json()["forbidden"]["code"] == 403 and "reader" in r.json()["forbidden"]["message"]
+    assert (local.root / "c.qcow2").exists()
+    r = post(d, "/v3/%s/os-volume-manage" % PROJECT, body)
+    assert r.status_code == 202, r.text
+    vid = r.json()["volume"]["id"]
+    assert r.json()["volume"]["os-vol-host-attr:host"] == local.host
+    d.wait_for(lambda: get(d, "/v3/%s/volumes/%s" % (PROJECT, vid)).json()["volume"]["status"]
+               == "available", what="available")
+    r = requests.get(d.base + "/image/", headers={"ES-API-KEY": d.token}, timeout=30)
+    assert r.status_code == 200 and r.json()["result"] == ["cvm"], r.text
+    t = d.post("/tasks/create", json={"type": "guest_clone", "repeat": "0", "retries": "0",
+                                      "image_id": "cvm", "guest_id": "g1", "clone_id": "cvm_g1"})
+    tid = t.json()["message"]
+    d.wait_for(lambda: d.get("/tasks/" + tid).json()["result"] == "success", what="clone")
+    refused = ("Invalid volume: Volume status must be available or error or error_restoring "
+               "or error_extending or error_managing and must not be migrating, attached, "
+               "belong to a group, have snapshots, awaiting a transfer, or be disassociated "
+               "from snapshots after volume transfer.")
+    for r in (requests.delete(d.base + "/v3/%s/volumes/%s" % (PROJECT, vid), timeout=30,
+                              headers=hdr(d, "3.8")),
+              post(d, "/v3/%s/volumes/%s/action" % (PROJECT, vid), {"os-unmanage": None})):
+        assert r.status_code == 400 and r.json() == {"badRequest": {"code": 400,
+                                                                    "message": refused}}
+    assert (local.root / "images" / ("%s.qcow2" % vid)).exists()
+    assert get(d, "/v3/%s/volumes/%s" % (PROJECT, vid)).json()["volume"]["status"] == "available"

@@ -228,7 +228,8 @@ struct core_unmanaged {
  * reply rendered from the lists may be kept under it. */
 int core_unmanaged_list(struct stowage *st, const char *volume_id, struct core_unmanaged **out,
                         size_t *n, uint64_t *gen, struct st_err *e);
-/* One object of the volume's root, judged afresh (ST_NOT_FOUND when there is none). */
+/* One object of the volume's root, judged afresh but for its writers (ST_NOT_FOUND when
+ * there is none). */
 int core_unmanaged_get(struct stowage *st, const char *volume_id, const char *name,
                        struct core_unmanaged *out, struct st_err *e);
 /* The volumes of a storage (ids, *out malloc'd): which a scan may name. */
