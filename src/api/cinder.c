@@ -353,11 +353,11 @@ static int parse_paging(struct http_req *r, struct paging *p, struct st_err *e)
     if (p->limit > MAX_LIMIT)
         p->limit = MAX_LIMIT;
     if (offset && parse_int(offset, &p->offset))
-        return st_fail(e, ST_INVALID, "Invalid input received: offset must be an integer%s", "");
+        return st_fail(e, ST_INVALID, "offset must be an integer%s", "");
     if (p->offset < 0)
-        return st_fail(e, ST_INVALID, "Invalid input received: offset must be >= 0%s", "");
+        return st_fail(e, ST_INVALID, "offset must be >= 0%s", "");
     if (p->offset > 2147483647)
-        return st_fail(e, ST_INVALID, "Invalid input received: offset must be <= 2147483647%s", "");
+        return st_fail(e, ST_INVALID, "offset must be <= 2147483647%s", "");
     if (marker && *marker) {
         json_t *j = json_loads(marker, JSON_DECODE_ANY, NULL);
         const char *sn = json_string_value(json_object_get(j, "source-name"));

@@ -406,8 +406,13 @@ BAD_LISTS = [
     ("3.8", "host=H&sort=size:up", "Invalid sort dirs passed: up"),
     ("3.8", "host=H&limit=x", "limit param must be an integer"),
     ("3.8", "host=H&limit=-1", "limit param must be positive"),
-    ("3.8", "host=H&offset=x", "Invalid input received: offset must be an integer"),
-    ("3.8", "host=H&offset=-2", "Invalid input received: offset must be >= 0"),
+    ("3.8", "host=H&offset=x", "offset must be an integer"),
+    ("3.8", "host=H&offset=-2", "offset must be >= 0"),
+    ("3.8", "host=H&offset=2147483648", "offset must be <= 2147483647"),
+    ("3.8", "host=H&sort=size&sort_key=size", "The 'sort_key' and 'sort_dir' parameters are "
+                                              "deprecated and cannot be used with the 'sort' "
+                                              "parameter."),
+    ("3.8", "host=H&sort=size:desc,name,bogus:up", "Invalid sort keys passed: name, bogus"),
     ("3.8", "host=H&marker=nope", "Invalid input received: marker nope can not be analysed, "
                                   "please use json like format"),
     ("3.8", "host=H&marker=%7B%22source-name%22%3A%22gone%22%7D",
