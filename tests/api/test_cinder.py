@@ -507,6 +507,10 @@ def test_bad_manage_requests(local):
                                          "Volume %s could not be found." % vid}}
     r = requests.delete(d.base + other, headers=hdr(d, "3.8"), timeout=30)
     assert r.status_code == 404
+    r = post(d, other + "/action", {"os-unmanage": None})
+    assert r.json() == {"itemNotFound": {"code": 404, "message":
+                                         "Volume %s could not be found." % vid}}
+    assert get(d, "/v3/%s/volumes/%s" % (PROJECT, vid)).json()["volume"]["status"] == "available"
     assert get(d, "/v3/other/volumes/detail").json() == {"volumes": []}
 
 
