@@ -684,11 +684,11 @@ int core_unmanage_check(struct stowage *st, const char *name, struct st_err *e)
     return 0;
 }
 
-static void set_releasing(struct stowage *st, const char *uuid, int releasing)
+static void end_release(struct stowage *st, const char *uuid)
 {
     struct st_err e;
     struct db_conn *c = db_acquire(st->db);
-    if (db_image_set_releasing(c, uuid, releasing, &e))
+    if (db_image_set_releasing(c, uuid, NULL, &e))
         fprintf(stderr, "stowaged: unmanage %s: %s\n", uuid, e.msg);
     db_release(st->db, c);
 }
@@ -715,7 +715,7 @@ int core_image_unmanage(struct stowage *st, const char *name, const struct core_
      * under its origin, which recovery drops; before it, the file is still in images/ and
      * recovery clears the mark. Never an active row without its file. */
     struct db_conn *c = db_acquire(st->db);
-    rc = db_image_set_releasing(c, im.uuid, 1, e);
+    rc = db_image_set_releasing(c, im.uuid, released, e);
     db_release(st->db, c);
     if (rc) {
         core_volume_release(&v);
@@ -727,7 +727,7 @@ int core_image_unmanage(struct stowage *st, const char *name, const struct core_
                     im.volume_id);
         else
             be_fail(e, rc, "rename out of images/");
-        set_releasing(st, im.uuid, 0);
+        end_release(st, im.uuid);
         core_volume_release(&v);
         rc = -1;
         goto out;
@@ -777,7 +777,7 @@ int core_recover_releases(struct stowage *st, const char *volume_id, const struc
         while (i < n && strcmp(rows[i].uuid, rel[k].uuid) != 0)
             i++;
         if (i < n && present[i]) {
-            set_releasing(st, rel[k].uuid, 0);
+            end_release(st, rel[k].uuid);
             fprintf(stderr,
                     "stowaged: recovery: image %s (%s) stays: its release was cut short "
                     "before the file moved\n",

@@ -471,14 +471,15 @@ int db_image_get_properties(struct db_conn *c, const char *uuid, char *out, size
     return db_one(c, st, read_origin, &o, "image", uuid, e);
 }
 
-int db_image_set_releasing(struct db_conn *c, const char *uuid, int releasing, struct st_err *e)
+int db_image_set_releasing(struct db_conn *c, const char *uuid, const char *to, struct st_err *e)
 {
-    static const char sql[] = "UPDATE image SET releasing = ?2 WHERE uuid = ?1";
+    static const char sql[] = "UPDATE image SET releasing = ?2 != '', "
+                              "origin = CASE ?2 WHEN '' THEN origin ELSE ?2 END WHERE uuid = ?1";
     struct db_query *st = db_stmt(c, sql, e);
     if (!st)
         return -1;
     db_bind_text(st, 1, uuid);
-    db_bind_int64(st, 2, releasing);
+    db_bind_text(st, 2, to);
     return db_exec_changed(c, st, "mark the image's release", "image", uuid, e);
 }
 

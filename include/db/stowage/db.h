@@ -188,9 +188,10 @@ int db_image_set_adopted(struct db_conn *c, const char *uuid, const char *origin
                          const char *description, const char *properties, struct st_err *e);
 int db_image_get_properties(struct db_conn *c, const char *uuid, char *out, size_t len,
                             struct st_err *e);
-/* An adopted image whose file is being moved back out (image.unmanage): set before the
- * move, so that restart recovery finds the rows whose release a crash cut short. */
-int db_image_set_releasing(struct db_conn *c, const char *uuid, int releasing, struct st_err *e);
+/* An image whose file is being moved back out to the root under the name to
+ * (image.unmanage; it becomes the row's origin): set before the move, so that restart
+ * recovery finds the rows whose release a crash cut short. to NULL or "": not releasing. */
+int db_image_set_releasing(struct db_conn *c, const char *uuid, const char *to, struct st_err *e);
 struct db_release {
     char uuid[37];
     char origin[256];
