@@ -17,9 +17,11 @@
 
 #define MIN_MINOR 0
 #define MAX_MINOR 71
-#define MANAGEABLE_MINOR 8 /* manageable_volumes appeared in 3.8 */
-#define CLUSTER_MINOR 17   /* from 3.17 a cluster may stand for the host */
-#define MAX_LIMIT 1000     /* Cinder's osapi_max_limit */
+#define MANAGEABLE_MINOR 8      /* manageable_volumes appeared in 3.8 */
+#define CLUSTER_MINOR 17        /* from 3.17 a cluster may stand for the host of a list */
+#define MANAGE_CLUSTER_MINOR 16 /* and from 3.16 for the host of a manage */
+#define DESCRIPTION_MAX 128     /* what the catalogue keeps of a description */
+#define MAX_LIMIT 1000          /* Cinder's osapi_max_limit */
 #define GIB (1024ull * 1024 * 1024)
 
 /* ---- errors ---- */
@@ -218,8 +220,9 @@ static int parse_host(struct http_req *r, const char *host, struct hostref *h, s
     }
     return 0;
 unknown:
-    /* what Cinder's service lookup says of a host it has no service for */
-    return st_fail(e, ST_NOT_FOUND, "Service None could not be found on host %.200s.", host);
+    /* What Cinder's manage answers for a host without a service (a ServiceUnavailable,
+     * which Cinder makes a 400); lists say the same here (docs/cinder.md). */
+    return st_fail(e, ST_INVALID, "Host '%.200s' not found", host);
 }
 
 static void host_of(struct stowage *st, const char *storage, const char *volume, char *out,
@@ -350,11 +353,11 @@ static int parse_paging(struct http_req *r, struct paging *p, struct st_err *e)
     if (p->limit > MAX_LIMIT)
         p->limit = MAX_LIMIT;
     if (offset && parse_int(offset, &p->offset))
-        return st_fail(e, ST_INVALID, "Invalid input received: offset must be an integer%s", "");
+        return st_fail(e, ST_INVALID, "offset must be an integer%s", "");
     if (p->offset < 0)
-        return st_fail(e, ST_INVALID, "Invalid input received: offset must be >= 0%s", "");
+        return st_fail(e, ST_INVALID, "offset must be >= 0%s", "");
     if (p->offset > 2147483647)
-        return st_fail(e, ST_INVALID, "Invalid input received: offset must be <= 2147483647%s", "");
+        return st_fail(e, ST_INVALID, "offset must be <= 2147483647%s", "");
     if (marker && *marker) {
         json_t *j = json_loads(marker, JSON_DECODE_ANY, NULL);
         const char *sn = json_string_value(json_object_get(j, "source-name"));
@@ -371,18 +374,20 @@ static int parse_paging(struct http_req *r, struct paging *p, struct st_err *e)
     return 0;
 }
 
-/* Every object of the host's volumes. */
+/* Every object of the host's volumes; *gen is new when any of them changed. */
 static int gather(struct http_req *r, const struct hostref *h, struct entry **out, size_t *n,
-                  struct st_err *e)
+                  uint64_t *gen, struct st_err *e)
 {
     struct entry *v = NULL;
     size_t cnt = 0;
     *out = NULL;
     *n = 0;
+    *gen = 0;
     for (size_t i = 0; i < h->n; i++) {
         struct core_unmanaged *us;
         size_t nu;
-        if (core_unmanaged_list(http_st(r), h->vols[i], &us, &nu, e)) {
+        uint64_t g;
+        if (core_unmanaged_list(http_st(r), h->vols[i], &us, &nu, &g, e)) {
             free(v);
             return -1;
         }
@@ -393,6 +398,8 @@ static int gather(struct http_req *r, const struct hostref *h, struct entry **ou
             return st_fail(e, ST_INTERNAL, "out of memory");
         }
         v = grown;
+        if (g > *gen)
+            *gen = g;
         for (size_t k = 0; k < nu; k++, cnt++) {
             v[cnt].u = us[k];
             snprintf(v[cnt].volume, sizeof v[cnt].volume, "%s", h->vols[i]);
@@ -434,8 +441,7 @@ static int host_param(struct http_req *r, int minor, const char **host, struct s
                        minor >= CLUSTER_MINOR ? "One and only one of cluster and host must be set."
                                               : "Host field is missing.");
     if (has_cluster) /* stowage runs no clusters of its own */
-        return st_fail(e, ST_NOT_FOUND, "Service None could not be found on cluster %.200s.",
-                       cluster);
+        return st_fail(e, ST_INVALID, "Cluster '%.200s' not found", cluster);
     return 0;
 }
 
@@ -448,17 +454,29 @@ static void list_manageable(struct http_req *r, int minor, int detail)
     struct entry *v = NULL, *tmp = NULL;
     size_t n = 0;
     const char *host;
+    char key[640];
+    uint64_t gen;
 
     if (host_param(r, minor, &host, &e) || parse_paging(r, &p, &e) || parse_sort(r, &s, &e)) {
         http_reply_error(r, &e);
         return;
     }
-    if (parse_host(r, host, &h, &e) || gather(r, &h, &v, &n, &e)) {
+    if (parse_host(r, host, &h, &e) || gather(r, &h, &v, &n, &gen, &e)) {
         free(h.vols);
         http_reply_error(r, &e);
         return;
     }
     free(h.vols);
+    /* The same question of the same objects: the reply rendered last time. */
+    snprintf(key, sizeof key, "cinder:mv:%d:%zu:%s:%d", detail, strlen(host), host, s.n);
+    for (int i = 0; i < s.n; i++)
+        snprintf(key + strlen(key), sizeof key - strlen(key), ":%d%d", s.key[i], s.desc[i]);
+    snprintf(key + strlen(key), sizeof key - strlen(key), ":%lld:%lld:%s", p.limit, p.offset,
+             p.marker);
+    if (http_reply_cached(r, key, gen)) {
+        free(v);
+        return;
+    }
     if (n && !(tmp = malloc(n * sizeof *tmp))) {
         free(v);
         fail(r, ST_INTERNAL, "out of memory%s", "");
@@ -485,7 +503,7 @@ static void list_manageable(struct http_req *r, int minor, int detail)
     for (size_t i = start + (size_t)p.offset, k = 0; i < n && k < (size_t)p.limit; i++, k++)
         json_array_append_new(arr, entry_json(&v[i], detail));
     free(v);
-    http_reply_json(r, 200, json_pack("{s:o}", "manageable-volumes", arr));
+    http_reply_json_cached(r, key, gen, json_pack("{s:o}", "manageable-volumes", arr));
 }
 
 static void manageable_index(struct http_req *r)
@@ -549,9 +567,17 @@ static void iso_time(int64_t t, char out[32])
 struct vol {
     char id[37], name[CORE_ID], status[16], owner[CORE_ID];
     char storage[CORE_ID], volume[CORE_ID];
+    char description[DESCRIPTION_MAX + 1];
+    json_t *props; /* what manage kept: metadata, bootable, volume_type, availability_zone */
     uint64_t gib;
     int64_t created_at, updated_at;
 };
+
+static const char *prop_str(const struct vol *v, const char *key, const char *dflt)
+{
+    const char *s = json_string_value(json_object_get(v->props, key));
+    return s && *s ? s : dflt;
+}
 
 static json_t *volume_json(struct http_req *r, const struct vol *v, int minor)
 {
@@ -571,14 +597,22 @@ static json_t *volume_json(struct http_req *r, const struct vol *v, int minor)
         "{s:s, s:s, s:s, s:I, s:s, s:s, s:s, s:[], s:n, s:s, s:n, s:n, s:{}, s:[{s:s, s:s}, {s:s, "
         "s:s}], s:s, s:s, s:b, s:n, s:n, s:b, s:s, s:n, s:n}",
         "id", v->id, "name", v->name, "status", v->status, "size", (json_int_t)v->gib,
-        "availability_zone", "nova", "created_at", created, "updated_at", updated, "attachments",
-        "description", "volume_type", "__DEFAULT__", "snapshot_id", "source_volid", "metadata",
+        "availability_zone", prop_str(v, "availability_zone", "nova"), "created_at", created,
+        "updated_at", updated, "attachments", "description", "volume_type",
+        prop_str(v, "volume_type", "__DEFAULT__"), "snapshot_id", "source_volid", "metadata",
         "links", "rel", "self", "href", self, "rel", "bookmark", "href", bookmark, "user_id",
-        v->owner, "bootable", "false", "encrypted", 0, "replication_status", "consistencygroup_id",
-        "multiattach", 0, "os-vol-tenant-attr:tenant_id", v->owner,
-        "os-vol-mig-status-attr:migstat", "os-vol-mig-status-attr:name_id");
+        v->owner, "bootable",
+        json_is_true(json_object_get(v->props, "bootable")) ? "true" : "false", "encrypted", 0,
+        "replication_status", "consistencygroup_id", "multiattach", 0,
+        "os-vol-tenant-attr:tenant_id", v->owner, "os-vol-mig-status-attr:migstat",
+        "os-vol-mig-status-attr:name_id");
     if (!j)
         return NULL;
+    if (v->description[0])
+        json_object_set_new(j, "description", json_string(v->description));
+    json_t *meta = json_object_get(v->props, "metadata");
+    if (json_is_object(meta))
+        json_object_set(j, "metadata", meta);
     json_object_set_new(j, "os-vol-host-attr:host",
                         v->storage[0] ? json_string(host) : json_null());
     if (minor >= 13)
@@ -598,9 +632,28 @@ static json_t *volume_json(struct http_req *r, const struct vol *v, int minor)
     return j;
 }
 
-static void vol_from_image(const struct core_image *im, const char *storage, struct vol *v)
+/* The properties manage kept with the image (NULL when none could be read). */
+static json_t *props_of(struct http_req *r, const char *uuid)
+{
+    char text[4097];
+    struct st_err e;
+    if (core_image_properties(http_st(r), uuid, text, sizeof text, &e))
+        return NULL;
+    return json_loads(text, 0, NULL);
+}
+
+static void vol_free(struct vol *v)
+{
+    json_decref(v->props);
+    v->props = NULL;
+}
+
+static void vol_from_image(struct http_req *r, const struct core_image *im, const char *storage,
+                           struct vol *v)
 {
     memset(v, 0, sizeof *v);
+    snprintf(v->description, sizeof v->description, "%s", im->description);
+    v->props = props_of(r, im->uuid);
     snprintf(v->id, sizeof v->id, "%s", im->uuid);
     snprintf(v->name, sizeof v->name, "%s", im->name);
     snprintf(v->status, sizeof v->status, "%s",
@@ -679,7 +732,7 @@ static int find_volume(struct http_req *r, const char *id, struct vol *v, struct
         if (strcmp(im.owner, http_capture(r, 0)) != 0 || strcmp(im.status, "deleted") == 0)
             return st_fail(e, ST_NOT_FOUND, "Volume %.64s could not be found.", id);
         storage_of(r, im.volume_id, storage);
-        vol_from_image(&im, storage, v);
+        vol_from_image(r, &im, storage, v);
         return 0;
     }
     if (core_job_get(http_st(r), id, &job, e) == 0) {
@@ -712,6 +765,7 @@ static void show_volume(struct http_req *r)
         return;
     }
     http_reply_json(r, 200, json_pack("{s:o}", "volume", volume_json(r, &v, minor)));
+    vol_free(&v);
 }
 
 struct listing {
@@ -724,8 +778,9 @@ static void list_one(void *ud, const struct core_image *im, const char *storage)
 {
     struct listing *l = ud;
     struct vol v;
-    vol_from_image(im, storage, &v);
+    vol_from_image(l->r, im, storage, &v);
     json_t *j = volume_json(l->r, &v, l->minor);
+    vol_free(&v);
     if (!l->detail && j) {
         json_t *brief = json_pack("{s:O, s:O, s:O}", "id", json_object_get(j, "id"), "name",
                                   json_object_get(j, "name"), "links", json_object_get(j, "links"));
@@ -805,15 +860,123 @@ static int locate(struct http_req *r, const struct hostref *h, const char *objec
                         : "no such object outside the catalogue");
 }
 
+/* Cinder's boolean words (parameter_types.boolean). */
+static int parse_bool(json_t *v, int *out)
+{
+    static const char *const yes[] = {"True", "TRUE", "true", "1", "ON", "On", "on",
+                                      "YES",  "Yes",  "yes",  "y", "t",  NULL};
+    static const char *const no[] = {"False", "FALSE", "false", "0", "OFF", "Off", "off",
+                                     "NO",    "No",    "no",    "n", "f",   NULL};
+    if (!v || json_is_boolean(v)) {
+        *out = json_is_true(v);
+        return 0;
+    }
+    const char *s = json_string_value(v);
+    for (int i = 0; s && yes[i]; i++)
+        if (strcmp(s, yes[i]) == 0)
+            return *out = 1, 0;
+    for (int i = 0; s && no[i]; i++)
+        if (strcmp(s, no[i]) == 0)
+            return *out = 0, 0;
+    return -1;
+}
+
+/* A metadata key as Cinder's schema has it: 1 to 255 of [a-zA-Z0-9-_:. /]. */
+static int metadata_key_ok(const char *k)
+{
+    size_t n = strlen(k);
+    return n >= 1 && n <= 255 &&
+           k[strspn(k, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_:. /")] ==
+               '\0';
+}
+
+/* What manage keeps beside the image and `cinder show` prints: metadata, bootable,
+ * volume_type and availability_zone, checked as Cinder's request schema checks them. */
+static int kept_properties(json_t *vol, json_t **out, struct st_err *e)
+{
+    const char *type, *zone, *key;
+    json_t *meta = json_object_get(vol, "metadata"), *value;
+    int bootable;
+
+    *out = NULL;
+    if (opt_string(vol, "volume_type", 255, &type, e) ||
+        opt_string(vol, "availability_zone", 255, &zone, e))
+        return -1;
+    if (parse_bool(json_object_get(vol, "bootable"), &bootable))
+        return st_fail_field(e, ST_INVALID, "bootable",
+                             "Invalid input for field/attribute bootable. Value: must be a "
+                             "boolean or one of true, false, yes, no, on, off, 1, 0, t, f, y, n.");
+    if (meta && !json_is_null(meta)) {
+        if (!json_is_object(meta))
+            return st_fail_field(e, ST_INVALID, "metadata",
+                                 "Invalid input for field/attribute metadata. Value: must be an "
+                                 "object.");
+        json_object_foreach(meta, key, value)
+        {
+            if (!metadata_key_ok(key) || !json_is_string(value) ||
+                json_string_length(value) > 255 ||
+                strlen(json_string_value(value)) != json_string_length(value))
+                return st_fail_field(e, ST_INVALID, "metadata",
+                                     "Invalid input for field/attribute metadata. Value: keys "
+                                     "are 1 to 255 of [a-zA-Z0-9-_:. /], values strings of up "
+                                     "to 255.");
+        }
+    }
+    if (!(*out = json_object()))
+        return st_fail(e, ST_INTERNAL, "out of memory");
+    json_object_set_new(*out, "bootable", json_boolean(bootable));
+    if (json_is_object(meta) && json_object_size(meta))
+        json_object_set(*out, "metadata", meta);
+    if (type && *type)
+        json_object_set_new(*out, "volume_type", json_string(type));
+    if (zone && *zone)
+        json_object_set_new(*out, "availability_zone", json_string(zone));
+    return 0;
+}
+
+/* The host (or cluster, from 3.16) a manage names; -1 with e set otherwise. */
+static int manage_host(json_t *vol, int minor, const char **host, struct st_err *e)
+{
+    const char *cluster;
+    if (opt_string(vol, "host", 255, host, e) || opt_string(vol, "cluster", 255, &cluster, e))
+        return -1;
+    if (minor < MANAGE_CLUSTER_MINOR)
+        cluster = NULL;
+    int has_host = *host && **host, has_cluster = cluster && *cluster;
+    if (has_host == has_cluster)
+        return st_fail(e, ST_INVALID, "Invalid input received: %s",
+                       minor >= MANAGE_CLUSTER_MINOR
+                           ? "One and only one of cluster and host must be set."
+                           : "Host field is missing.");
+    if (has_cluster) /* stowage runs no clusters of its own */
+        return st_fail(e, ST_INVALID, "Cluster '%.200s' not found", cluster);
+    return 0;
+}
+
+/* The object a reference names ({"source-name": NAME}, nothing else), and the reference
+ * as Cinder prints a dict in its messages. */
+static const char *ref_object(json_t *ref, char *text, size_t len)
+{
+    const char *object = json_string_value(json_object_get(ref, "source-name"));
+    if (object && json_object_size(ref) == 1) {
+        snprintf(text, len, "{'source-name': '%.280s'}", object);
+        return object;
+    }
+    char *dumped = json_dumps(ref, JSON_COMPACT | JSON_SORT_KEYS);
+    snprintf(text, len, "%s", dumped ? dumped : "{}");
+    free(dumped);
+    return NULL;
+}
+
 static void manage(struct http_req *r)
 {
     struct st_err e;
     struct hostref h = {0};
     struct entry found;
-    const char *host, *name, *ignored, *object;
-    char reftext[320], id[37];
+    const char *host, *name, *description, *object;
+    char reftext[320], id[37], *props_text = NULL;
     int minor;
-    json_t *body = http_json(r), *vol = json_object_get(body, "volume");
+    json_t *body = http_json(r), *vol = json_object_get(body, "volume"), *props = NULL;
 
     if (microversion(r, &minor))
         return;
@@ -828,60 +991,37 @@ static void manage(struct http_req *r)
              "'ref' is a required property (an object)");
         return;
     }
-    if (opt_string(vol, "host", 255, &host, &e) || opt_string(vol, "name", 255, &name, &e) ||
-        opt_string(vol, "description", 255, &ignored, &e) ||
-        opt_string(vol, "volume_type", 255, &ignored, &e) ||
-        opt_string(vol, "availability_zone", 255, &ignored, &e) ||
-        opt_string(vol, "cluster", 255, &ignored, &e)) {
-        http_reply_error(r, &e);
-        return;
+    if (opt_string(vol, "name", 255, &name, &e) ||
+        opt_string(vol, "description", DESCRIPTION_MAX, &description, &e) ||
+        kept_properties(vol, &props, &e) || manage_host(vol, minor, &host, &e))
+        goto fail;
+    if (!(object = ref_object(ref, reftext, sizeof reftext))) {
+        st_fail(&e, ST_INVALID,
+                "Manage existing volume failed due to invalid backend reference %s: the "
+                "reference must be {\"source-name\": NAME}",
+                reftext);
+        goto fail;
     }
-    if (!host || !*host || (minor >= 16 && ignored && *ignored && host)) {
-        fail(r, ST_INVALID, "Invalid input received: %s",
-             minor >= CLUSTER_MINOR ? "One and only one of cluster and host must be set."
-                                    : "Host field is missing.");
-        return;
-    }
-    object = json_string_value(json_object_get(ref, "source-name"));
-    if (object && json_object_size(ref) == 1) { /* as Cinder prints the dict */
-        snprintf(reftext, sizeof reftext, "{'source-name': '%.280s'}", object);
-    } else {
-        char *dumped = json_dumps(ref, JSON_COMPACT | JSON_SORT_KEYS);
-        snprintf(reftext, sizeof reftext, "%s", dumped ? dumped : "{}");
-        free(dumped);
-    }
-    if (!object || json_object_size(ref) != 1) {
-        fail(r, ST_INVALID,
-             "Manage existing volume failed due to invalid backend reference %s: the reference "
-             "must be {\"source-name\": NAME}",
-             reftext);
-        return;
-    }
-    if (parse_host(r, host, &h, &e)) {
-        /* Cinder's manage says so as ServiceUnavailable */
-        if (e.code == ST_NOT_FOUND)
-            st_fail(&e, ST_UNAVAILABLE, "Host '%.200s' not found", host);
-        http_reply_error(r, &e);
-        return;
-    }
+    if (parse_host(r, host, &h, &e))
+        goto fail;
     int rc = locate(r, &h, object, reftext, &found, &e);
     free(h.vols);
-    if (rc) {
-        http_reply_error(r, &e);
-        return;
-    }
+    if (rc)
+        goto fail;
     if (found.u.managed_uuid[0]) {
-        fail(r, ST_INVALID,
-             "Manage existing volume failed due to invalid backend reference %s: already "
-             "managed",
-             reftext);
-        return;
+        st_fail(&e, ST_INVALID,
+                "Manage existing volume failed due to invalid backend reference %s: already "
+                "managed",
+                reftext);
+        goto fail;
     }
     struct core_op_params p = {0};
     p.object = object;
     p.volume = found.volume;
     p.name = name && *name ? name : NULL;
     p.owner = http_capture(r, 0);
+    p.description = description && *description ? description : NULL;
+    p.properties = props_text = json_dumps(props, JSON_COMPACT | JSON_SORT_KEYS);
     if (core_job_submit(http_st(r), CORE_OP_IMAGE_ADOPT, &p, http_principal(r), id, &e)) {
         if (strcmp(e.field, "object") == 0) {
             char why[sizeof e.msg];
@@ -890,8 +1030,7 @@ static void manage(struct http_req *r)
                     "Manage existing volume failed due to invalid backend reference %.300s: %.400s",
                     reftext, why);
         }
-        http_reply_error(r, &e);
-        return;
+        goto fail;
     }
     struct vol v = {0};
     snprintf(v.id, sizeof v.id, "%s", id);
@@ -900,34 +1039,51 @@ static void manage(struct http_req *r)
     snprintf(v.owner, sizeof v.owner, "%s", p.owner);
     snprintf(v.storage, sizeof v.storage, "%s", h.storage);
     snprintf(v.volume, sizeof v.volume, "%s", found.volume);
+    snprintf(v.description, sizeof v.description, "%s", p.description ? p.description : "");
+    v.props = props;
     v.gib = found.gib;
     v.created_at = v.updated_at = time(NULL);
     http_reply_json(r, 202, json_pack("{s:o}", "volume", volume_json(r, &v, minor)));
+    goto out;
+fail:
+    http_reply_error(r, &e);
+out:
+    free(props_text);
+    json_decref(props);
 }
 
 /* ---- unmanage and delete ---- */
 
-static int own_active(struct http_req *r, struct vol *v, struct st_err *e)
+/* Cinder's refusal of a volume it may not unmanage or delete: longer than an st_err
+ * holds, so it is answered here. */
+static const char invalid_volume[] =
+    "Invalid volume: Volume status must be available or error or error_restoring or "
+    "error_extending or error_managing and must not be migrating, attached, belong to a "
+    "group, have snapshots, awaiting a transfer, or be disassociated from snapshots after "
+    "volume transfer.";
+
+/* The project's volume of the URL, available and without clones (a clone depends on it as
+ * a snapshot would); -1 when it replied. */
+static int own_active(struct http_req *r, struct vol *v)
 {
-    if (find_volume(r, http_capture(r, 1), v, e))
-        return -1;
-    if (strcmp(v->status, "available") != 0)
-        return st_fail(e, ST_INVALID,
-                       "Invalid volume: Volume status must be available or error or "
-                       "error_restoring or error_extending or error_managing and must not be "
-                       "migrating, attached, belong to a group, have snapshots, awaiting a "
-                       "transfer, or be disassociated from snapshots after volume transfer.%s",
-                       "");
+    struct st_err e;
     int64_t clones = 0;
-    if (core_image_clone_count(http_st(r), v->id, &clones, e))
+    if (find_volume(r, http_capture(r, 1), v, &e)) {
+        http_reply_error(r, &e);
         return -1;
-    if (clones > 0)
-        return st_fail(e, ST_INVALID,
-                       "Invalid volume: Volume status must be available or error or "
-                       "error_restoring or error_extending or error_managing and must not be "
-                       "migrating, attached, belong to a group, have snapshots, awaiting a "
-                       "transfer, or be disassociated from snapshots after volume transfer.%s",
-                       "");
+    }
+    vol_free(v); /* only its identity is needed */
+    if (strcmp(v->status, "available") == 0 &&
+        core_image_clone_count(http_st(r), v->id, &clones, &e)) {
+        http_reply_error(r, &e);
+        return -1;
+    }
+    if (strcmp(v->status, "available") != 0 || clones > 0) {
+        http_reply_json(
+            r, 400,
+            json_pack("{s:{s:i, s:s}}", "badRequest", "code", 400, "message", invalid_volume));
+        return -1;
+    }
     return 0;
 }
 
@@ -949,7 +1105,6 @@ static void volume_action(struct http_req *r)
 {
     int minor;
     struct vol v;
-    struct st_err e;
     json_t *body = http_json(r);
     const char *action = NULL;
     json_t *value;
@@ -966,10 +1121,8 @@ static void volume_action(struct http_req *r)
         fail(r, ST_INVALID, "There is no such action: %.64s", action);
         return;
     }
-    if (own_active(r, &v, &e)) {
-        http_reply_error(r, &e);
+    if (own_active(r, &v))
         return;
-    }
     submit_on(r, CORE_OP_IMAGE_UNMANAGE, &v);
 }
 
@@ -977,13 +1130,10 @@ static void delete_volume(struct http_req *r)
 {
     int minor;
     struct vol v;
-    struct st_err e;
     if (microversion(r, &minor))
         return;
-    if (own_active(r, &v, &e)) {
-        http_reply_error(r, &e);
+    if (own_active(r, &v))
         return;
-    }
     submit_on(r, CORE_OP_IMAGE_DELETE, &v);
 }
 

@@ -533,34 +533,23 @@ static int by_inode(const void *a, const void *b)
     return x->ino < y->ino ? -1 : x->ino > y->ino;
 }
 
-static void writers_of_process(int pidfd, const struct inode_key *keys, size_t n,
-                               unsigned char *out)
+/* dirfd is an open /proc/PID/fd. The link's own mode says how the descriptor was opened,
+ * so only writable ones are followed; a socket or pipe followed is just an inode of
+ * another filesystem, which no key has. */
+static void writers_of_process(DIR *d, const struct inode_key *keys, size_t n, unsigned char *out)
 {
     struct dirent *de;
     struct stat st;
-    char target[8];
-    int fd = openat(pidfd, "fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    DIR *d = fd < 0 ? NULL : fdopendir(fd);
 
-    if (!d) {
-        if (fd >= 0)
-            close(fd);
-        return;
-    }
     while ((de = readdir(d))) {
         if (de->d_name[0] == '.' || fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
-            !(st.st_mode & S_IWUSR))
-            continue;
-        if (readlinkat(dirfd(d), de->d_name, target, sizeof target) < 1 || target[0] != '/')
-            continue; /* a pipe, a socket, an anonymous inode */
-        if (fstatat(dirfd(d), de->d_name, &st, 0) < 0)
+            !(st.st_mode & S_IWUSR) || fstatat(dirfd(d), de->d_name, &st, 0) < 0)
             continue;
         struct inode_key k = {st.st_dev, st.st_ino, 0};
         const struct inode_key *hit = bsearch(&k, keys, n, sizeof *keys, by_inode);
         if (hit)
             out[hit->idx] = 1;
     }
-    closedir(d);
 }
 
 static int posix_open_for_writing(struct be_volume *v, const struct stat *files, size_t n,
@@ -568,6 +557,7 @@ static int posix_open_for_writing(struct be_volume *v, const struct stat *files,
 {
     struct inode_key *keys;
     struct dirent *de;
+    char path[32];
     DIR *proc;
 
     (void)v;
@@ -586,13 +576,18 @@ static int posix_open_for_writing(struct be_volume *v, const struct stat *files,
         return rc;
     }
     while ((de = readdir(proc))) {
-        if (de->d_name[0] < '0' || de->d_name[0] > '9')
+        if (de->d_name[0] < '0' || de->d_name[0] > '9' ||
+            snprintf(path, sizeof path, "%s/fd", de->d_name) >= (int)sizeof path)
             continue;
-        int pidfd = openat(dirfd(proc), de->d_name, O_PATH | O_DIRECTORY | O_CLOEXEC);
-        if (pidfd < 0)
+        int fd = openat(dirfd(proc), path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        DIR *d = fd < 0 ? NULL : fdopendir(fd);
+        if (!d) {
+            if (fd >= 0)
+                close(fd);
             continue; /* exited meanwhile */
-        writers_of_process(pidfd, keys, n, out);
-        close(pidfd);
+        }
+        writers_of_process(d, keys, n, out);
+        closedir(d);
     }
     closedir(proc);
     free(keys);

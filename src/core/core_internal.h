@@ -190,17 +190,27 @@ int core_unmanaged_check(struct stowage *st, const struct core_vol_ref *v, const
  * nothing definite makes it unsafe. */
 int core_adopt_check(struct stowage *st, const char *volume_id, const char *object,
                      const char *name, struct st_err *e);
-/* Move object (in volume_id's root) into the catalogue as image name with this uuid: checked
- * afresh, a 'saving' row, then the backend's publish into images/<uuid>.<fmt>, then active. */
-int core_image_adopt(struct stowage *st, const char *volume_id, const char *object,
-                     const char *name, const char *uuid, const char *owner, struct db_image *out,
+/* Move object (in volume_id's root) into the catalogue as image name with this uuid:
+ * checked afresh; one transaction makes the 'saving' row with what the adoption records
+ * (origin, description, properties); the backend's publish moves it to
+ * images/<uuid>.<fmt>; then the row turns active, in one transaction with also (or NULL). */
+struct core_also;
+struct core_adoption {
+    const char *volume_id, *object, *name, *uuid, *owner;
+    const char *description; /* "" for none */
+    const char *properties;  /* JSON text of an object, "{}" for none */
+    const struct core_also *also;
+};
+int core_image_adopt(struct stowage *st, const struct core_adoption *a, struct db_image *out,
                      struct st_err *e);
 /* What image.unmanage checks before it is queued: the image is active, no clone uses it. */
 int core_unmanage_check(struct stowage *st, const char *name, struct st_err *e);
 /* Move an image's file back to the root under the name it came with (released gets it),
- * then drop its row. */
-int core_image_unmanage(struct stowage *st, const char *name, char *released, size_t len,
-                        struct st_err *e);
+ * then drop its row (with also, or NULL, in the same transaction). The row is marked
+ * releasing before the move, so restart recovery finishes or undoes a release a crash cut
+ * short (core_recover_releases). */
+int core_image_unmanage(struct stowage *st, const char *name, const struct core_also *also,
+                        char *released, size_t len, struct st_err *e);
 
 /* ---- clones (clone.c) ---- */
 
@@ -227,6 +237,13 @@ int core_clone_get(struct stowage *st, const char *clone_id, struct db_clone *ou
 /* ---- restart recovery (recover.c), run once per volume when its backend opens ---- */
 int core_recover_volume(struct stowage *st, const char *volume_id, const struct backend_ops *ops,
                         struct be_volume *be, struct st_err *e);
+/* 1 when im's release was begun and is not settled yet (recovery will settle it). */
+int core_image_releasing(struct stowage *st, const struct db_image *im);
+/* Releases (image.unmanage) a crash cut short, settled from where the file is (unmanaged.c);
+ * present[i] says rows[i]'s file is in images/, and is set for the rows it drops. */
+int core_recover_releases(struct stowage *st, const char *volume_id, const struct backend_ops *ops,
+                          struct be_volume *be, const struct db_image *rows, size_t n,
+                          char *present, struct st_err *e);
 /* Remove resumable uploads untouched for cfg.staging_expiry_s (run now and then). */
 int core_expire_uploads(struct stowage *st, const char *volume_id, const struct backend_ops *ops,
                         struct be_volume *be, struct st_err *e);
@@ -251,6 +268,10 @@ void core_staging_path(const char *id, const char *suffix, char *out, size_t len
 int core_image_reserve(struct stowage *st, const char *name, const char *uuid,
                        const char *volume_id, const char *owner, struct db_image *out,
                        struct st_err *e);
+/* The same on c, inside the caller's transaction. */
+int core_image_reserve_in(struct db_conn *c, const char *name, const char *uuid,
+                          const char *volume_id, const char *owner, struct db_image *out,
+                          struct st_err *e);
 /* Forget a row that never held committed bytes. */
 void core_image_discard(struct stowage *st, const char *uuid);
 /* The end of every write: fsync f, record what the bytes are in the row, rename the

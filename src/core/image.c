@@ -192,6 +192,15 @@ int core_image_get(struct stowage *st, const char *uuid, struct core_image *out,
     return 0;
 }
 
+int core_image_properties(struct stowage *st, const char *uuid, char *out, size_t len,
+                          struct st_err *e)
+{
+    struct db_conn *c = db_acquire(st->db);
+    int rc = db_image_get_properties(c, uuid, out, len, e);
+    db_release(st->db, c);
+    return rc;
+}
+
 int core_image_row(struct stowage *st, const char *uuid, struct db_image *out, struct st_err *e)
 {
     struct db_conn *c = db_acquire(st->db);
@@ -251,6 +260,16 @@ int core_image_reserve(struct stowage *st, const char *name, const char *uuid,
                        const char *volume_id, const char *owner, struct db_image *out,
                        struct st_err *e)
 {
+    struct db_conn *c = db_acquire(st->db);
+    int rc = core_image_reserve_in(c, name, uuid, volume_id, owner, out, e);
+    db_release(st->db, c);
+    return rc;
+}
+
+int core_image_reserve_in(struct db_conn *c, const char *name, const char *uuid,
+                          const char *volume_id, const char *owner, struct db_image *out,
+                          struct st_err *e)
+{
     uuid_t u;
     struct db_volume v;
 
@@ -276,11 +295,9 @@ int core_image_reserve(struct stowage *st, const char *name, const char *uuid,
     snprintf(out->status, sizeof out->status, "saving");
     snprintf(out->owner, sizeof out->owner, "%s", owner ? owner : "");
 
-    struct db_conn *c = db_acquire(st->db);
     int rc = db_volume_get(c, volume_id, &v, e);
     if (rc == 0 && (rc = db_image_insert(c, out, e)) && e && e->code == ST_EXISTS)
         st_fail_field(e, ST_EXISTS, "name", "an image named '%s' already exists", name);
-    db_release(st->db, c);
     return rc;
 }
 

@@ -160,7 +160,9 @@ static const struct core_task_type types[CORE_OP_COUNT] = {
                               {F(volume, TF_ID), 1},
                               {F(storage, TF_ID), 0},
                               {F(name, TF_ID), 0},
-                              {F(owner, TF_ID), 0}},
+                              {F(owner, TF_ID), 0},
+                              {F(description, TF_NAME), 0},
+                              {F(properties, TF_PROPS), 0}},
                              run_image_adopt,
                              image_adopted,
                              adopt_precheck},
@@ -395,6 +397,17 @@ static json_t *parse_tags(const char *name, const char *s, struct st_err *e)
     return v;
 }
 
+static json_t *parse_props(const char *name, const char *s, struct st_err *e)
+{
+    json_t *v = json_loads(s, JSON_REJECT_DUPLICATES, NULL);
+    if (!json_is_object(v)) {
+        json_decref(v);
+        st_fail_field(e, ST_INVALID, name, "'%s' must be a JSON object", name);
+        return NULL;
+    }
+    return v;
+}
+
 /* The fields that are not strings: ints and tri-states whose 0 means absent. */
 static int check_number(const struct core_task_field *f, const char *at, json_t **v,
                         struct st_err *e)
@@ -488,6 +501,10 @@ static int check_string(const struct core_task_field *f, const char *s, struct s
         if (len > DB_PATH - 1)
             return st_fail_field(e, ST_INVALID, f->name, "'%s' is too long", f->name);
         return 0;
+    case TF_PROPS:
+        if (len > 4096)
+            return st_fail_field(e, ST_INVALID, f->name, "'%s' is longer than 4096 bytes", f->name);
+        return 0;
     case TF_TAGS:
         if (len > 1023)
             return st_fail_field(e, ST_INVALID, f->name, "'%s' is longer than 1023 bytes", f->name);
@@ -542,12 +559,22 @@ static int check_field(const struct st_config *cfg, const struct core_task_field
         }
         if (check_string(f, s, e))
             return -1;
-        if (f->kind == TF_TAGS && !(v = parse_tags(f->name, s, e)))
-            return -1;
-        if (f->kind == TF_LIST && !(v = parse_list(f->name, s, e)))
-            return -1;
-        if (f->kind != TF_TAGS && f->kind != TF_LIST)
+        switch (f->kind) {
+        case TF_TAGS:
+            v = parse_tags(f->name, s, e);
+            break;
+        case TF_LIST:
+            v = parse_list(f->name, s, e);
+            break;
+        case TF_PROPS:
+            v = parse_props(f->name, s, e);
+            break;
+        default:
             v = json_string(s);
+            break;
+        }
+        if (!v && (f->kind == TF_TAGS || f->kind == TF_LIST || f->kind == TF_PROPS))
+            return -1; /* the parser said why */
     }
     if (!v || json_object_set_new(clean, f->name, v))
         return st_fail(e, ST_INTERNAL, "out of memory");
@@ -862,20 +889,45 @@ static int adopt_precheck(struct stowage *st, const json_t *params, struct st_er
     return core_adopt_check(st, vol, param(params, "object"), param(params, "name"), e);
 }
 
+static void adopt_outcome(struct core_task_ctx *t, const struct db_image *im)
+{
+    json_decref(t->result);
+    t->result = image_result(im);
+    json_object_set_new(t->result, "object", json_string(core_task_str(t, "object")));
+}
+
+/* Inside the transaction that makes the adopted image active. */
+static int adopt_success(struct db_conn *c, const void *row, void *ud, struct st_err *e)
+{
+    adopt_outcome(ud, row);
+    return core_task_record_success(ud, c, e);
+}
+
 static int run_image_adopt(struct core_task_ctx *t, struct st_err *e)
 {
-    const char *vol = core_task_str(t, "volume"), *object = core_task_str(t, "object");
-    const char *name = core_task_str(t, "name"), *owner = core_task_str(t, "owner");
+    const char *vol = core_task_str(t, "volume"), *name = core_task_str(t, "name");
+    const char *owner = core_task_str(t, "owner");
+    const struct core_also also = {adopt_success, t};
     struct db_image im;
 
     if (volume_in_storage(t->st, vol, core_task_str(t, "storage"), e))
         return -1;
     wait_probed(t, vol);
-    if (core_image_adopt(t->st, vol, object, *name ? name : t->id, t->id, *owner ? owner : t->owner,
-                         &im, e))
+    json_t *props = json_object_get(t->params, "properties");
+    char *props_text = props ? json_dumps(props, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+    struct core_adoption a = {vol,
+                              core_task_str(t, "object"),
+                              *name ? name : t->id,
+                              t->id,
+                              *owner ? owner : t->owner,
+                              core_task_str(t, "description"),
+                              props_text ? props_text : "{}",
+                              &also};
+    int rc = core_image_adopt(t->st, &a, &im, e);
+    free(props_text);
+    if (rc)
         return -1;
-    t->result = image_result(&im);
-    json_object_set_new(t->result, "object", json_string(object));
+    t->recorded = 1;
     return 0;
 }
 
@@ -891,19 +943,36 @@ static int unmanage_precheck(struct stowage *st, const json_t *params, struct st
     return core_unmanage_check(st, name, e);
 }
 
+struct released {
+    struct core_task_ctx *t;
+    const char *object;
+};
+
+/* Inside the transaction that drops the released image's row. */
+static int unmanage_success(struct db_conn *c, const void *row, void *ud, struct st_err *e)
+{
+    const struct db_image *im = row;
+    struct released *r = ud;
+    json_decref(r->t->result);
+    r->t->result = json_pack("{s:s, s:s, s:s, s:s}", "name", im->name, "uuid", im->uuid, "volume",
+                             im->volume_id, "object", r->object);
+    return core_task_record_success(r->t, c, e);
+}
+
 static int run_image_unmanage(struct core_task_ctx *t, struct st_err *e)
 {
     const char *name = core_task_str(t, "name");
-    char released[256];
+    char object[256];
+    struct released r = {t, object};
+    const struct core_also also = {unmanage_success, &r};
     struct db_image im;
 
     if (find_image(t, name, core_task_str(t, "volume"), &im, e))
         return -1;
     wait_probed(t, im.volume_id);
-    if (core_image_unmanage(t->st, name, released, sizeof released, e))
+    if (core_image_unmanage(t->st, name, &also, object, sizeof object, e))
         return -1;
-    t->result = json_pack("{s:s, s:s, s:s, s:s}", "name", name, "uuid", im.uuid, "volume",
-                          im.volume_id, "object", released);
+    t->recorded = 1;
     return 0;
 }
 
@@ -919,8 +988,7 @@ static int image_adopted(struct core_task_ctx *t, int64_t started_at)
         return 0;
     if (strcmp(im.status, "active") != 0)
         return strcmp(im.status, "saving") == 0 ? -1 : 0;
-    t->result = image_result(&im);
-    json_object_set_new(t->result, "object", json_string(core_task_str(t, "object")));
+    adopt_outcome(t, &im);
     return 1;
 }
 
@@ -930,7 +998,9 @@ static int image_unmanaged(struct core_task_ctx *t, int64_t started_at)
     struct st_err e;
     const char *name = core_task_str(t, "name");
     (void)started_at;
-    if (core_image_by_name(t->st, name, &im, &e) == 0 || e.code != ST_NOT_FOUND)
+    if (core_image_by_name(t->st, name, &im, &e) == 0)
+        return core_image_releasing(t->st, &im) ? -1 : 0; /* -1: recovery decides */
+    if (e.code != ST_NOT_FOUND)
         return 0;
     t->result = json_pack("{s:s}", "name", name);
     return 1;

@@ -14,6 +14,8 @@
  *   .staging/<uuid>.upload of a 'saving' row        → a resumable upload: keep (it expires)
  *   anything else in .staging/                      → an interrupted task: remove
  *   a 'saving' row with no bytes anywhere           → remove the row
+ *   a releasing row (image.unmanage) whose file is
+ *   still in images/ / back under its origin        → the release is undone / finished
  *   an active row without its file                  → cannot happen by construction; if it
  *                                                     does, the row turns 'error', loudly
  * Files whose names are not ours are left alone, and so is every file the catalogue
@@ -326,6 +328,8 @@ int core_recover_volume(struct stowage *st, const char *volume_id, const struct 
     recover_images(sc, rows, n, seen, &images);
     recover_clones(sc, &clones);
     recover_staging(sc, rows, n, seen, staged, &staging);
+    if (core_recover_releases(st, volume_id, ops, be, rows, n, seen, e))
+        goto out;
     for (size_t i = 0; i < n && !sc->doubt[0]; i++) {
         if (strcmp(rows[i].status, "active") == 0 && !seen[i]) {
             fprintf(stderr, "stowaged: recovery: image %s (%s) has no file on volume %s\n",

@@ -34,6 +34,7 @@ enum core_task_field_kind {
     TF_PLACE,  /* a place's URL: 1 to DB_PATH - 1 bytes (its kind's form is checked later) */
     TF_URL,    /* an http:// or https:// URL, up to 1024 bytes */
     TF_LIST,   /* JSON text of a non-empty array of objects (the body checks their members) */
+    TF_PROPS,  /* JSON text of an object, up to 4096 bytes (kept, never interpreted) */
 };
 
 /* A field of struct core_op_params: where it is, its neutral name (the key in the stored

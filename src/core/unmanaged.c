@@ -21,13 +21,14 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 /* The inspector's verdict on one object and the identity it was given for. */
 struct verdict {
-    char name[256];
     dev_t dev;
     ino_t ino;
     off_t size;
@@ -39,11 +40,16 @@ struct scan_cache {
     char volume_id[DB_ID];
     struct verdict *v; /* sorted by name */
     size_t n;
+    unsigned char *writers;         /* v[i] was open for writing at the last scan */
+    struct core_unmanaged *managed; /* the volume's images, listed as already managed */
+    size_t n_managed;
+    uint64_t gen; /* what a listing of it shows: changes with anything in it */
     struct scan_cache *next;
 };
 
 struct core_scans {
     pthread_mutex_t mu;
+    uint64_t tick; /* every scan_cache gen is a fresh tick: a max over volumes is unique */
     struct scan_cache *vols;
 };
 
@@ -62,6 +68,8 @@ void core_scans_free(struct stowage *st)
     for (struct scan_cache *c = st->scans->vols, *next; c; c = next) {
         next = c->next;
         free(c->v);
+        free(c->writers);
+        free(c->managed);
         free(c);
     }
     pthread_mutex_destroy(&st->scans->mu);
@@ -131,34 +139,36 @@ static void judge(struct stowage *st, const struct core_vol_ref *v, const char *
     u->safe = 1;
 }
 
-/* The writer check over the regular files among us (their stats in sbs). */
-static int check_writers(const struct core_vol_ref *v, struct core_unmanaged *us,
-                         const struct stat *sbs, size_t n, struct st_err *e)
+/* What the writer check says of a judged regular file: u->writers_unknown when the
+ * backend cannot tell, else writing. */
+static void mark_writers(struct core_unmanaged *u, int writing)
 {
-    unsigned char *w = calloc(n ? n : 1, 1);
-    if (!w)
-        return st_fail(e, ST_INTERNAL, "out of memory");
-    int rc = v->ops->open_for_writing(v->be, sbs, n, w);
-    for (size_t i = 0; i < n; i++) {
-        struct core_unmanaged *u = &us[i];
-        if (rc == -EOPNOTSUPP) {
-            u->writers_unknown = 1;
-            if (u->safe)
-                snprintf(u->reason, sizeof u->reason,
-                         "whether it is open for writing cannot be known on this volume "
-                         "(any of its clients may hold it)");
-            u->safe = 0;
-        } else if (rc == 0 && w[i]) {
-            snprintf(u->reason, sizeof u->reason, "is open for writing");
-            u->safe = 0;
-        }
+    if (u->writers_unknown) {
+        if (u->safe)
+            snprintf(u->reason, sizeof u->reason,
+                     "whether it is open for writing cannot be known on this volume "
+                     "(any of its clients may hold it)");
+        u->safe = 0;
+    } else if (writing) {
+        snprintf(u->reason, sizeof u->reason, "is open for writing");
+        u->safe = 0;
     }
-    free(w);
+}
+
+/* The writer check of one regular file (its stat in sb). */
+static int check_writers(const struct core_vol_ref *v, struct core_unmanaged *u,
+                         const struct stat *sb, struct st_err *e)
+{
+    unsigned char w = 0;
+    int rc = v->ops->open_for_writing(v->be, sb, 1, &w);
     if (rc < 0 && rc != -EOPNOTSUPP)
         return be_fail(e, rc, "look for writers");
+    u->writers_unknown = rc == -EOPNOTSUPP;
+    mark_writers(u, w);
     return 0;
 }
 
+/* The root's entries as the backend lists them (names beside their stats). */
 struct listing {
     char (*names)[256];
     struct stat *sbs;
@@ -187,16 +197,12 @@ static int collect(void *ud, const char *name, const struct stat *sb)
     return 0;
 }
 
-static int by_name(const void *a, const void *b)
-{
-    return strcmp(((const struct verdict *)a)->name, ((const struct verdict *)b)->name);
-}
-
 static int same_identity(const struct verdict *c, const struct stat *sb)
 {
     return c->dev == sb->st_dev && c->ino == sb->st_ino && c->size == sb->st_size &&
            c->mtime.tv_sec == sb->st_mtim.tv_sec && c->mtime.tv_nsec == sb->st_mtim.tv_nsec &&
-           c->ctime.tv_sec == sb->st_ctim.tv_sec && c->ctime.tv_nsec == sb->st_ctim.tv_nsec;
+           c->ctime.tv_sec == sb->st_ctim.tv_sec && c->ctime.tv_nsec == sb->st_ctim.tv_nsec &&
+           S_ISREG(sb->st_mode);
 }
 
 static struct scan_cache *cache_of(struct stowage *st, const char *volume_id)
@@ -213,62 +219,47 @@ static struct scan_cache *cache_of(struct stowage *st, const char *volume_id)
     return c;
 }
 
-/* The root's objects, judged (from the cache where their identity is unchanged). */
-static int scan_root(struct stowage *st, const struct core_vol_ref *v, const char *volume_id,
-                     struct verdict **out, size_t *n, struct st_err *e)
-{
-    struct listing l = {0};
-    struct verdict *fresh = NULL;
-    int rc = v->ops->list(v->be, "", collect, &l);
+/* The objects to judge afresh, shared by the threads that judge them: a cold scan waits
+ * on the device for each file's headers, so several reads in flight make it faster even
+ * on one core. */
+#define JUDGES 8
+#define JUDGE_ALONE 32 /* fewer files than this: no threads */
 
-    if (rc < 0) {
-        free(l.names);
-        free(l.sbs);
-        return be_fail(e, rc, "list the volume root");
+struct judging {
+    struct stowage *st;
+    const struct core_vol_ref *v;
+    struct verdict *fresh;
+    const struct listing *l;
+    const size_t *todo;
+    size_t n;
+    atomic_size_t next;
+};
+
+static void *judge_some(void *ud)
+{
+    struct judging *j = ud;
+    for (size_t k; (k = atomic_fetch_add(&j->next, 1)) < j->n;) {
+        size_t i = j->todo[k];
+        judge(j->st, j->v, j->l->names[i], &j->l->sbs[i], &j->fresh[i].u);
     }
-    if (!(fresh = calloc(l.n ? l.n : 1, sizeof *fresh))) {
-        free(l.names);
-        free(l.sbs);
-        return st_fail(e, ST_INTERNAL, "out of memory");
-    }
-    pthread_mutex_lock(&st->scans->mu);
-    struct scan_cache *c = cache_of(st, volume_id);
-    for (size_t i = 0; i < l.n; i++) {
-        struct verdict *f = &fresh[i];
-        const struct stat *sb = &l.sbs[i];
-        snprintf(f->name, sizeof f->name, "%s", l.names[i]);
-        const struct verdict *old =
-            c && c->n ? bsearch(f, c->v, c->n, sizeof *c->v, by_name) : NULL;
-        if (old && same_identity(old, sb) && S_ISREG(sb->st_mode)) {
-            f->u = old->u;
-        } else {
-            judge(st, v, f->name, sb, &f->u);
-        }
-        f->dev = sb->st_dev;
-        f->ino = sb->st_ino;
-        f->size = sb->st_size;
-        f->mtime = sb->st_mtim;
-        f->ctime = sb->st_ctim;
-    }
-    qsort(fresh, l.n, sizeof *fresh, by_name);
-    struct verdict *keep = c ? malloc((l.n ? l.n : 1) * sizeof *keep) : NULL;
-    if (keep) {
-        memcpy(keep, fresh, l.n * sizeof *keep);
-        free(c->v);
-        c->v = keep;
-        c->n = l.n;
-    }
-    pthread_mutex_unlock(&st->scans->mu);
-    free(l.names);
-    free(l.sbs);
-    *out = fresh;
-    *n = l.n;
-    return 0;
+    return NULL;
 }
 
-/* Add the volume's images (already managed) to us[*n...]. */
-static int add_managed(struct stowage *st, const char *volume_id, struct core_unmanaged **us,
-                       size_t *n, struct st_err *e)
+static void judge_all(struct judging *j)
+{
+    pthread_t t[JUDGES];
+    size_t started = 0;
+    if (j->n >= JUDGE_ALONE)
+        while (started < JUDGES && pthread_create(&t[started], NULL, judge_some, j) == 0)
+            started++;
+    judge_some(j); /* this thread takes part (and does it all when no thread started) */
+    for (size_t i = 0; i < started; i++)
+        pthread_join(t[i], NULL);
+}
+
+/* The volume's images, listed as already managed. */
+static int read_managed(struct stowage *st, const char *volume_id, struct core_unmanaged **out,
+                        size_t *n, struct st_err *e)
 {
     struct db_image *rows = NULL;
     size_t nr = 0;
@@ -277,15 +268,13 @@ static int add_managed(struct stowage *st, const char *volume_id, struct core_un
     db_release(st->db, c);
     if (rc)
         return -1;
-    struct core_unmanaged *grown = realloc(*us, (*n + nr + 1) * sizeof **us);
-    if (!grown) {
+    struct core_unmanaged *us = calloc(nr ? nr : 1, sizeof *us);
+    if (!us) {
         free(rows);
         return st_fail(e, ST_INTERNAL, "out of memory");
     }
-    *us = grown;
     for (size_t i = 0; i < nr; i++) {
-        struct core_unmanaged *u = &grown[(*n)++];
-        memset(u, 0, sizeof *u);
+        struct core_unmanaged *u = &us[i];
         core_image_path(&rows[i], u->name, sizeof u->name);
         snprintf(u->managed_uuid, sizeof u->managed_uuid, "%s", rows[i].uuid);
         snprintf(u->format, sizeof u->format, "%s", rows[i].format);
@@ -294,62 +283,184 @@ static int add_managed(struct stowage *st, const char *volume_id, struct core_un
         snprintf(u->reason, sizeof u->reason, "already managed");
     }
     free(rows);
+    *out = us;
+    *n = nr;
     return 0;
 }
 
-static int unmanaged_by_name(const void *a, const void *b)
+/* Bring c up to date with the root's listing l (sorted by name): the verdicts of unchanged
+ * files are kept, the others judged; the writers looked for; the managed rows re-read when
+ * the catalogue moved. Anything different gives c a new gen. Caller holds the scans lock. */
+static int refresh(struct stowage *st, const struct core_vol_ref *v, struct scan_cache *c,
+                   const struct listing *l, struct st_err *e)
 {
-    return strcmp(((const struct core_unmanaged *)a)->name,
-                  ((const struct core_unmanaged *)b)->name);
+    struct verdict *fresh = calloc(l->n ? l->n : 1, sizeof *fresh);
+    size_t *todo = malloc((l->n ? l->n : 1) * sizeof *todo);
+    unsigned char *w = calloc(l->n ? l->n : 1, 1);
+    struct stat *regs = malloc((l->n ? l->n : 1) * sizeof *regs);
+    size_t *reg_of = malloc((l->n ? l->n : 1) * sizeof *reg_of);
+    size_t n_todo = 0, n_reg = 0, old = 0;
+    int changed = l->n != c->n, rc = -1;
+
+    if (!fresh || !todo || !w || !regs || !reg_of) {
+        st_fail(e, ST_INTERNAL, "out of memory");
+        goto out;
+    }
+    for (size_t i = 0; i < l->n; i++) { /* both sorted by name: one merge */
+        const struct stat *sb = &l->sbs[i];
+        while (old < c->n && strcmp(c->v[old].u.name, l->names[i]) < 0)
+            old++;
+        struct verdict *f = &fresh[i];
+        if (old < c->n && strcmp(c->v[old].u.name, l->names[i]) == 0 &&
+            same_identity(&c->v[old], sb)) {
+            f->u = c->v[old].u;
+        } else {
+            todo[n_todo++] = i;
+            changed = 1;
+        }
+        f->dev = sb->st_dev;
+        f->ino = sb->st_ino;
+        f->size = sb->st_size;
+        f->mtime = sb->st_mtim;
+        f->ctime = sb->st_ctim;
+    }
+    struct judging j = {st, v, fresh, l, todo, n_todo, 0};
+    judge_all(&j);
+    /* The writer check over the regular files (the others have no format). */
+    for (size_t i = 0; i < l->n; i++)
+        if (fresh[i].u.format[0]) {
+            regs[n_reg] = l->sbs[i];
+            reg_of[n_reg++] = i;
+        }
+    int wrc = v->ops->open_for_writing(v->be, regs, n_reg, w);
+    if (wrc < 0 && wrc != -EOPNOTSUPP) {
+        be_fail(e, wrc, "look for writers");
+        goto out;
+    }
+    for (size_t k = n_reg; k-- > 0;) { /* spread to the listing's order, in place */
+        unsigned char hit = wrc == 0 && w[k];
+        w[k] = 0;
+        w[reg_of[k]] = hit;
+    }
+    for (size_t i = 0; i < l->n; i++)
+        fresh[i].u.writers_unknown = wrc == -EOPNOTSUPP && fresh[i].u.format[0];
+    if (!changed && c->writers && memcmp(c->writers, w, l->n) != 0)
+        changed = 1;
+    /* The managed rows are read every time (one indexed query): comparing them keeps a
+     * change elsewhere in the catalogue from renewing the gen. */
+    struct core_unmanaged *m = NULL;
+    size_t nm = 0;
+    if (read_managed(st, c->volume_id, &m, &nm, e))
+        goto out;
+    if (!c->managed || nm != c->n_managed || memcmp(m, c->managed, nm * sizeof *m) != 0)
+        changed = 1;
+    free(c->managed);
+    c->managed = m;
+    c->n_managed = nm;
+    free(c->v);
+    free(c->writers);
+    c->v = fresh;
+    c->n = l->n;
+    c->writers = w;
+    fresh = NULL;
+    w = NULL;
+    if (changed || !c->gen)
+        c->gen = ++st->scans->tick;
+    rc = 0;
+out:
+    free(fresh);
+    free(todo);
+    free(w);
+    free(regs);
+    free(reg_of);
+    return rc;
+}
+
+static int by_listed_name(const void *a, const void *b, void *ud)
+{
+    const char(*names)[256] = ud;
+    return strcmp(names[*(const size_t *)a], names[*(const size_t *)b]);
+}
+
+/* The listing sorted by name (names and stats permuted together). */
+static int sort_listing(struct listing *l)
+{
+    size_t *idx = malloc((l->n ? l->n : 1) * sizeof *idx);
+    char(*names)[256] = malloc((l->n ? l->n : 1) * sizeof *names);
+    struct stat *sbs = malloc((l->n ? l->n : 1) * sizeof *sbs);
+    if (!idx || !names || !sbs) {
+        free(idx);
+        free(names);
+        free(sbs);
+        return -1;
+    }
+    for (size_t i = 0; i < l->n; i++)
+        idx[i] = i;
+    qsort_r(idx, l->n, sizeof *idx, by_listed_name, l->names);
+    for (size_t i = 0; i < l->n; i++) {
+        memcpy(names[i], l->names[idx[i]], sizeof names[i]);
+        sbs[i] = l->sbs[idx[i]];
+    }
+    free(idx);
+    free(l->names);
+    free(l->sbs);
+    l->names = names;
+    l->sbs = sbs;
+    l->cap = l->n;
+    return 0;
 }
 
 int core_unmanaged_list(struct stowage *st, const char *volume_id, struct core_unmanaged **out,
-                        size_t *n, struct st_err *e)
+                        size_t *n, uint64_t *gen, struct st_err *e)
 {
     struct core_vol_ref v;
-    struct verdict *vs = NULL;
-    struct core_unmanaged *us = NULL;
-    struct stat *sbs = NULL;
-    size_t nv = 0;
+    struct listing l = {0};
     int rc = -1;
 
     *out = NULL;
     *n = 0;
     if (core_volume_acquire(st, volume_id, &v, e))
         return -1;
-    if (scan_root(st, &v, volume_id, &vs, &nv, e))
+    int lrc = v.ops->list(v.be, "", collect, &l);
+    if (lrc < 0) {
+        be_fail(e, lrc, "list the volume root");
         goto out;
-    us = calloc(nv ? nv : 1, sizeof *us);
-    sbs = calloc(nv ? nv : 1, sizeof *sbs);
-    if (!us || !sbs) {
+    }
+    if (sort_listing(&l)) {
         st_fail(e, ST_INTERNAL, "out of memory");
         goto out;
     }
-    /* Regular files first (the writer check is about them), in name order throughout. */
-    size_t nreg = 0;
-    for (size_t i = 0; i < nv; i++)
-        if (vs[i].u.format[0]) {
-            us[nreg] = vs[i].u;
-            sbs[nreg].st_dev = vs[i].dev;
-            sbs[nreg++].st_ino = vs[i].ino;
+    pthread_mutex_lock(&st->scans->mu);
+    struct scan_cache *c = cache_of(st, volume_id);
+    if (!c)
+        st_fail(e, ST_INTERNAL, "out of memory");
+    if (c && refresh(st, &v, c, &l, e) == 0) {
+        struct core_unmanaged *us = malloc((c->n + c->n_managed + 1) * sizeof *us);
+        if (us) {
+            /* Both are in name order: merge them, the writers of the root's files marked. */
+            size_t i = 0, m = 0, k = 0;
+            while (i < c->n || m < c->n_managed) {
+                if (m == c->n_managed ||
+                    (i < c->n && strcmp(c->v[i].u.name, c->managed[m].name) < 0)) {
+                    us[k] = c->v[i].u;
+                    mark_writers(&us[k++], c->writers[i]);
+                    i++;
+                } else {
+                    us[k++] = c->managed[m++];
+                }
+            }
+            *n = k;
+            *out = us;
+            *gen = c->gen;
+            rc = 0;
+        } else {
+            st_fail(e, ST_INTERNAL, "out of memory");
         }
-    if (check_writers(&v, us, sbs, nreg, e))
-        goto out;
-    size_t k = nreg;
-    for (size_t i = 0; i < nv; i++)
-        if (!vs[i].u.format[0])
-            us[k++] = vs[i].u;
-    if (add_managed(st, volume_id, &us, &k, e))
-        goto out;
-    qsort(us, k, sizeof *us, unmanaged_by_name);
-    *out = us;
-    *n = k;
-    us = NULL;
-    rc = 0;
+    }
+    pthread_mutex_unlock(&st->scans->mu);
 out:
-    free(us);
-    free(sbs);
-    free(vs);
+    free(l.names);
+    free(l.sbs);
     core_volume_release(&v);
     return rc;
 }
@@ -389,37 +500,42 @@ int core_image_clone_count(struct stowage *st, const char *uuid, int64_t *n, str
 
 /* ---- adopt and release ---- */
 
-/* The object called name on v, judged afresh (no cache) with its writers. */
+/* The object called name on v, judged afresh (no cache), its writers not looked for. */
+static int judge_object(struct stowage *st, const struct core_vol_ref *v, const char *volume_id,
+                        const char *name, struct stat *sb, struct core_unmanaged *u,
+                        struct st_err *e)
+{
+    int rc;
+    if (!be_path_ok(name) || strchr(name, '/') || is_namespace(name) ||
+        (rc = v->ops->stat(v->be, name, sb)) == -ENOENT)
+        return st_fail_field(e, ST_NOT_FOUND, "object",
+                             "no object '%.200s' outside the catalogue on volume '%s'", name,
+                             volume_id);
+    if (rc < 0)
+        return be_fail(e, rc, "stat the object");
+    judge(st, v, name, sb, u);
+    return 0;
+}
+
 int core_unmanaged_check(struct stowage *st, const struct core_vol_ref *v, const char *volume_id,
                          const char *name, struct core_unmanaged *u, struct st_err *e)
 {
     struct stat sb;
-    int rc;
-
-    if (!be_path_ok(name) || strchr(name, '/') || is_namespace(name))
-        return st_fail_field(e, ST_NOT_FOUND, "object",
-                             "no object '%.200s' outside the catalogue on volume '%s'", name,
-                             volume_id);
-    if ((rc = v->ops->stat(v->be, name, &sb)) < 0) {
-        if (rc == -ENOENT)
-            return st_fail_field(e, ST_NOT_FOUND, "object",
-                                 "no object '%.200s' outside the catalogue on volume '%s'", name,
-                                 volume_id);
-        return be_fail(e, rc, "stat the object");
-    }
-    judge(st, v, name, &sb, u);
-    if (u->format[0])
-        return check_writers(v, u, &sb, 1, e);
-    return 0;
+    if (judge_object(st, v, volume_id, name, &sb, u, e))
+        return -1;
+    return u->format[0] ? check_writers(v, u, &sb, e) : 0;
 }
 
+/* The writers are left to image.adopt's own checks (its precheck and its run): a
+ * client's lookup costs no pass over every process. */
 int core_unmanaged_get(struct stowage *st, const char *volume_id, const char *name,
                        struct core_unmanaged *out, struct st_err *e)
 {
     struct core_vol_ref v;
+    struct stat sb;
     if (core_volume_acquire(st, volume_id, &v, e))
         return -1;
-    int rc = core_unmanaged_check(st, &v, volume_id, name, out, e);
+    int rc = judge_object(st, &v, volume_id, name, &sb, out, e);
     core_volume_release(&v);
     return rc;
 }
@@ -453,8 +569,51 @@ int core_adopt_check(struct stowage *st, const char *volume_id, const char *obje
     return rc;
 }
 
-int core_image_adopt(struct stowage *st, const char *volume_id, const char *object,
-                     const char *name, const char *uuid, const char *owner, struct db_image *out,
+/* The adopted row in 'saving', with what the adoption records: one transaction. */
+static int reserve_adopted(struct stowage *st, const struct core_adoption *a,
+                           const struct core_unmanaged *u, struct db_image *out, struct st_err *e)
+{
+    struct db_conn *c = db_acquire(st->db);
+    int rc = db_begin(c, e);
+    if (rc == 0)
+        rc = core_image_reserve_in(c, a->name, a->uuid, a->volume_id, a->owner, out, e);
+    if (rc == 0) {
+        snprintf(out->format, sizeof out->format, "%s", u->format);
+        out->virtual_size = u->virtual_size;
+        out->actual_size = u->actual_size;
+        rc = db_image_set_data(c, out->uuid, out->format, out->virtual_size, out->actual_size, "",
+                               e);
+    }
+    if (rc == 0)
+        rc = db_image_set_adopted(c, out->uuid, a->object, a->description ? a->description : "",
+                                  a->properties ? a->properties : "{}", e);
+    if (rc == 0)
+        rc = db_commit(c, e);
+    else
+        db_rollback(c);
+    db_release(st->db, c);
+    return rc;
+}
+
+/* One transaction: the row's new status, and also's write. */
+static int settle(struct stowage *st, const char *uuid, const char *status,
+                  const struct core_also *also, const struct db_image *row, struct st_err *e)
+{
+    struct db_conn *c = db_acquire(st->db);
+    int rc = db_begin(c, e);
+    if (rc == 0)
+        rc = status ? db_image_set_status(c, uuid, status, e) : db_image_delete_row(c, uuid, e);
+    if (rc == 0 && also)
+        rc = also->fn(c, row, also->ud, e);
+    if (rc == 0)
+        rc = db_commit(c, e);
+    else
+        db_rollback(c);
+    db_release(st->db, c);
+    return rc;
+}
+
+int core_image_adopt(struct stowage *st, const struct core_adoption *a, struct db_image *out,
                      struct st_err *e)
 {
     struct core_vol_ref v;
@@ -462,29 +621,21 @@ int core_image_adopt(struct stowage *st, const char *volume_id, const char *obje
     char key[DB_ID + 300], final[128];
     int moved = 0, rc = -1;
 
-    if (core_volume_acquire(st, volume_id, &v, e))
+    if (core_volume_acquire(st, a->volume_id, &v, e))
         return -1;
-    snprintf(key, sizeof key, "object:%s/%s", volume_id, object);
-    if (core_claim(st, key, object, e)) {
+    snprintf(key, sizeof key, "object:%s/%s", a->volume_id, a->object);
+    if (core_claim(st, key, a->object, e)) {
         core_volume_release(&v);
         return -1;
     }
-    if (core_unmanaged_check(st, &v, volume_id, object, &u, e) || refuse_unsafe(&u, e))
+    if (core_unmanaged_check(st, &v, a->volume_id, a->object, &u, e) || refuse_unsafe(&u, e))
         goto out;
-    if (core_image_reserve(st, name, uuid, volume_id, owner, out, e))
+    if (reserve_adopted(st, a, &u, out, e))
         goto out;
-    snprintf(out->format, sizeof out->format, "%s", u.format);
-    out->virtual_size = u.virtual_size;
-    out->actual_size = u.actual_size;
-    struct db_conn *c = db_acquire(st->db);
-    rc = db_image_set_data(c, out->uuid, out->format, out->virtual_size, out->actual_size, "", e);
-    if (rc == 0)
-        rc = db_image_set_origin(c, out->uuid, object, e);
-    db_release(st->db, c);
-    if (rc)
-        goto discard;
+    /* From here a crash leaves a 'saving' row that recovery settles: rolled forward when
+     * the file is in images/, dropped (the file still where it was) when it is not. */
     core_image_path(out, final, sizeof final);
-    if ((rc = v.ops->publish(v.be, object, final, &moved)) < 0) {
+    if ((rc = v.ops->publish(v.be, a->object, final, &moved)) < 0) {
         if (!moved) {
             be_fail(e, rc, "rename into images/");
             goto discard;
@@ -493,15 +644,11 @@ int core_image_adopt(struct stowage *st, const char *volume_id, const char *obje
         goto out;
     }
     if ((rc = v.ops->fsync_dir(v.be, "")) < 0)
-        fprintf(stderr, "stowaged: adopt %s: fsync of the volume root: %s\n", object,
+        fprintf(stderr, "stowaged: adopt %s: fsync of the volume root: %s\n", a->object,
                 strerror(-rc));
-    c = db_acquire(st->db);
-    rc = db_image_set_status(c, out->uuid, "active", e);
-    db_release(st->db, c);
-    if (rc == 0) {
-        snprintf(out->status, sizeof out->status, "active");
+    snprintf(out->status, sizeof out->status, "active");
+    if ((rc = settle(st, out->uuid, "active", a->also, out, e)) == 0)
         core_bump(st);
-    }
     goto out;
 discard:
     rc = -1;
@@ -537,8 +684,17 @@ int core_unmanage_check(struct stowage *st, const char *name, struct st_err *e)
     return 0;
 }
 
-int core_image_unmanage(struct stowage *st, const char *name, char *released, size_t len,
-                        struct st_err *e)
+static void end_release(struct stowage *st, const char *uuid)
+{
+    struct st_err e;
+    struct db_conn *c = db_acquire(st->db);
+    if (db_image_set_releasing(c, uuid, NULL, &e))
+        fprintf(stderr, "stowaged: unmanage %s: %s\n", uuid, e.msg);
+    db_release(st->db, c);
+}
+
+int core_image_unmanage(struct stowage *st, const char *name, const struct core_also *also,
+                        char *released, size_t len, struct st_err *e)
 {
     struct db_image im;
     struct core_vol_ref v;
@@ -555,27 +711,85 @@ int core_image_unmanage(struct stowage *st, const char *name, char *released, si
         goto out;
     release_name(st, &im, released, len);
     core_image_path(&im, path, sizeof path);
-    /* The file goes first: a crash before the row is dropped leaves an active row
-     * without its file, which recovery reports; never a row-less file in images/,
-     * which it would remove. */
+    /* Marked first: a crash after the move leaves a releasing row whose file is back
+     * under its origin, which recovery drops; before it, the file is still in images/ and
+     * recovery clears the mark. Never an active row without its file. */
+    struct db_conn *c = db_acquire(st->db);
+    rc = db_image_set_releasing(c, im.uuid, released, e);
+    db_release(st->db, c);
+    if (rc) {
+        core_volume_release(&v);
+        goto out;
+    }
     if ((rc = v.ops->publish(v.be, path, released, &moved)) < 0 && !moved) {
         if (rc == -EEXIST)
             st_fail(e, ST_EXISTS, "an object named '%s' is already on volume '%s'", released,
                     im.volume_id);
         else
             be_fail(e, rc, "rename out of images/");
+        end_release(st, im.uuid);
         core_volume_release(&v);
         rc = -1;
         goto out;
     }
-    v.ops->fsync_dir(v.be, "images");
+    if ((rc = v.ops->fsync_dir(v.be, "images")) < 0)
+        fprintf(stderr, "stowaged: unmanage %s: fsync of images/: %s\n", name, strerror(-rc));
     core_volume_release(&v);
-    struct db_conn *c = db_acquire(st->db);
-    rc = db_image_delete_row(c, im.uuid, e);
-    db_release(st->db, c);
-    if (rc == 0)
+    if ((rc = settle(st, im.uuid, NULL, also, &im, e)) == 0)
         core_bump(st);
 out:
     core_unclaim(st, key);
     return rc ? -1 : 0;
+}
+
+int core_image_releasing(struct stowage *st, const struct db_image *im)
+{
+    struct db_release *rel = NULL;
+    size_t nr = 0;
+    struct st_err e;
+    int found = 0;
+    struct db_conn *c = db_acquire(st->db);
+    int rc = db_image_list_releasing(c, im->volume_id, &rel, &nr, &e);
+    db_release(st->db, c);
+    for (size_t k = 0; rc == 0 && k < nr; k++)
+        found |= strcmp(rel[k].uuid, im->uuid) == 0;
+    free(rel);
+    return found;
+}
+
+/* After a restart: a release a crash cut short is finished when the file is back under
+ * its origin in the root, and undone when it is still in images/ (present[i] says so for
+ * rows[i]); a release whose file is in neither place is left to the caller's check. */
+int core_recover_releases(struct stowage *st, const char *volume_id, const struct backend_ops *ops,
+                          struct be_volume *be, const struct db_image *rows, size_t n,
+                          char *present, struct st_err *e)
+{
+    struct db_release *rel = NULL;
+    size_t nr = 0;
+    struct db_conn *c = db_acquire(st->db);
+    int rc = db_image_list_releasing(c, volume_id, &rel, &nr, e);
+    db_release(st->db, c);
+    if (rc)
+        return -1;
+    for (size_t k = 0; k < nr; k++) {
+        size_t i = 0;
+        struct stat sb;
+        while (i < n && strcmp(rows[i].uuid, rel[k].uuid) != 0)
+            i++;
+        if (i < n && present[i]) {
+            end_release(st, rel[k].uuid);
+            fprintf(stderr,
+                    "stowaged: recovery: image %s (%s) stays: its release was cut short "
+                    "before the file moved\n",
+                    rows[i].name, rel[k].uuid);
+        } else if (rel[k].origin[0] && ops->stat(be, rel[k].origin, &sb) == 0) {
+            core_image_discard(st, rel[k].uuid);
+            if (i < n)
+                present[i] = 1; /* gone as asked: not an image without its file */
+            fprintf(stderr, "stowaged: recovery: image %s released: its file is back as '%s'\n",
+                    rel[k].uuid, rel[k].origin);
+        }
+    }
+    free(rel);
+    return 0;
 }

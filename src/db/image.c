@@ -442,6 +442,66 @@ int db_image_get_origin(struct db_conn *c, const char *uuid, char *out, size_t l
     return db_one(c, st, read_origin, &o, "image", uuid, e);
 }
 
+/* ---- what an adoption records, and a release under way (migration 013) ---- */
+
+int db_image_set_adopted(struct db_conn *c, const char *uuid, const char *origin,
+                         const char *description, const char *properties, struct st_err *e)
+{
+    static const char sql[] =
+        "UPDATE image SET origin = ?2, description = ?3, properties = ?4 WHERE uuid = ?1";
+    struct db_query *st = db_stmt(c, sql, e);
+    if (!st)
+        return -1;
+    db_bind_text(st, 1, uuid);
+    db_bind_text(st, 2, origin);
+    db_bind_text(st, 3, description);
+    db_bind_text(st, 4, properties);
+    return db_exec_changed(c, st, "record the adopted image", "image", uuid, e);
+}
+
+int db_image_get_properties(struct db_conn *c, const char *uuid, char *out, size_t len,
+                            struct st_err *e)
+{
+    static const char sql[] = "SELECT properties FROM image WHERE uuid = ?1";
+    struct origin_out o = {out, len};
+    struct db_query *st = db_stmt(c, sql, e);
+    if (!st)
+        return -1;
+    db_bind_text(st, 1, uuid);
+    return db_one(c, st, read_origin, &o, "image", uuid, e);
+}
+
+int db_image_set_releasing(struct db_conn *c, const char *uuid, const char *to, struct st_err *e)
+{
+    static const char sql[] = "UPDATE image SET releasing = ?2 != '', "
+                              "origin = CASE ?2 WHEN '' THEN origin ELSE ?2 END WHERE uuid = ?1";
+    struct db_query *st = db_stmt(c, sql, e);
+    if (!st)
+        return -1;
+    db_bind_text(st, 1, uuid);
+    db_bind_text(st, 2, to);
+    return db_exec_changed(c, st, "mark the image's release", "image", uuid, e);
+}
+
+static void read_release(struct db_query *st, void *item)
+{
+    struct db_release *r = item;
+    db_col_text(st, 0, r->uuid, sizeof r->uuid);
+    db_col_text(st, 1, r->origin, sizeof r->origin);
+}
+
+int db_image_list_releasing(struct db_conn *c, const char *volume_id, struct db_release **out,
+                            size_t *n, struct st_err *e)
+{
+    static const char sql[] =
+        "SELECT uuid, origin FROM image WHERE volume_id = ?1 AND releasing != 0";
+    struct db_query *st = db_stmt(c, sql, e);
+    if (!st)
+        return -1;
+    db_bind_text(st, 1, volume_id);
+    return db_collect(c, st, sizeof **out, read_release, out, n, "list releases", e);
+}
+
 /* ---- an image's SHA-1 for IMGAPI manifests (migration 008) ---- */
 
 int db_image_set_sha1(struct db_conn *c, const char *uuid, const char *sha1, struct st_err *e)

@@ -220,15 +220,25 @@ def test_manageable_list_brief_sorted_paged_and_from_a_marker(vol):
 def test_manage_show_list_unmanage_delete(vol):
     make_images(vol.root)
     ino = os.stat(vol.root / "big.qcow2").st_ino
-    out = vol.props("manage", vol.host, "big.qcow2", "--name", "win10")
+    out = vol.props("manage", vol.host, "big.qcow2", "--name", "win10", "--description",
+                    "the win10 disk", "--volume-type", "fast", "--availability-zone", "az1",
+                    "--bootable", "--metadata", "os=win10", "tier=gold")
     vid = out["id"]
     assert UUID_RE.match(vid) and out["name"] in ("win10", vid)
-    shown = vol.wait_status(vid, "available")
+    vol.wait_status(vid, "available")
     shown = vol.props("show", vid)
     assert shown["name"] == "win10" and shown["size"] == "10"
     assert shown["os-vol-host-attr:host"] == vol.host
     assert shown["attached_servers"] == "[]" and shown["encrypted"] == "False"
-    assert shown["multiattach"] == "False" and shown["bootable"] == "false"
+    assert shown["multiattach"] == "False"
+    # what the manage request said is kept and shown
+    assert shown["description"] == "the win10 disk" and shown["bootable"] == "true"
+    assert shown["volume_type"] == "fast" and shown["availability_zone"] == "az1"
+    assert shown["metadata"] == "os : win10", shown  # first line of cinder's key : value cell
+    body = get(vol.d, "/v3/%s/volumes/%s" % (PROJECT, vid)).json()["volume"]
+    assert body["metadata"] == {"os": "win10", "tier": "gold"}
+    assert (body["description"], body["bootable"], body["volume_type"],
+            body["availability_zone"]) == ("the win10 disk", "true", "fast", "az1")
     # a rename: the same inode is now the image, nothing was copied
     moved = vol.root / "images" / ("%s.qcow2" % vid)
     assert vol.settled(lambda: moved.exists()) and os.stat(moved).st_ino == ino
@@ -259,7 +269,10 @@ def test_manage_show_list_unmanage_delete(vol):
     out = vol.props("manage", vol.host, "small.raw")
     vid2 = out["id"]
     vol.wait_status(vid2, "available")
-    assert vol.props("show", vid2)["name"] == vid2
+    shown = vol.props("show", vid2)
+    assert (shown["name"], shown["bootable"], shown["description"], shown["volume_type"],
+            shown["availability_zone"], shown["metadata"]) == (
+        vid2, "false", "None", "__DEFAULT__", "nova", ""), shown
     r = vol.cinder("delete", vid2)
     assert "Request to delete volume %s has been accepted." % vid2 in r.stdout
     vol.d.wait_for(lambda: vol.table("list") == [], timeout=30, what="deleted")
@@ -393,8 +406,13 @@ BAD_LISTS = [
     ("3.8", "host=H&sort=size:up", "Invalid sort dirs passed: up"),
     ("3.8", "host=H&limit=x", "limit param must be an integer"),
     ("3.8", "host=H&limit=-1", "limit param must be positive"),
-    ("3.8", "host=H&offset=x", "Invalid input received: offset must be an integer"),
-    ("3.8", "host=H&offset=-2", "Invalid input received: offset must be >= 0"),
+    ("3.8", "host=H&offset=x", "offset must be an integer"),
+    ("3.8", "host=H&offset=-2", "offset must be >= 0"),
+    ("3.8", "host=H&offset=2147483648", "offset must be <= 2147483647"),
+    ("3.8", "host=H&sort=size&sort_key=size", "The 'sort_key' and 'sort_dir' parameters are "
+                                              "deprecated and cannot be used with the 'sort' "
+                                              "parameter."),
+    ("3.8", "host=H&sort=size:desc,name,bogus:up", "Invalid sort keys passed: name, bogus"),
     ("3.8", "host=H&marker=nope", "Invalid input received: marker nope can not be analysed, "
                                   "please use json like format"),
     ("3.8", "host=H&marker=%7B%22source-name%22%3A%22gone%22%7D",
@@ -410,12 +428,16 @@ def test_bad_list_parameters_are_400_with_cinders_message(local, version, query,
     assert r.json() == {"badRequest": {"code": 400, "message": message}}
 
 
-def test_unknown_host_is_cinders_service_not_found(local):
-    host = socket.gethostname() + "@nostorage"
-    r = get(local.d, "/v3/%s/manageable_volumes?host=%s" % (PROJECT, host))
-    assert r.status_code == 404
-    assert r.json() == {"itemNotFound": {"code": 404, "message":
-                                         "Service None could not be found on host %s." % host}}
+@pytest.mark.parametrize("path", ["manageable_volumes", "manageable_volumes/detail",
+                                  "os-volume-manage", "manageable_snapshots"])
+def test_unknown_host_is_400_with_cinders_message(local, path):
+    for host in (socket.gethostname() + "@nostorage", "elsewhere@%s#loc" % STORAGE,
+                 "%s@%s#novolume" % (socket.gethostname(), STORAGE), "nohash"):
+        r = get(local.d, "/v3/%s/%s" % (PROJECT, path), params={"host": host})
+        assert r.status_code == 400, r.text
+        assert r.json() == {"badRequest": {"code": 400, "message": "Host '%s' not found" % host}}
+    r = get(local.d, "/v3/%s/%s" % (PROJECT, path), "3.17", params={"cluster": "c1"})
+    assert r.json() == {"badRequest": {"code": 400, "message": "Cluster 'c1' not found"}}
 
 
 def post(d, path, body, version="3.8"):
@@ -440,9 +462,27 @@ def test_bad_manage_requests(local):
     assert r.json() == {"badRequest": {"code": 400, "message":
                         "Invalid input received: Host field is missing."}}
     r = post(d, url, {"volume": {"host": "elsewhere@st#loc", "ref": {"source-name": "a.raw"}}})
-    assert r.status_code == 503
-    assert r.json() == {"serviceUnavailable": {"code": 503,
-                                               "message": "Host 'elsewhere@st#loc' not found"}}
+    assert r.json() == {"badRequest": {"code": 400, "message": "Host 'elsewhere@st#loc' not found"}}
+    r = post(d, url, {"volume": {"cluster": "c1", "ref": {"source-name": "a.raw"}}}, "3.16")
+    assert r.json() == {"badRequest": {"code": 400, "message": "Cluster 'c1' not found"}}
+    r = post(d, url, {"volume": {"host": local.host, "cluster": "c1",
+                                 "ref": {"source-name": "a.raw"}}}, "3.16")
+    assert r.json() == {"badRequest": {"code": 400, "message": "Invalid input received: One and "
+                                       "only one of cluster and host must be set."}}
+    for field, value, why in (("bootable", "maybe", "must be a boolean"),
+                              ("metadata", ["x"], "must be an object"),
+                              ("metadata", {"k": 1}, "keys are 1 to 255"),
+                              ("metadata", {"": "v"}, "keys are 1 to 255"),
+                              ("description", "d" * 129, "is too long"),
+                              ("volume_type", 7, "must be a string")):
+        r = post(d, url, {"volume": {"host": local.host, "ref": {"source-name": "a.raw"},
+                                     field: value}})
+        assert r.status_code == 400, (field, r.text)
+        msg = r.json()["badRequest"]["message"]
+        assert msg.startswith("Invalid input for field/attribute %s. Value: " % field), msg
+        assert why in msg, msg
+    assert (local.root / "a.raw").exists() and get(d, "/v3/%s/volumes" % PROJECT).json() == {
+        "volumes": []}
     # a name clash: the file stays
     ok = post(d, "/v3/%s/manageable_volumes" % PROJECT,
               {"volume": {"host": local.host, "ref": {"source-name": "a.raw"}, "name": "one"}})
@@ -467,4 +507,50 @@ def test_bad_manage_requests(local):
                                          "Volume %s could not be found." % vid}}
     r = requests.delete(d.base + other, headers=hdr(d, "3.8"), timeout=30)
     assert r.status_code == 404
+    r = post(d, other + "/action", {"os-unmanage": None})
+    assert r.json() == {"itemNotFound": {"code": 404, "message":
+                                         "Volume %s could not be found." % vid}}
+    assert get(d, "/v3/%s/volumes/%s" % (PROJECT, vid)).json()["volume"]["status"] == "available"
     assert get(d, "/v3/other/volumes/detail").json() == {"volumes": []}
+
+
+def test_storage_host_roles_one_catalogue_and_clones_that_block(local):
+    """A host without #volume names every volume of the storage; a reader may not manage
+    (403); an adopted volume is in Danube's list too; while a clone uses it, delete and
+    unmanage are refused as Cinder refuses a volume with snapshots."""
+    d = local.d
+    qemu_img("create", "-q", "-f", "qcow2", str(local.root / "c.qcow2"), "1G")
+    bare = "%s@%s" % (socket.gethostname(), STORAGE)
+    r = get(d, "/v3/%s/manageable_volumes" % PROJECT, params={"host": bare})
+    assert r.json() == {"manageable-volumes": [{"reference": {"source-name": "c.qcow2"},
+                                                "size": 1, "safe_to_manage": True}]}
+    body = {"volume": {"host": bare, "ref": {"source-name": "c.qcow2"}, "name": "cvm"}}
+    reader = d.make_token("reader")
+    r = requests.post(d.base + "/v3/%s/os-volume-manage" % PROJECT, json=body, timeout=30,
+                      headers={"X-Auth-Token": reader, "OpenStack-API-Version": "volume 3.8"})
+    assert r.status_code == 403 and list(r.json()) == ["forbidden"], r.text
+    assert r.json()["forbidden"]["code"] == 403 and "reader" in r.json()["forbidden"]["message"]
+    assert (local.root / "c.qcow2").exists()
+    r = post(d, "/v3/%s/os-volume-manage" % PROJECT, body)
+    assert r.status_code == 202, r.text
+    vid = r.json()["volume"]["id"]
+    assert r.json()["volume"]["os-vol-host-attr:host"] == local.host
+    d.wait_for(lambda: get(d, "/v3/%s/volumes/%s" % (PROJECT, vid)).json()["volume"]["status"]
+               == "available", what="available")
+    r = requests.get(d.base + "/image/", headers={"ES-API-KEY": d.token}, timeout=30)
+    assert r.status_code == 200 and r.json()["result"] == ["cvm"], r.text
+    t = d.post("/tasks/create", json={"type": "guest_clone", "repeat": "0", "retries": "0",
+                                      "image_id": "cvm", "guest_id": "g1", "clone_id": "cvm_g1"})
+    tid = t.json()["message"]
+    d.wait_for(lambda: d.get("/tasks/" + tid).json()["result"] == "success", what="clone")
+    refused = ("Invalid volume: Volume status must be available or error or error_restoring "
+               "or error_extending or error_managing and must not be migrating, attached, "
+               "belong to a group, have snapshots, awaiting a transfer, or be disassociated "
+               "from snapshots after volume transfer.")
+    for r in (requests.delete(d.base + "/v3/%s/volumes/%s" % (PROJECT, vid), timeout=30,
+                              headers=hdr(d, "3.8")),
+              post(d, "/v3/%s/volumes/%s/action" % (PROJECT, vid), {"os-unmanage": None})):
+        assert r.status_code == 400 and r.json() == {"badRequest": {"code": 400,
+                                                                    "message": refused}}
+    assert (local.root / "images" / ("%s.qcow2" % vid)).exists()
+    assert get(d, "/v3/%s/volumes/%s" % (PROJECT, vid)).json()["volume"]["status"] == "available"

@@ -193,6 +193,9 @@ int core_volume_stats(struct stowage *st, struct core_volume_stat **out, size_t 
 int core_health_catalogue(struct stowage *st, struct st_err *e);
 
 int core_image_get(struct stowage *st, const char *uuid, struct core_image *out, struct st_err *e);
+/* The properties a dialect keeps with an image (JSON text of an object, "{}" for none). */
+int core_image_properties(struct stowage *st, const char *uuid, char *out, size_t len,
+                          struct st_err *e);
 /* The live image called name; ST_NOT_FOUND when none is. */
 int core_image_find(struct stowage *st, const char *name, struct core_image *out, struct st_err *e);
 /* Every live image (any status but deleted), by name, each with its storage_id. */
@@ -219,10 +222,14 @@ struct core_unmanaged {
     char reason[224];      /* why not safe, "" when safe */
 };
 /* Every object of the volume, sorted by name (*out malloc'd). The verdicts of files
- * whose identity (inode, size, times) has not changed since the last scan are reused. */
+ * whose identity (inode, size, times) has not changed since the last scan are reused; the
+ * writers are looked for every time. *gen is new whenever anything listed differs from
+ * the last scan, and the largest gen of several volumes is new when any of them is: a
+ * reply rendered from the lists may be kept under it. */
 int core_unmanaged_list(struct stowage *st, const char *volume_id, struct core_unmanaged **out,
-                        size_t *n, struct st_err *e);
-/* One object of the volume's root, judged afresh (ST_NOT_FOUND when there is none). */
+                        size_t *n, uint64_t *gen, struct st_err *e);
+/* One object of the volume's root, judged afresh but for its writers (ST_NOT_FOUND when
+ * there is none). */
 int core_unmanaged_get(struct stowage *st, const char *volume_id, const char *name,
                        struct core_unmanaged *out, struct st_err *e);
 /* The volumes of a storage (ids, *out malloc'd): which a scan may name. */
@@ -302,6 +309,8 @@ struct core_op_params {
      * whom the new image belongs to (absent: the submitter). */
     const char *object;
     const char *owner;
+    const char *properties; /* image.adopt: JSON text of an object a dialect keeps with the
+                             * image (Cinder's metadata, bootable...); core never reads it */
     /* backup.*: the backup storage (its uuid), the new one's uuid (absent: generated), its
      * place as a URL, the host that must be this one, a login name and port kept for
      * views, "enable" / "disable" (backup.state), and a delete despite image backups. */

@@ -182,6 +182,22 @@ int db_image_delete_row(struct db_conn *c, const char *uuid, struct st_err *e);
 int db_image_set_origin(struct db_conn *c, const char *uuid, const char *origin, struct st_err *e);
 int db_image_get_origin(struct db_conn *c, const char *uuid, char *out, size_t len,
                         struct st_err *e);
+/* What adopting a file records beside its row: the name it had, a description and the
+ * dialects' properties (JSON text of an object). */
+int db_image_set_adopted(struct db_conn *c, const char *uuid, const char *origin,
+                         const char *description, const char *properties, struct st_err *e);
+int db_image_get_properties(struct db_conn *c, const char *uuid, char *out, size_t len,
+                            struct st_err *e);
+/* An image whose file is being moved back out to the root under the name to
+ * (image.unmanage; it becomes the row's origin): set before the move, so that restart
+ * recovery finds the rows whose release a crash cut short. to NULL or "": not releasing. */
+int db_image_set_releasing(struct db_conn *c, const char *uuid, const char *to, struct st_err *e);
+struct db_release {
+    char uuid[37];
+    char origin[256];
+};
+int db_image_list_releasing(struct db_conn *c, const char *volume_id, struct db_release **out,
+                            size_t *n, struct st_err *e);
 /* An image's SHA-1 (hex, '' until computed). */
 int db_image_set_sha1(struct db_conn *c, const char *uuid, const char *sha1, struct st_err *e);
 int db_image_get_sha1(struct db_conn *c, const char *uuid, char *out, size_t len, struct st_err *e);
