@@ -523,6 +523,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         r->url = url;
         r->method = method;
         r->route_idx = -1;
+        r->sendfile_fd = -1;
         r->t0_us = http_mono_us();
         r->window_t0_us = r->t0_us;
         *con_cls = r;
@@ -562,6 +563,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     http_guard_request_done(s, conn);
     if (!r)
         return;
+    http_sendfile_forget(r->sendfile_fd); /* libmicrohttpd closes it after this */
     uint64_t us = http_mono_us() - r->t0_us;
     unsigned status = r->status ? r->status : 499; /* nothing sent: client gone */
     if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK && r->status)
