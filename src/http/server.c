@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <gnutls/crypto.h>
+#include <malloc.h>
 #include <netinet/in.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -20,6 +21,8 @@
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
+
+#define TRIM_AFTER (16u << 20) /* bytes a request moves before malloc_trim (on_completed) */
 
 uint64_t http_mono_us(void)
 {
@@ -582,8 +585,13 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     free(r->hdrs);
     json_decref(r->json);
     free(r->body);
+    uint64_t moved = r->bytes_out + (r->content_length > 0 ? (uint64_t)r->content_length : 0);
     free(r);
     *con_cls = NULL;
+    /* A big transfer leaves freed pages in the arenas of the threads it used (the
+     * writer's, gfapi's): hand them back now, not when the heap top happens to shrink. */
+    if (moved >= TRIM_AFTER)
+        malloc_trim(0);
 }
 
 /* We bind the socket ourselves so "port in use" is a clear message, not a NULL daemon. */
