@@ -60,6 +60,20 @@ def drop_caches():
         f.write("3\n")
 
 
+def settle(limit_kib=64 * 1024, timeout=30):
+    """Wait until the page cache has written back what the last upload left dirty: the
+    next cold read must not share the disk with that writeback."""
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout:
+        os.sync()
+        with open("/proc/meminfo") as f:
+            kib = sum(int(line.split()[1]) for line in f
+                      if line.startswith(("Dirty:", "Writeback:")))
+        if kib < limit_kib:
+            return
+        time.sleep(0.5)
+
+
 def timed(argv, **kw):
     """Run argv after dropping the page cache; seconds of wall time."""
     drop_caches()
@@ -70,6 +84,14 @@ def timed(argv, **kw):
 
 def mibs(size, seconds):
     return size / MiB / seconds
+
+
+def cpu_seconds(pid):
+    """User + system CPU time of a process so far: what a transfer cost it, whatever the
+    other load on the machine."""
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 class Bench:
@@ -178,6 +200,8 @@ class Bench:
             proc.wait(timeout=30)
         self.at_exit(stop)
         time.sleep(0.5)
+        with open("/proc/%d/task/%d/children" % (proc.pid, proc.pid)) as f:
+            self.nginx_worker = int(f.read().split()[0])  # worker_processes 1
 
     def nginx_down(self, vid, rel, cold=True):
         if cold:
@@ -253,29 +277,35 @@ class Bench:
 
     def transfer(self, vid, root, label):
         """Upload and download 1 GiB through stowaged vs dd/cat on the same filesystem."""
-        up, dd, down, cat, ngx, wdown, wngx = [], [], [], [], [], [], []
+        up, dd, down, cat, ngx, wdown, wngx, cpu, ncpu = [], [], [], [], [], [], [], [], []
         ddfile = root / "dd-bench.raw"
         for i in range(RUNS):
             dd.append(timed(["dd", "if=%s" % self.src, "of=%s" % ddfile, "bs=4M", "conv=fdatasync"]))
             name = "bench-%s-%d" % (vid, i)
             ddfile.unlink()
             up.append(self.curl_up(name, vid))
+            settle()
             uuid, fmt = self.uuid_of(name)
             down.append(self.curl_down(name))
+            c0 = cpu_seconds(self.d.proc.pid)
             wdown.append(self.curl_down(name, cold=False))  # the page cache holds it now
+            cpu.append(cpu_seconds(self.d.proc.pid) - c0)
             # the very file the daemon served, read through the filesystem (FUSE for Gluster)
             cat.append(timed(["sh", "-c", 'cat "$1" > /dev/null', "cat",
                               str(root / "images" / ("%s.%s" % (uuid, fmt)))]))
             if self.nport:
                 ngx.append(self.nginx_down(vid, "images/%s.%s" % (uuid, fmt)))
+                c0 = cpu_seconds(self.nginx_worker)
                 wngx.append(self.nginx_down(vid, "images/%s.%s" % (uuid, fmt), cold=False))
+                ncpu.append(cpu_seconds(self.nginx_worker) - c0)
             self.delete(name)
             log("%s run %d: up %.2fs dd %.2fs down %.2fs warm %.2fs cat %.2fs nginx %s warm %s" % (
                 label, i, up[-1], dd[-1], down[-1], wdown[-1], cat[-1], ngx[-1:], wngx[-1:]))
         m = statistics.median
         return {"up": mibs(GiB, m(up)), "dd": mibs(GiB, m(dd)), "down": mibs(GiB, m(down)),
                 "cat": mibs(GiB, m(cat)), "nginx": mibs(GiB, m(ngx)) if ngx else None,
-                "wdown": mibs(GiB, m(wdown)), "wnginx": mibs(GiB, m(wngx)) if wngx else None}
+                "wdown": mibs(GiB, m(wdown)), "wnginx": mibs(GiB, m(wngx)) if wngx else None,
+                "cpu": m(cpu), "ncpu": m(ncpu) if ncpu else None}
 
     def ceiling(self):
         """The same upload/download to a tmpfs volume, and SHA-256 alone: what the CPU allows."""
@@ -473,6 +503,12 @@ def report(o, gluster_skipped, error=None):
       "the very same file, reached through the same filesystem, shows that ceiling beside "
       "`cat`. Warm is the same download again at once, from the page cache. stowaged sends "
       "a range without holes on a local volume by sendfile in 4 MiB steps (src/http/sendfile.c).")
+    for key, label in (("loc", "XFS loop"), ("g", "Gluster")):
+        r = o.get(key)
+        if r and r.get("ncpu") is not None:
+            a("")
+            a("CPU time of a warm 1 GiB download (%s), the server process's user + system, "
+              "median: stowaged **%.3f s**, nginx's worker %.3f s." % (label, r["cpu"], r["ncpu"]))
     if "shm" in o:
         c = o["shm"]
         a("")
