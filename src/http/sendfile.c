@@ -23,19 +23,15 @@
 #define STEP (4u << 20)
 #define MAX_FD 65536
 
-/* The end of each registered reply's range, plus one (0: not a reply of ours), and how
- * far the disk was told to read ahead, by fd. One thread at a time sends a reply. */
+/* The end of each registered reply's range, plus one (0: not a reply of ours), by fd. */
 static _Atomic uint64_t range_end[MAX_FD];
-static uint64_t hinted_to[MAX_FD];
 
 ssize_t sendfile64(int out_fd, int in_fd, off64_t *offset, size_t count);
 
 void http_sendfile_register(int fd, uint64_t off, uint64_t len)
 {
-    if (fd >= 0 && fd < MAX_FD) {
-        hinted_to[fd] = off;
+    if (fd >= 0 && fd < MAX_FD)
         atomic_store(&range_end[fd], off + len + 1);
-    }
 }
 
 void http_sendfile_forget(int fd)
@@ -52,15 +48,11 @@ __attribute__((visibility("default"))) ssize_t sendfile64(int out_fd, int in_fd,
         uint64_t left = end - (uint64_t)*offset;
         if (left > count)
             count = left < STEP ? (size_t)left : STEP;
-        /* The disk reads the next step while this one goes out (as the read path does);
-         * each page is hinted once, which a warm file pays only as a lookup. */
-        uint64_t from = (uint64_t)*offset + count, to = from + STEP < end ? from + STEP : end;
-        if (from < hinted_to[in_fd])
-            from = hinted_to[in_fd];
-        if (from < to) {
-            posix_fadvise(in_fd, (off64_t)from, (off64_t)(to - from), POSIX_FADV_WILLNEED);
-            hinted_to[in_fd] = to;
-        }
+        /* The disk reads the next step while this one goes out (as the read path does). */
+        if (left > count)
+            posix_fadvise(in_fd, *offset + (off64_t)count,
+                          (off64_t)(left - count < STEP ? left - count : STEP),
+                          POSIX_FADV_WILLNEED);
     }
     return syscall(SYS_sendfile, out_fd, in_fd, offset, count);
 }
