@@ -15,7 +15,6 @@
  * a short step. bench/REPORT.md has the figures of each choice. */
 #include "http_internal.h"
 
-#include <fcntl.h>
 #include <stdatomic.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -48,11 +47,6 @@ __attribute__((visibility("default"))) ssize_t sendfile64(int out_fd, int in_fd,
         uint64_t left = end - (uint64_t)*offset;
         if (left > count)
             count = left < STEP ? (size_t)left : STEP;
-        /* The disk reads the next step while this one goes out (as the read path does). */
-        if (left > count)
-            posix_fadvise(in_fd, *offset + (off64_t)count,
-                          (off64_t)(left - count < STEP ? left - count : STEP),
-                          POSIX_FADV_WILLNEED);
     }
     return syscall(SYS_sendfile, out_fd, in_fd, offset, count);
 }
