@@ -16,7 +16,8 @@ Env: STOWAGED (binary), BENCH_WORK (scratch dir), BENCH_DATA_RUNS (runs per tran
 measurement, default 3), BENCH_CLONE_RUNS (default 50), BENCH_GLUSTER_WAIT_S (how long to
 wait for another glusterd on this host to go away, default 600), BENCH_DATA_STEPS (a comma
 list of the steps to run alone: clone_loc, clone_g, loc, shm, g, rss; Gluster is set up
-only when a Gluster step is in it).
+only when a Gluster step is in it), BENCH_DATA_CONFIG_EXTRA (JSON merged into the daemon's
+config, e.g. '{"sendfile": false}' to measure the read path).
 """
 import json
 import os
