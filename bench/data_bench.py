@@ -14,7 +14,10 @@ section on stdout; progress goes to stderr.
 
 Env: STOWAGED (binary), BENCH_WORK (scratch dir), BENCH_DATA_RUNS (runs per transfer
 measurement, default 3), BENCH_CLONE_RUNS (default 50), BENCH_GLUSTER_WAIT_S (how long to
-wait for another glusterd on this host to go away, default 600).
+wait for another glusterd on this host to go away, default 600), BENCH_DATA_STEPS (a comma
+list of the steps to run alone: clone_loc, clone_g, loc, shm, g, rss; Gluster is set up
+only when a Gluster step is in it), BENCH_DATA_CONFIG_EXTRA (JSON merged into the daemon's
+config, e.g. '{"sendfile": false}' to measure the read path).
 """
 import json
 import os
@@ -58,6 +61,20 @@ def drop_caches():
         f.write("3\n")
 
 
+def settle(limit_kib=64 * 1024, timeout=30):
+    """Wait until the page cache has written back what the last upload left dirty: the
+    next cold read must not share the disk with that writeback."""
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout:
+        os.sync()
+        with open("/proc/meminfo") as f:
+            kib = sum(int(line.split()[1]) for line in f
+                      if line.startswith(("Dirty:", "Writeback:")))
+        if kib < limit_kib:
+            return
+        time.sleep(0.5)
+
+
 def timed(argv, **kw):
     """Run argv after dropping the page cache; seconds of wall time."""
     drop_caches()
@@ -68,6 +85,14 @@ def timed(argv, **kw):
 
 def mibs(size, seconds):
     return size / MiB / seconds
+
+
+def cpu_seconds(pid):
+    """User + system CPU time of a process so far: what a transfer cost it, whatever the
+    other load on the machine."""
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 class Bench:
@@ -97,7 +122,8 @@ class Bench:
         self.mnt = disk.mount(self.work / "mnt")
         self.gd = self.fuse = None
         deadline = time.monotonic() + float(os.environ.get("BENCH_GLUSTER_WAIT_S", "600"))
-        while True:
+        only = os.environ.get("BENCH_DATA_STEPS")
+        while not only or {"g", "clone_g"} & set(only.split(",")):
             try:
                 self.gd = Glusterd(self.work / "gluster")
                 break
@@ -128,7 +154,8 @@ class Bench:
         self.start_nginx()
         self.d = Daemon(self.work / "daemon", config={
             "probe_ttl_ms": 1000, "log_requests": True,
-            "storages": [{"id": STORAGE, "volumes": vols}]})
+            "storages": [{"id": STORAGE, "volumes": vols}],
+            **json.loads(os.environ.get("BENCH_DATA_CONFIG_EXTRA", "{}"))})
         os.makedirs(self.d.tmpdir, exist_ok=True)
         self.d.start()
         self.at_exit(self.d.stop)
@@ -174,9 +201,12 @@ class Bench:
             proc.wait(timeout=30)
         self.at_exit(stop)
         time.sleep(0.5)
+        with open("/proc/%d/task/%d/children" % (proc.pid, proc.pid)) as f:
+            self.nginx_worker = int(f.read().split()[0])  # worker_processes 1
 
-    def nginx_down(self, vid, rel):
-        drop_caches()
+    def nginx_down(self, vid, rel, cold=True):
+        if cold:
+            drop_caches()
         r = subprocess.run(["curl", "-sS", "-o", "/dev/null", "-w", "%{http_code} %{time_total}",
                             "http://127.0.0.1:%d/%s/%s" % (self.nport, vid, rel)],
                            capture_output=True, text=True, check=True)
@@ -227,8 +257,9 @@ class Bench:
             raise RuntimeError("upload %s: %s %s" % (name, code, (self.work / "up.json").read_text()))
         return float(secs)
 
-    def curl_down(self, name):
-        drop_caches()
+    def curl_down(self, name, cold=True):
+        if cold:
+            drop_caches()
         r = subprocess.run(["curl", "-sS", "-o", "/dev/null", "-w", "%{http_code} %{time_total}",
                             "-H", "Authorization: Bearer " + self.d.token,
                             self.d.url("/image/%s/file/" % name)],
@@ -247,26 +278,35 @@ class Bench:
 
     def transfer(self, vid, root, label):
         """Upload and download 1 GiB through stowaged vs dd/cat on the same filesystem."""
-        up, dd, down, cat, ngx = [], [], [], [], []
+        up, dd, down, cat, ngx, wdown, wngx, cpu, ncpu = [], [], [], [], [], [], [], [], []
         ddfile = root / "dd-bench.raw"
         for i in range(RUNS):
             dd.append(timed(["dd", "if=%s" % self.src, "of=%s" % ddfile, "bs=4M", "conv=fdatasync"]))
             name = "bench-%s-%d" % (vid, i)
             ddfile.unlink()
             up.append(self.curl_up(name, vid))
+            settle()
             uuid, fmt = self.uuid_of(name)
             down.append(self.curl_down(name))
+            c0 = cpu_seconds(self.d.proc.pid)
+            wdown.append(self.curl_down(name, cold=False))  # the page cache holds it now
+            cpu.append(cpu_seconds(self.d.proc.pid) - c0)
             # the very file the daemon served, read through the filesystem (FUSE for Gluster)
             cat.append(timed(["sh", "-c", 'cat "$1" > /dev/null', "cat",
                               str(root / "images" / ("%s.%s" % (uuid, fmt)))]))
             if self.nport:
                 ngx.append(self.nginx_down(vid, "images/%s.%s" % (uuid, fmt)))
+                c0 = cpu_seconds(self.nginx_worker)
+                wngx.append(self.nginx_down(vid, "images/%s.%s" % (uuid, fmt), cold=False))
+                ncpu.append(cpu_seconds(self.nginx_worker) - c0)
             self.delete(name)
-            log("%s run %d: up %.2fs dd %.2fs down %.2fs cat %.2fs nginx %s" % (
-                label, i, up[-1], dd[-1], down[-1], cat[-1], ngx[-1:]))
+            log("%s run %d: up %.2fs dd %.2fs down %.2fs warm %.2fs cat %.2fs nginx %s warm %s" % (
+                label, i, up[-1], dd[-1], down[-1], wdown[-1], cat[-1], ngx[-1:], wngx[-1:]))
         m = statistics.median
         return {"up": mibs(GiB, m(up)), "dd": mibs(GiB, m(dd)), "down": mibs(GiB, m(down)),
-                "cat": mibs(GiB, m(cat)), "nginx": mibs(GiB, m(ngx)) if ngx else None}
+                "cat": mibs(GiB, m(cat)), "nginx": mibs(GiB, m(ngx)) if ngx else None,
+                "wdown": mibs(GiB, m(wdown)), "wnginx": mibs(GiB, m(wngx)) if wngx else None,
+                "cpu": m(cpu), "ncpu": m(ncpu) if ncpu else None}
 
     def ceiling(self):
         """The same upload/download to a tmpfs volume, and SHA-256 alone: what the CPU allows."""
@@ -411,6 +451,9 @@ def main():
         if b.gd:
             steps.append(("g", lambda: b.transfer("g", b.fuse, "gluster")))
         steps.append(("rss", b.rss))
+        only = os.environ.get("BENCH_DATA_STEPS")  # e.g. "loc,rss": a part of the bench alone
+        if only:
+            steps = [(k, fn) for k, fn in steps if k in only.split(",")]
         for key, fn in steps:
             log("== " + key)
             out[key] = fn()
@@ -438,24 +481,35 @@ def report(o, gluster_skipped, error=None):
     a("")
     a("| volume | stowaged upload | dd bs=4M conv=fdatasync | ratio (target ≥ 0.85) | "
       "stowaged download | cat > /dev/null | ratio (target ≥ 0.90) | nginx sendfile, same file | "
-      "ratio to nginx |")
-    a("|---|---|---|---|---|---|---|---|---|")
+      "ratio to nginx (target ≥ 0.95) | warm: stowaged | warm: nginx | warm ratio (≥ 0.95) |")
+    a("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for key, label in (("loc", "XFS loop"), ("g", "Gluster 4+2 (FUSE baseline)")):
         if key not in o:
-            a("| %s | skipped: %s |  |  |  |  |  |  |  |" % (label, gluster_skipped or "not measured"))
+            a("| %s | skipped: %s |  |  |  |  |  |  |  |  |  |  |" % (
+                label, gluster_skipped or "not measured"))
             continue
         r = o[key]
         ng = r.get("nginx")
-        a("| %s | %.0f MiB/s | %.0f MiB/s | **%s** | %.0f MiB/s | %.0f MiB/s | **%s** | %s | %s |" % (
-            label, r["up"], r["dd"], fmt_ratio(r["up"], r["dd"]), r["down"], r["cat"],
-            fmt_ratio(r["down"], r["cat"]), "%.0f MiB/s" % ng if ng else "–",
-            fmt_ratio(r["down"], ng) if ng else "–"))
+        wng = r.get("wnginx")
+        a("| %s | %.0f MiB/s | %.0f MiB/s | **%s** | %.0f MiB/s | %.0f MiB/s | **%s** | %s | **%s** "
+          "| %.0f MiB/s | %s | **%s** |" % (
+              label, r["up"], r["dd"], fmt_ratio(r["up"], r["dd"]), r["down"], r["cat"],
+              fmt_ratio(r["down"], r["cat"]), "%.0f MiB/s" % ng if ng else "–",
+              fmt_ratio(r["down"], ng) if ng else "–", r["wdown"],
+              "%.0f MiB/s" % wng if wng else "–", fmt_ratio(r["wdown"], wng) if wng else "–"))
     a("")
     a("stowaged's upload includes what dd does not: sha256 of every byte, the format "
       "inspection, fsync of file and directory, the catalogue commit. A download can go no "
       "faster than curl receives over loopback: nginx (one worker, sendfile, no TLS) serving "
       "the very same file, reached through the same filesystem, shows that ceiling beside "
-      "`cat`.")
+      "`cat`. Warm is the same download again at once, from the page cache. stowaged sends "
+      "a range without holes on a local volume by sendfile in 4 MiB steps (src/http/sendfile.c).")
+    for key, label in (("loc", "XFS loop"), ("g", "Gluster")):
+        r = o.get(key)
+        if r and r.get("ncpu") is not None:
+            a("")
+            a("CPU time of a warm 1 GiB download (%s), the server process's user + system, "
+              "median: stowaged **%.3f s**, nginx's worker %.3f s." % (label, r["cpu"], r["ncpu"]))
     if "shm" in o:
         c = o["shm"]
         a("")

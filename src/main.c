@@ -1,5 +1,6 @@
 /* main.c — stowaged: options, subcommands, start and stop order. */
 #include <errno.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -128,6 +129,13 @@ static int serve(struct stowage *st)
     struct http_server *http = NULL;
     sigset_t set;
     int sig = 0;
+
+    /* Memory a transfer freed goes back to the system (bench/REPORT.md, memory): glibc's
+     * default of 8 arenas a core keeps one per thread that ever allocated (HTTP, workers,
+     * gfapi's own), and the mmap threshold it raises after the first big free keeps later
+     * big buffers in those arenas for good. Two arenas, and big buffers always mapped. */
+    mallopt(M_ARENA_MAX, 2);
+    mallopt(M_MMAP_THRESHOLD, 256 * 1024);
 
     /* Threads inherit this mask; only the main thread takes the signals, by sigwait. */
     sigemptyset(&set);

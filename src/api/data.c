@@ -3,8 +3,9 @@
  *
  * PUT streams the body into core's upload (MHD is suspended while the upload's
  * writer is busy), honouring Content-Range for resumes and X-Checksum-Sha256 /
- * Digest for verification. GET answers Range, If-None-Match and ETag, and sends
- * blocks read ahead (or, with the sendfile option, local files by sendfile). */
+ * Digest for verification. GET answers Range, If-None-Match and ETag, and sends a
+ * range without holes on a local volume by sendfile; anything else (holes, Gluster,
+ * RBD, or the sendfile option off) as blocks read ahead, which skip holes. */
 #include "api_internal.h"
 
 #include <errno.h>
@@ -363,7 +364,7 @@ void api_data_get(struct http_req *r, const char *name, const char *uuid)
         http_add_header(r, "Content-Range", hdr);
         break;
     }
-    int fd = core_config(st)->sendfile ? core_download_kernel_fd(d) : -1;
+    int fd = core_config(st)->sendfile ? core_download_kernel_fd(d, off, len) : -1;
     if (fd >= 0) {
         core_download_close(d); /* the fd keeps the bytes readable */
         http_reply_fd(r, status, "application/octet-stream", fd, off, len);

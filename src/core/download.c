@@ -86,11 +86,6 @@ fail:
     return -1;
 }
 
-int core_download_kernel_fd(struct core_download *d)
-{
-    return d->kfd < 0 ? -1 : fcntl(d->kfd, F_DUPFD_CLOEXEC, 0);
-}
-
 uint64_t core_download_size(struct core_download *d)
 {
     return d->size;
@@ -113,6 +108,20 @@ static int map(struct core_download *d, uint64_t off)
     d->hole = hole > d->size ? d->size : hole;
     d->mapped = 1;
     return 0;
+}
+
+/* sendfile would read a hole's zeros into the page cache, a GiB of them for a GiB of
+ * hole: a range with a hole in it is read here instead, which skips the hole. */
+int core_download_kernel_fd(struct core_download *d, uint64_t off, uint64_t len)
+{
+    if (d->kfd < 0)
+        return -1;
+    if (off < d->size) {
+        map(d, off);
+        if (d->data != off || d->hole - off < len)
+            return -1;
+    }
+    return fcntl(d->kfd, F_DUPFD_CLOEXEC, 0);
 }
 
 ssize_t core_download_read(struct core_download *d, uint64_t off, void *buf, size_t len)

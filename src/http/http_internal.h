@@ -77,6 +77,7 @@ struct http_req {
     size_t n_hdrs;
     unsigned status;
     uint64_t bytes_out;
+    int sendfile_fd; /* a file reply's fd (sendfile.c), or -1 */
     int replied;
     uint64_t t0_us;
 };
@@ -108,6 +109,12 @@ int http_timers_start(struct http_server *s);
 /* Resume every sleeper and refuse new sleeps (before MHD stops). */
 void http_timers_wake_all(struct http_server *s);
 void http_timers_free(struct http_server *s);
+
+/* ---- file replies in big sendfile steps (sendfile.c) ---- */
+/* fd is a file reply's for the range [off, off+len) until it is forgotten (when the
+ * request ends, before libmicrohttpd closes fd). */
+void http_sendfile_register(int fd, uint64_t off, uint64_t len);
+void http_sendfile_forget(int fd);
 
 /* Queue resp with the common headers; records the status. Consumes resp. */
 void http_queue(struct http_req *r, unsigned status, struct MHD_Response *resp);

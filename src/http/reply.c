@@ -159,8 +159,13 @@ void http_reply_fd(struct http_req *r, unsigned status, const char *content_type
     struct MHD_Response *resp = MHD_create_response_from_fd_at_offset64(len, fd, off);
     if (!resp) {
         close(fd);
-    } else if (content_type) {
-        MHD_add_response_header(resp, "Content-Type", content_type);
+    } else {
+        if (content_type)
+            MHD_add_response_header(resp, "Content-Type", content_type);
+        if (!r->replied) { /* else http_queue drops it, and closes fd */
+            http_sendfile_register(fd, off, len);
+            r->sendfile_fd = fd;
+        }
     }
     r->bytes_out = len;
     http_queue(r, status, resp);

@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <gnutls/crypto.h>
+#include <malloc.h>
 #include <netinet/in.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -20,6 +21,8 @@
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
+
+#define TRIM_AFTER (16u << 20) /* bytes a request moves before malloc_trim (on_completed) */
 
 uint64_t http_mono_us(void)
 {
@@ -523,6 +526,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         r->url = url;
         r->method = method;
         r->route_idx = -1;
+        r->sendfile_fd = -1;
         r->t0_us = http_mono_us();
         r->window_t0_us = r->t0_us;
         *con_cls = r;
@@ -562,6 +566,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     http_guard_request_done(s, conn);
     if (!r)
         return;
+    http_sendfile_forget(r->sendfile_fd); /* libmicrohttpd closes it after this */
     uint64_t us = http_mono_us() - r->t0_us;
     unsigned status = r->status ? r->status : 499; /* nothing sent: client gone */
     if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK && r->status)
@@ -580,8 +585,13 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     free(r->hdrs);
     json_decref(r->json);
     free(r->body);
+    uint64_t moved = r->bytes_out + (r->content_length > 0 ? (uint64_t)r->content_length : 0);
     free(r);
     *con_cls = NULL;
+    /* A big transfer leaves freed pages in the arenas of the threads it used (the
+     * writer's, gfapi's): hand them back now, not when the heap top happens to shrink. */
+    if (moved >= TRIM_AFTER)
+        malloc_trim(0);
 }
 
 /* We bind the socket ourselves so "port in use" is a clear message, not a NULL daemon. */

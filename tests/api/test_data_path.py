@@ -603,8 +603,9 @@ def test_download_ranges_conditional_and_head(vol, tmp_path):
 
 @pytest.mark.parametrize("sendfile", [False, True])
 def test_download_open_ended_and_suffix_ranges(make_local, tmp_path, sendfile):
-    """What curl -C - and players send: bytes=a- and bytes=-n; by reads (the default) and
-    by sendfile (config "sendfile": true)."""
+    """What curl -C - and players send: bytes=a- and bytes=-n; by sendfile (the default)
+    and by reads (config "sendfile": false). A sparse image is read either way where a
+    range holds a hole (sendfile would read the hole's zeros): its bytes are the same."""
     local = make_local(extra={"sendfile": sendfile})
     src = tmp_path / "open.raw"
     size = 3 * MiB + 17
@@ -619,6 +620,22 @@ def test_download_open_ended_and_suffix_ranges(make_local, tmp_path, sendfile):
     assert r.headers["Content-Range"] == "bytes %d-%d/%d" % (size - 1000, size - 1, size)
     r = local.d.get(esdc("open"))
     assert r.status_code == 200 and hashlib.sha256(r.content).hexdigest() == sha
+
+    holey = tmp_path / "holey.raw"
+    sha = write_random(holey, 24 * MiB, seed=3, holes=True)
+    data = holey.read_bytes()
+    with open(holey, "rb") as f:
+        first = os.lseek(f.fileno(), 0, os.SEEK_DATA)
+    assert first < 24 * MiB and data[first:first + MiB] != bytes(MiB)
+    check_created(put(local.d, esdc("holey"), holey), "holey", sha, 24 * MiB, "raw", 24 * MiB,
+                  "loc")
+    r = local.d.get(esdc("holey"))
+    assert r.status_code == 200 and hashlib.sha256(r.content).hexdigest() == sha
+    # inside the first data piece, across its end into the hole, and inside a hole
+    for a, b in ((first + 10, first + 5000), (first + MiB - 100, first + MiB + 100),
+                 (first + MiB + 10, first + 2 * MiB)):
+        r = local.d.get(esdc("holey"), headers={"Range": "bytes=%d-%d" % (a, b)})
+        assert r.status_code == 206 and r.content == data[a:b + 1], (a, b, r.status_code)
 
 
 def test_upload_needs_an_admin_token_and_readers_may_download(local, tmp_path):

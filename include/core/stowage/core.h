@@ -601,8 +601,9 @@ int core_upload_staged(struct stowage *st, const struct core_image *im, uint64_t
 struct core_download;
 int core_download_open(struct stowage *st, const char *name, const char *uuid,
                        struct core_download **out, struct core_image *img, struct st_err *e);
-/* A kernel fd at the image's bytes for sendfile (owned by the caller), or -1. */
-int core_download_kernel_fd(struct core_download *d);
+/* A kernel fd at the image's bytes for sendfile (owned by the caller), or -1: when the
+ * backend has none, or [off, off+len) holds a hole (core_download_read skips it). */
+int core_download_kernel_fd(struct core_download *d, uint64_t off, uint64_t len);
 /* Read at off; holes come back as zeros without reading the backend. */
 ssize_t core_download_read(struct core_download *d, uint64_t off, void *buf, size_t len);
 uint64_t core_download_size(struct core_download *d);

@@ -1,0 +1,52 @@
+/* sendfile.c — file replies in 4 MiB sendfile steps instead of libmicrohttpd's 128 KiB.
+ *
+ * libmicrohttpd 0.9.75 sends a file response at most 128 KiB per event-loop turn
+ * (MHD_SENFILE_CHUNK_; no option changes it, and its 2 MiB is only for thread-per-
+ * connection mode, which gives every connection, idle ones too, a thread of its own).
+ * Each turn costs a poll, TCP_CORK calls and a sendfile, and a cold file is read
+ * 128 KiB at a time, so the disk waits between turns. Its upgrade API cannot help: it
+ * only answers 101 Switching Protocols.
+ *
+ * So the daemon defines sendfile64 itself. libmicrohttpd's calls bind to it (the
+ * executable comes first in symbol lookup), and a call for a file reply registered
+ * here may run on to 4 MiB (the read path's block), never past the end of the reply's
+ * range. Every other call goes to the kernel as it was asked. libmicrohttpd adds what
+ * was sent to its position and ends the reply when the range is done, as it does after
+ * a short step. bench/REPORT.md has the figures of each choice. */
+#include "http_internal.h"
+
+#include <stdatomic.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#define STEP (4u << 20)
+#define MAX_FD 65536
+
+/* The end of each registered reply's range, plus one (0: not a reply of ours), by fd. */
+static _Atomic uint64_t range_end[MAX_FD];
+
+ssize_t sendfile64(int out_fd, int in_fd, off64_t *offset, size_t count);
+
+void http_sendfile_register(int fd, uint64_t off, uint64_t len)
+{
+    if (fd >= 0 && fd < MAX_FD)
+        atomic_store(&range_end[fd], off + len + 1);
+}
+
+void http_sendfile_forget(int fd)
+{
+    if (fd >= 0 && fd < MAX_FD)
+        atomic_store(&range_end[fd], 0);
+}
+
+__attribute__((visibility("default"))) ssize_t sendfile64(int out_fd, int in_fd, off64_t *offset,
+                                                          size_t count)
+{
+    uint64_t end = in_fd >= 0 && in_fd < MAX_FD ? atomic_load(&range_end[in_fd]) : 0;
+    if (end-- && offset && *offset >= 0 && (uint64_t)*offset < end && count < STEP) {
+        uint64_t left = end - (uint64_t)*offset;
+        if (left > count)
+            count = left < STEP ? (size_t)left : STEP;
+    }
+    return syscall(SYS_sendfile, out_fd, in_fd, offset, count);
+}
