@@ -305,10 +305,8 @@ int core_image_import(struct stowage *st, const struct core_import_req *rq,
     if (core_image_reserve(st, rq->name, rq->manifest->uuid, rq->volume_id, rq->owner, out, e))
         goto out;
     reserved = 1;
-    struct db_conn *c = db_acquire(st->db);
-    rc = db_image_set_meta(c, out->uuid, &rq->meta, e);
-    db_release(st->db, c);
-    if (rc)
+    struct db_conn *c;
+    if ((rc = core_image_set_meta_unique(st, out, &rq->meta, e)))
         goto out;
     rc = -1;
     snprintf(key, sizeof key, "image:%s", out->uuid);
