@@ -18,7 +18,7 @@
 struct target {
     struct core_clone *clones; /* the guest's, oldest first */
     size_t n;
-    int disk_id;               /* 1..n; 0: every disk (lists only) */
+    int disk_id; /* 1..n; 0: every disk (lists only) */
 };
 
 static void target_free(struct target *t)
@@ -89,8 +89,8 @@ static json_t *snapshot_json(const struct core_snapshot *s, int disk_id)
     snprintf(id, sizeof id, "%s@%s", s->clone_id, s->name);
     return json_pack("{s:s, s:s, s:n, s:s, s:i, s:s, s:i, s:s, s:i, s:I, s:s}", "hostname",
                      s->guest_id, "vm_uuid", s->guest_id, "define", "name", s->name, "disk_id",
-                     disk_id, "note", s->note, "type", 2, "created", created, "status",
-                     s->status, "size", (json_int_t)s->size, "id", id);
+                     disk_id, "note", s->note, "type", 2, "created", created, "status", s->status,
+                     "size", (json_int_t)s->size, "id", id);
 }
 
 /* GET /vm/{guest}/snapshot/ [?disk_id=N&full=true]: the names (or objects), oldest first. */
@@ -115,8 +115,8 @@ void esdc_snapshot_list(struct http_req *r)
             return;
         }
         for (size_t i = 0; i < n; i++)
-            json_array_append_new(arr, full ? snapshot_json(&v[i], (int)d + 1)
-                                            : json_string(v[i].name));
+            json_array_append_new(arr,
+                                  full ? snapshot_json(&v[i], (int)d + 1) : json_string(v[i].name));
         free(v);
     }
     target_free(&t);

@@ -237,8 +237,8 @@ int core_imagestore_precheck_remove(struct stowage *st, const json_t *params, st
         return -1;
     core_imagestore_free(&one, 1);
     if (core_imagestore_from_config(st, name))
-        return st_fail(e, ST_FORBIDDEN,
-                       "image server '%s' comes from the config: change it there", name);
+        return st_fail(e, ST_FORBIDDEN, "image server '%s' comes from the config: change it there",
+                       name);
     return 0;
 }
 
@@ -283,8 +283,7 @@ int core_imagestore_remove(struct stowage *st, const char *name, struct st_err *
         if (s->loaded)
             not_found(name, e);
     } else if (x->from_config) {
-        st_fail(e, ST_FORBIDDEN, "image server '%s' comes from the config: change it there",
-                name);
+        st_fail(e, ST_FORBIDDEN, "image server '%s' comes from the config: change it there", name);
     } else {
         struct db_conn *c = db_acquire(st->db);
         rc = db_imagestore_delete(c, name, e);

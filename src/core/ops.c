@@ -1097,13 +1097,12 @@ static int run_snapshot_image(struct core_task_ctx *t, struct st_err *e)
     char volume[DB_ID];
     struct db_clone cl;
     struct db_image im;
-    struct core_snapshot_image_req rq = {.clone_id = core_task_str(t, "clone"),
-                                         .snapshot = core_task_str(t, "snapshot"),
-                                         .name = core_task_str(t, "name"),
-                                         .volume_id = volume,
-                                         .owner = *core_task_str(t, "owner")
-                                                      ? core_task_str(t, "owner")
-                                                      : t->owner};
+    struct core_snapshot_image_req rq = {
+        .clone_id = core_task_str(t, "clone"),
+        .snapshot = core_task_str(t, "snapshot"),
+        .name = core_task_str(t, "name"),
+        .volume_id = volume,
+        .owner = *core_task_str(t, "owner") ? core_task_str(t, "owner") : t->owner};
     json_t *v;
 
     if (core_clone_get(t->st, rq.clone_id, &cl, e))
@@ -1145,8 +1144,8 @@ static int run_imagestore_add(struct core_task_ctx *t, struct st_err *e)
     const char *name = core_task_str(t, "name");
     if (core_imagestore_add(t->st, name, core_task_str(t, "url"), e))
         return -1;
-    return imagestore_added(t, 0) == 1 ? 0 : st_fail(e, ST_INTERNAL, "image server '%s' is gone",
-                                                     name);
+    return imagestore_added(t, 0) == 1 ? 0
+                                       : st_fail(e, ST_INTERNAL, "image server '%s' is gone", name);
 }
 
 static int run_imagestore_remove(struct core_task_ctx *t, struct st_err *e)

@@ -163,8 +163,8 @@ int core_snapshot_create(struct stowage *st, const char *clone_id, const char *n
                              "snapshot names match ^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$");
     memset(out, 0, sizeof *out);
     if (snapshot_row(st, clone_id, name, out, e) == 0)
-        return st_fail_field(e, ST_EXISTS, "snapshot", "snapshot '%s' of clone '%s' exists",
-                             name, clone_id);
+        return st_fail_field(e, ST_EXISTS, "snapshot", "snapshot '%s' of clone '%s' exists", name,
+                             clone_id);
     claim_key(clone_id, name, key, sizeof key);
     if (core_claim(st, key, "snapshot", e))
         return -1;
@@ -262,10 +262,10 @@ void core_snapshot_remove_files(struct stowage *st, const struct core_vol_ref *v
 struct layer {
     const struct core_vol_ref *v;
     struct be_file *f;
-    uint64_t size;               /* of the file */
-    uint64_t virtual_size;       /* guest bytes it has; past them it reads as zeros */
-    struct fmt_qcow2_map *map;   /* NULL: raw */
-    unsigned char *cluster;      /* the last inflated cluster */
+    uint64_t size;                    /* of the file */
+    uint64_t virtual_size;            /* guest bytes it has; past them it reads as zeros */
+    struct fmt_qcow2_map *map;        /* NULL: raw */
+    unsigned char *cluster;           /* the last inflated cluster */
     uint64_t cluster_at, cluster_len; /* its guest offset (UINT64_MAX none) and size */
 };
 

@@ -8,7 +8,7 @@
 #include <time.h>
 
 #define SNAP_COLS                                                                                  \
-    "s.clone_id, s.name, s.path, s.format, s.size, s.note, s.created_at, c.volume_id, "           \
+    "s.clone_id, s.name, s.path, s.format, s.size, s.note, s.created_at, c.volume_id, "            \
     "c.guest_id, c.image_uuid"
 
 static void read_snapshot(struct db_query *st, void *item)
@@ -77,8 +77,7 @@ int db_snapshot_list(struct db_conn *c, const char *clone_id, const char *volume
     return db_collect(c, st, sizeof **out, read_snapshot, out, n, "list snapshots", e);
 }
 
-int db_snapshot_delete(struct db_conn *c, const char *clone_id, const char *name,
-                       struct st_err *e)
+int db_snapshot_delete(struct db_conn *c, const char *clone_id, const char *name, struct st_err *e)
 {
     static const char sql[] = "DELETE FROM snapshot WHERE clone_id = ?1 AND name = ?2";
     struct db_query *st = db_stmt(c, sql, e);

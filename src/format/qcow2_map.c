@@ -24,9 +24,9 @@ struct fmt_qcow2_map {
     struct fmt_source src;
     struct qcow2_hdr h;
     unsigned l2_bits;
-    uint64_t *l1;     /* host order */
-    uint64_t *l2;     /* the cached L2 table (host order) */
-    uint64_t l2_at;   /* its offset in the file, 0 none */
+    uint64_t *l1;   /* host order */
+    uint64_t *l2;   /* the cached L2 table (host order) */
+    uint64_t l2_at; /* its offset in the file, 0 none */
     int has_backing;
 };
 
@@ -61,8 +61,9 @@ int fmt_qcow2_map_open(const struct fmt_source *src, struct fmt_qcow2_map **out,
     }
     if (h->crypt_method || h->compression_type ||
         (h->incompatible & (QCOW2_INCOMPAT_DATA_FILE | QCOW2_INCOMPAT_EXTL2))) {
-        rc = refuse(why, why_len, "encrypted, external-data, zstd and subcluster qcow2 images "
-                                  "cannot be read");
+        rc = refuse(why, why_len,
+                    "encrypted, external-data, zstd and subcluster qcow2 images "
+                    "cannot be read");
         goto fail;
     }
     h->cluster_size = UINT64_C(1) << h->cluster_bits;

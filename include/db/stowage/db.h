@@ -229,8 +229,7 @@ int db_snapshot_get(struct db_conn *c, const char *clone_id, const char *name,
                     struct db_snapshot *out, struct st_err *e);
 int db_snapshot_list(struct db_conn *c, const char *clone_id, const char *volume_id,
                      struct db_snapshot **out, size_t *n, struct st_err *e);
-int db_snapshot_delete(struct db_conn *c, const char *clone_id, const char *name,
-                       struct st_err *e);
+int db_snapshot_delete(struct db_conn *c, const char *clone_id, const char *name, struct st_err *e);
 /* Image servers added at run time: ST_EXISTS, ST_NOT_FOUND. */
 int db_imagestore_list(struct db_conn *c, struct db_imagestore **out, size_t *n, struct st_err *e);
 int db_imagestore_insert(struct db_conn *c, const char *name, const char *url, struct st_err *e);
