@@ -107,6 +107,14 @@ void esdc_reply_success(struct http_req *r, json_t *result)
     esdc_reply_task(r, ESDC_SUCCESS, id, result);
 }
 
+void esdc_success_head(struct http_req *r, char *head, size_t len)
+{
+    char id[37];
+    dummy_task_id(id);
+    esdc_headers(r, id, 0);
+    snprintf(head, len, "{\"task_id\":\"%s\",\"status\":\"SUCCESS\",\"result\":", id);
+}
+
 void esdc_reply_failure(struct http_req *r, json_t *errors)
 {
     char id[37];

@@ -124,10 +124,20 @@ void esdc_image_list(struct http_req *r)
     struct order o;
     int full = esdc_query_bool(r, "full"), extended = esdc_query_bool(r, "extended");
 
-    if (parse_order(http_query(r, "order_by"), &o)) {
+    const char *order_by = http_query(r, "order_by");
+    char key[96], head[96];
+
+    if (parse_order(order_by, &o)) {
         esdc_reply_detail(r, 412, "Invalid order_by; Possible sort fields are: name, created");
         return;
     }
+    /* The result depends on the catalogue and these parameters only: rendered once per
+     * generation (read before the list, so a change meanwhile is never kept as newer). */
+    uint64_t gen = core_generation(http_st(r));
+    snprintf(key, sizeof key, "esdc:image:%d%d:%.60s", full, extended, order_by ? order_by : "");
+    esdc_success_head(r, head, sizeof head);
+    if (http_reply_cached_within(r, key, gen, head, "}"))
+        return;
     if (core_image_list(http_st(r), &v, &n, &e)) {
         http_reply_error(r, &e);
         return;
@@ -138,7 +148,7 @@ void esdc_image_list(struct http_req *r)
         json_array_append_new(arr, full || extended ? image_json(&v[i], extended)
                                                     : json_string(v[i].name));
     free(v);
-    esdc_reply_success(r, arr);
+    http_reply_json_cached_within(r, key, gen, arr, head, "}");
 }
 
 /* ---- one image ---- */

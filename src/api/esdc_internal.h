@@ -19,6 +19,10 @@ void esdc_headers(struct http_req *r, const char *task_id, int task_response);
 void esdc_reply_task(struct http_req *r, unsigned status, const char *task_id, json_t *result);
 /* A synchronous call's answer: a new dummy task id, 200 SUCCESS. */
 void esdc_reply_success(struct http_req *r, json_t *result);
+/* A synchronous answer around a result kept in the reply cache: adds the headers of a new
+ * dummy task and writes '{"task_id":…,"status":"SUCCESS","result":' to head (≥ 96 bytes);
+ * the reply is head + the result's text + "}". */
+void esdc_success_head(struct http_req *r, char *head, size_t len);
 /* 400 FAILURE with result {field: [message]} (errors stolen). */
 void esdc_reply_failure(struct http_req *r, json_t *errors);
 /* One field's message as FAILURE. */
