@@ -41,9 +41,14 @@ static void snapshot_from_row(const struct db_snapshot *row, int status, struct 
     o->status = status;
 }
 
-static void claim_key(const char *clone_id, const char *name, char *out, size_t len)
+/* One operation at a time on a snapshot: "snapshot:<clone>@<name>". */
+static int claim(struct stowage *st, const char *clone_id, const char *name, char *key,
+                 size_t len, struct st_err *e)
 {
-    snprintf(out, len, "snapshot:%s@%s", clone_id, name);
+    char what[160];
+    snprintf(key, len, "snapshot:%s@%s", clone_id, name);
+    snprintf(what, sizeof what, "snapshot '%s' of clone '%s'", name, clone_id);
+    return core_claim(st, key, what, e);
 }
 
 /* 1 ok, 2 while an operation holds it, 4 when its file is gone (looked at through v). */
@@ -52,8 +57,7 @@ static int status_of(struct stowage *st, const struct core_vol_ref *v, const str
     char key[160];
     struct stat sb;
     struct st_err e;
-    claim_key(s->clone_id, s->name, key, sizeof key);
-    if (core_claim(st, key, "snapshot", &e))
+    if (claim(st, s->clone_id, s->name, key, sizeof key, &e))
         return 2;
     core_unclaim(st, key);
     if (v && v->ops->stat(v->be, s->path, &sb) == -ENOENT)
@@ -165,8 +169,7 @@ int core_snapshot_create(struct stowage *st, const char *clone_id, const char *n
     if (snapshot_row(st, clone_id, name, out, e) == 0)
         return st_fail_field(e, ST_EXISTS, "snapshot", "snapshot '%s' of clone '%s' exists", name,
                              clone_id);
-    claim_key(clone_id, name, key, sizeof key);
-    if (core_claim(st, key, "snapshot", e))
+    if (claim(st, clone_id, name, key, sizeof key, e))
         return -1;
     held = 1;
     if (core_volume_acquire(st, cl.volume_id, &v, e))
@@ -232,8 +235,7 @@ int core_snapshot_delete(struct stowage *st, const char *clone_id, const char *n
 
     if (snapshot_row(st, clone_id, name, &s, e))
         return -1;
-    claim_key(clone_id, name, key, sizeof key);
-    if (core_claim(st, key, "an image made of this snapshot", e))
+    if (claim(st, clone_id, name, key, sizeof key, e))
         return -1;
     struct db_conn *c = db_acquire(st->db);
     int rc = db_snapshot_delete(c, clone_id, name, e);
@@ -520,8 +522,7 @@ int core_snapshot_image(struct stowage *st, const struct core_snapshot_image_req
 
     if (snapshot_row(st, rq->clone_id, rq->snapshot, &s, e))
         return -1;
-    claim_key(s.clone_id, s.name, key, sizeof key);
-    if (core_claim(st, key, "snapshot", e))
+    if (claim(st, s.clone_id, s.name, key, sizeof key, e))
         return -1;
     held = 1;
     if (core_volume_acquire(st, s.volume_id, &sv, e))
