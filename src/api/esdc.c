@@ -1,6 +1,6 @@
-/* esdc.c — Danube Cloud's namespace: /image/, /task/, /accounts/, at the root and
- * under /api/ (where Danube's own clients send requests), with and without the
- * trailing slash (the router takes both; `es` follows no redirect).
+/* esdc.c — Danube Cloud's namespace: /image/, /task/, /imagestore/, /vm/…/snapshot/,
+ * /accounts/, at the root and under /api/ (where Danube's own clients send requests),
+ * with and without the trailing slash (the router takes both; `es` follows no redirect).
  *
  * Every answer of a call is esdc's task envelope {"task_id","status","result"} with
  * the es_* headers; exceptions are {"detail": "…"} with esdc's statuses (403 for
@@ -105,6 +105,14 @@ void esdc_reply_success(struct http_req *r, json_t *result)
     char id[37];
     dummy_task_id(id);
     esdc_reply_task(r, ESDC_SUCCESS, id, result);
+}
+
+void esdc_success_head(struct http_req *r, char *head, size_t len)
+{
+    char id[37];
+    dummy_task_id(id);
+    esdc_headers(r, id, 0);
+    snprintf(head, len, "{\"task_id\":\"%s\",\"status\":\"SUCCESS\",\"result\":", id);
 }
 
 void esdc_reply_failure(struct http_req *r, json_t *errors)
@@ -249,11 +257,19 @@ static const struct http_route routes[] = {
     R("GET", "/imagestore/", HTTP_BODY_NONE, ROLE_READER, esdc_imagestore_list),
     R("GET", "/imagestore/{name}/", HTTP_BODY_NONE, ROLE_READER, esdc_imagestore_get),
     R("PUT", "/imagestore/{name}/", HTTP_BODY_JSON, ROLE_ADMIN, esdc_imagestore_refresh),
+    R("POST", "/imagestore/{name}/", HTTP_BODY_JSON, ROLE_SUPERADMIN, esdc_imagestore_add),
+    R("DELETE", "/imagestore/{name}/", HTTP_BODY_JSON, ROLE_SUPERADMIN, esdc_imagestore_remove),
     R("GET", "/imagestore/{name}/image/", HTTP_BODY_NONE, ROLE_READER, esdc_imagestore_images),
     R("GET", "/imagestore/{name}/image/{uuid}/", HTTP_BODY_NONE, ROLE_READER,
       esdc_imagestore_image),
     R("POST", "/imagestore/{name}/image/{uuid}/", HTTP_BODY_JSON, ROLE_ADMIN,
       esdc_imagestore_import),
+    R("GET", "/vm/{guest}/snapshot/", HTTP_BODY_NONE, ROLE_READER, esdc_snapshot_list),
+    R("GET", "/vm/{guest}/snapshot/{snap}/", HTTP_BODY_NONE, ROLE_READER, esdc_snapshot_get),
+    R("POST", "/vm/{guest}/snapshot/{snap}/", HTTP_BODY_JSON, ROLE_ADMIN, esdc_snapshot_post),
+    R("DELETE", "/vm/{guest}/snapshot/{snap}/", HTTP_BODY_JSON, ROLE_ADMIN, esdc_snapshot_delete),
+    R("POST", "/vm/{guest}/snapshot/{snap}/image/{name}/", HTTP_BODY_JSON, ROLE_ADMIN,
+      esdc_snapshot_image),
     R("GET", "/task/", HTTP_BODY_NONE, ROLE_READER, esdc_task_list),
     R("GET", "/task/log/", HTTP_BODY_NONE, ROLE_READER, esdc_task_log),
     R("GET", "/task/{id}/status/", HTTP_BODY_NONE, ROLE_READER, esdc_task_status),

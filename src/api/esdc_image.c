@@ -14,7 +14,7 @@
 
 #define MIB (1024u * 1024u)
 
-static void iso_time(int64_t t, char out[24])
+void esdc_iso_time(int64_t t, char out[24])
 {
     struct tm tm;
     time_t tt = (time_t)t;
@@ -30,7 +30,7 @@ static json_t *image_json(const struct core_image *im, int extended)
     json_error_t je;
     json_t *tags = json_loads(im->tags[0] ? im->tags : "[]", 0, &je);
 
-    iso_time(im->created_at, created);
+    esdc_iso_time(im->created_at, created);
     json_t *j = json_pack(
         "{s:s, s:s, s:s, s:s, s:s, s:i, s:s, s:i, s:I, s:b, s:b, s:o, s:i, s:s, s:b}", "name",
         im->name, "uuid", im->uuid, "alias", im->alias[0] ? im->alias : im->name, "version",
@@ -124,10 +124,20 @@ void esdc_image_list(struct http_req *r)
     struct order o;
     int full = esdc_query_bool(r, "full"), extended = esdc_query_bool(r, "extended");
 
-    if (parse_order(http_query(r, "order_by"), &o)) {
+    const char *order_by = http_query(r, "order_by");
+    char key[96], head[96];
+
+    if (parse_order(order_by, &o)) {
         esdc_reply_detail(r, 412, "Invalid order_by; Possible sort fields are: name, created");
         return;
     }
+    /* The result depends on the catalogue and these parameters only: rendered once per
+     * generation (read before the list, so a change meanwhile is never kept as newer). */
+    uint64_t gen = core_generation(http_st(r));
+    snprintf(key, sizeof key, "esdc:image:%d%d:%.60s", full, extended, order_by ? order_by : "");
+    esdc_success_head(r, head, sizeof head);
+    if (http_reply_cached_within(r, key, gen, head, "}"))
+        return;
     if (core_image_list(http_st(r), &v, &n, &e)) {
         http_reply_error(r, &e);
         return;
@@ -138,7 +148,7 @@ void esdc_image_list(struct http_req *r)
         json_array_append_new(arr, full || extended ? image_json(&v[i], extended)
                                                     : json_string(v[i].name));
     free(v);
-    esdc_reply_success(r, arr);
+    http_reply_json_cached_within(r, key, gen, arr, head, "}");
 }
 
 /* ---- one image ---- */
@@ -297,6 +307,16 @@ static int parse_field(const struct esdc_field *f, json_t *v, struct core_op_par
     return 0;
 }
 
+void esdc_image_fields(json_t *body, struct core_op_params *p, char **tags, json_t *errors)
+{
+    const char *msg = NULL;
+    for (size_t i = 0; i < N_FIELDS; i++) {
+        json_t *v = json_object_get(body, image_fields[i].name);
+        if (v && !json_is_null(v) && parse_field(&image_fields[i], v, p, tags, &msg))
+            json_object_set_new(errors, image_fields[i].name, json_pack("[s]", msg));
+    }
+}
+
 /* Core's refusal of a param in DRF's words, under esdc's name of the field. */
 static void failure_of(struct http_req *r, const struct st_err *e, json_t *body)
 {
@@ -320,7 +340,8 @@ static void failure_of(struct http_req *r, const struct st_err *e, json_t *body)
             chars += ((unsigned char)*s & 0xc0) != 0x80;
         snprintf(msg, sizeof msg, "Ensure this value has at most %d characters (it has %zu).",
                  atoi(longer + 15), chars);
-    } else if (strcmp(e->field, "manifest_url") == 0 || strcmp(e->field, "file_url") == 0) {
+    } else if (strcmp(e->field, "manifest_url") == 0 || strcmp(e->field, "file_url") == 0 ||
+               strcmp(e->field, "url") == 0) {
         snprintf(msg, sizeof msg, "%s", "Enter a valid URL.");
     } else if (strcmp(e->field, "access") == 0) {
         snprintf(msg, sizeof msg, "Select a valid choice. %s is not one of the available choices.",
@@ -352,23 +373,26 @@ static int if_match(struct http_req *r, int64_t *gen)
     return 0;
 }
 
-static void submit(struct http_req *r, enum core_op op, const struct core_op_params *p,
-                   json_t *body)
+void esdc_submit(struct http_req *r, enum core_op op, const struct core_op_params *p, json_t *body,
+                 const char *what)
 {
-    char id[37];
+    char id[37], msg[96];
     struct st_err e;
     if (core_job_submit(http_st(r), op, p, http_principal(r), id, &e) == 0) {
         esdc_reply_submitted(r, id);
         return;
     }
-    if (e.code == ST_NOT_FOUND)
-        not_found(r);
-    else if (e.code == ST_PRECONDITION)
+    if (e.code == ST_NOT_FOUND || (e.code == ST_EXISTS && strcmp(e.field, "alias") != 0)) {
+        snprintf(msg, sizeof msg, "%s %s", what,
+                 e.code == ST_NOT_FOUND ? "not found" : "already exists");
+        esdc_reply_detail(r, e.code == ST_NOT_FOUND ? 404 : 406, msg);
+    } else if (e.code == ST_PRECONDITION) {
         esdc_reply_detail(r, 412, e.msg);
-    else if (e.code == ST_INVALID || (e.code == ST_EXISTS && e.field[0]))
+    } else if (e.code == ST_INVALID || e.code == ST_EXISTS) {
         failure_of(r, &e, body);
-    else
+    } else {
         http_reply_error(r, &e);
+    }
 }
 
 void esdc_image_put(struct http_req *r)
@@ -376,7 +400,6 @@ void esdc_image_put(struct http_req *r)
     struct core_op_params p = {0};
     struct core_image im;
     char *tags = NULL;
-    const char *msg = NULL;
     json_t *body = http_json(r), *errors = json_object();
 
     if (find(r, &im)) {
@@ -389,18 +412,14 @@ void esdc_image_put(struct http_req *r)
         return;
     }
     p.name = im.name;
-    for (size_t i = 0; i < N_FIELDS; i++) {
-        json_t *v = json_object_get(body, image_fields[i].name);
-        if (v && !json_is_null(v) && parse_field(&image_fields[i], v, &p, &tags, &msg))
-            json_object_set_new(errors, image_fields[i].name, json_pack("[s]", msg));
-    }
+    esdc_image_fields(body, &p, &tags, errors);
     if (if_match(r, &p.generation)) {
         esdc_reply_detail(r, 412, "If-Match must be the image's ETag");
     } else if (json_object_size(errors)) {
         esdc_reply_failure(r, errors);
         errors = NULL;
     } else {
-        submit(r, CORE_OP_IMAGE_UPDATE, &p, body);
+        esdc_submit(r, CORE_OP_IMAGE_UPDATE, &p, body, "Image");
     }
     json_decref(errors);
     free(tags);
@@ -432,13 +451,13 @@ void esdc_image_delete(struct http_req *r)
         return;
     }
     p.name = im.name;
-    submit(r, CORE_OP_IMAGE_DELETE, &p, http_json(r));
+    esdc_submit(r, CORE_OP_IMAGE_DELETE, &p, http_json(r), "Image");
 }
 
 /* ---- POST /image/{name}/: an import from an IMGAPI manifest ---- */
 
 /* esdc's name rule (ImageSerializer.name): stricter than core's. */
-static int esdc_name_ok(struct http_req *r, const char *name)
+int esdc_name_ok(struct http_req *r, const char *name)
 {
     char msg[96];
     size_t len = strlen(name);
@@ -489,7 +508,7 @@ void esdc_import(struct http_req *r, const char *name, const char *manifest_url)
     struct core_image im;
     struct st_err e;
     char *tags = NULL;
-    const char *msg = NULL, *dc = NULL;
+    const char *dc = NULL;
     json_t *body = http_json(r), *errors = json_object();
 
     if (!esdc_name_ok(r, name))
@@ -503,11 +522,7 @@ void esdc_import(struct http_req *r, const char *name, const char *manifest_url)
         goto out;
     }
     p.name = name;
-    for (size_t i = 0; i < N_FIELDS; i++) {
-        json_t *v = json_object_get(body, image_fields[i].name);
-        if (v && !json_is_null(v) && parse_field(&image_fields[i], v, &p, &tags, &msg))
-            json_object_set_new(errors, image_fields[i].name, json_pack("[s]", msg));
-    }
+    esdc_image_fields(body, &p, &tags, errors);
     if (manifest_url)
         p.manifest_url = manifest_url;
     else
@@ -535,7 +550,7 @@ void esdc_import(struct http_req *r, const char *name, const char *manifest_url)
         goto out;
     }
     p.storage = dc;
-    submit(r, CORE_OP_IMAGE_IMPORT, &p, body);
+    esdc_submit(r, CORE_OP_IMAGE_IMPORT, &p, body, "Image");
 out:
     json_decref(errors);
     free(tags);

@@ -146,3 +146,37 @@ void esdc_imagestore_import(struct http_req *r)
     core_imagestore_free(&s, 1);
     esdc_import(r, name, url);
 }
+
+/* ---- stowage's extension: image servers added and removed by a superadmin ---- */
+
+/* POST /imagestore/{name}/ {url}: core's imagestore.add (kept in the catalogue). */
+void esdc_imagestore_add(struct http_req *r)
+{
+    struct core_op_params p = {0};
+    json_t *body = http_json(r);
+    const char *name = http_capture(r, 0);
+
+    if (body && !json_is_object(body)) {
+        esdc_reply_detail(r, 400, "Invalid data");
+        return;
+    }
+    if (!core_valid_id(name) || strlen(name) > 32) {
+        esdc_fail_field(r, "name", "Enter a valid value.");
+        return;
+    }
+    json_t *url = json_object_get(body, "url");
+    if (!json_is_string(url) || !json_string_length(url)) {
+        esdc_fail_field(r, "url", url ? "Enter a valid URL." : "This field is required.");
+        return;
+    }
+    p.name = name;
+    p.url = json_string_value(url);
+    esdc_submit(r, CORE_OP_IMAGESTORE_ADD, &p, body, "Image server");
+}
+
+/* DELETE /imagestore/{name}/: core's imagestore.remove (the config's stay: 403). */
+void esdc_imagestore_remove(struct http_req *r)
+{
+    struct core_op_params p = {.name = http_capture(r, 0)};
+    esdc_submit(r, CORE_OP_IMAGESTORE_REMOVE, &p, http_json(r), "Image server");
+}

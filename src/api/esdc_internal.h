@@ -19,6 +19,10 @@ void esdc_headers(struct http_req *r, const char *task_id, int task_response);
 void esdc_reply_task(struct http_req *r, unsigned status, const char *task_id, json_t *result);
 /* A synchronous call's answer: a new dummy task id, 200 SUCCESS. */
 void esdc_reply_success(struct http_req *r, json_t *result);
+/* A synchronous answer around a result kept in the reply cache: adds the headers of a new
+ * dummy task and writes '{"task_id":…,"status":"SUCCESS","result":' to head (≥ 96 bytes);
+ * the reply is head + the result's text + "}". */
+void esdc_success_head(struct http_req *r, char *head, size_t len);
 /* 400 FAILURE with result {field: [message]} (errors stolen). */
 void esdc_reply_failure(struct http_req *r, json_t *errors);
 /* One field's message as FAILURE. */
@@ -41,6 +45,17 @@ void esdc_task_cancel(struct http_req *r);
 void esdc_task_log(struct http_req *r);
 
 /* esdc_image.c */
+void esdc_iso_time(int64_t t, char out[24]);
+/* esdc's name rule for images (ImageSerializer.name); 0 after a FAILURE answer. */
+int esdc_name_ok(struct http_req *r, const char *name);
+/* The image fields of a body (alias, version, desc, tags, access, resize, deploy, dc_bound)
+ * into p; each refusal goes to errors as {field: [message]}. Tags text is kept in *tags. */
+void esdc_image_fields(json_t *body, struct core_op_params *p, char **tags, json_t *errors);
+/* Submit a job and answer: PENDING (or the stream), or core's refusal in esdc's terms
+ * (ST_NOT_FOUND: 404 "<what> not found", ST_EXISTS: 406 "<what> already exists", but an
+ * alias and version in use: FAILURE). */
+void esdc_submit(struct http_req *r, enum core_op op, const struct core_op_params *p, json_t *body,
+                 const char *what);
 void esdc_image_list(struct http_req *r);
 void esdc_image_get(struct http_req *r);
 void esdc_image_put(struct http_req *r);
@@ -55,7 +70,16 @@ void esdc_imagestore_refresh(struct http_req *r);
 void esdc_imagestore_images(struct http_req *r);
 void esdc_imagestore_image(struct http_req *r);
 void esdc_imagestore_import(struct http_req *r);
+void esdc_imagestore_add(struct http_req *r);
+void esdc_imagestore_remove(struct http_req *r);
 void esdc_image_delete(struct http_req *r);
 void esdc_image_vms(struct http_req *r);
+
+/* esdc_snapshot.c */
+void esdc_snapshot_list(struct http_req *r);
+void esdc_snapshot_get(struct http_req *r);
+void esdc_snapshot_post(struct http_req *r);
+void esdc_snapshot_delete(struct http_req *r);
+void esdc_snapshot_image(struct http_req *r);
 
 #endif

@@ -161,18 +161,28 @@ int core_clone_delete(struct stowage *st, const char *clone_id, struct st_err *e
     struct core_vol_ref v;
     struct st_err ignore;
 
+    struct db_snapshot *snaps = NULL;
+    size_t n = 0;
+
     if (core_clone_get(st, clone_id, &cl, e))
         return -1;
+    /* Its snapshots' rows go with its own (ON DELETE CASCADE); their files after. */
     struct db_conn *c = db_acquire(st->db);
-    int rc = db_clone_delete(c, clone_id, e);
+    int rc = db_snapshot_list(c, clone_id, "", &snaps, &n, e);
+    if (rc == 0)
+        rc = db_clone_delete(c, clone_id, e);
     db_release(st->db, c);
-    if (rc)
+    if (rc) {
+        free(snaps);
         return -1;
+    }
     core_bump(st);
     /* Row first: a file left by a crash or an absent volume is removed by recovery. */
     if (core_volume_acquire(st, cl.volume_id, &v, &ignore) == 0) {
+        core_snapshot_remove_files(st, &v, snaps, n);
         v.ops->remove(v.be, cl.path);
         core_volume_release(&v);
     }
+    free(snaps);
     return 0;
 }

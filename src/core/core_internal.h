@@ -167,6 +167,16 @@ int core_image_create_empty(struct stowage *st, const char *name, const char *vo
 int core_image_copy(struct stowage *st, const char *source_name, const char *new_name,
                     const char *volume_id, const char *owner, const struct core_progress *p,
                     struct db_image *out, struct st_err *e);
+/* Copy all of sf into the empty staging file df: reflink or in-kernel copy when both are on
+ * one local filesystem, else only the data extents through the backends (holes stay). */
+int core_copy_file(const struct core_vol_ref *sv, struct be_file *sf, const struct core_vol_ref *dv,
+                   struct be_file *df, const struct core_progress *p, struct st_err *e);
+/* Record an image's metadata, refusing (ST_EXISTS, field alias) an alias and version another
+ * live image has (alias "" is the image's name). */
+int core_image_set_meta_unique(struct stowage *st, const struct db_image *im,
+                               const struct db_image_meta *m, struct st_err *e);
+/* ST_EXISTS (field alias) when a live image has this alias (case-insensitive) and version. */
+int core_alias_free(struct stowage *st, const char *alias, const char *version, struct st_err *e);
 /* Delete an image (by name): ST_IN_USE while clones use it. */
 int core_image_delete(struct stowage *st, const char *name, struct st_err *e);
 /* Change an image's metadata from image.update's checked params (by neutral name):
@@ -179,6 +189,9 @@ int core_image_release(struct stowage *st, const char *name, struct st_err *e);
 /* The default volume for new images of a storage (NULL: the first storage). */
 int core_default_volume(struct stowage *st, const char *storage_id, char *out, size_t len,
                         struct st_err *e);
+/* The usable volume of a storage with the most free space (Danube Cloud's dc placement). */
+int core_roomiest_volume(struct stowage *st, const char *storage_id, char *out, size_t len,
+                         struct st_err *e);
 
 /* ---- objects outside the catalogue (unmanaged.c) ---- */
 int core_scans_new(struct stowage *st);
@@ -233,6 +246,24 @@ int core_clone_create(struct stowage *st, const char *image_name, const char *gu
 int core_clone_delete(struct stowage *st, const char *clone_id, struct st_err *e);
 int core_clone_get(struct stowage *st, const char *clone_id, struct db_clone *out,
                    struct st_err *e);
+
+/* ---- snapshots (snapshot.c): bodies of snapshot.create, snapshot.delete, snapshot.image ---- */
+struct core_snapshot_image_req {
+    const char *clone_id, *snapshot, *name, *volume_id, *owner;
+    struct db_image_meta meta;
+};
+int core_snapshot_create(struct stowage *st, const char *clone_id, const char *name,
+                         const char *note, struct db_snapshot *out, struct st_err *e);
+int core_snapshot_delete(struct stowage *st, const char *clone_id, const char *name,
+                         struct st_err *e);
+/* Before it is queued: the snapshot is there, ok, and its chain can be flattened. */
+int core_snapshot_image_check(struct stowage *st, const char *clone_id, const char *name,
+                              struct st_err *e);
+int core_snapshot_image(struct stowage *st, const struct core_snapshot_image_req *rq,
+                        const struct core_progress *p, struct db_image *out, struct st_err *e);
+/* Remove the files of a clone's snapshots (their rows went with the clone's). */
+void core_snapshot_remove_files(struct stowage *st, const struct core_vol_ref *v,
+                                const struct db_snapshot *s, size_t n);
 
 /* ---- restart recovery (recover.c), run once per volume when its backend opens ---- */
 int core_recover_volume(struct stowage *st, const char *volume_id, const struct backend_ops *ops,
@@ -349,6 +380,9 @@ int core_imagestores_new(struct stowage *st);
 /* GET URL/images of the image server called name, through the guard; *count images. */
 int core_imagestore_refresh(struct stowage *st, const char *name, size_t *count, struct st_err *e);
 void core_imagestores_free(struct stowage *st);
+/* imagestore.add / imagestore.remove: a row of the catalogue, never one of the config's. */
+int core_imagestore_add(struct stowage *st, const char *name, const char *url, struct st_err *e);
+int core_imagestore_remove(struct stowage *st, const char *name, struct st_err *e);
 
 /* ---- decompressing a stream (unpack.c): gzip, bzip2, xz, or none ---- */
 struct core_unpack;

@@ -219,12 +219,14 @@ int core_image_by_name(struct stowage *st, const char *name, struct db_image *ou
     return rc;
 }
 
-int core_default_volume(struct stowage *st, const char *storage_id, char *out, size_t len,
-                        struct st_err *e)
+/* The first usable volume of a storage, or the one with the most free space. */
+static int pick_volume(struct stowage *st, const char *storage_id, int roomiest, char *out,
+                       size_t len, struct st_err *e)
 {
     struct db_storage *ss = NULL;
     struct db_volume *vols = NULL;
     size_t ns = 0, nv = 0;
+    uint64_t best = 0;
     int rc = -1;
     struct db_conn *c = db_acquire(st->db);
 
@@ -241,18 +243,71 @@ int core_default_volume(struct stowage *st, const char *storage_id, char *out, s
         goto out;
     for (size_t i = 0; i < nv; i++) {
         struct core_vol_state s;
-        if (core_volume_state(st, vols[i].id, &s) == 0 && strcmp(s.status, "broken") != 0) {
-            snprintf(out, len, "%s", vols[i].id);
-            rc = 0;
-            goto out;
-        }
+        if (core_volume_state(st, vols[i].id, &s) != 0 || strcmp(s.status, "broken") == 0 ||
+            (rc == 0 && (!roomiest || s.free_kb <= best)))
+            continue;
+        snprintf(out, len, "%s", vols[i].id);
+        best = s.free_kb;
+        rc = 0;
+        if (!roomiest)
+            break;
     }
-    st_fail(e, nv ? ST_UNAVAILABLE : ST_NOT_FOUND, "image storage '%s' has no %svolume", storage_id,
-            nv ? "usable " : "");
+    if (rc)
+        st_fail(e, nv ? ST_UNAVAILABLE : ST_NOT_FOUND, "image storage '%s' has no %svolume",
+                storage_id, nv ? "usable " : "");
 out:
     db_release(st->db, c);
     free(ss);
     free(vols);
+    return rc;
+}
+
+int core_default_volume(struct stowage *st, const char *storage_id, char *out, size_t len,
+                        struct st_err *e)
+{
+    return pick_volume(st, storage_id, 0, out, len, e);
+}
+
+int core_roomiest_volume(struct stowage *st, const char *storage_id, char *out, size_t len,
+                         struct st_err *e)
+{
+    return pick_volume(st, storage_id, 1, out, len, e);
+}
+
+int core_alias_free(struct stowage *st, const char *alias, const char *version, struct st_err *e)
+{
+    char other[DB_ID];
+    struct db_conn *c = db_acquire(st->db);
+    int taken = db_image_alias_taken(c, alias, version, "", other, e);
+    db_release(st->db, c);
+    if (taken > 0)
+        return st_fail_field(e, ST_EXISTS, "alias",
+                             "alias '%s' version '%s' is already used by image '%s'", alias,
+                             version, other);
+    return taken < 0 ? -1 : 0;
+}
+
+int core_image_set_meta_unique(struct stowage *st, const struct db_image *im,
+                               const struct db_image_meta *m, struct st_err *e)
+{
+    char other[DB_ID];
+    const char *alias = m->alias[0] ? m->alias : im->name;
+    struct db_conn *c = db_acquire(st->db);
+    int rc = db_begin(c, e);
+    int taken = rc ? 0 : db_image_alias_taken(c, alias, m->version, im->uuid, other, e);
+    if (rc == 0 && taken < 0)
+        rc = -1;
+    else if (rc == 0 && taken)
+        rc = st_fail_field(e, ST_EXISTS, "alias",
+                           "alias '%s' version '%s' is already used by image '%s'", alias,
+                           m->version, other);
+    if (rc == 0)
+        rc = db_image_set_meta(c, im->uuid, m, e);
+    if (rc == 0)
+        rc = db_commit(c, e);
+    else
+        db_rollback(c);
+    db_release(st->db, c);
     return rc;
 }
 
@@ -582,6 +637,27 @@ static int fast_copy(struct copy_job *j, struct st_err *e)
     return 0;
 }
 
+static int copy_file(struct copy_job *j, struct st_err *e)
+{
+    int rc = fast_copy(j, e);
+    if (rc == 1) {
+        j->done = 0;
+        rc = sparse_copy(j, e);
+    }
+    return rc;
+}
+
+int core_copy_file(const struct core_vol_ref *sv, struct be_file *sf, const struct core_vol_ref *dv,
+                   struct be_file *df, const struct core_progress *p, struct st_err *e)
+{
+    struct copy_job j = {sv, dv, sf, df, 0, 0, p, NULL};
+    int rc = core_file_size(sv, sf, &j.size, e);
+    if (rc == 0)
+        rc = copy_file(&j, e);
+    free(j.buf);
+    return rc;
+}
+
 int core_image_copy(struct stowage *st, const char *source_name, const char *new_name,
                     const char *volume_id, const char *owner, const struct core_progress *p,
                     struct db_image *out, struct st_err *e)
@@ -615,12 +691,7 @@ int core_image_copy(struct stowage *st, const char *source_name, const char *new
     core_staging_path(out->uuid, TASK_SUFFIX, staging, sizeof staging);
     if ((rc = core_open_staging(&dv, staging, &j.df, e)))
         goto discard;
-    rc = fast_copy(&j, e);
-    if (rc == 1) {
-        j.done = 0;
-        rc = sparse_copy(&j, e);
-    }
-    if (rc)
+    if ((rc = copy_file(&j, e)))
         goto unlink;
     snprintf(out->format, sizeof out->format, "%s", src.format);
     out->virtual_size = src.virtual_size;

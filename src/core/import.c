@@ -137,6 +137,9 @@ int core_manifest_fetch(struct stowage *st, const char *url, struct core_manifes
 
 /* ---- streaming the file in ---- */
 
+/* The receiving thread (libcurl's callbacks) checks the wire's SHA-1, decompresses and
+ * fills one buffer while a writer thread hashes the other (SHA-256, and the SHA-1 of the
+ * decompressed bytes) and writes it: two cores share the work of one stream. */
 struct import {
     struct stowage *st;
     const struct core_vol_ref *v;
@@ -145,10 +148,22 @@ struct import {
     struct core_unpack *unpack;
     gnutls_hash_hd_t wire_sha1, sha1, sha256;
     int compressed;
-    char *buf; /* bytes not yet written, at file offset off */
+    char *bufs[2]; /* the receiver fills bufs[cur]; the writer owns the other while busy */
+    int cur;
     size_t fill;
-    uint64_t off, wire, expect, max_size;
+    uint64_t off; /* the file offset of bufs[cur] */
+    uint64_t wire, expect, max_size;
     int percent, sink_failed;
+    /* the writer */
+    pthread_t writer;
+    int writer_started;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    const char *job; /* a buffer to hash and write, NULL when the writer is idle */
+    size_t job_len;
+    uint64_t job_off;
+    int stop, failed;
+    struct st_err werr;
 };
 
 static int all_zero(const char *b, size_t n)
@@ -156,33 +171,126 @@ static int all_zero(const char *b, size_t n)
     return n == 0 || (b[0] == 0 && memcmp(b, b + 1, n - 1) == 0);
 }
 
-/* Write the buffer, leaving zero blocks as holes (the file is sized at the end). */
-static int flush_buf(struct import *im, struct st_err *e)
+/* Write buf at off, leaving zero blocks as holes (the file is sized at the end). No
+ * start_writeback here (uploads have one): an early writeback blocks the writer whenever
+ * the disk's queue is full; the kernel's own writeback runs beside it, and the commit's
+ * fsync ends it (bench/REPORT.md). */
+static int write_buf(struct import *im, const char *buf, size_t len, uint64_t off, struct st_err *e)
 {
     size_t done = 0;
-    while (done < im->fill) {
-        size_t n = im->fill - done < ZERO_BLOCK ? im->fill - done : ZERO_BLOCK;
+    while (done < len) {
+        size_t n = len - done < ZERO_BLOCK ? len - done : ZERO_BLOCK;
         size_t run = 0;
-        if (all_zero(im->buf + done, n)) {
+        if (all_zero(buf + done, n)) {
             done += n;
             continue;
         }
         /* a run of data blocks goes in one write */
-        while (done + run < im->fill) {
-            size_t k = im->fill - done - run < ZERO_BLOCK ? im->fill - done - run : ZERO_BLOCK;
-            if (run && all_zero(im->buf + done + run, k))
+        while (done + run < len) {
+            size_t k = len - done - run < ZERO_BLOCK ? len - done - run : ZERO_BLOCK;
+            if (run && all_zero(buf + done + run, k))
                 break;
             run += k;
         }
-        if (core_pwrite_all(im->v, im->f, im->buf + done, run, im->off + done, e))
+        if (core_pwrite_all(im->v, im->f, buf + done, run, off + done, e))
             return -1;
         done += run;
     }
-    if (im->fill && im->v->ops->start_writeback)
-        im->v->ops->start_writeback(im->f, im->off, im->fill);
+    return 0;
+}
+
+static void *writer_main(void *ud)
+{
+    struct import *im = ud;
+    pthread_mutex_lock(&im->mu);
+    for (;;) {
+        while (!im->job && !im->stop)
+            pthread_cond_wait(&im->cv, &im->mu);
+        if (!im->job)
+            break;
+        const char *buf = im->job;
+        size_t len = im->job_len;
+        uint64_t off = im->job_off;
+        int skip = im->failed;
+        pthread_mutex_unlock(&im->mu);
+        struct st_err e;
+        int rc = 0;
+        if (!skip) {
+            if (im->compressed)
+                gnutls_hash(im->sha1, buf, len);
+            gnutls_hash(im->sha256, buf, len);
+            rc = write_buf(im, buf, len, off, &e);
+        }
+        pthread_mutex_lock(&im->mu);
+        if (rc && !im->failed) {
+            im->failed = 1;
+            im->werr = e;
+        }
+        im->job = NULL;
+        pthread_cond_broadcast(&im->cv);
+    }
+    pthread_mutex_unlock(&im->mu);
+    return NULL;
+}
+
+/* Wait for the writer to be idle; -1 with its error when it failed. */
+static int writer_idle(struct import *im, struct st_err *e)
+{
+    pthread_mutex_lock(&im->mu);
+    while (im->job)
+        pthread_cond_wait(&im->cv, &im->mu);
+    int failed = im->failed;
+    if (failed)
+        *e = im->werr;
+    pthread_mutex_unlock(&im->mu);
+    return failed ? -1 : 0;
+}
+
+/* Hand the filled buffer to the writer and go on filling the other. */
+static int flush_buf(struct import *im, struct st_err *e)
+{
+    if (writer_idle(im, e))
+        return -1;
+    if (!im->fill)
+        return 0;
+    pthread_mutex_lock(&im->mu);
+    im->job = im->bufs[im->cur];
+    im->job_len = im->fill;
+    im->job_off = im->off;
+    pthread_cond_broadcast(&im->cv);
+    pthread_mutex_unlock(&im->mu);
+    im->cur ^= 1;
     im->off += im->fill;
     im->fill = 0;
     return 0;
+}
+
+static int writer_start(struct import *im, struct st_err *e)
+{
+    pthread_mutex_init(&im->mu, NULL);
+    pthread_cond_init(&im->cv, NULL);
+    if (pthread_create(&im->writer, NULL, writer_main, im) != 0) {
+        pthread_cond_destroy(&im->cv);
+        pthread_mutex_destroy(&im->mu);
+        return st_fail(e, ST_INTERNAL, "cannot start the import's writer thread");
+    }
+    im->writer_started = 1;
+    return 0;
+}
+
+/* Let the writer finish what it has (or skip it after a failure), then join it. */
+static void writer_stop(struct import *im)
+{
+    if (!im->writer_started)
+        return;
+    pthread_mutex_lock(&im->mu);
+    im->stop = 1;
+    pthread_cond_broadcast(&im->cv);
+    pthread_mutex_unlock(&im->mu);
+    pthread_join(im->writer, NULL);
+    pthread_cond_destroy(&im->cv);
+    pthread_mutex_destroy(&im->mu);
+    im->writer_started = 0;
 }
 
 static int to_file(void *ud, const void *buf, size_t len, struct st_err *e)
@@ -192,12 +300,9 @@ static int to_file(void *ud, const void *buf, size_t len, struct st_err *e)
         return st_fail_field(e, ST_TOO_LARGE, "file",
                              "the image is larger than the limit of %llu bytes",
                              (unsigned long long)im->max_size);
-    if (im->compressed)
-        gnutls_hash(im->sha1, buf, len);
-    gnutls_hash(im->sha256, buf, len);
     while (len) {
         size_t n = WRITE_BUF - im->fill < len ? WRITE_BUF - im->fill : len;
-        memcpy(im->buf + im->fill, buf, n);
+        memcpy(im->bufs[im->cur] + im->fill, buf, n);
         im->fill += n;
         buf = (const char *)buf + n;
         len -= n;
@@ -276,7 +381,7 @@ static int stream_in(struct import *im, const struct core_import_req *rq, char w
                              "Image file checksum mismatch: the manifest says sha1 %s, the file "
                              "has %s.",
                              rq->manifest->sha1, wire);
-    if (core_unpack_end(im->unpack, e) || flush_buf(im, e))
+    if (core_unpack_end(im->unpack, e) || flush_buf(im, e) || writer_idle(im, e))
         return -1;
     int trc = im->v->ops->ftruncate(im->f, im->off); /* trailing holes */
     return trc < 0 ? be_fail(e, trc, "size the image") : 0;
@@ -305,10 +410,8 @@ int core_image_import(struct stowage *st, const struct core_import_req *rq,
     if (core_image_reserve(st, rq->name, rq->manifest->uuid, rq->volume_id, rq->owner, out, e))
         goto out;
     reserved = 1;
-    struct db_conn *c = db_acquire(st->db);
-    rc = db_image_set_meta(c, out->uuid, &rq->meta, e);
-    db_release(st->db, c);
-    if (rc)
+    struct db_conn *c;
+    if ((rc = core_image_set_meta_unique(st, out, &rq->meta, e)))
         goto out;
     rc = -1;
     snprintf(key, sizeof key, "image:%s", out->uuid);
@@ -322,15 +425,23 @@ int core_image_import(struct stowage *st, const struct core_import_req *rq,
     staged = 1;
     im.expect = rq->manifest->size;
     im.compressed = strcmp(rq->manifest->compression, "none") != 0;
-    if (!(im.buf = malloc(WRITE_BUF)) || gnutls_hash_init(&im.wire_sha1, GNUTLS_DIG_SHA1) < 0 ||
+    if (!(im.bufs[0] = malloc(WRITE_BUF)) || !(im.bufs[1] = malloc(WRITE_BUF)) ||
+        gnutls_hash_init(&im.wire_sha1, GNUTLS_DIG_SHA1) < 0 ||
         gnutls_hash_init(&im.sha1, GNUTLS_DIG_SHA1) < 0 ||
         gnutls_hash_init(&im.sha256, GNUTLS_DIG_SHA256) < 0) {
         st_fail(e, ST_INTERNAL, "out of memory");
         goto out;
     }
-    if (core_unpack_new(rq->manifest->compression, progress_out, &im, &im.unpack, e) ||
-        stream_in(&im, rq, wire, e))
+    if (writer_start(&im, e) ||
+        core_unpack_new(rq->manifest->compression, progress_out, &im, &im.unpack, e))
         goto out;
+    rc = stream_in(&im, rq, wire, e);
+    writer_stop(&im); /* idle already when the stream succeeded */
+    if (rc) {
+        rc = -1;
+        goto out;
+    }
+    rc = -1;
     if (im.compressed)
         digest(im.sha1, 20, sha1);
     else
@@ -356,6 +467,7 @@ int core_image_import(struct stowage *st, const struct core_import_req *rq,
         p->fn(p->ud, 100);
     rc = 0;
 out:
+    writer_stop(&im); /* before the file closes */
     if (rc && staged)
         v.ops->discard(v.be, staging);
     if (im.f)
@@ -371,7 +483,8 @@ out:
         gnutls_hash_deinit(im.sha1, NULL);
     if (im.sha256)
         gnutls_hash_deinit(im.sha256, NULL);
-    free(im.buf);
+    free(im.bufs[0]);
+    free(im.bufs[1]);
     if (key[0])
         core_unclaim(st, key);
     core_volume_release(&v);

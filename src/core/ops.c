@@ -39,6 +39,16 @@ static int run_image_import(struct core_task_ctx *t, struct st_err *e);
 static int image_imported(struct core_task_ctx *t, int64_t started_at);
 static int import_precheck(struct stowage *st, const json_t *params, struct st_err *e);
 static int run_imagestore_refresh(struct core_task_ctx *t, struct st_err *e);
+static int run_snapshot_create(struct core_task_ctx *t, struct st_err *e);
+static int run_snapshot_delete(struct core_task_ctx *t, struct st_err *e);
+static int run_snapshot_image(struct core_task_ctx *t, struct st_err *e);
+static int snapshot_made(struct core_task_ctx *t, int64_t started_at);
+static int snapshot_deleted(struct core_task_ctx *t, int64_t started_at);
+static int snapshot_image_precheck(struct stowage *st, const json_t *params, struct st_err *e);
+static int run_imagestore_add(struct core_task_ctx *t, struct st_err *e);
+static int run_imagestore_remove(struct core_task_ctx *t, struct st_err *e);
+static int imagestore_added(struct core_task_ctx *t, int64_t started_at);
+static int imagestore_removed(struct core_task_ctx *t, int64_t started_at);
 
 #define F(member, kind) offsetof(struct core_op_params, member), #member, kind
 #define SAFE(member, max) F(member, TF_SAFE), 0, max
@@ -332,6 +342,53 @@ static const struct core_task_type types[CORE_OP_COUNT] = {
                                 core_bimage_restore,
                                 image_made,
                                 core_bimage_precheck_restore},
+    [CORE_OP_SNAPSHOT_CREATE] = {"snapshot.create",
+                                 ROLE_ADMIN,
+                                 0,
+                                 {{F(clone, TF_ID), 1},
+                                  {F(snapshot, TF_ID), 1},
+                                  {SAFE(description, 128)}},
+                                 run_snapshot_create,
+                                 snapshot_made},
+    [CORE_OP_SNAPSHOT_DELETE] = {"snapshot.delete",
+                                 ROLE_ADMIN,
+                                 0,
+                                 {{F(clone, TF_ID), 1}, {F(snapshot, TF_ID), 1}},
+                                 run_snapshot_delete,
+                                 snapshot_deleted},
+    [CORE_OP_SNAPSHOT_IMAGE] = {"snapshot.image",
+                                ROLE_ADMIN,
+                                1,
+                                {{F(clone, TF_ID), 1},
+                                 {F(snapshot, TF_ID), 1},
+                                 {F(name, TF_ID), 1},
+                                 {F(storage, TF_ID), 0},
+                                 {F(volume, TF_ID), 0},
+                                 {F(owner, TF_ID), 0},
+                                 {SAFE(alias, 32)},
+                                 {SAFE(version, 16)},
+                                 {SAFE(description, 128)},
+                                 {F(tags, TF_TAGS), 0},
+                                 {F(access, TF_ACCESS), 0},
+                                 {F(resize, TF_BOOL), 0},
+                                 {F(deploy, TF_BOOL), 0}},
+                                run_snapshot_image,
+                                image_imported,
+                                snapshot_image_precheck},
+    [CORE_OP_IMAGESTORE_ADD] = {"imagestore.add",
+                                ROLE_SUPERADMIN,
+                                0,
+                                {{F(name, TF_ID), 1}, {F(url, TF_URL), 1}},
+                                run_imagestore_add,
+                                imagestore_added,
+                                core_imagestore_precheck_add},
+    [CORE_OP_IMAGESTORE_REMOVE] = {"imagestore.remove",
+                                   ROLE_SUPERADMIN,
+                                   0,
+                                   {{F(name, TF_ID), 1}},
+                                   run_imagestore_remove,
+                                   imagestore_removed,
+                                   core_imagestore_precheck_remove},
 };
 
 const struct core_task_type *core_task_type(const char *name)
@@ -1015,6 +1072,11 @@ static int import_precheck(struct stowage *st, const json_t *params, struct st_e
     struct st_err nf;
     if (core_image_by_name(st, name, &im, &nf) == 0)
         return st_fail_field(e, ST_EXISTS, "name", "an image named '%s' already exists", name);
+    /* The version defaults to the manifest's, known only once the job reads it (the job
+     * checks again then). */
+    const char *alias = param(params, "alias"), *version = param(params, "version");
+    if (version && core_alias_free(st, alias && *alias ? alias : name, version, e))
+        return -1;
     return vol ? volume_in_storage(st, vol, param(params, "storage"), e) : 0;
 }
 
@@ -1055,8 +1117,9 @@ static int run_image_import(struct core_task_ctx *t, struct st_err *e)
         if (volume_in_storage(t->st, vol, storage, e))
             return -1;
         snprintf(volume, sizeof volume, "%s", vol);
-    } else if (core_default_volume(t->st, *storage ? storage : NULL, volume, sizeof volume, e)) {
-        return -1;
+    } else if (*storage ? core_roomiest_volume(t->st, storage, volume, sizeof volume, e)
+                        : core_default_volume(t->st, NULL, volume, sizeof volume, e)) {
+        return -1; /* a storage named: its roomiest volume; none: the default one */
     }
     wait_probed(t, volume);
     if (core_manifest_fetch(t->st, murl, &m, e))
@@ -1099,4 +1162,167 @@ static int run_imagestore_refresh(struct core_task_ctx *t, struct st_err *e)
         return -1;
     t->result = json_pack("{s:s, s:I}", "imagestore", name, "images", (json_int_t)n);
     return 0;
+}
+
+/* ---- snapshots ---- */
+
+static json_t *snapshot_result(const struct db_snapshot *s)
+{
+    return json_pack("{s:s, s:s, s:s, s:s, s:I}", "clone", s->clone_id, "snapshot", s->name,
+                     "guest", s->guest_id, "volume", s->volume_id, "size", (json_int_t)s->size);
+}
+
+static int run_snapshot_create(struct core_task_ctx *t, struct st_err *e)
+{
+    struct db_snapshot s;
+    struct db_clone cl;
+    if (core_clone_get(t->st, core_task_str(t, "clone"), &cl, e))
+        return -1;
+    wait_probed(t, cl.volume_id);
+    if (core_snapshot_create(t->st, cl.clone_id, core_task_str(t, "snapshot"),
+                             core_task_str(t, "description"), &s, e))
+        return -1;
+    t->result = snapshot_result(&s);
+    return 0;
+}
+
+static int run_snapshot_delete(struct core_task_ctx *t, struct st_err *e)
+{
+    const char *clone = core_task_str(t, "clone"), *name = core_task_str(t, "snapshot");
+    if (core_snapshot_delete(t->st, clone, name, e))
+        return -1;
+    t->result = json_pack("{s:s, s:s}", "clone", clone, "snapshot", name);
+    return 0;
+}
+
+/* A snapshot's file is committed before its row: the row says it is done. */
+static int snapshot_made(struct core_task_ctx *t, int64_t started_at)
+{
+    struct db_snapshot s;
+    struct st_err e;
+    struct db_conn *c = db_acquire(t->st->db);
+    int rc = db_snapshot_get(c, core_task_str(t, "clone"), core_task_str(t, "snapshot"), &s, &e);
+    db_release(t->st->db, c);
+    if (rc || s.created_at < started_at)
+        return 0;
+    t->result = snapshot_result(&s);
+    return 1;
+}
+
+static int snapshot_deleted(struct core_task_ctx *t, int64_t started_at)
+{
+    struct db_snapshot s;
+    struct st_err e;
+    const char *clone = core_task_str(t, "clone"), *name = core_task_str(t, "snapshot");
+    struct db_conn *c = db_acquire(t->st->db);
+    int rc = db_snapshot_get(c, clone, name, &s, &e);
+    db_release(t->st->db, c);
+    if (rc == 0 || e.code != ST_NOT_FOUND)
+        return 0;
+    t->result = json_pack("{s:s, s:s}", "clone", clone, "snapshot", name);
+    return 1;
+}
+
+static int snapshot_image_precheck(struct stowage *st, const json_t *params, struct st_err *e)
+{
+    const char *name = param(params, "name"), *vol = param(params, "volume");
+    const char *alias = param(params, "alias"), *version = param(params, "version");
+    struct db_image im;
+    struct st_err nf;
+    if (core_image_by_name(st, name, &im, &nf) == 0)
+        return st_fail_field(e, ST_EXISTS, "name", "an image named '%s' already exists", name);
+    if (core_snapshot_image_check(st, param(params, "clone"), param(params, "snapshot"), e) ||
+        core_alias_free(st, alias && *alias ? alias : name, version ? version : "1.0", e))
+        return -1;
+    return vol ? volume_in_storage(st, vol, param(params, "storage"), e) : 0;
+}
+
+static int run_snapshot_image(struct core_task_ctx *t, struct st_err *e)
+{
+    const char *vol = core_task_str(t, "volume"), *storage = core_task_str(t, "storage");
+    char volume[DB_ID];
+    struct db_clone cl;
+    struct db_image im;
+    struct core_snapshot_image_req rq = {
+        .clone_id = core_task_str(t, "clone"),
+        .snapshot = core_task_str(t, "snapshot"),
+        .name = core_task_str(t, "name"),
+        .volume_id = volume,
+        .owner = *core_task_str(t, "owner") ? core_task_str(t, "owner") : t->owner};
+    json_t *v;
+
+    if (core_clone_get(t->st, rq.clone_id, &cl, e))
+        return -1;
+    /* On the volume named, else the roomiest of the storage named, else the clone's. */
+    if (*vol) {
+        if (volume_in_storage(t->st, vol, storage, e))
+            return -1;
+        snprintf(volume, sizeof volume, "%s", vol);
+    } else if (*storage) {
+        if (core_roomiest_volume(t->st, storage, volume, sizeof volume, e))
+            return -1;
+    } else {
+        snprintf(volume, sizeof volume, "%s", cl.volume_id);
+    }
+    wait_probed(t, volume);
+    struct db_image_meta *m = &rq.meta;
+    snprintf(m->alias, sizeof m->alias, "%s", core_task_str(t, "alias"));
+    snprintf(m->version, sizeof m->version, "%s",
+             *core_task_str(t, "version") ? core_task_str(t, "version") : "1.0");
+    snprintf(m->description, sizeof m->description, "%s", core_task_str(t, "description"));
+    char *tags = (v = json_object_get(t->params, "tags")) ? json_dumps(v, JSON_COMPACT) : NULL;
+    snprintf(m->tags, sizeof m->tags, "%s", tags ? tags : "[]");
+    free(tags);
+    m->access = core_task_int(t, "access") ? (int)core_task_int(t, "access") : 3;
+    m->resize = json_is_true(json_object_get(t->params, "resize"));
+    m->deploy = json_is_true(json_object_get(t->params, "deploy"));
+    m->dc_bound = 1;
+    if (core_snapshot_image(t->st, &rq, t->progress, &im, e))
+        return -1;
+    t->result = image_result(&im);
+    return 0;
+}
+
+/* ---- image servers added at run time ---- */
+
+static int run_imagestore_add(struct core_task_ctx *t, struct st_err *e)
+{
+    const char *name = core_task_str(t, "name");
+    if (core_imagestore_add(t->st, name, core_task_str(t, "url"), e))
+        return -1;
+    return imagestore_added(t, 0) == 1 ? 0
+                                       : st_fail(e, ST_INTERNAL, "image server '%s' is gone", name);
+}
+
+static int run_imagestore_remove(struct core_task_ctx *t, struct st_err *e)
+{
+    const char *name = core_task_str(t, "name");
+    if (core_imagestore_remove(t->st, name, e))
+        return -1;
+    t->result = json_pack("{s:s}", "imagestore", name);
+    return 0;
+}
+
+static int imagestore_added(struct core_task_ctx *t, int64_t started_at)
+{
+    struct core_imagestore s;
+    struct st_err e;
+    if (core_imagestore_get(t->st, core_task_str(t, "name"), &s, &e))
+        return 0;
+    core_imagestore_free(&s, 1);
+    t->result = json_pack("{s:s, s:s}", "imagestore", s.name, "url", s.url);
+    return 1;
+}
+
+static int imagestore_removed(struct core_task_ctx *t, int64_t started_at)
+{
+    struct core_imagestore s;
+    struct st_err e;
+    const char *name = core_task_str(t, "name");
+    if (core_imagestore_get(t->st, name, &s, &e) == 0) {
+        core_imagestore_free(&s, 1);
+        return 0;
+    }
+    t->result = json_pack("{s:s}", "imagestore", name);
+    return 1;
 }

@@ -8,6 +8,7 @@
  *   images/… with a deleted row, another volume's
  *   row, or no row                                  → never committed or being deleted: remove
  *   clones/<id>.<fmt> without its row               → committed file, row never written: remove
+ *   clones/<id>@<snap>.<fmt> without its row        → a snapshot's, the same
  *   .staging/<uuid>.upload of a 'saving' row that
  *   already has its checksum                        → verified and fsynced, crashed before
  *                                                     the rename: finish the commit
@@ -179,6 +180,28 @@ static void recover_images(const struct scope *sc, struct db_image *rows, size_t
     }
 }
 
+/* clones/<clone>@<name>.<fmt>: a snapshot's file, kept while its row says it is there. */
+static void recover_snapshot(const struct scope *sc, const char *file, const char *clone_id,
+                             const char *name)
+{
+    struct db_snapshot s;
+    struct st_err e;
+    char path[300];
+    if (!core_valid_id(clone_id) || !core_valid_id(name))
+        return;
+    snprintf(path, sizeof path, "clones/%s", file);
+    struct db_conn *c = db_acquire(sc->st->db);
+    int found = db_snapshot_get(c, clone_id, name, &s, &e) == 0;
+    db_release(sc->st->db, c);
+    if (found && strcmp(s.volume_id, sc->volume_id) != 0) {
+        char owner[100];
+        snprintf(owner, sizeof owner, "snapshot %s@%s", clone_id, name);
+        left_alone(sc, "clones", file, owner, s.volume_id);
+    } else if (!found || strcmp(s.path, path) != 0) {
+        drop(sc, "clones", file, "no row");
+    }
+}
+
 static void recover_clones(const struct scope *sc, struct names *ns)
 {
     struct stowage *st = sc->st;
@@ -190,6 +213,12 @@ static void recover_clones(const struct scope *sc, struct names *ns)
         if (!dot || dot == ns->v[i])
             continue;
         snprintf(id, sizeof id, "%.*s", (int)(dot - ns->v[i]), ns->v[i]);
+        char *at = strchr(id, '@');
+        if (at) {
+            *at = '\0';
+            recover_snapshot(sc, ns->v[i], id, at + 1);
+            continue;
+        }
         if (!core_valid_id(id))
             continue;
         snprintf(path, sizeof path, "clones/%s", ns->v[i]);

@@ -107,6 +107,10 @@ int core_manage_register_volume(struct stowage *st, const struct db_volume *v, s
 /* The same refusal, said early (before a disk is formatted). */
 int core_manage_check_place(struct stowage *st, const struct db_volume *v, struct st_err *e);
 
+/* ---- image servers (imagestore.c) ---- */
+int core_imagestore_precheck_add(struct stowage *st, const json_t *params, struct st_err *e);
+int core_imagestore_precheck_remove(struct stowage *st, const json_t *params, struct st_err *e);
+
 /* ---- backup storage bodies (backup.c) ---- */
 int core_backup_create(struct core_task_ctx *t, struct st_err *e);
 int core_backup_update(struct core_task_ctx *t, struct st_err *e);

@@ -169,6 +169,19 @@ int db_clone_list_volume(struct db_conn *c, const char *volume_id, struct db_clo
     return db_collect(c, st, sizeof **out, read_clone, out, n, "list clones", e);
 }
 
+int db_clone_list_guest(struct db_conn *c, const char *guest_id, struct db_clone **out, size_t *n,
+                        struct st_err *e)
+{
+    static const char sql[] = "SELECT " CLONE_COLS " FROM clone c JOIN image i ON "
+                              "i.uuid = c.image_uuid WHERE c.guest_id = ?1 ORDER BY "
+                              "c.created_at, c.rowid";
+    struct db_query *st = db_stmt(c, sql, e);
+    if (!st)
+        return -1;
+    db_bind_text(st, 1, guest_id);
+    return db_collect(c, st, sizeof **out, read_clone, out, n, "list clones", e);
+}
+
 int db_clone_list_image(struct db_conn *c, const char *uuid, struct db_clone **out, size_t *n,
                         struct st_err *e)
 {

@@ -70,6 +70,39 @@ int fmt_detect_other(struct fmt_reader *r, const struct fmt_opts *o, struct fmt_
 /* MBR/GPT signatures in the head: FMT_F_MBR | FMT_F_GPT. */
 uint32_t fmt_partition_flags(const struct fmt_reader *r);
 
+/* ---- qcow2 (qcow2.c, qcow2_map.c) ---- */
+#define QCOW2_MAGIC 0x514649fbu
+#define QCOW2_HDR_READ 112 /* v3 fields plus the compression type byte */
+#define QCOW2_INCOMPAT_DIRTY (1u << 0)
+#define QCOW2_INCOMPAT_CORRUPT (1u << 1)
+#define QCOW2_INCOMPAT_DATA_FILE (1u << 2)
+#define QCOW2_INCOMPAT_COMPRESSION (1u << 3)
+#define QCOW2_INCOMPAT_EXTL2 (1u << 4)
+
+struct qcow2_hdr {
+    uint32_t version;
+    uint64_t backing_file_offset;
+    uint32_t backing_file_size;
+    uint32_t cluster_bits;
+    uint64_t size;
+    uint32_t crypt_method;
+    uint32_t l1_size;
+    uint64_t l1_table_offset;
+    uint64_t refcount_table_offset;
+    uint32_t refcount_table_clusters;
+    uint32_t nb_snapshots;
+    uint64_t snapshots_offset;
+    uint64_t incompatible;
+    uint64_t autoclear;
+    uint32_t refcount_order;
+    uint32_t header_length;
+    uint8_t compression_type;
+    uint64_t cluster_size;
+};
+
+/* The header fields of the first QCOW2_HDR_READ bytes (v2 gets v3's defaults). */
+void fmt_qcow2_parse_header(const uint8_t *b, struct qcow2_hdr *h);
+
 /* Byte order helpers on untrusted buffers (no alignment assumed). */
 static inline uint16_t get_be16(const uint8_t *p)
 {

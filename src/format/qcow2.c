@@ -13,16 +13,9 @@
 
 #include "fmt_int.h"
 
-#define QCOW2_MAGIC 0x514649fbu
 #define HDR_V2_LEN 72
 #define HDR_V3_LEN 104
-#define HDR_READ 112 /* v3 fields plus the compression type byte */
 
-#define INCOMPAT_DIRTY (1u << 0)
-#define INCOMPAT_CORRUPT (1u << 1)
-#define INCOMPAT_DATA_FILE (1u << 2)
-#define INCOMPAT_COMPRESSION (1u << 3)
-#define INCOMPAT_EXTL2 (1u << 4)
 #define INCOMPAT_KNOWN 0x1fu
 #define AUTOCLEAR_BITMAPS (1u << 0)
 #define AUTOCLEAR_DATA_FILE_RAW (1u << 1)
@@ -51,28 +44,7 @@
 
 #define TABLE_CHUNK 4096 /* tables are checked in chunks: no allocation */
 
-struct qcow2_hdr {
-    uint32_t version;
-    uint64_t backing_file_offset;
-    uint32_t backing_file_size;
-    uint32_t cluster_bits;
-    uint64_t size;
-    uint32_t crypt_method;
-    uint32_t l1_size;
-    uint64_t l1_table_offset;
-    uint64_t refcount_table_offset;
-    uint32_t refcount_table_clusters;
-    uint32_t nb_snapshots;
-    uint64_t snapshots_offset;
-    uint64_t incompatible;
-    uint64_t autoclear;
-    uint32_t refcount_order;
-    uint32_t header_length;
-    uint8_t compression_type;
-    uint64_t cluster_size;
-};
-
-static void parse_header(const uint8_t *b, struct qcow2_hdr *h)
+void fmt_qcow2_parse_header(const uint8_t *b, struct qcow2_hdr *h)
 {
     memset(h, 0, sizeof(*h));
     h->version = get_be32(b + 4);
@@ -120,18 +92,18 @@ static int check_features(const struct qcow2_hdr *h, struct fmt_probe *p)
     if (h->incompatible & ~(uint64_t)INCOMPAT_KNOWN)
         return probe_refuse(p, FMT_R_QCOW2_INCOMPAT, "unknown incompatible feature bits 0x%" PRIx64,
                             h->incompatible & ~(uint64_t)INCOMPAT_KNOWN);
-    if (h->incompatible & INCOMPAT_DATA_FILE)
+    if (h->incompatible & QCOW2_INCOMPAT_DATA_FILE)
         return probe_refuse(
             p, FMT_R_QCOW2_DATA_FILE,
             "external data file (incompatible bit 0x4): its data lives in another file");
-    if ((h->autoclear & AUTOCLEAR_DATA_FILE_RAW) && !(h->incompatible & INCOMPAT_DATA_FILE))
+    if ((h->autoclear & AUTOCLEAR_DATA_FILE_RAW) && !(h->incompatible & QCOW2_INCOMPAT_DATA_FILE))
         return probe_refuse(p, FMT_R_QCOW2_HEADER, "raw data file bit without a data file");
-    if (h->incompatible & INCOMPAT_CORRUPT)
+    if (h->incompatible & QCOW2_INCOMPAT_CORRUPT)
         return probe_refuse(p, FMT_R_QCOW2_CORRUPT,
                             "the image is marked corrupt (incompatible bit 0x2)");
-    if (h->incompatible & INCOMPAT_DIRTY)
+    if (h->incompatible & QCOW2_INCOMPAT_DIRTY)
         p->flags |= FMT_F_DIRTY;
-    if (h->incompatible & INCOMPAT_EXTL2) {
+    if (h->incompatible & QCOW2_INCOMPAT_EXTL2) {
         /* 32 subclusters must each be at least a 512-byte sector (qemu). */
         if (h->cluster_bits < 14)
             return probe_refuse(p, FMT_R_QCOW2_CLUSTER_BITS,
@@ -142,7 +114,7 @@ static int check_features(const struct qcow2_hdr *h, struct fmt_probe *p)
     if (h->compression_type > 1)
         return probe_refuse(p, FMT_R_QCOW2_COMPRESSION, "unknown compression type %u",
                             h->compression_type);
-    if ((h->compression_type != 0) != !!(h->incompatible & INCOMPAT_COMPRESSION))
+    if ((h->compression_type != 0) != !!(h->incompatible & QCOW2_INCOMPAT_COMPRESSION))
         return probe_refuse(p, FMT_R_QCOW2_COMPRESSION,
                             "compression type %u disagrees with incompatible bit 0x8",
                             h->compression_type);
@@ -321,7 +293,7 @@ static int check_entries(struct fmt_reader *r, const struct qcow2_hdr *h, uint64
 static int check_l1(struct fmt_reader *r, const struct qcow2_hdr *h, struct fmt_probe *p)
 {
     /* Each L2 table is one cluster of 8-byte entries (16 with subclusters). */
-    unsigned l2_bits = h->cluster_bits - 3 - ((h->incompatible & INCOMPAT_EXTL2) ? 1 : 0);
+    unsigned l2_bits = h->cluster_bits - 3 - ((h->incompatible & QCOW2_INCOMPAT_EXTL2) ? 1 : 0);
     unsigned shift = h->cluster_bits + l2_bits; /* bytes covered by one L1 entry: at most 2^39 */
     uint64_t needed = (h->size >> shift) + ((h->size & ((UINT64_C(1) << shift) - 1)) != 0);
     const char *why;
@@ -392,7 +364,7 @@ static int check_snapshots(struct fmt_reader *r, const struct qcow2_hdr *h, stru
 
 int fmt_detect_qcow2(struct fmt_reader *r, const struct fmt_opts *o, struct fmt_probe *p)
 {
-    uint8_t b[HDR_READ] = {0};
+    uint8_t b[QCOW2_HDR_READ] = {0};
     struct qcow2_hdr h;
     int ret;
 
@@ -403,7 +375,7 @@ int fmt_detect_qcow2(struct fmt_reader *r, const struct fmt_opts *o, struct fmt_
     if (r->size < HDR_V2_LEN)
         return probe_refuse(p, FMT_R_QCOW2_HEADER, "the file ends inside the header");
     memcpy(b, r->head, r->head_len < sizeof(b) ? r->head_len : sizeof(b));
-    parse_header(b, &h);
+    fmt_qcow2_parse_header(b, &h);
     p->virtual_size = h.size;
     if (h.version < 2 || h.version > 3)
         return probe_refuse(p, FMT_R_QCOW2_VERSION,
@@ -418,7 +390,7 @@ int fmt_detect_qcow2(struct fmt_reader *r, const struct fmt_opts *o, struct fmt_
         (h.header_length < HDR_V3_LEN || h.header_length % 8 || h.header_length > h.cluster_size))
         return probe_refuse(p, FMT_R_QCOW2_HEADER, "header_length %" PRIu32 " is invalid",
                             h.header_length);
-    if (h.header_length > HDR_V3_LEN && r->size < HDR_READ)
+    if (h.header_length > HDR_V3_LEN && r->size < QCOW2_HDR_READ)
         return probe_refuse(p, FMT_R_QCOW2_HEADER, "the file ends inside the header");
 
     ret = check_features(&h, p);

@@ -566,3 +566,23 @@ def test_an_image_server_that_does_not_answer_is_not_available(daemon_factory, t
     assert r.json()["result"]["detail"].endswith("Couldn't connect to server"), r.text
     r = call(b, "GET", "/api/imagestore/down/image/")
     assert (r.status_code, r.json()) == (428, {"detail": "Image server is not available"})
+
+
+def test_an_import_refuses_an_alias_and_version_in_use_as_esdc(daemon, imgapi):
+    _, murl = imgapi.add(os.urandom(4096))  # the manifest's version is 1.2
+    assert import_image(daemon, "first", murl, alias="Alpine").status_code == 200
+    _, murl2 = imgapi.add(os.urandom(4096))
+    # the version given: refused before the job, in esdc's words
+    r = call(daemon, "POST", "/api/image/second/",
+             {"manifest_url": murl2, "dc": "default", "alias": "ALPINE", "version": "1.2"})
+    assert (r.status_code, r.json()["result"]) == (
+        400, {"alias": ["This alias is already in use. Please supply a different alias or "
+                        "version."]})
+    # the manifest's version: the job finds it taken once it has read the manifest
+    r = import_image(daemon, "second", murl2, alias="alpine")
+    assert r.status_code == 400 and r.json()["status"] == "FAILURE"
+    assert "alias 'alpine' version '1.2' is already used by image 'first'" in \
+        r.json()["result"]["detail"]
+    assert call(daemon, "GET", "/api/image/second/").status_code == 404
+    assert len(os.listdir(daemon.vol / "images")) == 1 and os.listdir(daemon.vol / ".staging") == []
+    assert import_image(daemon, "second", murl2, alias="alpine", version="1.3").status_code == 200

@@ -274,6 +274,11 @@ enum core_op {
     CORE_OP_BIMAGE_ADD,     /* an image copied onto backup storages, from a URL or the catalogue */
     CORE_OP_BIMAGE_DELETE,  /* its copies removed from some or all of its backup storages */
     CORE_OP_BIMAGE_RESTORE, /* a copy back into a catalogue volume, as a new image */
+    CORE_OP_SNAPSHOT_CREATE,    /* freeze a clone's current state (a copy the guest never writes) */
+    CORE_OP_SNAPSHOT_DELETE,
+    CORE_OP_SNAPSHOT_IMAGE, /* a new standalone raw image: a snapshot flattened over its base */
+    CORE_OP_IMAGESTORE_ADD, /* an image server, kept in the catalogue beside the config's */
+    CORE_OP_IMAGESTORE_REMOVE,
     CORE_OP_COUNT
 };
 
@@ -344,6 +349,9 @@ struct core_op_params {
     const char *guest_os_type;
     const char *sha256;
     const char *backup_storages;
+    /* snapshot.*: the clone's snapshot by name (clone names the clone); its note is
+     * description. snapshot.image takes name, storage, volume, owner and the metadata. */
+    const char *snapshot;
 };
 
 /* The operation's neutral name ("image.create"), or NULL. */
@@ -551,6 +559,33 @@ int core_imagestore_get(struct stowage *st, const char *name, struct core_images
                         struct st_err *e);
 /* The members of n entries (not the array). */
 void core_imagestore_free(struct core_imagestore *v, size_t n);
+/* Whether the image server called name came from the config (which no call changes). */
+int core_imagestore_from_config(struct stowage *st, const char *name);
+
+/* ---- snapshots of clones (snapshot.c) ----
+ * A guest's disks are its clones, oldest first (Danube Cloud's disk_id 1 is the first). A
+ * snapshot is a copy of a clone's file made at one instant (a reflink where the volume
+ * shares blocks, else a sparse copy), beside the clone on its volume; it goes with the
+ * clone. snapshot.image flattens it over the clone's image into a new raw image. */
+struct core_snapshot {
+    char clone_id[CORE_ID];
+    char guest_id[CORE_ID];
+    char name[CORE_ID];
+    char note[129];
+    char volume_id[CORE_ID];
+    char image_uuid[37]; /* the clone's image */
+    uint64_t size;       /* bytes of its file */
+    int64_t created_at;
+    int status; /* 1 ok, 2 pending (an operation holds it), 4 lost (its file is gone) */
+};
+/* The clones of a guest, oldest first (*out malloc'd); ST_NOT_FOUND when it has none. */
+int core_guest_clones(struct stowage *st, const char *guest, struct core_clone **out, size_t *n,
+                      struct st_err *e);
+/* The snapshots of one clone, oldest first (*out malloc'd). */
+int core_snapshot_list(struct stowage *st, const char *clone_id, struct core_snapshot **out,
+                       size_t *n, struct st_err *e);
+int core_snapshot_get(struct stowage *st, const char *clone_id, const char *name,
+                      struct core_snapshot *out, struct st_err *e);
 
 /* ---- uploads and downloads (upload.c, download.c) ---- */
 

@@ -102,6 +102,27 @@ struct db_clone {
     int64_t created_at;
 };
 
+/* A clone's frozen copy (snapshot.c); volume, guest and image come from its clone. */
+struct db_snapshot {
+    char clone_id[DB_ID];
+    char name[DB_ID];
+    char path[512]; /* "clones/<clone>@<name>.<fmt>" */
+    char format[16];
+    uint64_t size; /* bytes of the file */
+    char note[129];
+    int64_t created_at;
+    char volume_id[DB_ID];
+    char guest_id[DB_ID];
+    char image_uuid[37];
+};
+
+/* An image server a superadmin added (the config's are not rows). */
+struct db_imagestore {
+    char name[DB_ID];
+    char url[1024];
+    int64_t created_at;
+};
+
 struct db_disk {
     char id[96];
     char vendor[64];
@@ -214,6 +235,21 @@ int db_volume_usage(struct db_conn *c, const char *volume_id, int64_t *images, i
 int db_clone_insert(struct db_conn *c, const struct db_clone *cl, struct st_err *e);
 int db_clone_get(struct db_conn *c, const char *clone_id, struct db_clone *out, struct st_err *e);
 int db_clone_delete(struct db_conn *c, const char *clone_id, struct st_err *e);
+/* The clones of a guest, oldest first (its disks: disk_id 1 is the first). */
+int db_clone_list_guest(struct db_conn *c, const char *guest_id, struct db_clone **out, size_t *n,
+                        struct st_err *e);
+/* Snapshots (snapshot.c): ST_EXISTS for a name the clone has, ST_NOT_FOUND. A list filters by
+ * clone and by volume ("" : any). */
+int db_snapshot_insert(struct db_conn *c, const struct db_snapshot *s, struct st_err *e);
+int db_snapshot_get(struct db_conn *c, const char *clone_id, const char *name,
+                    struct db_snapshot *out, struct st_err *e);
+int db_snapshot_list(struct db_conn *c, const char *clone_id, const char *volume_id,
+                     struct db_snapshot **out, size_t *n, struct st_err *e);
+int db_snapshot_delete(struct db_conn *c, const char *clone_id, const char *name, struct st_err *e);
+/* Image servers added at run time: ST_EXISTS, ST_NOT_FOUND. */
+int db_imagestore_list(struct db_conn *c, struct db_imagestore **out, size_t *n, struct st_err *e);
+int db_imagestore_insert(struct db_conn *c, const char *name, const char *url, struct st_err *e);
+int db_imagestore_delete(struct db_conn *c, const char *name, struct st_err *e);
 /* How many clones use an image; names up to the first few in `names` (comma list). */
 int db_clone_count_image(struct db_conn *c, const char *uuid, int64_t *n, char *names,
                          size_t names_len, struct st_err *e);

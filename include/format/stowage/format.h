@@ -178,6 +178,36 @@ int fmt_raw_extents(int fd, fmt_extent_fn fn, void *ud);
 int fmt_qcow2_overlay_build(const char *backing_path, const char *backing_fmt,
                             uint64_t virtual_size, void **buf, size_t *len);
 
+/* ---- a qcow2's guest view (flattening a chain of layers) ---- */
+
+enum fmt_extent_kind {
+    FMT_EXT_DATA,       /* in this file at host */
+    FMT_EXT_ZERO,       /* reads as zeros */
+    FMT_EXT_BACKING,    /* not here: the backing file's bytes at the same offset */
+    FMT_EXT_COMPRESSED, /* one deflated cluster: clen bytes at host inflate to the cluster at
+                         * guest offset cluster (len: the part of it asked for) */
+};
+struct fmt_extent {
+    enum fmt_extent_kind kind;
+    uint64_t len;  /* guest bytes from the offset asked for */
+    uint64_t host; /* DATA, COMPRESSED: where in the file */
+    uint64_t clen;
+    uint64_t cluster;
+};
+struct fmt_qcow2_map;
+/* Read the header and L1 table of the qcow2 image behind src. -EINVAL with why for an image
+ * this reader does not map (encrypted, external data file, subclusters, broken tables),
+ * another -errno when src fails. */
+int fmt_qcow2_map_open(const struct fmt_source *src, struct fmt_qcow2_map **out, char *why,
+                       size_t why_len);
+uint64_t fmt_qcow2_map_size(const struct fmt_qcow2_map *m); /* the virtual size */
+int fmt_qcow2_map_has_backing(const struct fmt_qcow2_map *m);
+uint64_t fmt_qcow2_map_cluster_size(const struct fmt_qcow2_map *m);
+/* Where the guest bytes at off (< the virtual size) are: the longest run of one kind (and,
+ * for data, contiguous in the file) of at most max bytes. -EIO for a table past the end. */
+int fmt_qcow2_map_get(struct fmt_qcow2_map *m, uint64_t off, uint64_t max, struct fmt_extent *x);
+void fmt_qcow2_map_close(struct fmt_qcow2_map *m);
+
 /* ---- command-line entries (dispatched by src/main.c) ---- */
 
 /* `stowaged inspect FILE [--format DECLARED] [--max-virtual-size BYTES]`.

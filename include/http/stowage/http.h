@@ -147,6 +147,12 @@ unsigned http_status_of(enum st_code code);
 int http_reply_cached(struct http_req *r, const char *key, uint64_t gen);
 /* Reply 200 with j (stolen) as JSON and keep the text for key at generation gen. */
 void http_reply_json_cached(struct http_req *r, const char *key, uint64_t gen, json_t *j);
+/* The same for a reply that wraps the cached text: 200 head + text + tail (an envelope whose
+ * other fields change with every request, e.g. a task id). */
+int http_reply_cached_within(struct http_req *r, const char *key, uint64_t gen, const char *head,
+                             const char *tail);
+void http_reply_json_cached_within(struct http_req *r, const char *key, uint64_t gen, json_t *j,
+                                   const char *head, const char *tail);
 
 /* ---- metrics (metrics.c) ---- */
 /* printf at the end of a growing buffer (*buf realloc'd, NUL-terminated); 0 or -1. */
