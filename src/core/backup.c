@@ -95,7 +95,7 @@ void core_backups_free(struct core_backup *v, size_t n)
  * its room. 0: b->status Connected with capacities; -1: Disconnected, e says why. */
 static int look(struct stowage *st, struct db_backup_storage *b, struct st_err *e)
 {
-    const struct backend_ops *ops = be_ops_for(b->kind);
+    const struct backend_ops *ops = be_kind_ops(b->kind, e);
     const struct be_env env = {st->cfg.state_dir, st->cfg.gluster_cli, st->cfg.gluster_timeout_ms};
     struct be_volume *v = NULL;
     struct be_space sp = {0};
@@ -104,7 +104,9 @@ static int look(struct stowage *st, struct db_backup_storage *b, struct st_err *
     const struct be_params bp = {b->uuid, params, &env};
     int rc = -1, err;
 
-    if (!ops || !params) {
+    if (!ops)
+        goto out;
+    if (!params) {
         st_fail(e, ST_INTERNAL, "backup storage %s: its place cannot be read", b->uuid);
         goto out;
     }

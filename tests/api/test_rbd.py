@@ -8,6 +8,8 @@ import json
 import os
 import random
 import re
+import shutil
+import subprocess
 import threading
 import time
 from pathlib import Path
@@ -84,8 +86,47 @@ def used_bytes(cluster, pool, name):
     return sum(i["used_size"] for i in j["images"] if i["name"] == name and "snapshot" not in i)
 
 
+def mapped(d):
+    """The shared objects the daemon has mapped, by file name."""
+    with open("/proc/%d/maps" % d.proc.pid) as f:
+        return {os.path.basename(l.split()[5]) for l in f if len(l.split()) > 5}
+
+
+def ceph_libs(names):
+    return sorted({m.group(1) for m in map(re.compile(r"(librados|librbd|stowage-rbd)\.so").match,
+                                          names) if m})
+
+
+def test_a_daemon_without_an_rbd_volume_never_maps_the_ceph_libraries(daemon_factory, tmp_path):
+    (tmp_path / "vol").mkdir()
+    d = daemon_factory({"storages": [{"id": STORAGE, "volumes": [
+        {"id": "dir1", "kind": "external", "mount_point": str(tmp_path / "vol")}]}]})
+    d.wait_for(lambda: listing(d)["external_volumes"][0]["status"] == "ok", what="volume ok")
+    assert ceph_libs(mapped(d)) == [], mapped(d)
+
+
+def test_an_rbd_volume_without_the_module_fails_clearly(tmp_path):
+    # stowaged installed without stowage-rbd.so beside it (nor in the install's module dir)
+    exe = tmp_path / "bin" / "stowaged"
+    exe.parent.mkdir()
+    shutil.copy(binary(), exe)
+    cfg = tmp_path / "cfg.json"
+    cfg.write_text(json.dumps({"listen": "127.0.0.1:1", "state_dir": str(tmp_path / "state"),
+                               "storages": [{"id": STORAGE, "volumes": [
+                                   {"id": "ceph1", "kind": "rbd", "mon_host": "127.0.0.1:1",
+                                    "user": "admin", "key": "x", "pool": "p"}]}]}))
+    r = subprocess.run([str(exe), "--config", str(cfg)], capture_output=True, text=True,
+                       timeout=60, env=dict(os.environ, ASAN_OPTIONS="detect_leaks=0"))
+    assert r.returncode != 0, r
+    msg = "the rbd backend module stowage-rbd.so is not installed (looked for %s/stowage-rbd.so" \
+        % exe.parent
+    assert msg in r.stderr, r.stderr
+
+
 def test_upload_download_round_trip_and_the_flexvdi_view(cluster, pool, daemon_factory, tmp_path):
     d = start(daemon_factory, [rbd_volume(cluster, pool)])
+    # the first RBD volume loaded the module, and with it the Ceph libraries
+    assert ceph_libs(mapped(d)) == ["librados", "librbd", "stowage-rbd"], mapped(d)
     vol = rbd_entry(d)
     # flexVDI shows the pool and the cluster's real fsid; never a key or a keyring
     assert vol["ceph_pool"] == pool and vol["ceph_fsid"] == cluster.fsid, vol
