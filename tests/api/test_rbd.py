@@ -1,8 +1,9 @@
 """RBD volumes: images and clones as RBD images in a pool of a real single-node Ceph
 cluster (tests/fixtures/ceph.py), served by a real daemon.
 
-Run under `flock /tmp/stowage-ceph.lock` (one cluster per machine). Skipped only when
-the daemon was built without Ceph support (STOWAGE_WITH_CEPH=OFF)."""
+Run under `flock /tmp/stowage-glusterd.lock flock /tmp/stowage-ceph.lock` (one cluster
+and one glusterd per machine, the copy test starts a glusterd too; always in that order).
+Skipped only when the daemon was built without Ceph support (STOWAGE_WITH_CEPH=OFF)."""
 import concurrent.futures
 import hashlib
 import json
@@ -19,7 +20,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from fixtures import ceph
+from fixtures import ceph, gluster
 from fixtures.daemon import binary
 from fixtures.loopdisk import LoopDisk
 from test_data_path import (MiB, GiB, STORAGE, check_created, download, esdc, native, put,
@@ -213,49 +214,73 @@ def test_guest_clone_of_a_100g_image_is_an_rbd_clone(cluster, pool, daemon_facto
     d.wait_for(lambda: cluster.images(pool) == [], timeout=30, what="all removed")
 
 
-def test_image_copy_between_xfs_and_rbd_keeps_bytes_and_holes(cluster, pool, daemon_factory,
-                                                              tmp_path):
-    with LoopDisk(tmp_path / "disk", "2G") as disk:
-        disk.mkfs_xfs()
-        mnt = disk.mount(tmp_path / "mnt")
-        d = start(daemon_factory, [{"id": "loc", "kind": "local", "mount_point": str(mnt)},
-                                   rbd_volume(cluster, pool)])
-        try:
-            src = tmp_path / "holey.raw"
-            sha = write_random(src, 40 * MiB, 21, holes=True)
-            check_created(put(d, esdc("here"), src, params={"volume_id": "loc"}), "here", sha,
-                          40 * MiB, "raw", 40 * MiB, "loc")
-            t = run_task(d, "image_copy", image_id="there", volume_id="ceph1",
-                         image_storage_id=STORAGE, source_image_id="here", source_volume_id="loc")
-            assert t["result"] == "success" and t["progress"] == 100, t
-            there = rows_named(d, "there")[0][0]
-            assert cluster.images(pool) == ["images.%s.raw" % there]
-            g, got, n = download(d, esdc("there"))
-            assert (g.status_code, n, got) == (200, 40 * MiB, sha)
-            t = run_task(d, "image_copy", image_id="back", volume_id="loc",
-                         image_storage_id=STORAGE, source_image_id="there",
-                         source_volume_id="ceph1")
-            assert t["result"] == "success", t
-            back = rows_named(d, "back")[0][0]
-            assert sha256_file(mnt / "images" / ("%s.raw" % back)) == sha
-            # 4 GiB of nothing crosses as nothing, both ways
-            t = run_task(d, "image_create", image_id="empty", volume_id="loc",
-                         image_storage_id=STORAGE, size_mb=4096, format="raw")
-            assert t["result"] == "success", t
-            t = run_task(d, "image_copy", image_id="empty-r", volume_id="ceph1",
-                         image_storage_id=STORAGE, source_image_id="empty",
-                         source_volume_id="loc")
-            assert t["result"] == "success", t
-            er = rows_named(d, "empty-r")[0][0]
-            assert used_bytes(cluster, pool, "images.%s.raw" % er) == 0
-            t = run_task(d, "image_copy", image_id="empty-l", volume_id="loc",
-                         image_storage_id=STORAGE, source_image_id="empty-r",
-                         source_volume_id="ceph1")
-            assert t["result"] == "success", t
-            el = mnt / "images" / ("%s.raw" % rows_named(d, "empty-l")[0][0])
-            assert el.stat().st_size == 4 * GiB and el.stat().st_blocks * 512 < 64 * MiB
-        finally:
-            d.stop()
+def test_image_copy_between_xfs_gluster_and_rbd_keeps_bytes_and_holes(cluster, pool,
+                                                                       daemon_factory, tmp_path):
+    try:
+        gd = gluster.start_when_free(tmp_path / "gluster",
+                                     float(os.environ.get("STOWAGE_GLUSTER_WAIT_S", "900")))
+    except gluster.GlusterdBusy as e:
+        pytest.skip("gave up waiting for the host's glusterd to be free: %s" % e)
+    try:
+        gd.create_volume("rbdcopy", kind="distribute", bricks=1)
+        brick = gd.brickdir / "rbdcopy" / "b1"
+        with LoopDisk(tmp_path / "disk", "2G") as disk:
+            disk.mkfs_xfs()
+            mnt = disk.mount(tmp_path / "mnt")
+            d = start(daemon_factory, [{"id": "loc", "kind": "local", "mount_point": str(mnt)},
+                                       {"id": "g", "kind": "gluster", "server": gd.hostname,
+                                        "volume": "rbdcopy"},
+                                       rbd_volume(cluster, pool)])
+            d.wait_for(lambda: listing(d)["gluster_volumes"][0]["status"] == "ok", timeout=60,
+                       what="gluster volume ok")
+            try:
+                copy_around(d, cluster, pool, tmp_path, {"loc": mnt, "g": brick})
+            finally:
+                d.stop()
+    finally:
+        gd.stop()
+
+
+def copy_around(d, cluster, pool, tmp_path, dirs):
+    """XFS → RBD → Gluster → RBD → XFS, a holey image and a 4 GiB empty one: every copy
+    has the source's sha256, holes stay holes and zeros become holes (rbd du, st_blocks)."""
+    def copy(src, dst, vol):
+        t = run_task(d, "image_copy", image_id=dst, volume_id=vol, image_storage_id=STORAGE,
+                     source_image_id=src, source_volume_id=volume_of[src])
+        assert t["result"] == "success" and t["progress"] == 100, (src, dst, t)
+        volume_of[dst] = vol
+        return rows_named(d, dst)[0][0]
+
+    def allocated(name, uuid):
+        vol = volume_of[name]
+        if vol == "ceph1":
+            assert cluster.images(pool).count("images.%s.raw" % uuid) == 1
+            return used_bytes(cluster, pool, "images.%s.raw" % uuid)
+        f = dirs[vol] / "images" / ("%s.raw" % uuid)
+        return f.stat().st_blocks * 512
+
+    src = tmp_path / "holey.raw"
+    sha = write_random(src, 48 * MiB, 5, holes=True)  # 3 pieces of 1 MiB, in 4 MiB steps
+    data = os.stat(src).st_blocks * 512  # rbd allocates 4 MiB objects: 4x that at most
+    check_created(put(d, esdc("x0"), src, params={"volume_id": "loc"}), "x0", sha, 48 * MiB,
+                  "raw", 48 * MiB, "loc")
+    t = run_task(d, "image_create", image_id="e0", volume_id="loc", image_storage_id=STORAGE,
+                 size_mb=4096, format="raw")
+    assert t["result"] == "success", t
+    volume_of = {"x0": "loc", "e0": "loc"}
+    # the upload wrote its zeros (48 MiB allocated on XFS); image_copy writes none of them
+    assert allocated("x0", rows_named(d, "x0")[0][0]) >= 48 * MiB
+    for i, vol in enumerate(("ceph1", "g", "ceph1", "loc"), 1):
+        for img, size in (("x", 48 * MiB), ("e", 4 * GiB)):
+            uuid = copy("%s%d" % (img, i - 1), "%s%d" % (img, i), vol)
+            used = allocated("%s%d" % (img, i), uuid)
+            if img == "e":
+                assert used == 0 if vol == "ceph1" else used < 64 * MiB, (vol, used)
+            else:
+                assert 0 < used <= 4 * data < 48 * MiB, (vol, used, data)
+                g, got, n = download(d, esdc("x%d" % i))
+                assert (g.status_code, n, got) == (200, size, sha), (vol, g.status_code)
+    assert sha256_file(dirs["loc"] / "images" / ("%s.raw" % rows_named(d, "x4")[0][0])) == sha
 
 
 def consistent(d, cluster, pool):

@@ -212,6 +212,10 @@ int be_pwrite_all(const struct backend_ops *ops, struct be_file *f, const void *
                   uint64_t off);
 /* Fill a fresh file with buf's len bytes, leaving all-zero 4 KiB pages (not the last) holes. */
 int be_pwrite_sparse(const struct backend_ops *ops, struct be_file *f, const void *buf, size_t len);
+/* Write buf at off into a file already sized past it, leaving its all-zero 4 KiB pages
+ * holes (what a copy to a fresh, truncated-to-size file does: zeros need no write). */
+int be_pwrite_data(const struct backend_ops *ops, struct be_file *f, const void *buf, size_t len,
+                   uint64_t off);
 
 /* A relative path is acceptable when it is non-empty, not absolute, has no "." or ".."
  * component, no empty component and no NUL; shared by every backend. */
