@@ -313,29 +313,48 @@ def consistent(d, cluster, pool):
 
 class HeldUpload(threading.Thread):
     """A PUT of data over a raw socket that stops sending after `hold` bytes (None: sends
-    it all) and waits there, so a kill -9 lands while the upload is surely in flight."""
+    it all) and waits there, so a kill -9 lands while the upload is surely in flight;
+    with `release`, it sends the rest once that is set. status: the reply's code (None
+    without one), at: when it came (time.monotonic)."""
 
-    def __init__(self, d, path, data, hold=None):
+    def __init__(self, d, path, data, hold=None, release=None):
         super().__init__(daemon=True)
-        self.d, self.path, self.data, self.hold = d, path, data, hold
+        self.d, self.path, self.data, self.hold, self.release = d, path, data, hold, release
         self.sent = 0
         self.at_hold = threading.Event()
+        self.status = self.at = None
+        self.reply = b""
+
+    def send(self, s, end):
+        view = memoryview(self.data)
+        while self.sent < end:
+            n = min(MiB, end - self.sent)
+            s.sendall(view[self.sent:self.sent + n])
+            self.sent += n
 
     def run(self):
         head = ("PUT %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nAuthorization: Bearer %s\r\n"
                 "Content-Type: application/octet-stream\r\nContent-Length: %d\r\n\r\n"
                 % (self.path, self.d.port, self.d.token, len(self.data)))
-        end = len(self.data) if self.hold is None else self.hold
         try:
-            with socket.create_connection(("127.0.0.1", self.d.port), timeout=30) as s:
+            with socket.create_connection(("127.0.0.1", self.d.port), timeout=90) as s:
                 s.sendall(head.encode())
-                view = memoryview(self.data)
-                while self.sent < end:
-                    n = min(MiB, end - self.sent)
-                    s.sendall(view[self.sent:self.sent + n])
-                    self.sent += n
+                self.send(s, len(self.data) if self.hold is None else self.hold)
                 self.at_hold.set()
-                s.recv(1)  # the reply (when all was sent), or the kill's reset / EOF
+                if self.release:
+                    self.release.wait(90)
+                    try:
+                        self.send(s, len(self.data))
+                    except OSError:
+                        pass  # the daemon answered before taking it all
+                while b"\r\n\r\n" not in self.reply:  # the reply, or the kill's reset / EOF
+                    chunk = s.recv(65536)
+                    if not chunk:
+                        break
+                    self.reply += chunk
+                self.at = time.monotonic()
+                m = re.match(rb"HTTP/1\.1 (\d{3}) ", self.reply)
+                self.status = int(m.group(1)) if m else None
         except OSError:
             pass  # the daemon was killed under it
         finally:
@@ -415,21 +434,36 @@ def test_kill9_during_uploads_and_clones_leaves_nothing_half_made(cluster, daemo
     assert ups == cls == workers * rounds, done
 
 
-def test_a_stopped_cluster_breaks_the_volume_clearly_and_it_comes_back(cluster, pool,
-                                                                       daemon_factory):
+def test_a_cluster_stopped_under_a_running_upload_gives_503_and_leaves_nothing(cluster, pool,
+                                                                             daemon_factory):
     d = start(daemon_factory, [rbd_volume(cluster, pool)])
     data = os.urandom(2 * MiB)
     sha = hashlib.sha256(data).hexdigest()
     check_created(put(d, esdc("keep"), data), "keep", sha, len(data), "raw", len(data), "ceph1")
+    # an upload in flight: 8 of its 32 MiB written to its staging image, then the cluster goes
+    release = threading.Event()
+    up = HeldUpload(d, esdc("during"), os.urandom(32 * MiB), hold=8 * MiB, release=release)
+    up.start()
+    assert up.at_hold.wait(30)
+    d.wait_for(lambda: [n for n in cluster.images(pool) if n.startswith("staging.")],
+               timeout=30, what="the upload's staging image")
     t0 = time.monotonic()
     cluster.stop("osd.0")
     cluster.stop("mon.a")
     try:
+        release.set()  # the rest of the body meets a dead cluster
+        up.join(timeout=90)
+        assert up.status == 503, (up.status, up.reply[:2000])
+        # every mon and OSD call times out after 5 s: the answer comes in a few of them
+        print("503 %.1f s after the cluster stopped" % (up.at - t0))
+        assert up.at - t0 < 40, up.at - t0
+        body = json.loads(up.reply.split(b"\r\n\r\n", 1)[1] or b"{}") if b"{" in up.reply \
+            else {}
+        assert "ceph" in json.dumps(body).lower() or "timed out" in json.dumps(body).lower(), body
         d.wait_for(lambda: rbd_entry(d)["status"] == "broken", timeout=30, what="broken")
-        print("dead cluster seen as broken in %.1f s" % (time.monotonic() - t0))
         vol = rbd_entry(d)
         assert "ceph" in vol["status_msg"] and "timed out" in vol["status_msg"].lower(), vol
-        r = put(d, esdc("during"), data, timeout=60)
+        r = put(d, esdc("later"), data, timeout=60)
         assert r.status_code == 503, (r.status_code, r.text)
         assert d.get("/v1/health").status_code == 200
     finally:
@@ -438,4 +472,9 @@ def test_a_stopped_cluster_breaks_the_volume_clearly_and_it_comes_back(cluster, 
     d.wait_for(lambda: rbd_entry(d)["status"] == "ok", timeout=90, what="ok again")
     g, got, n = download(d, esdc("keep"))
     assert (g.status_code, got) == (200, sha)
-    assert rows_named(d, "during") == []
+    # nothing half-made: no row for either upload that failed, no image beside "keep"'s
+    # (the failed upload's staging image goes with the next recovery or the upload's expiry)
+    assert rows_named(d, "during") == [] and rows_named(d, "later") == []
+    assert consistent(d, cluster, pool) == []
+    assert [n for n in cluster.images(pool) if not n.startswith("staging.")] == \
+        ["images.%s.raw" % rows_named(d, "keep")[0][0]]
