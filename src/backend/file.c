@@ -10,6 +10,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,20 +47,34 @@ static int page_is_zero(const unsigned char *p, size_t len)
     return 1;
 }
 
-int be_pwrite_sparse(const struct backend_ops *ops, struct be_file *f, const void *buf, size_t len)
+/* Write the pages of buf that are not all zero at off; a zero page is skipped, except
+ * the last one when keep_last (so that a fresh file reaches its size). */
+static int pwrite_nonzero(const struct backend_ops *ops, struct be_file *f, const void *buf,
+                          size_t len, uint64_t base, int keep_last)
 {
     const unsigned char *p = buf;
-    size_t last = len ? (len - 1) / 4096 * 4096 : 0;
+    size_t last = keep_last && len ? (len - 1) / 4096 * 4096 : SIZE_MAX;
     for (size_t off = 0; off < len;) {
         size_t end = off;
         while (end < len && (end == last || !page_is_zero(p + end, page_len(len, end))))
             end += page_len(len, end);
-        int rc = end > off ? be_pwrite_all(ops, f, p + off, end - off, off) : 0;
+        int rc = end > off ? be_pwrite_all(ops, f, p + off, end - off, base + off) : 0;
         if (rc < 0)
             return rc;
-        off = end < len ? end + 4096 : end; /* the zero page at end stays a hole */
+        off = end < len ? end + page_len(len, end) : end; /* the zero page stays a hole */
     }
     return 0;
+}
+
+int be_pwrite_sparse(const struct backend_ops *ops, struct be_file *f, const void *buf, size_t len)
+{
+    return pwrite_nonzero(ops, f, buf, len, 0, 1);
+}
+
+int be_pwrite_data(const struct backend_ops *ops, struct be_file *f, const void *buf, size_t len,
+                   uint64_t off)
+{
+    return pwrite_nonzero(ops, f, buf, len, off, 0);
 }
 
 /* A staging file by this name is a leftover of a crashed try: it goes, but only when

@@ -24,7 +24,12 @@
  * lazily and closed before a rename or a removal, so our own handles never are in the
  * way, and a clone is never opened at all on its way into clones/.
  *
- * No reflink, no copy_range, no kernel fd: core copies through pread/pwrite. */
+ * No reflink, no copy_range, no kernel fd: core copies through pread/pwrite.
+ *
+ * This file and rbd_place.c are the module stowage-rbd.so, the only object linked with
+ * librados and librbd; the registry dlopens it on the first RBD volume (a daemon without
+ * one never maps the Ceph libraries, 16 MiB of RSS), and it calls the daemon's own
+ * helpers (be_fail, st_fail, ...), which stowaged exports. */
 #include "rbd.h"
 
 #include <errno.h>
@@ -851,7 +856,7 @@ static int rb_place_stats(struct be_volume *v, json_t **out, struct st_err *e)
     return be_rbd_pool_stats(RV(v)->cluster, pool, out, e);
 }
 
-const struct backend_ops be_rbd_ops = {
+static const struct backend_ops rbd_ops = {
     .parse = be_rbd_parse,
     .prepare = be_rbd_prepare,
     .same_place = be_rbd_same_place,
@@ -893,3 +898,7 @@ const struct backend_ops be_rbd_ops = {
     .open_for_writing = rb_open_for_writing,
     .place_stats = rb_place_stats,
 };
+
+/* What backend.c's registry dlsyms when the first RBD volume appears. */
+__attribute__((visibility("default"))) extern const struct be_module be_module;
+const struct be_module be_module = {BE_MODULE_ABI, sizeof(struct backend_ops), &rbd_ops};

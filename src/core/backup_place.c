@@ -45,7 +45,7 @@ static struct bs_place **find(struct bs_place **list, const char *uuid)
 int core_bs_place_acquire(struct stowage *st, const struct db_backup_storage *b,
                           struct core_bs_ref *out, struct st_err *e)
 {
-    const struct backend_ops *ops = be_ops_for(b->kind);
+    const struct backend_ops *ops = be_kind_ops(b->kind, e); /* loads a module kind */
     const struct be_env env = {st->cfg.state_dir, st->cfg.gluster_cli, st->cfg.gluster_timeout_ms};
     struct core_bs_places *ps = st->bs_places;
     struct bs_place *p = NULL;
@@ -55,8 +55,7 @@ int core_bs_place_acquire(struct stowage *st, const struct db_backup_storage *b,
 
     memset(out, 0, sizeof *out);
     if (!ops)
-        return st_fail(e, ST_INTERNAL, "backup storage %s: no backend for kind %s", b->uuid,
-                       b->kind);
+        return -1;
     if (ops->keep_session && ps) {
         pthread_mutex_lock(&ps->mu);
         if ((p = *find(&ps->kept, b->uuid)))

@@ -291,7 +291,13 @@ static int load_volume(struct cfg_volume *vol, json_t *o, struct st_err *e)
     }
     if (!vol->id[0] || !vol->kind[0])
         return st_fail_field(e, ST_INVALID, "volumes", "a volume needs an id and a kind");
-    if (be_ops_for(vol->kind)->parse(vol->params, e)) {
+    const struct backend_ops *ops = be_kind_ops(vol->kind, e);
+    if (!ops) {
+        char why[sizeof e->msg];
+        snprintf(why, sizeof why, "%s", e->msg);
+        return st_fail_field(e, ST_UNAVAILABLE, "volumes", "volume '%s': %s", vol->id, why);
+    }
+    if (ops->parse(vol->params, e)) {
         char why[sizeof e->msg];
         snprintf(why, sizeof why, "%s", e->msg);
         return st_fail_field(e, ST_INVALID, "volumes", "volume '%s': '%s' %s", vol->id, e->field,

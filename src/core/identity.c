@@ -38,12 +38,12 @@ void core_volume_mount_dir(struct stowage *st, const char *id, char *out, size_t
 int core_volume_prepare(struct stowage *st, struct db_volume *v, struct st_err *e)
 {
     const struct be_kind *k = be_kind(v->kind);
+    const struct backend_ops *ops = be_kind_ops(v->kind, e);
     const struct be_env env = {st->cfg.state_dir, st->cfg.gluster_cli, st->cfg.gluster_timeout_ms};
-    if (!k)
-        return st_fail(e, ST_INVALID, "volume kind '%s' has no backend", v->kind);
+    if (!ops)
+        return -1;
     json_t *params = core_volume_params(v);
-    int rc = k->ops->parse(params, e) ||
-                     k->ops->prepare(params, k->origin == BE_FORMATTED, &env, e) ||
+    int rc = ops->parse(params, e) || ops->prepare(params, k->origin == BE_FORMATTED, &env, e) ||
                      core_volume_set_params(v, params, e)
                  ? -1
                  : 0;

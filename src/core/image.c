@@ -574,8 +574,11 @@ static int copy_extent(struct copy_job *j, uint64_t off, uint64_t len, struct st
             return be_fail(e, (int)n, "read source");
         if (n == 0)
             return st_fail(e, ST_INTERNAL, "source shrank during the copy");
-        if (core_pwrite_all(j->dv, j->df, j->buf, (size_t)n, off, e))
-            return -1;
+        /* the destination was sized first: its zeros need no write (an allocated zero
+         * extent of the source, or what an upload wrote, becomes a hole) */
+        int rc = be_pwrite_data(j->dv->ops, j->df, j->buf, (size_t)n, off);
+        if (rc < 0)
+            return be_fail(e, rc, "write");
         off += (uint64_t)n;
         len -= (uint64_t)n;
         j->done += (uint64_t)n;

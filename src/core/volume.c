@@ -410,10 +410,10 @@ int core_volumes_add(struct stowage *st, const struct db_volume *row, struct st_
         return st_fail(e, ST_INTERNAL, "out of memory");
     v->st = st;
     v->row = *row;
-    v->ops = be_ops_for(row->kind);
+    v->ops = be_kind_ops(row->kind, e);
     if (!v->ops) {
         free(v);
-        return st_fail(e, ST_INVALID, "volume kind '%s' has no backend", row->kind);
+        return -1;
     }
     v->params = core_volume_params(row);
     v->env = (struct be_env){st->cfg.state_dir, st->cfg.gluster_cli, st->cfg.gluster_timeout_ms};

@@ -1,20 +1,26 @@
 """RBD volumes: images and clones as RBD images in a pool of a real single-node Ceph
 cluster (tests/fixtures/ceph.py), served by a real daemon.
 
-Run under `flock /tmp/stowage-ceph.lock` (one cluster per machine). Skipped only when
-the daemon was built without Ceph support (STOWAGE_WITH_CEPH=OFF)."""
+Run under `flock /tmp/stowage-glusterd.lock flock /tmp/stowage-ceph.lock` (one cluster
+and one glusterd per machine, the copy test starts a glusterd too; always in that order).
+Skipped only when the daemon was built without Ceph support (STOWAGE_WITH_CEPH=OFF)."""
+import concurrent.futures
 import hashlib
 import json
 import os
 import random
 import re
+import shutil
+import socket
+import subprocess
 import threading
 import time
 from pathlib import Path
 
 import pytest
+import requests
 
-from fixtures import ceph
+from fixtures import ceph, gluster
 from fixtures.daemon import binary
 from fixtures.loopdisk import LoopDisk
 from test_data_path import (MiB, GiB, STORAGE, check_created, download, esdc, native, put,
@@ -84,8 +90,47 @@ def used_bytes(cluster, pool, name):
     return sum(i["used_size"] for i in j["images"] if i["name"] == name and "snapshot" not in i)
 
 
+def mapped(d):
+    """The shared objects the daemon has mapped, by file name."""
+    with open("/proc/%d/maps" % d.proc.pid) as f:
+        return {os.path.basename(l.split()[5]) for l in f if len(l.split()) > 5}
+
+
+def ceph_libs(names):
+    return sorted({m.group(1) for m in map(re.compile(r"(librados|librbd|stowage-rbd)\.so").match,
+                                          names) if m})
+
+
+def test_a_daemon_without_an_rbd_volume_never_maps_the_ceph_libraries(daemon_factory, tmp_path):
+    (tmp_path / "vol").mkdir()
+    d = daemon_factory({"storages": [{"id": STORAGE, "volumes": [
+        {"id": "dir1", "kind": "external", "mount_point": str(tmp_path / "vol")}]}]})
+    d.wait_for(lambda: listing(d)["external_volumes"][0]["status"] == "ok", what="volume ok")
+    assert ceph_libs(mapped(d)) == [], mapped(d)
+
+
+def test_an_rbd_volume_without_the_module_fails_clearly(tmp_path):
+    # stowaged installed without stowage-rbd.so beside it (nor in the install's module dir)
+    exe = tmp_path / "bin" / "stowaged"
+    exe.parent.mkdir()
+    shutil.copy(binary(), exe)
+    cfg = tmp_path / "cfg.json"
+    cfg.write_text(json.dumps({"listen": "127.0.0.1:1", "state_dir": str(tmp_path / "state"),
+                               "storages": [{"id": STORAGE, "volumes": [
+                                   {"id": "ceph1", "kind": "rbd", "mon_host": "127.0.0.1:1",
+                                    "user": "admin", "key": "x", "pool": "p"}]}]}))
+    r = subprocess.run([str(exe), "--config", str(cfg)], capture_output=True, text=True,
+                       timeout=60, env=dict(os.environ, ASAN_OPTIONS="detect_leaks=0"))
+    assert r.returncode != 0, r
+    msg = "the rbd backend module stowage-rbd.so is not installed (looked for %s/stowage-rbd.so" \
+        % exe.parent
+    assert msg in r.stderr, r.stderr
+
+
 def test_upload_download_round_trip_and_the_flexvdi_view(cluster, pool, daemon_factory, tmp_path):
     d = start(daemon_factory, [rbd_volume(cluster, pool)])
+    # the first RBD volume loaded the module, and with it the Ceph libraries
+    assert ceph_libs(mapped(d)) == ["librados", "librbd", "stowage-rbd"], mapped(d)
     vol = rbd_entry(d)
     # flexVDI shows the pool and the cluster's real fsid; never a key or a keyring
     assert vol["ceph_pool"] == pool and vol["ceph_fsid"] == cluster.fsid, vol
@@ -169,49 +214,73 @@ def test_guest_clone_of_a_100g_image_is_an_rbd_clone(cluster, pool, daemon_facto
     d.wait_for(lambda: cluster.images(pool) == [], timeout=30, what="all removed")
 
 
-def test_image_copy_between_xfs_and_rbd_keeps_bytes_and_holes(cluster, pool, daemon_factory,
-                                                              tmp_path):
-    with LoopDisk(tmp_path / "disk", "2G") as disk:
-        disk.mkfs_xfs()
-        mnt = disk.mount(tmp_path / "mnt")
-        d = start(daemon_factory, [{"id": "loc", "kind": "local", "mount_point": str(mnt)},
-                                   rbd_volume(cluster, pool)])
-        try:
-            src = tmp_path / "holey.raw"
-            sha = write_random(src, 40 * MiB, 21, holes=True)
-            check_created(put(d, esdc("here"), src, params={"volume_id": "loc"}), "here", sha,
-                          40 * MiB, "raw", 40 * MiB, "loc")
-            t = run_task(d, "image_copy", image_id="there", volume_id="ceph1",
-                         image_storage_id=STORAGE, source_image_id="here", source_volume_id="loc")
-            assert t["result"] == "success" and t["progress"] == 100, t
-            there = rows_named(d, "there")[0][0]
-            assert cluster.images(pool) == ["images.%s.raw" % there]
-            g, got, n = download(d, esdc("there"))
-            assert (g.status_code, n, got) == (200, 40 * MiB, sha)
-            t = run_task(d, "image_copy", image_id="back", volume_id="loc",
-                         image_storage_id=STORAGE, source_image_id="there",
-                         source_volume_id="ceph1")
-            assert t["result"] == "success", t
-            back = rows_named(d, "back")[0][0]
-            assert sha256_file(mnt / "images" / ("%s.raw" % back)) == sha
-            # 4 GiB of nothing crosses as nothing, both ways
-            t = run_task(d, "image_create", image_id="empty", volume_id="loc",
-                         image_storage_id=STORAGE, size_mb=4096, format="raw")
-            assert t["result"] == "success", t
-            t = run_task(d, "image_copy", image_id="empty-r", volume_id="ceph1",
-                         image_storage_id=STORAGE, source_image_id="empty",
-                         source_volume_id="loc")
-            assert t["result"] == "success", t
-            er = rows_named(d, "empty-r")[0][0]
-            assert used_bytes(cluster, pool, "images.%s.raw" % er) == 0
-            t = run_task(d, "image_copy", image_id="empty-l", volume_id="loc",
-                         image_storage_id=STORAGE, source_image_id="empty-r",
-                         source_volume_id="ceph1")
-            assert t["result"] == "success", t
-            el = mnt / "images" / ("%s.raw" % rows_named(d, "empty-l")[0][0])
-            assert el.stat().st_size == 4 * GiB and el.stat().st_blocks * 512 < 64 * MiB
-        finally:
-            d.stop()
+def test_image_copy_between_xfs_gluster_and_rbd_keeps_bytes_and_holes(cluster, pool,
+                                                                       daemon_factory, tmp_path):
+    try:
+        gd = gluster.start_when_free(tmp_path / "gluster",
+                                     float(os.environ.get("STOWAGE_GLUSTER_WAIT_S", "900")))
+    except gluster.GlusterdBusy as e:
+        pytest.skip("gave up waiting for the host's glusterd to be free: %s" % e)
+    try:
+        gd.create_volume("rbdcopy", kind="distribute", bricks=1)
+        brick = gd.brickdir / "rbdcopy" / "b1"
+        with LoopDisk(tmp_path / "disk", "2G") as disk:
+            disk.mkfs_xfs()
+            mnt = disk.mount(tmp_path / "mnt")
+            d = start(daemon_factory, [{"id": "loc", "kind": "local", "mount_point": str(mnt)},
+                                       {"id": "g", "kind": "gluster", "server": gd.hostname,
+                                        "volume": "rbdcopy"},
+                                       rbd_volume(cluster, pool)])
+            d.wait_for(lambda: listing(d)["gluster_volumes"][0]["status"] == "ok", timeout=60,
+                       what="gluster volume ok")
+            try:
+                copy_around(d, cluster, pool, tmp_path, {"loc": mnt, "g": brick})
+            finally:
+                d.stop()
+    finally:
+        gd.stop()
+
+
+def copy_around(d, cluster, pool, tmp_path, dirs):
+    """XFS → RBD → Gluster → RBD → XFS, a holey image and a 4 GiB empty one: every copy
+    has the source's sha256, holes stay holes and zeros become holes (rbd du, st_blocks)."""
+    def copy(src, dst, vol):
+        t = run_task(d, "image_copy", image_id=dst, volume_id=vol, image_storage_id=STORAGE,
+                     source_image_id=src, source_volume_id=volume_of[src])
+        assert t["result"] == "success" and t["progress"] == 100, (src, dst, t)
+        volume_of[dst] = vol
+        return rows_named(d, dst)[0][0]
+
+    def allocated(name, uuid):
+        vol = volume_of[name]
+        if vol == "ceph1":
+            assert cluster.images(pool).count("images.%s.raw" % uuid) == 1
+            return used_bytes(cluster, pool, "images.%s.raw" % uuid)
+        f = dirs[vol] / "images" / ("%s.raw" % uuid)
+        return f.stat().st_blocks * 512
+
+    src = tmp_path / "holey.raw"
+    sha = write_random(src, 48 * MiB, 5, holes=True)  # 3 pieces of 1 MiB, in 4 MiB steps
+    data = os.stat(src).st_blocks * 512  # rbd allocates 4 MiB objects: 4x that at most
+    check_created(put(d, esdc("x0"), src, params={"volume_id": "loc"}), "x0", sha, 48 * MiB,
+                  "raw", 48 * MiB, "loc")
+    t = run_task(d, "image_create", image_id="e0", volume_id="loc", image_storage_id=STORAGE,
+                 size_mb=4096, format="raw")
+    assert t["result"] == "success", t
+    volume_of = {"x0": "loc", "e0": "loc"}
+    # the upload wrote its zeros (48 MiB allocated on XFS); image_copy writes none of them
+    assert allocated("x0", rows_named(d, "x0")[0][0]) >= 48 * MiB
+    for i, vol in enumerate(("ceph1", "g", "ceph1", "loc"), 1):
+        for img, size in (("x", 48 * MiB), ("e", 4 * GiB)):
+            uuid = copy("%s%d" % (img, i - 1), "%s%d" % (img, i), vol)
+            used = allocated("%s%d" % (img, i), uuid)
+            if img == "e":
+                assert used == 0 if vol == "ceph1" else used < 64 * MiB, (vol, used)
+            else:
+                assert 0 < used <= 4 * data < 48 * MiB, (vol, used, data)
+                g, got, n = download(d, esdc("x%d" % i))
+                assert (g.status_code, n, got) == (200, size, sha), (vol, g.status_code)
+    assert sha256_file(dirs["loc"] / "images" / ("%s.raw" % rows_named(d, "x4")[0][0])) == sha
 
 
 def consistent(d, cluster, pool):
@@ -242,58 +311,159 @@ def consistent(d, cluster, pool):
     return problems
 
 
-def test_kill9_during_uploads_and_clones_leaves_nothing_half_made(cluster, pool, daemon_factory,
-                                                                  tmp_path):
-    d = start(daemon_factory, [rbd_volume(cluster, pool)])
-    data = os.urandom(24 * MiB)
+class HeldUpload(threading.Thread):
+    """A PUT of data over a raw socket that stops sending after `hold` bytes (None: sends
+    it all) and waits there, so a kill -9 lands while the upload is surely in flight;
+    with `release`, it sends the rest once that is set. status: the reply's code (None
+    without one), at: when it came (time.monotonic)."""
+
+    def __init__(self, d, path, data, hold=None, release=None):
+        super().__init__(daemon=True)
+        self.d, self.path, self.data, self.hold, self.release = d, path, data, hold, release
+        self.sent = 0
+        self.at_hold = threading.Event()
+        self.status = self.at = None
+        self.reply = b""
+
+    def send(self, s, end):
+        view = memoryview(self.data)
+        while self.sent < end:
+            n = min(MiB, end - self.sent)
+            s.sendall(view[self.sent:self.sent + n])
+            self.sent += n
+
+    def run(self):
+        head = ("PUT %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nAuthorization: Bearer %s\r\n"
+                "Content-Type: application/octet-stream\r\nContent-Length: %d\r\n\r\n"
+                % (self.path, self.d.port, self.d.token, len(self.data)))
+        try:
+            with socket.create_connection(("127.0.0.1", self.d.port), timeout=90) as s:
+                s.sendall(head.encode())
+                self.send(s, len(self.data) if self.hold is None else self.hold)
+                self.at_hold.set()
+                if self.release:
+                    self.release.wait(90)
+                    try:
+                        self.send(s, len(self.data))
+                    except OSError:
+                        pass  # the daemon answered before taking it all
+                while b"\r\n\r\n" not in self.reply:  # the reply, or the kill's reset / EOF
+                    chunk = s.recv(65536)
+                    if not chunk:
+                        break
+                    self.reply += chunk
+                self.at = time.monotonic()
+                m = re.match(rb"HTTP/1\.1 (\d{3}) ", self.reply)
+                self.status = int(m.group(1)) if m else None
+        except OSError:
+            pass  # the daemon was killed under it
+        finally:
+            self.at_hold.set()
+
+
+def crash_rounds(daemon_factory, cluster, pool, rounds, seed):
+    """A daemon on its own pool, and kill -9 of it in each round while two uploads are in flight (one held at a random
+    byte, one sent whole and being committed) and guest_clones keep coming; after each
+    restart no active row lacks its RBD image (at once), and at the end the recoveries
+    have left no RBD image outside staging without its row. Returns (kills with an upload unfinished, kills
+    with clones submitted since the round's start)."""
+    cluster.create_pool(pool)
+    d = start(daemon_factory, [rbd_volume(cluster, pool)], sub=pool)
+    rng = random.Random(seed)
+    data = os.urandom(16 * MiB)
     sha = hashlib.sha256(data).hexdigest()
     check_created(put(d, esdc("base"), data), "base", sha, len(data), "raw", len(data), "ceph1")
-    rng = random.Random(9)
-    rounds = 5
+    during_uploads = during_clones = 0
     for i in range(rounds):
-        ups = [threading.Thread(target=lambda n=n: put_quietly(d, esdc("u%d_%d" % (i, n)), data),
-                                daemon=True) for n in range(2)]
+        ups = [HeldUpload(d, esdc("u%d_0" % i), data, hold=rng.randrange(1, 16) * MiB),
+               HeldUpload(d, esdc("u%d_1" % i), data)]
         for t in ups:
             t.start()
-        for n in range(3):
-            submit_task(d, "guest_clone", image_id="base", guest_id="g%d_%d" % (i, n),
-                        clone_id="c%d_%d" % (i, n))
-        time.sleep(rng.uniform(0.05, 0.8))
+        stop, submitted = threading.Event(), []
+
+        def clones():
+            n = 0
+            while not stop.is_set():
+                try:
+                    submit_task(d, "guest_clone", image_id="base", guest_id="g%d_%d" % (i, n),
+                                clone_id="c%d_%d" % (i, n))
+                except (OSError, requests.RequestException, AssertionError):
+                    return  # killed under the request
+                submitted.append(n)
+                n += 1
+                time.sleep(rng.uniform(0, 0.05))
+        cl = threading.Thread(target=clones, daemon=True)
+        cl.start()
+        ups[0].at_hold.wait(30)
+        d.wait_for(lambda: submitted, timeout=30, interval=0.01, what="a clone submitted")
+        time.sleep(rng.uniform(0, 0.5))
+        during_uploads += any(t.is_alive() for t in ups)
+        during_clones += bool(submitted)
         d.kill9()
-        for t in ups:
+        stop.set()
+        for t in ups + [cl]:
             t.join(timeout=30)
         d.start()
+        # a row is committed only after its image is published: no recovery needed for this
+        rows = db_rows(d, "SELECT uuid, format FROM image WHERE status = 'active'")
+        names = set(cluster.images(pool))
+        assert all("images.%s.%s" % r in names for r in rows), (i, rows, names)
         d.wait_for(lambda: rbd_entry(d)["status"] == "ok", timeout=60, what="volume ok")
-        # recovery may wait for the killed client's watches to expire (5 s here)
-        d.wait_for(lambda: consistent(d, cluster, pool) == [], timeout=40,
-                   what="round %d consistent: %s" % (i, consistent(d, cluster, pool)))
+    # what a kill left beyond staging (an image or a clone published, its row not yet
+    # committed) is removed by the recoveries, the next round's kill perhaps interrupting
+    # one; they may wait for the killed clients' watches to expire (5 s here)
+    d.wait_for(lambda: consistent(d, cluster, pool) == [], timeout=60,
+               what="%s consistent: %s" % (pool, consistent(d, cluster, pool)))
     g, got, n = download(d, esdc("base"))
     assert (g.status_code, got) == (200, sha)
-    print("after %d kill -9 rounds: %s" % (rounds, cluster.images(pool)))
+    d.stop()
+    return during_uploads, during_clones
 
 
-def put_quietly(d, path, data):
-    try:
-        put(d, path, data, timeout=30)
-    except OSError:
-        pass  # the daemon was killed under it
+def test_kill9_during_uploads_and_clones_leaves_nothing_half_made(cluster, daemon_factory):
+    # 20 rounds: 4 daemons, each on its own pool, 5 rounds each at the same time (most of
+    # a round is waiting for the killed client's watches to expire)
+    workers, rounds = 4, 5
+    t0 = time.monotonic()
+    with concurrent.futures.ThreadPoolExecutor(workers) as ex:
+        done = [f.result() for f in [ex.submit(crash_rounds, daemon_factory, cluster, "k%d" % w,
+                                               rounds, 9 + w) for w in range(workers)]]
+    ups, cls = sum(u for u, _ in done), sum(c for _, c in done)
+    print("%d kill -9 rounds in %.1f s: %d during uploads, %d during clones" % (
+        workers * rounds, time.monotonic() - t0, ups, cls))
+    assert ups == cls == workers * rounds, done
 
 
-def test_a_stopped_cluster_breaks_the_volume_clearly_and_it_comes_back(cluster, pool,
-                                                                       daemon_factory):
+def test_a_cluster_stopped_under_a_running_upload_gives_503_and_leaves_nothing(cluster, pool,
+                                                                             daemon_factory):
     d = start(daemon_factory, [rbd_volume(cluster, pool)])
     data = os.urandom(2 * MiB)
     sha = hashlib.sha256(data).hexdigest()
     check_created(put(d, esdc("keep"), data), "keep", sha, len(data), "raw", len(data), "ceph1")
+    # an upload in flight: 8 of its 32 MiB written to its staging image, then the cluster goes
+    release = threading.Event()
+    up = HeldUpload(d, esdc("during"), os.urandom(32 * MiB), hold=8 * MiB, release=release)
+    up.start()
+    assert up.at_hold.wait(30)
+    d.wait_for(lambda: [n for n in cluster.images(pool) if n.startswith("staging.")],
+               timeout=30, what="the upload's staging image")
     t0 = time.monotonic()
     cluster.stop("osd.0")
     cluster.stop("mon.a")
     try:
+        release.set()  # the rest of the body meets a dead cluster
+        up.join(timeout=90)
+        assert up.status == 503, (up.status, up.reply[:2000])
+        # every mon and OSD call times out after 5 s: the answer comes in a few of them
+        print("503 %.1f s after the cluster stopped" % (up.at - t0))
+        assert up.at - t0 < 40, up.at - t0
+        body = json.loads(up.reply.split(b"\r\n\r\n", 1)[1] or b"{}") if b"{" in up.reply \
+            else {}
+        assert "ceph" in json.dumps(body).lower() or "timed out" in json.dumps(body).lower(), body
         d.wait_for(lambda: rbd_entry(d)["status"] == "broken", timeout=30, what="broken")
-        print("dead cluster seen as broken in %.1f s" % (time.monotonic() - t0))
         vol = rbd_entry(d)
         assert "ceph" in vol["status_msg"] and "timed out" in vol["status_msg"].lower(), vol
-        r = put(d, esdc("during"), data, timeout=60)
+        r = put(d, esdc("later"), data, timeout=60)
         assert r.status_code == 503, (r.status_code, r.text)
         assert d.get("/v1/health").status_code == 200
     finally:
@@ -302,4 +472,9 @@ def test_a_stopped_cluster_breaks_the_volume_clearly_and_it_comes_back(cluster, 
     d.wait_for(lambda: rbd_entry(d)["status"] == "ok", timeout=90, what="ok again")
     g, got, n = download(d, esdc("keep"))
     assert (g.status_code, got) == (200, sha)
-    assert rows_named(d, "during") == []
+    # nothing half-made: no row for either upload that failed, no image beside "keep"'s
+    # (the failed upload's staging image goes with the next recovery or the upload's expiry)
+    assert rows_named(d, "during") == [] and rows_named(d, "later") == []
+    assert consistent(d, cluster, pool) == []
+    assert [n for n in cluster.images(pool) if not n.startswith("staging.")] == \
+        ["images.%s.raw" % rows_named(d, "keep")[0][0]]

@@ -171,13 +171,31 @@ enum be_origin { BE_FROM_CONFIG = 0, BE_FORMATTED, BE_REGISTERED };
 
 struct be_kind {
     const char *name;
-    const struct backend_ops *ops;
+    const struct backend_ops *ops; /* NULL until a module kind is loaded: use be_kind_ops */
     enum be_origin origin;
+    const char *module; /* the shared object that holds the backend ("stowage-rbd.so"), or NULL */
 };
 
-/* The kind called name, or NULL. */
+/* What a backend module exports as the symbol "be_module". A module is looked for beside
+ * the running binary (/proc/self/exe), then in BE_MODULE_DIR (the install's), and must
+ * have been built from the same backend.h. */
+#define BE_MODULE_ABI 1u
+struct be_module {
+    unsigned abi;    /* BE_MODULE_ABI */
+    size_t ops_size; /* sizeof(struct backend_ops) */
+    const struct backend_ops *ops;
+};
+#ifndef BE_MODULE_DIR
+#define BE_MODULE_DIR ""
+#endif
+
+/* The kind called name, or NULL (its ops may not be loaded yet: that takes be_kind_ops). */
 const struct be_kind *be_kind(const char *name);
-/* The ops table for a kind, or NULL. "external" and "local" share the POSIX backend. */
+/* The ops table for a kind, its module loaded on first use (thread-safe); NULL with e
+ * (ST_INVALID for an unknown kind, ST_UNAVAILABLE naming the module and where it was
+ * looked for when it cannot be loaded) when there is none. e may be NULL. */
+const struct backend_ops *be_kind_ops(const char *kind, struct st_err *e);
+/* be_kind_ops without the error. "external" and "local" share the POSIX backend. */
 const struct backend_ops *be_ops_for(const char *kind);
 /* The kind whose volumes come from origin (NULL: none). */
 const char *be_kind_from(enum be_origin origin);
@@ -194,6 +212,10 @@ int be_pwrite_all(const struct backend_ops *ops, struct be_file *f, const void *
                   uint64_t off);
 /* Fill a fresh file with buf's len bytes, leaving all-zero 4 KiB pages (not the last) holes. */
 int be_pwrite_sparse(const struct backend_ops *ops, struct be_file *f, const void *buf, size_t len);
+/* Write buf at off into a file already sized past it, leaving its all-zero 4 KiB pages
+ * holes (what a copy to a fresh, truncated-to-size file does: zeros need no write). */
+int be_pwrite_data(const struct backend_ops *ops, struct be_file *f, const void *buf, size_t len,
+                   uint64_t off);
 
 /* A relative path is acceptable when it is non-empty, not absolute, has no "." or ".."
  * component, no empty component and no NUL; shared by every backend. */
@@ -205,6 +227,7 @@ int be_fail(struct st_err *e, int neg_errno, const char *what);
 
 extern const struct backend_ops be_posix_ops;
 extern const struct backend_ops be_gluster_ops;
-extern const struct backend_ops be_rbd_ops; /* only in builds with STOWAGE_WITH_CEPH */
+/* The RBD backend is the module stowage-rbd.so (built with STOWAGE_WITH_CEPH): its
+ * be_module points at its ops. */
 
 #endif
