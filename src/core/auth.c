@@ -2,7 +2,13 @@
  *
  * A token is "stw_" + 64 hex digits of random; only its SHA-256 is stored.
  * Passwords are stored as PBKDF2-HMAC-SHA256 with a per-user salt. Sessions
- * (flexVDI cookie, esdc/ZStack logins) are tokens of kind "session" that expire. */
+ * (flexVDI cookie, esdc/ZStack logins) are tokens of kind "session" that expire.
+ *
+ * Every request authenticates, so a token found in the catalogue is kept for a second in
+ * a small table (by its hash) and the hot path asks no database. A revocation here moves
+ * the table's generation before it returns, so no request after it is let in by an old
+ * entry; a token deleted from outside the daemon is refused within AUTH_CACHE_MS. The
+ * token's own expiry is checked on every use. */
 #include "core_internal.h"
 
 #include <errno.h>
@@ -77,19 +83,69 @@ static int token_hash(const char *token, char out[65])
     return 0;
 }
 
+#define AUTH_CACHE_MS 1000
+
+static struct core_auth_slot *auth_slot(struct stowage *st, const char h[65])
+{
+    return &st->auth_cache[strtoul((char[3]){h[0], h[1], 0}, NULL, 16) % AUTH_CACHE_SLOTS];
+}
+
+/* 1 and *out filled when a live entry holds h; *gen is the generation to file a fresh
+ * answer under. */
+static int auth_cached(struct stowage *st, const char h[65], int64_t now, struct st_principal *out,
+                       uint64_t *gen)
+{
+    struct core_auth_slot *s = auth_slot(st, h);
+    int hit;
+    pthread_mutex_lock(&st->auth_mu);
+    *gen = st->auth_gen;
+    hit = s->gen == st->auth_gen && s->until_ms > core_now_ms() && strcmp(s->hash, h) == 0 &&
+          (s->expires_at == 0 || s->expires_at > now);
+    if (hit)
+        *out = s->who;
+    pthread_mutex_unlock(&st->auth_mu);
+    return hit;
+}
+
+static void auth_remember(struct stowage *st, const char h[65], const struct st_principal *who,
+                          int64_t expires_at, uint64_t gen)
+{
+    struct core_auth_slot *s = auth_slot(st, h);
+    pthread_mutex_lock(&st->auth_mu);
+    if (gen == st->auth_gen) { /* no revocation since the catalogue was read */
+        snprintf(s->hash, sizeof s->hash, "%s", h);
+        s->who = *who;
+        s->expires_at = expires_at;
+        s->until_ms = core_now_ms() + AUTH_CACHE_MS;
+        s->gen = gen;
+    }
+    pthread_mutex_unlock(&st->auth_mu);
+}
+
+static void auth_forget_all(struct stowage *st)
+{
+    pthread_mutex_lock(&st->auth_mu);
+    st->auth_gen++;
+    pthread_mutex_unlock(&st->auth_mu);
+}
+
 int core_authenticate(struct stowage *st, const char *token, struct st_principal *out,
                       struct st_err *e)
 {
     char h[65];
     struct db_token t;
     size_t len = token ? strlen(token) : 0;
+    int64_t now = (int64_t)time(NULL);
+    uint64_t gen;
 
     if (len == 0 || len > 256)
         return st_fail(e, ST_UNAUTHORIZED, "missing or malformed credentials");
     if (token_hash(token, h))
         return st_fail(e, ST_INTERNAL, "hash failed");
+    if (auth_cached(st, h, now, out, &gen))
+        return 0;
     struct db_conn *c = db_acquire(st->db);
-    int rc = db_token_find(c, h, (int64_t)time(NULL), &t, e);
+    int rc = db_token_find(c, h, now, &t, e);
     db_release(st->db, c);
     if (rc)
         return -1;
@@ -98,6 +154,7 @@ int core_authenticate(struct stowage *st, const char *token, struct st_principal
         return st_fail(e, ST_INTERNAL, "token has unknown role '%s'", t.role);
     snprintf(out->owner, sizeof out->owner, "%s", t.owner);
     out->is_session = strcmp(t.kind, "session") == 0;
+    auth_remember(st, h, out, t.expires_at, gen);
     return 0;
 }
 
@@ -138,6 +195,7 @@ int core_token_revoke(struct stowage *st, const char *token, struct st_err *e)
     struct db_conn *c = db_acquire(st->db);
     int rc = db_token_delete(c, h, e);
     db_release(st->db, c);
+    auth_forget_all(st); /* after the delete: a lookup racing it files under the old gen */
     return rc;
 }
 

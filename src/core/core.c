@@ -16,9 +16,11 @@ struct stowage *core_new(void)
     if (!st)
         return NULL;
     pthread_mutex_init(&st->claims_mu, NULL);
+    pthread_mutex_init(&st->auth_mu, NULL);
     if (core_scans_new(st) || core_imagestores_new(st)) {
         core_scans_free(st);
         pthread_mutex_destroy(&st->claims_mu);
+        pthread_mutex_destroy(&st->auth_mu);
         free(st);
         return NULL;
     }
@@ -36,6 +38,7 @@ void core_free(struct stowage *st)
     core_imagestores_free(st); /* sized by the config */
     cfg_free(&st->cfg);
     pthread_mutex_destroy(&st->claims_mu);
+    pthread_mutex_destroy(&st->auth_mu);
     core_scans_free(st);
     free(st);
 }

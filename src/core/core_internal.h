@@ -21,6 +21,17 @@ struct core_tasks;     /* the job queue and its workers (task.c) */
 struct core_logins;    /* password checks and their throttle (login.c) */
 struct core_bs_places; /* backup storages' open places and their prober (backup_place.c) */
 
+/* A token recently found in the catalogue (auth.c): its hash, what it grants, until when
+ * the entry may be used, and the revocation generation it was read under. */
+#define AUTH_CACHE_SLOTS 64
+struct core_auth_slot {
+    char hash[65];
+    struct st_principal who;
+    int64_t expires_at; /* the token's own, unix seconds; 0 never */
+    int64_t until_ms;
+    uint64_t gen;
+};
+
 /* The daemon context, passed down explicitly; the only mutable shared state. */
 struct stowage {
     struct st_config cfg;
@@ -38,6 +49,10 @@ struct stowage {
     pthread_mutex_t claims_mu;
     struct core_claim *claims;
     struct core_scans *scans; /* cached verdicts on objects outside the catalogue */
+    /* tokens found recently; auth_gen moves on every revocation (auth.c) */
+    pthread_mutex_t auth_mu;
+    uint64_t auth_gen;
+    struct core_auth_slot auth_cache[AUTH_CACHE_SLOTS];
     /* URL fetches (fetch.c): sockets opened, hops refused by the address guard */
     atomic_uint_fast64_t fetch_sockets, fetch_refused;
     struct core_imagestores *imagestores; /* cached lists of IMGAPI servers (imagestore.c) */
