@@ -1,13 +1,15 @@
 /* upload.c — streaming an image in: staging, checksum, inspection, commit, resume.
  *
- * The HTTP thread copies each chunk into a fill buffer and hashes full
- * buffers; a writer thread per upload writes them to the staging file, so a
- * slow backend (a Gluster write over the network) never blocks the event
- * loop, and hashing and writing overlap on two cores. When both buffers are
- * full the feeder is put to sleep (MHD suspend) and woken when the writer is
- * done. Nothing is held in memory beyond the two buffers, whatever the image
- * size. The hash sees the bytes in file order: a buffer the feeder could not
- * hash in turn (a resume still re-reading its prefix) is hashed by the writer.
+ * The HTTP thread only copies each chunk into a fill buffer. A full buffer goes to two
+ * threads of the upload at once: the writer writes it to the staging file (a slow
+ * backend, a Gluster write over the network, never blocks the event loop) while the
+ * hasher hashes it, so receiving, hashing and writing run in a pipeline and an upload
+ * goes at the slowest of the three (SHA-256 or the disk), not at their sum on the HTTP
+ * thread. When both buffers are full the feeder is put to sleep (MHD suspend) and woken
+ * once the writer and the hasher are both done with theirs. Nothing is held in memory
+ * beyond the two buffers, whatever the image size. The hash sees the bytes in file
+ * order: buffers are handed on one at a time, and a resume's staged prefix is read back
+ * and hashed by the writer before the first new buffer.
  *
  * The staging file is .staging/<uuid>.upload. A client that goes away leaves
  * it (and the 'saving' row) for a resume with Content-Range; a refusal, a
@@ -55,9 +57,13 @@ struct core_upload {
     char *fill_buf, *io_buf;
     size_t fill, io_len;
     uint64_t fill_off, io_off;
-    int io_busy, quit, failed, sleeping, rehash;
+    pthread_t hasher;
+    int hasher_started;
+    int io_busy;    /* io_buf is the writer's and the hasher's until both are done */
+    int write_todo; /* the writer has io_buf (or the rehash) to do */
+    int hash_todo;  /* the hasher has io_buf to hash */
+    int quit, failed, sleeping, rehash;
     int thrown; /* staging file and row removed after a failure */
-    int fill_hashed, io_needs_hash;
     struct st_err err;
     void (*sleep)(void *);
     void (*wake)(void *);
@@ -82,6 +88,19 @@ static int rehash_prefix(struct core_upload *u, struct st_err *e)
     return 0;
 }
 
+/* The writer or the hasher is done with its part of io_buf. Caller holds mu. */
+static void part_done(struct core_upload *u)
+{
+    if (!u->write_todo && !u->hash_todo) {
+        u->io_busy = 0;
+        if (u->sleeping) {
+            u->sleeping = 0;
+            u->wake(u->wake_ud); /* after the feeder slept, under the same lock: never lost */
+        }
+    }
+    pthread_cond_broadcast(&u->cv);
+}
+
 static void *writer(void *arg)
 {
     struct core_upload *u = arg;
@@ -89,9 +108,9 @@ static void *writer(void *arg)
 
     pthread_mutex_lock(&u->mu);
     for (;;) {
-        while (!u->io_busy && !u->quit)
+        while (!u->write_todo && !u->quit)
             pthread_cond_wait(&u->cv, &u->mu);
-        if (!u->io_busy)
+        if (!u->write_todo)
             break;
         int rehash = u->rehash;
         pthread_mutex_unlock(&u->mu);
@@ -99,30 +118,43 @@ static void *writer(void *arg)
                         : core_pwrite_all(&u->v, u->f, u->io_buf, u->io_len, u->io_off, &e);
         if (rc == 0 && !rehash && u->v.ops->start_writeback)
             u->v.ops->start_writeback(u->f, u->io_off, u->io_len);
-        if (rc == 0 && !rehash && u->io_needs_hash)
-            gnutls_hash(u->hash, u->io_buf, u->io_len);
         pthread_mutex_lock(&u->mu);
         if (rc && !u->failed) {
             u->failed = 1;
             u->err = e;
         }
         u->rehash = 0;
-        u->io_busy = 0;
-        if (u->sleeping) {
-            u->sleeping = 0;
-            u->wake(u->wake_ud); /* after the feeder slept, under the same lock: never lost */
-        }
-        pthread_cond_broadcast(&u->cv);
+        u->write_todo = 0;
+        part_done(u);
     }
     pthread_mutex_unlock(&u->mu);
     return NULL;
 }
 
-/* Hand the fill buffer to the writer. Caller holds mu and has seen !io_busy. */
+static void *hasher(void *arg)
+{
+    struct core_upload *u = arg;
+
+    pthread_mutex_lock(&u->mu);
+    for (;;) {
+        while (!u->hash_todo && !u->quit)
+            pthread_cond_wait(&u->cv, &u->mu);
+        if (!u->hash_todo)
+            break;
+        pthread_mutex_unlock(&u->mu); /* io_buf is read-only while io_busy */
+        gnutls_hash(u->hash, u->io_buf, u->io_len);
+        pthread_mutex_lock(&u->mu);
+        u->hash_todo = 0;
+        part_done(u);
+    }
+    pthread_mutex_unlock(&u->mu);
+    return NULL;
+}
+
+/* Hand the fill buffer to the writer and the hasher. Caller holds mu and has seen
+ * !io_busy. */
 static void hand_over(struct core_upload *u)
 {
-    u->io_needs_hash = !u->fill_hashed;
-    u->fill_hashed = 0;
     char *t = u->io_buf;
     u->io_buf = u->fill_buf;
     u->fill_buf = t;
@@ -130,7 +162,7 @@ static void hand_over(struct core_upload *u)
     u->io_off = u->fill_off;
     u->fill_off += u->fill;
     u->fill = 0;
-    u->io_busy = 1;
+    u->io_busy = u->write_todo = u->hash_todo = 1;
     pthread_cond_broadcast(&u->cv);
 }
 
@@ -151,7 +183,9 @@ static int drain(struct core_upload *u)
     pthread_cond_broadcast(&u->cv);
     pthread_mutex_unlock(&u->mu);
     pthread_join(u->thread, NULL);
-    u->thread_started = 0;
+    if (u->hasher_started)
+        pthread_join(u->hasher, NULL);
+    u->thread_started = u->hasher_started = 0;
     return u->failed ? -1 : 0;
 }
 
@@ -438,12 +472,17 @@ int core_upload_begin(struct stowage *st, const struct core_upload_req *rq,
         goto fail;
     }
     u->next = u->fill_off = u->staged;
-    u->rehash = u->io_busy = u->staged > 0;
+    u->rehash = u->io_busy = u->write_todo = u->staged > 0;
     if (pthread_create(&u->thread, NULL, writer, u)) {
         st_fail(e, ST_INTERNAL, "cannot start the upload writer");
         goto fail;
     }
     u->thread_started = 1;
+    if (pthread_create(&u->hasher, NULL, hasher, u)) {
+        st_fail(e, ST_INTERNAL, "cannot start the upload hasher");
+        goto fail;
+    }
+    u->hasher_started = 1;
     *out = u;
     return 0;
 fail:
@@ -462,17 +501,10 @@ void core_upload_set_waiter(struct core_upload *u, void (*sleep)(void *ud), void
     u->wake_ud = ud;
 }
 
-/* A full fill buffer goes to the writer if it is free: 1 handed over, 0 writer busy.
- * Hashed here, off the writer's path, unless earlier bytes still wait for their hash
- * in the writer (then the writer hashes this buffer too, in order). Caller holds mu. */
+/* A full fill buffer goes on if the writer and the hasher are free: 1 handed over, 0 busy.
+ * Caller holds mu. */
 static int pass_full_buffer(struct core_upload *u)
 {
-    if (!u->fill_hashed && !(u->io_busy && (u->rehash || u->io_needs_hash))) {
-        pthread_mutex_unlock(&u->mu); /* only this thread touches fill_buf */
-        gnutls_hash(u->hash, u->fill_buf, u->fill);
-        pthread_mutex_lock(&u->mu);
-        u->fill_hashed = 1;
-    }
     if (u->io_busy)
         return 0;
     hand_over(u);
