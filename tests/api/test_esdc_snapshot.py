@@ -290,3 +290,30 @@ def test_an_image_bound_to_a_dc_goes_on_its_roomiest_volume_unless_volume_names_
     finally:
         srv.close()
     assert len(os.listdir(small_fs / "images")) == 1 and len(os.listdir(big / "images")) == 1
+
+
+def test_a_snapshot_of_a_disk_on_an_unreachable_volume_is_423_and_makes_nothing(
+        daemon_factory, tmp_path):
+    """The clone's volume gone (its directory moved away): esdc's 423 'Node is not
+    operational', no row and no file; once it is back the same call is accepted."""
+    d = start(daemon_factory, tmp_path)
+    upload(d, "golden", b"\x22" * MIB)
+    clone(d, "golden", "vm1", "c1")
+    away = tmp_path / "away"
+
+    def status():
+        return d.get("/imagestorages/default").json()["external_volumes"][0]["status"]
+
+    os.rename(d.vol, away)
+    try:
+        d.wait_for(lambda: status() == "broken", what="volume broken")
+        detail(call(d, "POST", "/api/vm/vm1/snapshot/s1/", {}), 423, "Node is not operational")
+        assert call(d, "GET", "/api/vm/vm1/snapshot/").json()["result"] == []
+    finally:
+        os.rename(away, d.vol)
+    assert not [f for f in os.listdir(d.vol / "clones") if "@" in f]
+    d.wait_for(lambda: status() == "ok", what="volume ok again")
+    r = job(d, "POST", "/api/vm/vm1/snapshot/s1/", {})
+    assert r.status_code == 200, r.text
+    assert [s["name"] for s in call(d, "GET", "/api/vm/vm1/snapshot/",
+                                    params={"full": "true"}).json()["result"]] == ["s1"]
