@@ -273,3 +273,82 @@ def test_mons_of_two_clusters_are_refused_with_zstacks_text(cluster, zs, tmp_pat
         assert ceph_rows(zs) == [] and keyrings(zs) == []
     finally:
         other.close()
+
+
+def test_an_image_backed_up_into_the_pool_is_restored_with_the_same_sha256_and_stays_sparse(
+        cluster, tmp_path):
+    """AddImage from the catalogue onto a Ceph backup storage: an RBD image in its pool whose
+    zeros take no room (`rbd du`, a 10 GiB empty image too), restored into a catalogue volume with the same SHA-256,
+    and gone from the pool once the image is deleted."""
+    import hashlib
+
+    from test_esdc_import import call as es_call, upload
+    vol = tmp_path / "vol"
+    vol.mkdir()
+    (tmp_path / "d").mkdir()
+    d = Daemon(tmp_path / "d", config={
+        "ceph_keyring": str(cluster.keyring), "probe_ttl_ms": 200,
+        "storages": [{"id": "default", "name": "default", "volumes": [
+            {"id": "dir1", "kind": "external", "mount_point": str(vol)}]}]})
+    d.start()
+    try:
+        assert d.cli("user", "add", "ops", "--role", "superadmin",
+                     stdin="s3cret-pass\n").returncode == 0
+        zs = ZSClient(d)
+        zs.session = zs.login("ops", "s3cret-pass").json()["inventory"]["uuid"]
+        cluster.create_pool("zsimg")
+        r = add_ceph(zs, [mon_url(cluster)], poolName="zsimg", name="ceph-img")
+        assert r.status_code == 200, r.text
+        bs = r.json()["inventory"]["uuid"]
+
+        mib = 1024 * 1024
+        data = os.urandom(mib) + b"\0" * (64 * mib) + b"tail" * 1024
+        sha = hashlib.sha256(data).hexdigest()
+        upload(d, "img1", data)
+        src = es_call(d, "GET", "/api/image/img1/").json()["result"]["uuid"]
+        r = zs.call("POST", "/images", {"params": {
+            "name": "img1 backup", "url": "stowage://image/" + src, "backupStorageUuids": [bs],
+            "format": "raw", "mediaType": "RootVolumeTemplate", "platform": "Linux"},
+            "systemTags": [], "userTags": []})
+        assert r.status_code == 200, r.text
+        inv = r.json()["inventory"]
+        u = inv["uuid"]
+        assert (inv["status"], inv["md5Sum"], inv["size"]) == ("Ready", sha, len(data))
+        ref, = inv["backupStorageRefs"]
+        assert (ref["backupStorageUuid"], ref["status"]) == (bs, "Ready")
+        assert ref["installPath"].startswith("ceph://%s/zsimg/" % cluster.fsid), ref
+        du = json.loads(cluster.rbd("du", "-p", "zsimg", "--format", "json"))
+        assert du["total_provisioned_size"] >= len(data)
+        assert du["total_used_size"] <= 8 * mib, du  # the 64 MiB of zeros are holes
+
+        r = zs.call("PUT", "/images/%s/actions" % u,
+                    {"restoreImage": {"imageStorageId": "default", "volumeId": "dir1",
+                                      "name": "restored1"}})
+        assert r.status_code == 200, r.text
+        got = requests.get(d.url("/image/restored1/file/"),
+                           headers={"Authorization": "Token " + d.token}, timeout=60)
+        assert got.status_code == 200 and hashlib.sha256(got.content).hexdigest() == sha
+
+        # a 10 GiB empty raw image stays a hole in the pool too
+        t = d.post("/tasks/create", json={"type": "image_create", "image_id": "big",
+                                          "volume_id": "dir1", "image_storage_id": "default",
+                                          "size_mb": 10240, "format": "raw"}).json()["message"]
+        d.wait_for(lambda: d.get("/tasks/" + t).json()["state"] == "completed", what="create")
+        big = es_call(d, "GET", "/api/image/big/").json()["result"]["uuid"]
+        r = zs.call("POST", "/images", {"params": {
+            "name": "big backup", "url": "stowage://image/" + big, "backupStorageUuids": [bs],
+            "format": "raw"}, "systemTags": [], "userTags": []})
+        assert r.status_code == 200, r.text
+        assert r.json()["inventory"]["size"] == 10240 * mib
+        du = json.loads(cluster.rbd("du", "-p", "zsimg", "--format", "json"))
+        assert du["total_provisioned_size"] >= 10240 * mib + len(data)
+        assert du["total_used_size"] <= 8 * mib, du
+
+        assert len(cluster.images("zsimg")) == 2
+        for image in (u, r.json()["inventory"]["uuid"]):
+            r = zs.call("DELETE", "/images/" + image)
+            assert (r.status_code, r.json()) == (200, {}), r.text
+        assert cluster.images("zsimg") == []
+        delete(zs, bs)
+    finally:
+        d.stop()
