@@ -278,8 +278,8 @@ def test_mons_of_two_clusters_are_refused_with_zstacks_text(cluster, zs, tmp_pat
 def test_an_image_backed_up_into_the_pool_is_restored_with_the_same_sha256_and_stays_sparse(
         cluster, tmp_path):
     """AddImage from the catalogue onto a Ceph backup storage: an RBD image in its pool whose
-    zeros take no room (`rbd du`, a 10 GiB empty image too), restored into a catalogue volume with the same SHA-256,
-    and gone from the pool once the image is deleted."""
+    zeros take no room (`rbd du`, a 10 GiB empty image too), restored into a catalogue volume
+    with the same SHA-256, and gone from the pool once the image is deleted."""
     import hashlib
 
     from test_esdc_import import call as es_call, upload
