@@ -103,10 +103,29 @@ static const char *prefix_of(const char *ns)
     return NULL;
 }
 
-/* "images/x.raw" → "images.x.raw"; -EINVAL for a path outside the namespaces. */
+/* A name in the pool's root that no namespace claims: an image stowage did not make (the
+ * objects a manageable-volume scan lists and an adoption renames). */
+static int is_root_name(const char *name)
+{
+    if (!*name || name[0] == '.' || strchr(name, '@'))
+        return 0;
+    for (size_t i = 0; i < N_SPACES; i++)
+        if (strncmp(name, spaces[i].prefix, strlen(spaces[i].prefix)) == 0)
+            return 0;
+    return 1;
+}
+
+/* "images/x.raw" → "images.x.raw", a root name ("legacy-disk") as it is; -EINVAL for a path
+ * outside the namespaces and the root. */
 static int rbd_name(const char *rel, char *out, size_t len)
 {
     char ns[16];
+    if (rel && be_path_ok(rel) && !strchr(rel, '/')) {
+        if (!is_root_name(rel))
+            return -EINVAL;
+        int n = snprintf(out, len, "%s", rel);
+        return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
+    }
     const char *slash = rel && be_path_ok(rel) ? strchr(rel, '/') : NULL;
     if (!slash || strchr(slash + 1, '/') || (size_t)(slash - rel) >= sizeof ns)
         return -EINVAL;
@@ -716,7 +735,8 @@ static int rb_list(struct be_volume *v, const char *reldir, be_list_fn fn, void 
     size_t max = 64;
     int rc;
 
-    if (!prefix)
+    int root = reldir && !*reldir;
+    if (!prefix && !root)
         return -ENOENT;
     for (;;) {
         free(specs);
@@ -729,10 +749,11 @@ static int rb_list(struct be_volume *v, const char *reldir, be_list_fn fn, void 
         free(specs);
         return rc == -ENOENT ? 0 : rc; /* a pool nobody made an image in yet */
     }
-    size_t n = max, plen = strlen(prefix);
+    size_t n = max, plen = root ? 0 : strlen(prefix);
     for (size_t i = 0; rc == 0 && i < n; i++) {
         struct stat st;
-        if (strncmp(specs[i].name, prefix, plen) != 0 || !specs[i].name[plen])
+        if (root ? !is_root_name(specs[i].name)
+                 : strncmp(specs[i].name, prefix, plen) != 0 || !specs[i].name[plen])
             continue;
         int src = stat_image(rv, specs[i].name, &st);
         if (src == 0)

@@ -478,3 +478,50 @@ def test_a_cluster_stopped_under_a_running_upload_gives_503_and_leaves_nothing(c
     assert consistent(d, cluster, pool) == []
     assert [n for n in cluster.images(pool) if not n.startswith("staging.")] == \
         ["images.%s.raw" % rows_named(d, "keep")[0][0]]
+
+
+def test_an_rbd_image_outside_the_catalogue_is_listed_adopted_and_released_by_cinder(
+        cluster, pool, daemon_factory, tmp_path):
+    """An image someone made in the pool (`rbd import`) is a Cinder manageable volume of the
+    RBD volume's host (not claimed safe: any client may have it open); manage adopts it by
+    an rbd rename (no byte copied) into the one catalogue — Danube lists it, its bytes
+    download — and unmanage gives it back under its own name."""
+    data = os.urandom(2 * MiB) + b"\0" * (6 * MiB)
+    src = tmp_path / "legacy.raw"
+    src.write_bytes(data)
+    cluster.rbd("import", str(src), "%s/legacy-disk" % pool)
+    d = start(daemon_factory, [rbd_volume(cluster, pool)])
+    host = "%s@%s#ceph1" % (socket.gethostname(), STORAGE)
+    h = {"X-Auth-Token": d.token, "OpenStack-API-Version": "volume 3.8"}
+    base = d.base + "/v3/proj1"
+
+    r = requests.get(base + "/manageable_volumes/detail", params={"host": host}, headers=h,
+                     timeout=30)
+    assert r.status_code == 200, r.text
+    mv, = r.json()["manageable-volumes"]
+    assert (mv["reference"], mv["size"], mv["safe_to_manage"], mv["cinder_id"]) == (
+        {"source-name": "legacy-disk"}, 1, False, None), mv
+    assert "cannot be known" in mv["reason_not_safe"], mv
+
+    r = requests.post(base + "/os-volume-manage", headers=h, timeout=30, json={"volume": {
+        "host": host, "ref": {"source-name": "legacy-disk"}, "name": "legacy"}})
+    assert r.status_code == 202, r.text
+    vid = r.json()["volume"]["id"]
+    d.wait_for(lambda: requests.get(base + "/volumes/" + vid, headers=h, timeout=30).json()[
+        "volume"]["status"] == "available", what="adopted")
+    assert "legacy-disk" not in cluster.images(pool)
+    assert "images.%s.raw" % vid in cluster.images(pool)
+    es = requests.get(d.url("/image/"), headers={"ES-API-KEY": d.token}, timeout=30)
+    assert es.json()["result"] == ["legacy"], es.text
+    got = requests.get(d.url("/image/legacy/file/"), headers={"Authorization": "Token " + d.token},
+                       timeout=60)
+    assert got.status_code == 200 and hashlib.sha256(got.content).hexdigest() == \
+        hashlib.sha256(data).hexdigest()
+
+    r = requests.post(base + "/volumes/%s/action" % vid, headers=h, json={"os-unmanage": None},
+                      timeout=30)
+    assert r.status_code == 202, r.text
+    d.wait_for(lambda: requests.get(base + "/volumes/" + vid, headers=h, timeout=30).status_code
+               == 404, what="released")
+    assert "legacy-disk" in cluster.images(pool)
+    assert not images_of(cluster, pool, "images.")
