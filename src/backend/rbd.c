@@ -14,8 +14,10 @@
  *
  * An RBD image has a fixed size, a file grows as it is written. A staging image is
  * grown ahead of the writes in steps, and the bytes really written (the file's size)
- * are kept in the image's metadata (END_KEY) while the two differ: a crash at any point
- * leaves a size that counts only written bytes, so a resumed upload never skips any.
+ * are kept in the image's metadata (END_KEY, brought up to date every END_EVERY bytes and
+ * at close) while the two differ: a crash at any point leaves a size that counts only
+ * written bytes, so a resumed upload never skips any. Large reads and writes go as
+ * several AIO pieces in flight.
  * flush cuts the image to that size and drops the key.
  *
  * An open image of a client that was killed keeps its watch on the image until the
@@ -48,6 +50,7 @@
 #define BASE_SNAP "stowage-base" /* the snapshot of a base image its clones hang from */
 #define GROW_STEP (256ull << 20)
 #define IO_MAX (64u << 20)
+#define END_EVERY (64ull << 20) /* END_KEY is brought up to date every so many bytes */
 #define RB_BUSY_WAIT_MS 12000
 
 struct rb_file;
@@ -71,6 +74,7 @@ struct rb_file {
     int sized;            /* end and rbd_size are known */
     int grown;            /* rbd_size may exceed end: END_KEY holds end */
     uint64_t end;         /* the file's size: the bytes written */
+    uint64_t end_saved;   /* what END_KEY says (at most end) */
     uint64_t rbd_size;
 };
 
@@ -299,6 +303,7 @@ static int open_image(struct rb_file *f)
         f->end = f->rbd_size;
         if ((rc = read_end(f->img, &f->end, &f->grown)) == 0)
             f->sized = 1;
+        f->end_saved = f->end;
     }
     pthread_mutex_unlock(&f->szmu);
     if (rc < 0) {
@@ -346,6 +351,8 @@ static struct rb_file *new_file(struct rb_volume *rv, const char *name, int rdon
     return f;
 }
 
+static int set_end(struct rb_file *f, uint64_t end);
+
 static int rb_close_file(struct be_file *bf)
 {
     struct rb_file *f = RF(bf);
@@ -358,6 +365,8 @@ static int rb_close_file(struct be_file *bf)
             break;
         }
     pthread_mutex_unlock(&f->rv->mu);
+    if (f->img && f->grown && f->end != f->end_saved)
+        set_end(f, f->end); /* best effort: a lagging END_KEY only costs a resume bytes */
     int rc = f->img ? rbd_close(f->img) : 0;
     pthread_rwlock_destroy(&f->lk);
     pthread_mutex_destroy(&f->szmu);
@@ -412,6 +421,60 @@ static int rb_stage(struct be_volume *v, const char *staged, struct be_file **ou
     return rc < 0 ? rc : open_named(rv, name, 0, out);
 }
 
+/* A large read or write as AIO_CHUNK pieces with up to AIO_DEPTH in flight: one
+ * synchronous call is one OSD op at a time, and the cluster sits idle between round
+ * trips (rbd import/export keep several in flight too). The bytes done from off on, as
+ * one call would say: a prefix of the pieces, or the first error. */
+#define AIO_CHUNK (1u << 20)
+#define AIO_DEPTH 8
+
+static ssize_t rb_aio(rbd_image_t img, int write, char *buf, size_t len, uint64_t off)
+{
+    size_t pieces = (len + AIO_CHUNK - 1) / AIO_CHUNK, done = 0;
+    int short_piece = 0;
+
+    for (size_t base = 0; base < pieces && !short_piece; base += AIO_DEPTH) {
+        rbd_completion_t c[AIO_DEPTH];
+        size_t want[AIO_DEPTH], k = pieces - base < AIO_DEPTH ? pieces - base : AIO_DEPTH;
+        size_t issued = 0;
+        ssize_t rc = 0;
+        for (; issued < k; issued++) {
+            size_t o = (base + issued) * (size_t)AIO_CHUNK;
+            want[issued] = len - o < AIO_CHUNK ? len - o : AIO_CHUNK;
+            if ((rc = rbd_aio_create_completion(NULL, NULL, &c[issued])) < 0)
+                break;
+            rc = write ? rbd_aio_write2(img, off + o, want[issued], buf + o, c[issued], 0)
+                       : rbd_aio_read2(img, off + o, want[issued], buf + o, c[issued], 0);
+            if (rc < 0) {
+                rbd_aio_release(c[issued]);
+                break;
+            }
+        }
+        for (size_t j = 0; j < issued; j++) { /* every issued piece is waited for */
+            rbd_aio_wait_for_complete(c[j]);
+            ssize_t r = rbd_aio_get_return_value(c[j]);
+            rbd_aio_release(c[j]);
+            if (r < 0 && rc >= 0)
+                rc = r;
+            else if (rc >= 0 && !short_piece) {
+                size_t got = write && r == 0 ? want[j] : (size_t)r; /* a write answers 0 */
+                done += got < want[j] ? got : want[j];
+                short_piece = got < want[j];
+            }
+        }
+        if (rc < 0)
+            return done ? (ssize_t)done : rc;
+    }
+    return (ssize_t)done;
+}
+
+static ssize_t rb_io(rbd_image_t img, int write, void *buf, size_t len, uint64_t off)
+{
+    if (len > AIO_CHUNK)
+        return rb_aio(img, write, buf, len, off);
+    return write ? rbd_write2(img, off, len, buf, 0) : rbd_read2(img, off, len, buf, 0);
+}
+
 static ssize_t rb_pread(struct be_file *bf, void *buf, size_t len, uint64_t off)
 {
     struct rb_file *f = RF(bf);
@@ -425,7 +488,7 @@ static ssize_t rb_pread(struct be_file *bf, void *buf, size_t len, uint64_t off)
     if (off < end) {
         if (len > end - off)
             len = (size_t)(end - off);
-        n = rbd_read2(f->img, off, len < IO_MAX ? len : IO_MAX, buf, 0);
+        n = rb_io(f->img, 0, buf, len < IO_MAX ? len : IO_MAX, off);
     }
     drop(f);
     return n;
@@ -435,7 +498,10 @@ static int set_end(struct rb_file *f, uint64_t end)
 {
     char val[32];
     snprintf(val, sizeof val, "%" PRIu64, end);
-    return rbd_metadata_set(f->img, END_KEY, val);
+    int rc = rbd_metadata_set(f->img, END_KEY, val);
+    if (rc == 0)
+        f->end_saved = end;
+    return rc;
 }
 
 /* Make room for [off, off+len): END_KEY first (the written end), then a bigger image. */
@@ -469,15 +535,20 @@ static ssize_t rb_pwrite(struct be_file *bf, const void *buf, size_t len, uint64
     pthread_mutex_lock(&f->szmu);
     rc = off + len > f->rbd_size ? grow(f, off + len) : 0;
     pthread_mutex_unlock(&f->szmu);
-    ssize_t n = rc < 0 ? rc : rbd_write2(f->img, off, len, buf, 0);
+    ssize_t n = rc < 0 ? rc : rb_io(f->img, 1, (void *)buf, len, off);
     if (n > 0) {
-        /* Only bytes the OSDs acknowledged count in the size (they are durable there). */
+        /* Only bytes the OSDs acknowledged count in the size (they are durable there).
+         * END_KEY follows every END_EVERY bytes, not every write (a metadata update is an
+         * OSD round trip of its own): after a crash it may say less than was written,
+         * never more, so a resumed upload re-sends a little and skips nothing; flush cuts
+         * the image to the exact end. */
         pthread_mutex_lock(&f->szmu);
         if (off + (uint64_t)n > f->end) {
-            if ((rc = f->grown ? set_end(f, off + (uint64_t)n) : 0) < 0)
+            uint64_t to = off + (uint64_t)n;
+            if (f->grown && to - f->end_saved >= END_EVERY && (rc = set_end(f, to)) < 0)
                 n = rc;
             else
-                f->end = off + (uint64_t)n;
+                f->end = to;
         }
         pthread_mutex_unlock(&f->szmu);
     }
