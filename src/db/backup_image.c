@@ -131,52 +131,21 @@ int db_bimage_delete(struct db_conn *c, const char *uuid, struct st_err *e)
     return db_exec_changed(c, q, "delete backup image", "image", uuid, e);
 }
 
-static int count_rows(struct db_conn *c, const struct db_where *w, int64_t *total, struct st_err *e)
-{
-    char sql[4200];
-    snprintf(sql, sizeof sql, "SELECT count(*) FROM backup_image%s", w->sql);
-    struct db_query *q = db_stmt_dynamic(c, sql, e);
-    if (!q)
-        return -1;
-    db_where_bind(q, w);
-    enum db_step rc = db_step(q);
-    if (rc == DB_ROW)
-        *total = db_col_int64(q, 0);
-    else
-        db_fail(c, e, "count backup images");
-    db_stmt_free(q);
-    return rc == DB_ROW ? 0 : -1;
-}
+static const struct db_table bi_table = {
+    "backup_image",
+    BI_COLS,
+    bi_fields,
+    sizeof bi_fields / sizeof *bi_fields,
+    " ORDER BY created_at",
+    sizeof(struct db_backup_image),
+    read_bi,
+    "backup images",
+};
 
 int db_bimage_query(struct db_conn *c, const struct st_query *sq, struct db_backup_image **out,
                     size_t *n, int64_t *total, struct st_err *e)
 {
-    struct db_where w;
-    char order[256], sql[4600];
-    int rc = -1;
-
-    if (db_where_build(bi_fields, sizeof bi_fields / sizeof *bi_fields, sq, &w, order, sizeof order,
-                       e))
-        goto out;
-    if (total && count_rows(c, &w, total, e))
-        goto out;
-    if (!out) {
-        rc = 0;
-        goto out;
-    }
-    snprintf(sql, sizeof sql, "SELECT " BI_COLS " FROM backup_image%s%s%s LIMIT %lld OFFSET %lld",
-             w.sql, order[0] ? order : " ORDER BY created_at", ", rowid",
-             (long long)(sq->limit < 0 ? -1 : sq->limit),
-             (long long)(sq->start > 0 ? sq->start : 0));
-    struct db_query *q = db_stmt_dynamic(c, sql, e);
-    if (!q)
-        goto out;
-    db_where_bind(q, &w);
-    rc = db_collect(c, q, sizeof **out, read_bi, out, n, "query backup images", e);
-    db_stmt_free(q);
-out:
-    db_where_free(&w);
-    return rc;
+    return db_table_query(c, &bi_table, sq, out, n, total, e);
 }
 
 /* ---- the copies ---- */
