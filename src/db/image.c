@@ -443,16 +443,22 @@ static void read_origin(struct db_query *st, void *item)
     db_col_text(st, 0, o->buf, o->len);
 }
 
-int db_image_get_origin(struct db_conn *c, const char *uuid, char *out, size_t len,
-                        struct st_err *e)
+/* One text column of the image uuid (sql selects it by ?1) into out. */
+static int image_text(struct db_conn *c, const char *sql, const char *uuid, char *out,
+                      size_t len, struct st_err *e)
 {
-    static const char sql[] = "SELECT origin FROM image WHERE uuid = ?1";
     struct origin_out o = {out, len};
     struct db_query *st = db_stmt(c, sql, e);
     if (!st)
         return -1;
     db_bind_text(st, 1, uuid);
     return db_one(c, st, read_origin, &o, "image", uuid, e);
+}
+
+int db_image_get_origin(struct db_conn *c, const char *uuid, char *out, size_t len,
+                        struct st_err *e)
+{
+    return image_text(c, "SELECT origin FROM image WHERE uuid = ?1", uuid, out, len, e);
 }
 
 /* ---- what an adoption records, and a release under way (migration 013) ---- */
@@ -475,13 +481,7 @@ int db_image_set_adopted(struct db_conn *c, const char *uuid, const char *origin
 int db_image_get_properties(struct db_conn *c, const char *uuid, char *out, size_t len,
                             struct st_err *e)
 {
-    static const char sql[] = "SELECT properties FROM image WHERE uuid = ?1";
-    struct origin_out o = {out, len};
-    struct db_query *st = db_stmt(c, sql, e);
-    if (!st)
-        return -1;
-    db_bind_text(st, 1, uuid);
-    return db_one(c, st, read_origin, &o, "image", uuid, e);
+    return image_text(c, "SELECT properties FROM image WHERE uuid = ?1", uuid, out, len, e);
 }
 
 int db_image_set_releasing(struct db_conn *c, const char *uuid, const char *to, struct st_err *e)
