@@ -37,7 +37,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
 
 from fixtures.daemon import Daemon  # noqa: E402
-from fixtures.gluster import Glusterd, GlusterdBusy  # noqa: E402
+from fixtures.gluster import GlusterdBusy, start_when_free  # noqa: E402
 from fixtures.loopdisk import LoopDisk  # noqa: E402
 
 MiB, GiB = 1 << 20, 1 << 30
@@ -49,6 +49,13 @@ STORAGE = "bench"
 
 def log(*a):
     print(*a, file=sys.stderr, flush=True)
+
+
+GLUSTER_WAIT_S = float(os.environ.get("BENCH_GLUSTER_WAIT_S", "600"))
+
+
+def waiting():
+    log("gluster: another glusterd runs on this host; waiting")
 
 
 def sh(*argv, **kw):
@@ -121,19 +128,13 @@ class Bench:
         disk.mkfs_xfs()
         self.mnt = disk.mount(self.work / "mnt")
         self.gd = self.fuse = None
-        deadline = time.monotonic() + float(os.environ.get("BENCH_GLUSTER_WAIT_S", "600"))
         only = os.environ.get("BENCH_DATA_STEPS")
-        while not only or {"g", "clone_g"} & set(only.split(",")):
+        if not only or {"g", "clone_g"} & set(only.split(",")):
             try:
-                self.gd = Glusterd(self.work / "gluster")
-                break
+                self.gd = start_when_free(self.work / "gluster", GLUSTER_WAIT_S, waiting=waiting)
             except GlusterdBusy as e:
-                if time.monotonic() > deadline:
-                    log("gluster: %s — skipping the Gluster measurements" % e)
-                    self.gluster_skipped = str(e)
-                    break
-                log("gluster: another glusterd runs on this host; waiting")
-                time.sleep(10)
+                log("gluster: %s — skipping the Gluster measurements" % e)
+                self.gluster_skipped = str(e)
         vols = [{"id": "loc", "kind": "local", "mount_point": str(self.mnt)}]
         # a volume without any disk under it: the ceiling of HTTP + hashing on this machine
         self.shm = Path("/dev/shm/stowage-bench-vol-%d" % os.getpid())

@@ -25,7 +25,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
 
 from fixtures.daemon import Daemon  # noqa: E402
-from fixtures.gluster import Glusterd, GlusterdBusy  # noqa: E402
+from fixtures.gluster import GlusterdBusy, start_when_free  # noqa: E402
 from fixtures.loopdisk import LoopDisk  # noqa: E402
 
 MiB, GiB = 1 << 20, 1 << 30
@@ -34,6 +34,13 @@ STALLED, IDLE = 200, 1000
 
 def log(*a):
     print(*a, file=sys.stderr, flush=True)
+
+
+GLUSTER_WAIT_S = float(os.environ.get("BENCH_GLUSTER_WAIT_S", "600"))
+
+
+def waiting():
+    log("gluster: another glusterd runs on this host; waiting")
 
 
 def rss_kib(pid):
@@ -147,17 +154,11 @@ def local_part(work, src, out, cleanups):
 
 
 def gluster_part(work, src, out, cleanups):
-    deadline = time.monotonic() + float(os.environ.get("BENCH_GLUSTER_WAIT_S", "600"))
-    while True:
-        try:
-            gd = Glusterd(work / "gluster")
-            break
-        except GlusterdBusy as e:
-            if time.monotonic() > deadline:
-                out["gluster_skipped"] = str(e)
-                return
-            log("gluster: another glusterd runs on this host; waiting")
-            time.sleep(10)
+    try:
+        gd = start_when_free(work / "gluster", GLUSTER_WAIT_S, waiting=waiting)
+    except GlusterdBusy as e:
+        out["gluster_skipped"] = str(e)
+        return
     cleanups.append(gd.stop)
     gd.create_volume("benchmem", kind="disperse", bricks=6, redundancy=2)
     d = Daemon(work / "gdaemon", config={

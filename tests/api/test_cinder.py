@@ -28,7 +28,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from fixtures.gluster import Glusterd, GlusterdBusy
+from fixtures.gluster import volume_with_fuse
 from fixtures.loopdisk import LoopDisk
 
 QEMU_IMG = shutil.which("qemu-img")
@@ -121,30 +121,9 @@ GVOL = "stcinder"
 def gluster_env(tmp_path_factory):
     """One private glusterd (one per host: wait for another engineer's), a disperse volume,
     and a FUSE mount for the test's own view."""
-    base = tmp_path_factory.mktemp("gluster")
-    deadline = time.monotonic() + float(os.environ.get("STOWAGE_GLUSTER_WAIT_S", "900"))
-    while True:
-        try:
-            gd = Glusterd(base)
-            break
-        except GlusterdBusy as e:
-            if time.monotonic() > deadline:
-                pytest.skip("gave up waiting for the host's glusterd: %s" % e)
-            time.sleep(10)
-    fuse = base / "fuse"
-    mounted = False
-    try:
-        gd.create_volume(GVOL, kind="disperse", bricks=6, redundancy=2)
-        fuse.mkdir()
-        subprocess.run(["mount", "-t", "glusterfs", "-o",
-                        "attribute-timeout=0,entry-timeout=0,negative-timeout=0",
-                        "%s:/%s" % (gd.hostname, GVOL), str(fuse)], check=True, timeout=60)
-        mounted = True
-        yield gd, fuse
-    finally:
-        if mounted and subprocess.run(["umount", str(fuse)]).returncode != 0:
-            subprocess.run(["umount", "-l", str(fuse)])
-        gd.stop()
+    with volume_with_fuse(tmp_path_factory.mktemp("gluster"), GVOL, kind="disperse", bricks=6,
+                          redundancy=2) as env:
+        yield env
 
 
 @pytest.fixture

@@ -35,7 +35,7 @@ import pytest
 import requests
 
 from fixtures.daemon import Daemon
-from fixtures.gluster import Glusterd, GlusterdBusy
+from fixtures.gluster import glusterd_or_skip
 
 MiB = 1 << 20
 STORAGE, VID, GVOL = "gs", "g", "stfault"
@@ -47,15 +47,7 @@ DEADLINE = 60  # seconds any transfer may take, however it ends
 def env(tmp_path_factory):
     """(glusterd, daemon, brick names): one of each for the module, cleaned up in order."""
     base = tmp_path_factory.mktemp("gfault")
-    deadline = time.monotonic() + float(os.environ.get("STOWAGE_GLUSTER_WAIT_S", "900"))
-    while True:
-        try:
-            gd = Glusterd(base / "gd")
-            break
-        except GlusterdBusy as e:
-            if time.monotonic() > deadline:
-                pytest.skip("gave up waiting for the host's glusterd to be free: %s" % e)
-            time.sleep(10)
+    gd = glusterd_or_skip(base / "gd")
     d = None
     try:
         bricks = gd.create_volume(GVOL, kind="disperse", bricks=6, redundancy=2)

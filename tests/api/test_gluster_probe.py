@@ -1,17 +1,16 @@
 """Gluster volumes probed for real: a private glusterd, disperse 4+2 and replica 3 on this host."""
-import os
 import stat
 import threading
 import time
 
 import pytest
 
-from fixtures.gluster import Glusterd
+from fixtures.gluster import glusterd_or_skip
 
 
 @pytest.fixture(scope="module")
 def glusterd(tmp_path_factory):
-    g = Glusterd(tmp_path_factory.mktemp("gluster"))
+    g = glusterd_or_skip(tmp_path_factory.mktemp("gluster"))
     try:
         yield g
     finally:

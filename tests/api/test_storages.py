@@ -4,7 +4,6 @@ import os
 import shutil
 import subprocess
 
-import pytest
 
 from fixtures.loopdisk import LoopDisk
 

@@ -3,13 +3,12 @@ private glusterd, a one-brick volume (checked through a FUSE mount of it) that a
 the backup storage borrows that volume's gfapi session instead of opening its own."""
 import os
 import re
-import subprocess
 import time
 from pathlib import Path
 
 import pytest
 
-from fixtures.gluster import Glusterd, GlusterdBusy
+from fixtures.gluster import volume_with_fuse
 from test_zstack import typed, add_store
 from test_zstack_zones import capacities, session
 
@@ -19,31 +18,10 @@ GVOL = "zsbs"
 @pytest.fixture(scope="module")
 def glusterd(tmp_path_factory):
     """Only one glusterd can run per host: when another engineer's runs, wait for it."""
-    base = tmp_path_factory.mktemp("gluster")
-    deadline = time.monotonic() + float(os.environ.get("STOWAGE_GLUSTER_WAIT_S", "900"))
-    while True:
-        try:
-            gd = Glusterd(base)
-            break
-        except GlusterdBusy as e:
-            if time.monotonic() > deadline:
-                pytest.skip("gave up waiting for the host's glusterd to be free: %s" % e)
-            time.sleep(10)
-    fuse = base / "fuse"
-    mounted = False
-    try:
-        # No reserve: the volume's room is then exactly its brick's filesystem's.
-        gd.create_volume(GVOL, kind="distribute", bricks=1, options={"storage.reserve": 0})
-        fuse.mkdir()
-        subprocess.run(["mount", "-t", "glusterfs", "-o",
-                        "attribute-timeout=0,entry-timeout=0,negative-timeout=0",
-                        "%s:/%s" % (gd.hostname, GVOL), str(fuse)], check=True, timeout=60)
-        mounted = True
-        yield gd, fuse
-    finally:
-        if mounted and subprocess.run(["umount", str(fuse)]).returncode != 0:
-            subprocess.run(["umount", "-l", str(fuse)])
-        gd.stop()
+    # No reserve: the volume's room is then exactly its brick's filesystem's.
+    with volume_with_fuse(tmp_path_factory.mktemp("gluster"), GVOL, kind="distribute", bricks=1,
+                          options={"storage.reserve": 0}) as env:
+        yield env
 
 
 def room_of(path):
