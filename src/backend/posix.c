@@ -125,6 +125,13 @@ static const char *dir_rel(const char *rel)
     return (!rel || !*rel) ? "." : rel;
 }
 
+int be_posix_open_dir(struct be_volume *v, const char *rel, int flags)
+{
+    if (rel && *rel && !be_path_ok(rel))
+        return -EINVAL;
+    return resolve(PV(v), dir_rel(rel), flags | O_DIRECTORY, 0);
+}
+
 /* ---- volume ---- */
 
 static int posix_open(const struct be_params *p, struct be_volume **out, struct st_err *e)
@@ -646,6 +653,9 @@ const struct backend_ops be_posix_ops = {
     .fsync_dir = posix_fsync_dir,
     .list = posix_list,
     .open_for_writing = posix_open_for_writing,
+    .watch_arm = be_posix_watch_arm,
+    .watch_poll = be_posix_watch_poll,
+    .watch_close = be_posix_watch_close,
     .stage = posix_stage,
     .flush = posix_fsync,
     .publish = posix_publish,
