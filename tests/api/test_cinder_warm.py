@@ -7,6 +7,8 @@ change comes after it; then the next list must show the change, checked on the b
 (names, sizes, formats, verdicts, reasons), and a list after that (warm again) the same.
 """
 import os
+import shlex
+import shutil
 import socket
 import subprocess
 import time
@@ -14,6 +16,8 @@ from pathlib import Path
 
 import pytest
 import requests
+
+from fixtures.daemon import binary
 
 GiB = 1 << 30
 PROJECT = "warm"
@@ -53,8 +57,7 @@ class Watched:
         return got
 
 
-@pytest.fixture
-def w(daemon_factory, tmp_path):
+def start(daemon_factory, tmp_path):
     root = tmp_path / "vol"
     root.mkdir()
     d = daemon_factory({"probe_ttl_ms": 200, "storages": [{"id": "st", "volumes": [
@@ -62,6 +65,11 @@ def w(daemon_factory, tmp_path):
     d.wait_for(lambda: d.get("/imagestorages/st").json()["external_volumes"][0]["status"]
                == "ok", what="volume ok")
     return Watched(d, root)
+
+
+@pytest.fixture
+def w(daemon_factory, tmp_path):
+    return start(daemon_factory, tmp_path)
 
 
 def raw(path, size):
@@ -202,3 +210,32 @@ def test_events_lost_to_an_overflowing_queue_still_make_the_next_list_scan(w):
         os.close(os.open(w.root / "sub", os.O_RDONLY | os.O_DIRECTORY))
     os.truncate(w.root / "a.raw", 4 * GiB)  # its own event is lost: only the overflow says so
     safe(w.next_twice()["a.raw"], 4, "raw", 4 * GiB)
+
+
+@pytest.mark.parametrize("limit", ["max_inotify_instances", "max_inotify_watches"])
+def test_when_inotify_limits_refuse_a_watch_every_list_scans(daemon_factory, tmp_path,
+                                                             monkeypatch, limit):
+    """The daemon runs in a user namespace of its own whose inotify limit is 0 (an
+    instance) or 1 (the root's watch, none for its files): it says so once, and lists
+    see every change as without a watch. (From there it cannot look into this process's
+    descriptors: the writers are test_a_writer_is_seen_when_it_opens_and_when_it_closes's
+    and test_cinder.py's.)"""
+    if not shutil.which("unshare"):
+        pytest.skip("needs unshare")
+    wrapper = tmp_path / "stowaged-limited"
+    wrapper.write_text('#!/bin/sh\nexec unshare -U -r sh -c \'echo %d > /proc/sys/user/%s && '
+                       'exec "$0" "$@"\' %s "$@"\n' % (limit == "max_inotify_watches", limit,
+                                                       shlex.quote(binary())))
+    wrapper.chmod(0o755)
+    monkeypatch.setenv("STOWAGED", str(wrapper))
+    w = start(daemon_factory, tmp_path)
+    raw(w.root / "a.raw", GiB)
+    safe(w.warm()["a.raw"], 1, "raw", GiB)
+    raw(w.root / "b.raw", 2 * GiB)
+    safe(w.next_twice()["b.raw"], 2, "raw", 2 * GiB)
+    os.truncate(w.root / "a.raw", 3 * GiB)
+    safe(w.next_twice()["a.raw"], 3, "raw", 3 * GiB)
+    os.unlink(w.root / "b.raw")
+    assert list(w.next_twice()) == ["a.raw"]
+    log = w.d.log()
+    assert log.count("volume v: cannot watch its root") == 1, log
