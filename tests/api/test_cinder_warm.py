@@ -174,6 +174,22 @@ def test_a_hard_link_and_a_writer_from_outside_the_volume_are_seen(w):
     safe(w.next_twice()["a.raw"], 1, "raw", GiB)
 
 
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounts need root")
+def test_a_file_mounted_over_an_entry_is_seen(w):
+    """A mount changes no inode of the volume, so no inotify watch sees it: the mount
+    table's change does."""
+    raw(w.root / "a.raw", GiB)
+    other = w.root.parent / "other.raw"
+    raw(other, 6 * GiB)
+    w.warm()
+    subprocess.run(["mount", "--bind", str(other), str(w.root / "a.raw")], check=True)
+    try:
+        safe(w.next_twice()["a.raw"], 6, "raw", 6 * GiB)
+    finally:
+        subprocess.run(["umount", str(w.root / "a.raw")], check=True)
+    safe(w.next_twice()["a.raw"], 1, "raw", GiB)
+
+
 def test_the_catalogue_changing_alone_is_seen(w):
     """Managed images are listed from the catalogue: deleting one changes nothing in the
     root, only the catalogue's generation."""
