@@ -10,7 +10,8 @@
  * "target is busy" — and a root path that now leads elsewhere (unmounted, replaced)
  * must fail with ESTALE instead of writing into the directory underneath. Open files
  * keep their own fds. Nothing in a volume changes after open, so any number of
- * threads may use one volume at once.
+ * threads may use one volume at once; a watch of one of its directories
+ * (posix_watch.c) is its caller's object, and does not pin the mount either.
  *
  * pread/pwrite/copy_range return what the one syscall returned, short counts
  * included (EINTR is retried): the caller's copy loop owns the looping. */
