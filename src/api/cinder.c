@@ -475,17 +475,18 @@ static void list_manageable(struct http_req *r, int minor, int detail)
         http_reply_error(r, &e);
         return;
     }
-    /* The same question of the same objects: the reply rendered last time. */
-    snprintf(key, sizeof key, "cinder:mv:%d:%zu:%s:%d", detail, strlen(host), host, s.n);
-    for (int i = 0; i < s.n; i++)
-        snprintf(key + strlen(key), sizeof key - strlen(key), ":%d%d", s.key[i], s.desc[i]);
-    snprintf(key + strlen(key), sizeof key - strlen(key), ":%lld:%lld:%s", p.limit, p.offset,
-             p.marker);
     if (parse_host(r, host, &h, &e) || volumes_gen(r, &h, &gen, &e)) {
         free(h.vols);
         http_reply_error(r, &e);
         return;
     }
+    /* The same question of the same objects: the reply rendered last time. A volume that
+     * joins the host comes with a new gen; one that leaves changes the count. */
+    snprintf(key, sizeof key, "cinder:mv:%d:%zu:%s:%zu:%d", detail, strlen(host), host, h.n, s.n);
+    for (int i = 0; i < s.n; i++)
+        snprintf(key + strlen(key), sizeof key - strlen(key), ":%d%d", s.key[i], s.desc[i]);
+    snprintf(key + strlen(key), sizeof key - strlen(key), ":%lld:%lld:%s", p.limit, p.offset,
+             p.marker);
     if (http_reply_cached(r, key, gen)) {
         free(h.vols);
         return;
