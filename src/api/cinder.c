@@ -374,6 +374,20 @@ static int parse_paging(struct http_req *r, struct paging *p, struct st_err *e)
     return 0;
 }
 
+/* The gen of the host's volumes' objects: new when any of them changed. */
+static int volumes_gen(struct http_req *r, const struct hostref *h, uint64_t *gen, struct st_err *e)
+{
+    *gen = 0;
+    for (size_t i = 0; i < h->n; i++) {
+        uint64_t g;
+        if (core_unmanaged_gen(http_st(r), h->vols[i], &g, e))
+            return -1;
+        if (g > *gen)
+            *gen = g;
+    }
+    return 0;
+}
+
 /* Every object of the host's volumes; *gen is new when any of them changed. */
 static int gather(struct http_req *r, const struct hostref *h, struct entry **out, size_t *n,
                   uint64_t *gen, struct st_err *e)
@@ -461,20 +475,27 @@ static void list_manageable(struct http_req *r, int minor, int detail)
         http_reply_error(r, &e);
         return;
     }
-    if (parse_host(r, host, &h, &e) || gather(r, &h, &v, &n, &gen, &e)) {
+    if (parse_host(r, host, &h, &e) || volumes_gen(r, &h, &gen, &e)) {
         free(h.vols);
         http_reply_error(r, &e);
         return;
     }
-    free(h.vols);
-    /* The same question of the same objects: the reply rendered last time. */
-    snprintf(key, sizeof key, "cinder:mv:%d:%zu:%s:%d", detail, strlen(host), host, s.n);
+    /* The same question of the same objects: the reply rendered last time. A volume that
+     * joins the host comes with a new gen; one that leaves changes the count. */
+    snprintf(key, sizeof key, "cinder:mv:%d:%zu:%s:%zu:%d", detail, strlen(host), host, h.n, s.n);
     for (int i = 0; i < s.n; i++)
         snprintf(key + strlen(key), sizeof key - strlen(key), ":%d%d", s.key[i], s.desc[i]);
     snprintf(key + strlen(key), sizeof key - strlen(key), ":%lld:%lld:%s", p.limit, p.offset,
              p.marker);
     if (http_reply_cached(r, key, gen)) {
-        free(v);
+        free(h.vols);
+        return;
+    }
+    /* The gen the entries come with (newer than the one looked up if they changed since) */
+    int rc = gather(r, &h, &v, &n, &gen, &e);
+    free(h.vols);
+    if (rc) {
+        http_reply_error(r, &e);
         return;
     }
     if (n && !(tmp = malloc(n * sizeof *tmp))) {

@@ -22,6 +22,12 @@ void be_posix_check(const struct be_params *p, struct be_check *out);
 void be_posix_describe_place(const json_t *params, char *out, size_t len);
 int be_posix_own_place(const struct backend_ops *ops, struct be_volume *v, const char *name,
                        json_t *params, int *changed, char *why, size_t len);
+/* A directory of a POSIX volume, resolved as every path is (posix.c): an fd or -errno. */
+int be_posix_open_dir(struct be_volume *v, const char *rel, int flags);
+/* Watching a directory of a POSIX volume (posix_watch.c): backend.h's watch_*. */
+int be_posix_watch_arm(struct be_volume *v, const char *reldir, struct be_watch **w);
+int be_posix_watch_poll(struct be_volume *v, struct be_watch *w);
+void be_posix_watch_close(struct be_watch *w);
 /* Gluster volumes' parameters, place and what glusterd says (gluster_place.c). */
 int be_gluster_parse(json_t *params, struct st_err *e);
 int be_gluster_prepare(json_t *params, int formatted, const struct be_env *env, struct st_err *e);

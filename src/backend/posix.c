@@ -10,7 +10,8 @@
  * "target is busy" — and a root path that now leads elsewhere (unmounted, replaced)
  * must fail with ESTALE instead of writing into the directory underneath. Open files
  * keep their own fds. Nothing in a volume changes after open, so any number of
- * threads may use one volume at once.
+ * threads may use one volume at once; a watch of one of its directories
+ * (posix_watch.c) is its caller's object, and does not pin the mount either.
  *
  * pread/pwrite/copy_range return what the one syscall returned, short counts
  * included (EINTR is retried): the caller's copy loop owns the looping. */
@@ -123,6 +124,13 @@ static int get_parent(const struct posix_volume *pv, const char *rel, int *dirfd
 static const char *dir_rel(const char *rel)
 {
     return (!rel || !*rel) ? "." : rel;
+}
+
+int be_posix_open_dir(struct be_volume *v, const char *rel, int flags)
+{
+    if (rel && *rel && !be_path_ok(rel))
+        return -EINVAL;
+    return resolve(PV(v), dir_rel(rel), flags | O_DIRECTORY, 0);
 }
 
 /* ---- volume ---- */
@@ -646,6 +654,9 @@ const struct backend_ops be_posix_ops = {
     .fsync_dir = posix_fsync_dir,
     .list = posix_list,
     .open_for_writing = posix_open_for_writing,
+    .watch_arm = be_posix_watch_arm,
+    .watch_poll = be_posix_watch_poll,
+    .watch_close = be_posix_watch_close,
     .stage = posix_stage,
     .flush = posix_fsync,
     .publish = posix_publish,

@@ -16,7 +16,10 @@
  *
  * A scan is cached per volume: an object whose inode, size and times are unchanged keeps
  * its inspector verdict, so a second listing costs a directory read and the writer check.
- * The writer check is never cached: it is what changes without the file changing. */
+ * Where the backend can watch the root (watch_arm/watch_poll) and its watch saw nothing
+ * since the last full scan, not even an open, the files are as that scan found them,
+ * their writers too, and the listing costs one poll; the volume's catalogue rows are read
+ * again only when the catalogue's generation moved. */
 #include "core_internal.h"
 
 #include <errno.h>
@@ -43,7 +46,12 @@ struct scan_cache {
     unsigned char *writers;         /* v[i] was open for writing at the last scan */
     struct core_unmanaged *managed; /* the volume's images, listed as already managed */
     size_t n_managed;
-    uint64_t gen; /* what a listing of it shows: changes with anything in it */
+    uint64_t gen;                  /* what a listing of it shows: changes with anything in it */
+    uint64_t rows_gen;             /* the catalogue's generation when managed was read */
+    struct be_watch *watch;        /* the backend's watch of the root, NULL when none */
+    const struct backend_ops *ops; /* whose watch it is */
+    int fresh;                     /* the watch has watched since a complete full scan */
+    int watch_failed;              /* arming failed (said once, until it works again) */
     struct scan_cache *next;
 };
 
@@ -67,6 +75,8 @@ void core_scans_free(struct stowage *st)
         return;
     for (struct scan_cache *c = st->scans->vols, *next; c; c = next) {
         next = c->next;
+        if (c->watch)
+            c->ops->watch_close(c->watch);
         free(c->v);
         free(c->writers);
         free(c->managed);
@@ -288,94 +298,6 @@ static int read_managed(struct stowage *st, const char *volume_id, struct core_u
     return 0;
 }
 
-/* Bring c up to date with the root's listing l (sorted by name): the verdicts of unchanged
- * files are kept, the others judged; the writers looked for; the managed rows re-read when
- * the catalogue moved. Anything different gives c a new gen. Caller holds the scans lock. */
-static int refresh(struct stowage *st, const struct core_vol_ref *v, struct scan_cache *c,
-                   const struct listing *l, struct st_err *e)
-{
-    struct verdict *fresh = calloc(l->n ? l->n : 1, sizeof *fresh);
-    size_t *todo = malloc((l->n ? l->n : 1) * sizeof *todo);
-    unsigned char *w = calloc(l->n ? l->n : 1, 1);
-    struct stat *regs = malloc((l->n ? l->n : 1) * sizeof *regs);
-    size_t *reg_of = malloc((l->n ? l->n : 1) * sizeof *reg_of);
-    size_t n_todo = 0, n_reg = 0, old = 0;
-    int changed = l->n != c->n, rc = -1;
-
-    if (!fresh || !todo || !w || !regs || !reg_of) {
-        st_fail(e, ST_INTERNAL, "out of memory");
-        goto out;
-    }
-    for (size_t i = 0; i < l->n; i++) { /* both sorted by name: one merge */
-        const struct stat *sb = &l->sbs[i];
-        while (old < c->n && strcmp(c->v[old].u.name, l->names[i]) < 0)
-            old++;
-        struct verdict *f = &fresh[i];
-        if (old < c->n && strcmp(c->v[old].u.name, l->names[i]) == 0 &&
-            same_identity(&c->v[old], sb)) {
-            f->u = c->v[old].u;
-        } else {
-            todo[n_todo++] = i;
-            changed = 1;
-        }
-        f->dev = sb->st_dev;
-        f->ino = sb->st_ino;
-        f->size = sb->st_size;
-        f->mtime = sb->st_mtim;
-        f->ctime = sb->st_ctim;
-    }
-    struct judging j = {st, v, fresh, l, todo, n_todo, 0};
-    judge_all(&j);
-    /* The writer check over the regular files (the others have no format). */
-    for (size_t i = 0; i < l->n; i++)
-        if (fresh[i].u.format[0]) {
-            regs[n_reg] = l->sbs[i];
-            reg_of[n_reg++] = i;
-        }
-    int wrc = v->ops->open_for_writing(v->be, regs, n_reg, w);
-    if (wrc < 0 && wrc != -EOPNOTSUPP) {
-        be_fail(e, wrc, "look for writers");
-        goto out;
-    }
-    for (size_t k = n_reg; k-- > 0;) { /* spread to the listing's order, in place */
-        unsigned char hit = wrc == 0 && w[k];
-        w[k] = 0;
-        w[reg_of[k]] = hit;
-    }
-    for (size_t i = 0; i < l->n; i++)
-        fresh[i].u.writers_unknown = wrc == -EOPNOTSUPP && fresh[i].u.format[0];
-    if (!changed && c->writers && memcmp(c->writers, w, l->n) != 0)
-        changed = 1;
-    /* The managed rows are read every time (one indexed query): comparing them keeps a
-     * change elsewhere in the catalogue from renewing the gen. */
-    struct core_unmanaged *m = NULL;
-    size_t nm = 0;
-    if (read_managed(st, c->volume_id, &m, &nm, e))
-        goto out;
-    if (!c->managed || nm != c->n_managed || memcmp(m, c->managed, nm * sizeof *m) != 0)
-        changed = 1;
-    free(c->managed);
-    c->managed = m;
-    c->n_managed = nm;
-    free(c->v);
-    free(c->writers);
-    c->v = fresh;
-    c->n = l->n;
-    c->writers = w;
-    fresh = NULL;
-    w = NULL;
-    if (changed || !c->gen)
-        c->gen = ++st->scans->tick;
-    rc = 0;
-out:
-    free(fresh);
-    free(todo);
-    free(w);
-    free(regs);
-    free(reg_of);
-    return rc;
-}
-
 static int by_listed_name(const void *a, const void *b, void *ud)
 {
     const char(*names)[256] = ud;
@@ -410,59 +332,247 @@ static int sort_listing(struct listing *l)
     return 0;
 }
 
-int core_unmanaged_list(struct stowage *st, const char *volume_id, struct core_unmanaged **out,
-                        size_t *n, uint64_t *gen, struct st_err *e)
+static void drop_watch(struct scan_cache *c)
 {
-    struct core_vol_ref v;
-    struct listing l = {0};
-    int rc = -1;
+    if (c->watch)
+        c->ops->watch_close(c->watch);
+    c->watch = NULL;
+    c->fresh = 0;
+}
 
-    *out = NULL;
-    *n = 0;
-    if (core_volume_acquire(st, volume_id, &v, e))
-        return -1;
-    int lrc = v.ops->list(v.be, "", collect, &l);
+/* Watch the root from now on, as it is now (the scan that follows looks at it all). A
+ * backend that cannot watch, or a watch that fails (inotify's limits, no descriptor
+ * left), leaves c without one: every listing then scans. */
+static void arm_watch(const struct core_vol_ref *v, struct scan_cache *c)
+{
+    if (c->watch && c->ops != v->ops)
+        drop_watch(c);
+    if (!v->ops->watch_arm)
+        return;
+    c->ops = v->ops;
+    int rc = v->ops->watch_arm(v->be, "", &c->watch);
+    if (rc < 0 && !c->watch_failed)
+        fprintf(stderr,
+                "stowaged: volume %s: cannot watch its root (%s): every manageable list scans "
+                "it until a watch can be made\n",
+                c->volume_id, strerror(-rc));
+    c->watch_failed = rc < 0;
+}
+
+/* 1 when the files are as the last full scan found them: c's watch has seen nothing
+ * since, neither a change nor an open (which could be a new writer). */
+static int files_unchanged(const struct core_vol_ref *v, struct scan_cache *c)
+{
+    if (!c->fresh || !c->watch || c->ops != v->ops)
+        return 0;
+    int seen = v->ops->watch_poll(v->be, c->watch);
+    if (seen < 0)
+        drop_watch(c);
+    return seen == 0;
+}
+
+/* The full scan: bring c's files up to date with the root's listing, the verdicts of
+ * unchanged files kept, the others judged, the writers looked for. *changed is set when
+ * anything listed differs. Caller holds the scans lock.
+ *
+ * The order is arm, inspect, poll, then the writer check, so that c is fresh only when
+ * the watch proves that no later look could differ:
+ * - A change to an entry (made, removed, renamed, written, truncated, chmod, touched, a
+ *   link added) after the arm leaves BE_SEEN_CHANGE: if it came during the scan, the
+ *   poll after the inspection sees it and c stays stale (the next list scans again);
+ *   after the poll, it waits in the watch's queue for the next list.
+ * - Opens cannot be told apart: our own inspection opens every changed file. The poll
+ *   drops the opens it finds, and the writer check runs after it: a writer that opened
+ *   before the poll and still holds the file is in /proc; one that opened before the poll
+ *   and closed since left IN_CLOSE_WRITE (a change) after its open; one that opens after
+ *   the poll leaves BE_SEEN_OPEN for the next list, even when the /proc pass (which is
+ *   not atomic) missed it.
+ * - A writer that held the file before the arm and still holds it is in /proc; its
+ *   last close is a change whenever it comes. */
+static int scan_files(struct stowage *st, const struct core_vol_ref *v, struct scan_cache *c,
+                      int *changed, struct st_err *e)
+{
+    struct listing l = {0};
+    struct verdict *fresh = NULL;
+    size_t *todo = NULL, *reg_of = NULL, n_todo = 0, n_reg = 0, old = 0;
+    unsigned char *w = NULL;
+    struct stat *regs = NULL;
+    int rc = -1, quiet;
+
+    c->fresh = 0;
+    arm_watch(v, c);
+    int lrc = v->ops->list(v->be, "", collect, &l);
     if (lrc < 0) {
         be_fail(e, lrc, "list the volume root");
         goto out;
     }
-    if (sort_listing(&l)) {
+    size_t n1 = l.n ? l.n : 1;
+    if (sort_listing(&l) || !(fresh = calloc(n1, sizeof *fresh)) ||
+        !(todo = malloc(n1 * sizeof *todo)) || !(w = calloc(n1, 1)) ||
+        !(regs = malloc(n1 * sizeof *regs)) || !(reg_of = malloc(n1 * sizeof *reg_of))) {
         st_fail(e, ST_INTERNAL, "out of memory");
         goto out;
     }
+    if (l.n != c->n)
+        *changed = 1;
+    for (size_t i = 0; i < l.n; i++) { /* both sorted by name: one merge */
+        const struct stat *sb = &l.sbs[i];
+        while (old < c->n && strcmp(c->v[old].u.name, l.names[i]) < 0)
+            old++;
+        struct verdict *f = &fresh[i];
+        if (old < c->n && strcmp(c->v[old].u.name, l.names[i]) == 0 &&
+            same_identity(&c->v[old], sb)) {
+            f->u = c->v[old].u;
+        } else {
+            todo[n_todo++] = i;
+            *changed = 1;
+        }
+        f->dev = sb->st_dev;
+        f->ino = sb->st_ino;
+        f->size = sb->st_size;
+        f->mtime = sb->st_mtim;
+        f->ctime = sb->st_ctim;
+    }
+    struct judging j = {st, v, fresh, &l, todo, n_todo, 0};
+    judge_all(&j);
+    int seen = c->watch ? v->ops->watch_poll(v->be, c->watch) : -1; /* its opens: ours */
+    if (seen < 0)
+        drop_watch(c);
+    quiet = seen >= 0 && !(seen & BE_SEEN_CHANGE);
+    /* The writer check over the regular files (the others have no format). */
+    for (size_t i = 0; i < l.n; i++)
+        if (fresh[i].u.format[0]) {
+            regs[n_reg] = l.sbs[i];
+            reg_of[n_reg++] = i;
+        }
+    int wrc = v->ops->open_for_writing(v->be, regs, n_reg, w);
+    if (wrc < 0 && wrc != -EOPNOTSUPP) {
+        be_fail(e, wrc, "look for writers");
+        goto out;
+    }
+    for (size_t k = n_reg; k-- > 0;) { /* spread to the listing's order, in place */
+        unsigned char hit = wrc == 0 && w[k];
+        w[k] = 0;
+        w[reg_of[k]] = hit;
+    }
+    for (size_t i = 0; i < l.n; i++)
+        fresh[i].u.writers_unknown = wrc == -EOPNOTSUPP && fresh[i].u.format[0];
+    if (l.n == c->n && c->writers && memcmp(c->writers, w, l.n) != 0)
+        *changed = 1;
+    free(c->v);
+    free(c->writers);
+    c->v = fresh;
+    c->n = l.n;
+    c->writers = w;
+    fresh = NULL;
+    w = NULL;
+    c->fresh = quiet;
+    rc = 0;
+out:
+    free(l.names);
+    free(l.sbs);
+    free(fresh);
+    free(todo);
+    free(w);
+    free(regs);
+    free(reg_of);
+    return rc;
+}
+
+/* The managed rows, read again when the catalogue's generation moved (read before the
+ * rows: a change meanwhile moves it again). Comparing them keeps a change elsewhere in
+ * the catalogue from renewing the gen. */
+static int update_rows(struct stowage *st, struct scan_cache *c, int *changed, struct st_err *e)
+{
+    struct core_unmanaged *m = NULL;
+    size_t nm = 0;
+    uint64_t g = core_generation(st);
+    if (c->managed && g == c->rows_gen)
+        return 0;
+    if (read_managed(st, c->volume_id, &m, &nm, e))
+        return -1;
+    if (!c->managed || nm != c->n_managed || memcmp(m, c->managed, nm * sizeof *m) != 0)
+        *changed = 1;
+    free(c->managed);
+    c->managed = m;
+    c->n_managed = nm;
+    c->rows_gen = g;
+    return 0;
+}
+
+/* c brought up to date: the files scanned unless the watch proves them unchanged, the
+ * rows read unless the catalogue is. Caller holds the scans lock. */
+static int refresh(struct stowage *st, const struct core_vol_ref *v, struct scan_cache *c,
+                   struct st_err *e)
+{
+    int changed = 0;
+    if (!files_unchanged(v, c) && scan_files(st, v, c, &changed, e))
+        return -1;
+    if (update_rows(st, c, &changed, e))
+        return -1;
+    if (changed || !c->gen)
+        c->gen = ++st->scans->tick;
+    return 0;
+}
+
+/* The root's files merged with the managed rows, both in name order, the writers of the
+ * files marked (*out malloc'd). */
+static int merged(const struct scan_cache *c, struct core_unmanaged **out, size_t *n,
+                  struct st_err *e)
+{
+    struct core_unmanaged *us = malloc((c->n + c->n_managed + 1) * sizeof *us);
+    if (!us)
+        return st_fail(e, ST_INTERNAL, "out of memory");
+    size_t i = 0, m = 0, k = 0;
+    while (i < c->n || m < c->n_managed) {
+        if (m == c->n_managed || (i < c->n && strcmp(c->v[i].u.name, c->managed[m].name) < 0)) {
+            us[k] = c->v[i].u;
+            mark_writers(&us[k++], c->writers[i]);
+            i++;
+        } else {
+            us[k++] = c->managed[m++];
+        }
+    }
+    *out = us;
+    *n = k;
+    return 0;
+}
+
+/* The volume's objects (out NULL: only its gen). */
+static int look(struct stowage *st, const char *volume_id, struct core_unmanaged **out, size_t *n,
+                uint64_t *gen, struct st_err *e)
+{
+    struct core_vol_ref v;
+    int rc = -1;
+
+    if (out) {
+        *out = NULL;
+        *n = 0;
+    }
+    if (core_volume_acquire(st, volume_id, &v, e))
+        return -1;
     pthread_mutex_lock(&st->scans->mu);
     struct scan_cache *c = cache_of(st, volume_id);
     if (!c)
         st_fail(e, ST_INTERNAL, "out of memory");
-    if (c && refresh(st, &v, c, &l, e) == 0) {
-        struct core_unmanaged *us = malloc((c->n + c->n_managed + 1) * sizeof *us);
-        if (us) {
-            /* Both are in name order: merge them, the writers of the root's files marked. */
-            size_t i = 0, m = 0, k = 0;
-            while (i < c->n || m < c->n_managed) {
-                if (m == c->n_managed ||
-                    (i < c->n && strcmp(c->v[i].u.name, c->managed[m].name) < 0)) {
-                    us[k] = c->v[i].u;
-                    mark_writers(&us[k++], c->writers[i]);
-                    i++;
-                } else {
-                    us[k++] = c->managed[m++];
-                }
-            }
-            *n = k;
-            *out = us;
-            *gen = c->gen;
-            rc = 0;
-        } else {
-            st_fail(e, ST_INTERNAL, "out of memory");
-        }
+    else if (refresh(st, &v, c, e) == 0 && (!out || merged(c, out, n, e) == 0)) {
+        *gen = c->gen;
+        rc = 0;
     }
     pthread_mutex_unlock(&st->scans->mu);
-out:
-    free(l.names);
-    free(l.sbs);
     core_volume_release(&v);
     return rc;
+}
+
+int core_unmanaged_list(struct stowage *st, const char *volume_id, struct core_unmanaged **out,
+                        size_t *n, uint64_t *gen, struct st_err *e)
+{
+    return look(st, volume_id, out, n, gen, e);
+}
+
+int core_unmanaged_gen(struct stowage *st, const char *volume_id, uint64_t *gen, struct st_err *e)
+{
+    return look(st, volume_id, NULL, NULL, gen, e);
 }
 
 int core_volume_ids(struct stowage *st, const char *storage_id, char (**out)[CORE_ID], size_t *n,

@@ -387,6 +387,59 @@ static void test_open_refuses_bad_roots(void **state)
     json_decref(gone);
 }
 
+/* The watch tells nothing until something a scan would see happens: an open of a
+ * directory is never a writer, a file's open is reported as such, and a change reaching
+ * a file by a name in another directory (a hard link there) is seen by the file's own
+ * watch. */
+static void test_watch_reports_changes_and_opens(void **state)
+{
+    struct fixture *fx = *state;
+    const struct backend_ops *ops = fx->ops;
+    struct be_watch *w = NULL;
+    struct be_file *f;
+    char other[192];
+
+    write_file(fx, "a", "x");
+    assert_int_equal(ops->mkdir(fx->v, "sub", 0755), 0);
+    assert_int_equal(ops->watch_arm(fx->v, "", &w), 0);
+    assert_non_null(w);
+    assert_int_equal(ops->watch_poll(fx->v, w), 0);
+    DIR *d = opendir(fx->root);
+    assert_non_null(d);
+    closedir(d);
+    assert_int_equal(ops->watch_poll(fx->v, w), 0);
+
+    assert_int_equal(ops->open_file(fx->v, "a", O_RDONLY, 0, &f), 0);
+    assert_int_equal(ops->close_file(f), 0);
+    assert_int_equal(ops->watch_poll(fx->v, w), BE_SEEN_OPEN);
+    assert_int_equal(ops->watch_poll(fx->v, w), 0);
+
+    snprintf(other, sizeof other, "%s/sub/a2", fx->root);
+    assert_int_equal(link(in_root(fx, "a"), other), 0);
+    assert_true(ops->watch_poll(fx->v, w) & BE_SEEN_CHANGE);
+    write_file(fx, "b", "y");
+    assert_true(ops->watch_poll(fx->v, w) & BE_SEEN_CHANGE);
+    assert_int_equal(ops->watch_poll(fx->v, w), 0);
+    ops->watch_close(w);
+}
+
+/* A root whose path leads elsewhere now is a change, and arming then fails as every
+ * operation on the volume does. */
+static void test_watch_sees_the_root_moved_away(void **state)
+{
+    struct fixture *fx = *state;
+    struct be_watch *w = NULL;
+    char moved[96];
+
+    assert_int_equal(fx->ops->watch_arm(fx->v, "", &w), 0);
+    snprintf(moved, sizeof moved, "%s.moved", fx->root);
+    assert_int_equal(rename(fx->root, moved), 0);
+    assert_true(fx->ops->watch_poll(fx->v, w) & BE_SEEN_CHANGE);
+    assert_int_equal(fx->ops->watch_arm(fx->v, "", &w), -ESTALE);
+    assert_null(w);
+    assert_int_equal(rename(moved, fx->root), 0);
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
 int main(void)
@@ -403,6 +456,8 @@ int main(void)
         T(test_list_reports_entries_with_lstat),
         T(test_health_and_space),
         T(test_idle_volume_holds_no_fd),
+        T(test_watch_reports_changes_and_opens),
+        T(test_watch_sees_the_root_moved_away),
         cmocka_unit_test(test_open_refuses_bad_roots),
     };
 

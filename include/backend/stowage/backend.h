@@ -19,6 +19,10 @@
 
 struct be_volume; /* an opened volume: a root directory fd, or one long-lived glfs_t */
 struct be_file;   /* an open file on a volume */
+struct be_watch;  /* what a backend keeps to tell whether a directory has changed */
+
+/* What a watch saw (watch_poll). */
+enum { BE_SEEN_CHANGE = 1, BE_SEEN_OPEN = 2 };
 
 /* What the daemon tells every backend (not per volume). */
 struct be_env {
@@ -156,6 +160,19 @@ struct backend_ops {
      * hosts may write to the volume): out is then left alone. */
     int (*open_for_writing)(struct be_volume *v, const struct stat *files, size_t n,
                             unsigned char *out);
+    /* Change tracking, for a cache of a directory's scan. NULL when this kind cannot tell
+     * (other hosts may change or open what is on the volume): callers scan every time.
+     * watch_arm watches reldir and its entries as they are now (entries made, removed,
+     * renamed; their contents, attributes, link counts, opens, last closes after writing)
+     * and forgets what it saw so far; *w is made by the first call. -errno (inotify's
+     * limits, no descriptor left, the directory gone) with *w closed and NULL.
+     * watch_poll says what happened since the last arm or poll: 0 nothing, else
+     * BE_SEEN_CHANGE (what a scan finds may differ, or the watch lost track) and/or
+     * BE_SEEN_OPEN (an entry was opened, perhaps for writing; a scan's own reads are
+     * opens too); -errno when the watch is broken (close it, arm a new one). */
+    int (*watch_arm)(struct be_volume *v, const char *reldir, struct be_watch **w);
+    int (*watch_poll)(struct be_volume *v, struct be_watch *w);
+    void (*watch_close)(struct be_watch *w);
     /* What an open session's place says of itself beyond statvfs, for views that show
      * it (an RBD pool: {"fsid", "pool", "used", "avail", "replicas", "utilization" (the
      * share of raw space that is data, 0..1), "policy" "Copy"|"ErasureCode"}); keys are

@@ -222,12 +222,15 @@ struct core_unmanaged {
     char reason[224];      /* why not safe, "" when safe */
 };
 /* Every object of the volume, sorted by name (*out malloc'd). The verdicts of files
- * whose identity (inode, size, times) has not changed since the last scan are reused; the
- * writers are looked for every time. *gen is new whenever anything listed differs from
+ * whose identity (inode, size, times) has not changed since the last scan are reused, and
+ * the writers are looked for, unless the volume's watch proves that nothing changed since
+ * (then nothing is looked at again). *gen is new whenever anything listed differs from
  * the last scan, and the largest gen of several volumes is new when any of them is: a
  * reply rendered from the lists may be kept under it. */
 int core_unmanaged_list(struct stowage *st, const char *volume_id, struct core_unmanaged **out,
                         size_t *n, uint64_t *gen, struct st_err *e);
+/* The *gen core_unmanaged_list would give now, without the copy of the list. */
+int core_unmanaged_gen(struct stowage *st, const char *volume_id, uint64_t *gen, struct st_err *e);
 /* One object of the volume's root, judged afresh but for its writers (ST_NOT_FOUND when
  * there is none). */
 int core_unmanaged_get(struct stowage *st, const char *volume_id, const char *name,
