@@ -5,11 +5,11 @@
  * backend, a Gluster write over the network, never blocks the event loop) while the
  * hasher hashes it, so receiving, hashing and writing run in a pipeline and an upload
  * goes at the slowest of the three (SHA-256 or the disk), not at their sum on the HTTP
- * thread. On a page-cache backend a third thread fsyncs behind the writer every 64 MiB,
- * so the disk writes while the bytes come in instead of during the final fsync.
- * When both buffers are full the feeder is put to sleep (MHD suspend) and woken
- * once the writer and the hasher are both done with theirs. Nothing is held in memory
- * beyond the two buffers, whatever the image size. The hash sees the bytes in file
+ * thread. On a page-cache backend a third thread, started once 64 MiB are written, fsyncs
+ * behind the writer every 64 MiB, so the disk writes while the bytes come in instead of
+ * during the final fsync. When both buffers are full the feeder is put to sleep (MHD
+ * suspend) and woken once the writer and the hasher are both done with theirs. Nothing is
+ * held in memory beyond the two buffers, whatever the image size. The hash sees the bytes in file
  * order: buffers are handed on one at a time, and a resume's staged prefix is read back
  * and hashed by the writer before the first new buffer.
  *
@@ -116,58 +116,6 @@ static void part_done(struct core_upload *u)
     pthread_cond_broadcast(&u->cv);
 }
 
-static void *writer(void *arg)
-{
-    struct core_upload *u = arg;
-    struct st_err e;
-
-    pthread_mutex_lock(&u->mu);
-    for (;;) {
-        while (!u->write_todo && !u->quit)
-            pthread_cond_wait(&u->cv, &u->mu);
-        if (!u->write_todo)
-            break;
-        int rehash = u->rehash;
-        pthread_mutex_unlock(&u->mu);
-        int rc = rehash ? rehash_prefix(u, &e)
-                        : core_pwrite_all(&u->v, u->f, u->io_buf, u->io_len, u->io_off, &e);
-        if (rc == 0 && !rehash && u->v.ops->start_writeback)
-            u->v.ops->start_writeback(u->f, u->io_off, u->io_len);
-        pthread_mutex_lock(&u->mu);
-        if (rc && !u->failed) {
-            u->failed = 1;
-            u->err = e;
-        }
-        if (rc == 0 && !rehash)
-            u->written = u->io_off + u->io_len;
-        u->rehash = 0;
-        u->write_todo = 0;
-        part_done(u);
-    }
-    pthread_mutex_unlock(&u->mu);
-    return NULL;
-}
-
-static void *hasher(void *arg)
-{
-    struct core_upload *u = arg;
-
-    pthread_mutex_lock(&u->mu);
-    for (;;) {
-        while (!u->hash_todo && !u->quit)
-            pthread_cond_wait(&u->cv, &u->mu);
-        if (!u->hash_todo)
-            break;
-        pthread_mutex_unlock(&u->mu); /* io_buf is read-only while io_busy */
-        gnutls_hash(u->hash, u->io_buf, u->io_len);
-        pthread_mutex_lock(&u->mu);
-        u->hash_todo = 0;
-        part_done(u);
-    }
-    pthread_mutex_unlock(&u->mu);
-    return NULL;
-}
-
 /* Flush-behind. start_writeback only hands the pages to the device below; when that is
  * a loop device or a disk with a write cache, the bytes still wait for the final fsync,
  * which then writes the whole image while the client waits, and the disk sat idle while
@@ -193,6 +141,73 @@ static void *flusher(void *arg)
             be_fail(&u->err, rc, "flush written bytes");
         }
         u->flushed = upto;
+    }
+    pthread_mutex_unlock(&u->mu);
+    return NULL;
+}
+
+/* The flusher starts with the first FLUSH_STEP written, on a backend with a page cache
+ * (one with start_writeback): a small upload never pays for its thread. Without it (no
+ * thread to be had) the final fsync does all the work, as it always may. Caller holds mu;
+ * only the writer calls it, so drain() sees flusher_started settled once the writer is
+ * joined. */
+static void start_flusher(struct core_upload *u)
+{
+    if (u->flusher_started || !u->v.ops->start_writeback || !u->v.ops->fsync ||
+        u->written - u->flushed < FLUSH_STEP)
+        return;
+    u->flusher_started = pthread_create(&u->flush_thread, NULL, flusher, u) == 0;
+}
+
+static void *writer(void *arg)
+{
+    struct core_upload *u = arg;
+    struct st_err e;
+
+    pthread_mutex_lock(&u->mu);
+    for (;;) {
+        while (!u->write_todo && !u->quit)
+            pthread_cond_wait(&u->cv, &u->mu);
+        if (!u->write_todo)
+            break;
+        int rehash = u->rehash;
+        pthread_mutex_unlock(&u->mu);
+        int rc = rehash ? rehash_prefix(u, &e)
+                        : core_pwrite_all(&u->v, u->f, u->io_buf, u->io_len, u->io_off, &e);
+        if (rc == 0 && !rehash && u->v.ops->start_writeback)
+            u->v.ops->start_writeback(u->f, u->io_off, u->io_len);
+        pthread_mutex_lock(&u->mu);
+        if (rc && !u->failed) {
+            u->failed = 1;
+            u->err = e;
+        }
+        if (rc == 0 && !rehash) {
+            u->written = u->io_off + u->io_len;
+            start_flusher(u);
+        }
+        u->rehash = 0;
+        u->write_todo = 0;
+        part_done(u);
+    }
+    pthread_mutex_unlock(&u->mu);
+    return NULL;
+}
+
+static void *hasher(void *arg)
+{
+    struct core_upload *u = arg;
+
+    pthread_mutex_lock(&u->mu);
+    for (;;) {
+        while (!u->hash_todo && !u->quit)
+            pthread_cond_wait(&u->cv, &u->mu);
+        if (!u->hash_todo)
+            break;
+        pthread_mutex_unlock(&u->mu); /* io_buf is read-only while io_busy */
+        gnutls_hash(u->hash, u->io_buf, u->io_len);
+        pthread_mutex_lock(&u->mu);
+        u->hash_todo = 0;
+        part_done(u);
     }
     pthread_mutex_unlock(&u->mu);
     return NULL;
@@ -533,13 +548,6 @@ int core_upload_begin(struct stowage *st, const struct core_upload_req *rq,
         goto fail;
     }
     u->hasher_started = 1;
-    if (u->v.ops->start_writeback && u->v.ops->fsync) {
-        if (pthread_create(&u->flush_thread, NULL, flusher, u)) {
-            st_fail(e, ST_INTERNAL, "cannot start the upload flusher");
-            goto fail;
-        }
-        u->flusher_started = 1;
-    }
     *out = u;
     return 0;
 fail:
