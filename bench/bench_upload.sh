@@ -3,7 +3,9 @@
 # conv=fdatasync of the same bytes to the same filesystem (the disk), and SHA-256 of them
 # on one core (openssl). The daemon's volume is a directory on BENCH_WORK's filesystem;
 # a second volume in /dev/shm shows the ceiling without a disk (receive, hash, write on
-# these cores). Runs alternate dd and stowaged, 3 each, medians. Prints a Markdown section.
+# these cores). Runs alternate dd and stowaged, 3 each, medians. STOWAGED_BASE (optional):
+# a second build, uploading to a volume of its own on the same filesystem in the same runs
+# (an A/B against, say, main's build). Prints a Markdown section.
 set -eu
 : "${STOWAGED:?set STOWAGED to the stowaged binary}"
 : "${BENCH_WORK:?set BENCH_WORK to a scratch directory}"
@@ -11,44 +13,52 @@ RUNS=${BENCH_UPLOAD_RUNS:-3}
 W=$BENCH_WORK/upload
 SHM=/dev/shm/stowage-bench-upload-$$
 SRC=$SHM/src.raw
-mkdir -p "$W/vol" "$SHM/vol"
-pid=
+mkdir -p "$W" "$SHM"
+pids=
 cleanup() {
-    [ -n "$pid" ] && kill -TERM "$pid" 2>/dev/null && wait "$pid" 2>/dev/null || true
+    for p in $pids; do kill -TERM "$p" 2>/dev/null && wait "$p" 2>/dev/null || true; done
     rm -rf "$SHM" "$W"
 }
 trap cleanup EXIT
 head -c 1073741824 /dev/urandom > "$SRC"
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-cat > "$W/cfg.json" <<JSON
-{"listen": "127.0.0.1:$port", "state_dir": "$W/state", "log_requests": false,
+# start_daemon BIN NAME: a daemon with a volume on the scratch filesystem and one in tmpfs;
+# sets port_NAME and token_NAME, and adds its pid to pids
+start_daemon() {
+    p=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+    mkdir -p "$W/$2/vol" "$SHM/$2/vol"
+    cat > "$W/$2/cfg.json" <<JSON
+{"listen": "127.0.0.1:$p", "state_dir": "$W/$2/state", "log_requests": false,
  "storages": [{"id": "default", "volumes": [
-   {"id": "disk", "kind": "external", "mount_point": "$W/vol"},
-   {"id": "shm", "kind": "external", "mount_point": "$SHM/vol"}]}]}
+   {"id": "disk", "kind": "external", "mount_point": "$W/$2/vol"},
+   {"id": "shm", "kind": "external", "mount_point": "$SHM/$2/vol"}]}]}
 JSON
-"$STOWAGED" --config "$W/cfg.json" > "$W/log" 2>&1 &
-pid=$!
-for _ in $(seq 100); do
-    curl -fs "http://127.0.0.1:$port/v1/health" > /dev/null 2>&1 && break
-    sleep 0.1
-done
-token=$(cat "$W/state/admin.token")
+    "$1" --config "$W/$2/cfg.json" > "$W/$2/log" 2>&1 &
+    pids="$pids $!"
+    for _ in $(seq 100); do
+        curl -fs "http://127.0.0.1:$p/v1/health" > /dev/null 2>&1 && break
+        sleep 0.1
+    done
+    eval "port_$2=$p token_$2=\$(cat \"$W/$2/state/admin.token\")"
+}
+start_daemon "$STOWAGED" new
+[ -n "${STOWAGED_BASE:-}" ] && start_daemon "$STOWAGED_BASE" base
 want=$(sha256sum "$SRC" | cut -d' ' -f1)
 
 mibs() { python3 -c "import sys; print('%.0f' % (1024 / float(sys.argv[1])))" "$1"; }
 secs() { python3 -c "import sys; print('%.3f' % (float(sys.argv[2]) - float(sys.argv[1])))" "$1" "$2"; }
 median() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
-upload() { # volume -> MiB/s; the daemon's sha256 must be the file's
+upload() { # daemon volume -> MiB/s; the daemon's sha256 must be the file's
+    eval "p=\$port_$1 tok=\$token_$1"
     u=$(cat /proc/sys/kernel/random/uuid)
     sync
-    out=$(curl -fsS -w ' %{time_total}' -T "$SRC" -H "Authorization: Bearer $token" \
+    out=$(curl -fsS -w ' %{time_total}' -T "$SRC" -H "Authorization: Bearer $tok" \
         -H "X-Checksum-Sha256: $want" \
-        "http://127.0.0.1:$port/v1/images/$u/file?name=up-$u&volume_id=$1")
+        "http://127.0.0.1:$p/v1/images/$u/file?name=up-$u&volume_id=$2")
     t=${out##* }
     case "$out" in *"\"sha256\": \"$want\""* | *"\"sha256\":\"$want\""*) ;;
         *) echo "upload: unexpected reply: $out" >&2; exit 1 ;; esac
-    rm -f "$W/vol/images/$u".* "$SHM/vol/images/$u".*
+    rm -f "$W/$1/vol/images/$u".* "$SHM/$1/vol/images/$u".*
     mibs "$t"
 }
 dd_run() {
@@ -66,14 +76,16 @@ sha_run() {
     mibs "$(secs "$t0" "$t1")"
 }
 
-dd_l= up_l= shm_l= sha_l=
+dd_l= up_l= shm_l= sha_l= base_l=
 for _ in $(seq "$RUNS"); do
     dd_l="$dd_l $(dd_run)"
-    up_l="$up_l $(upload disk)"
-    shm_l="$shm_l $(upload shm)"
+    up_l="$up_l $(upload new disk)"
+    [ -n "${STOWAGED_BASE:-}" ] && base_l="$base_l $(upload base disk)"
+    shm_l="$shm_l $(upload new shm)"
     sha_l="$sha_l $(sha_run)"
 done
 dd_m=$(median $dd_l) up_m=$(median $up_l) shm_m=$(median $shm_l) sha_m=$(median $sha_l)
+load=$(cut -d' ' -f1-3 /proc/loadavg)
 limit=$(( dd_m < sha_m ? dd_m : sha_m ))
 ratio=$(python3 -c "import sys; print('%.2f' % (float(sys.argv[1]) / float(sys.argv[2])))" "$up_m" "$limit")
 
@@ -94,4 +106,9 @@ the file and the directory and commits the row before its 201.
 | stowaged upload to a tmpfs volume (no disk: receive + hash + write on these cores) | $shm_m |
 
 - stowaged / min(dd, SHA-256): **$ratio** (target ≥ 0.9)
+- load average (1, 5, 15 min) at the end: $load on $(nproc) cores
 MD
+if [ -n "$base_l" ]; then
+    base_m=$(median $base_l)
+    echo "- the build in \$STOWAGED_BASE, alternating with it in the same runs: **$base_m** MiB/s (each run: $base_l)"
+fi

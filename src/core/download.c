@@ -75,10 +75,10 @@ int core_download_open(struct stowage *st, const char *name, const char *uuid,
     }
     if (core_file_size(&d->v, d->f, &d->size, e))
         goto fail;
-    /* Images are read front to back: a bigger read-ahead keeps the disk busy. */
+    /* No POSIX_FADV_SEQUENTIAL: it doubles the file's read-ahead window, and on an XFS
+     * loop volume a cold read then went slower, not faster (bench/REPORT.md). The
+     * kernel's own window is what nginx gets. */
     d->kfd = d->v.ops->kernel_fd ? d->v.ops->kernel_fd(d->f) : -1;
-    if (d->kfd >= 0)
-        posix_fadvise(d->kfd, 0, 0, POSIX_FADV_SEQUENTIAL);
     *out = d;
     return 0;
 fail:

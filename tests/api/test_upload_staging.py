@@ -242,3 +242,28 @@ def test_an_upload_sent_right_after_a_start_keeps_its_row(xfs):
         assert got.status_code == 200 and got.content == data, got.status_code
         rows = db_rows(d, "SELECT status FROM image WHERE uuid = ?", img["uuid"])
         assert rows == [("active",)], rows
+
+
+# ---- the pipeline: flush-behind every 64 MiB, 1 MiB buffers into a page cache ----
+
+def test_an_upload_past_several_flush_steps_resumed_mid_buffer_keeps_every_byte(xfs):
+    """150 MiB in two parts: the first ends 12,345 bytes into a 1 MiB buffer and past one
+    64 MiB flush step, the second is hashed after the staged prefix is read back and
+    crosses another; the image is exactly the bytes sent, with their sha256."""
+    d, mnt = xfs
+    uuid = UUID % 9
+    data = os.urandom(150 * MiB)
+    sha = hashlib.sha256(data).hexdigest()
+    cut = 70 * MiB + 12345
+    r = put(d, native(uuid), data[:cut], {"Content-Range": "bytes 0-%d/%d" % (cut - 1, len(data))},
+            {"name": "flushed"})
+    assert r.status_code == 202 and r.json() == {"status": "saving", "staged": cut}, r.text
+    r = put(d, native(uuid), data[cut:], {
+        "Content-Range": "bytes %d-%d/%d" % (cut, len(data) - 1, len(data)),
+        "X-Checksum-Sha256": sha})
+    assert r.status_code == 201, r.text
+    body = r.json()
+    assert (body["status"], body["sha256"], body["size"]) == ("active", sha, len(data)), body
+    assert os.listdir(mnt / ".staging") == []
+    with open(mnt / "images" / ("%s.raw" % uuid), "rb") as f:
+        assert hashlib.sha256(f.read()).hexdigest() == sha
