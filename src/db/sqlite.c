@@ -16,7 +16,8 @@ struct sq_conn {
     sqlite3 *h;
     sqlite3_stmt *begin;
     sqlite3_stmt *commit;
-    int pending; /* a failure SQLite does not record on the handle (bind, malloc) */
+    sqlite3_stmt *sp[3]; /* SAVEPOINT, RELEASE, ROLLBACK TO, by enum db_savepoint */
+    int pending;         /* a failure SQLite does not record on the handle (bind, malloc) */
 };
 
 struct sq_query {
@@ -52,17 +53,22 @@ static void sq_conn_close(void *h)
         return;
     sqlite3_finalize(c->begin);
     sqlite3_finalize(c->commit);
+    for (int i = 0; i < 3; i++)
+        sqlite3_finalize(c->sp[i]);
     sqlite3_close(c->h);
     free(c);
 }
 
 static int prepare_tx(struct sq_conn *c, struct st_err *e)
 {
-    if (sqlite3_prepare_v3(c->h, "BEGIN IMMEDIATE", -1, SQLITE_PREPARE_PERSISTENT, &c->begin,
-                           NULL) != SQLITE_OK ||
-        sqlite3_prepare_v3(c->h, "COMMIT", -1, SQLITE_PREPARE_PERSISTENT, &c->commit, NULL) !=
+    static const char *const sp[3] = {"SAVEPOINT member", "RELEASE member", "ROLLBACK TO member"};
+    sqlite3_stmt **out[5] = {&c->begin, &c->commit, &c->sp[0], &c->sp[1], &c->sp[2]};
+    const char *sql[5] = {"BEGIN IMMEDIATE", "COMMIT", sp[0], sp[1], sp[2]};
+
+    for (int i = 0; i < 5; i++)
+        if (sqlite3_prepare_v3(c->h, sql[i], -1, SQLITE_PREPARE_PERSISTENT, out[i], NULL) !=
             SQLITE_OK)
-        return st_fail(e, ST_INTERNAL, "sqlite: %s", sqlite3_errmsg(c->h));
+            return st_fail(e, ST_INTERNAL, "sqlite: %s", sqlite3_errmsg(c->h));
     return 0;
 }
 
@@ -234,6 +240,11 @@ static int sq_commit(void *h)
     return run_tx(h, ((struct sq_conn *)h)->commit);
 }
 
+static int sq_savepoint(void *h, enum db_savepoint op)
+{
+    return run_tx(h, ((struct sq_conn *)h)->sp[op]);
+}
+
 static void sq_rollback(void *h)
 {
     struct sq_conn *c = h;
@@ -298,6 +309,7 @@ const struct db_driver db_sqlite_driver = {
     .begin = sq_begin,
     .commit = sq_commit,
     .rollback = sq_rollback,
+    .savepoint = sq_savepoint,
     .in_transaction = sq_in_transaction,
     .last_error = sq_last_error,
 };
