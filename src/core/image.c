@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <uuid/uuid.h>
 
 void core_staging_path(const char *id, const char *suffix, char *out, size_t len)
@@ -321,12 +322,10 @@ int core_image_reserve(struct stowage *st, const char *name, const char *uuid,
     return rc;
 }
 
-int core_image_reserve_in(struct db_conn *c, const char *name, const char *uuid,
-                          const char *volume_id, const char *owner, struct db_image *out,
-                          struct st_err *e)
+int core_image_prepare(const char *name, const char *uuid, const char *volume_id, const char *owner,
+                       struct db_image *out, struct st_err *e)
 {
     uuid_t u;
-    struct db_volume v;
 
     if (!core_valid_id(name))
         return st_fail_field(e, ST_INVALID, "name",
@@ -349,11 +348,27 @@ int core_image_reserve_in(struct db_conn *c, const char *name, const char *uuid,
     snprintf(out->format, sizeof out->format, "raw");
     snprintf(out->status, sizeof out->status, "saving");
     snprintf(out->owner, sizeof out->owner, "%s", owner ? owner : "");
+    return 0;
+}
 
-    int rc = db_volume_get(c, volume_id, &v, e);
-    if (rc == 0 && (rc = db_image_insert(c, out, e)) && e && e->code == ST_EXISTS)
-        st_fail_field(e, ST_EXISTS, "name", "an image named '%s' already exists", name);
+/* The row's insert, a taken name said as such. */
+static int insert_row(struct db_conn *c, const struct db_image *im, struct st_err *e)
+{
+    int rc = db_image_insert(c, im, e);
+    if (rc && e && e->code == ST_EXISTS)
+        st_fail_field(e, ST_EXISTS, "name", "an image named '%s' already exists", im->name);
     return rc;
+}
+
+int core_image_reserve_in(struct db_conn *c, const char *name, const char *uuid,
+                          const char *volume_id, const char *owner, struct db_image *out,
+                          struct st_err *e)
+{
+    struct db_volume v;
+
+    if (core_image_prepare(name, uuid, volume_id, owner, out, e))
+        return -1;
+    return db_volume_get(c, volume_id, &v, e) ? -1 : insert_row(c, out, e);
 }
 
 void core_image_discard(struct stowage *st, const char *uuid)
@@ -468,6 +483,44 @@ int core_image_commit(struct stowage *st, const struct core_vol_ref *v, struct b
     core_bump(st);
     return 0;
 fail:
+    v->ops->discard(v->be, staging);
+    return -1;
+}
+
+static int insert_active(struct db_conn *c, void *ud, struct st_err *e)
+{
+    return insert_row(c, ud, e);
+}
+
+int core_image_commit_new(struct stowage *st, const struct core_vol_ref *v, struct be_file *f,
+                          const char *staging, struct db_image *im, struct st_err *e)
+{
+    char final[128];
+    int rc, moved = 0;
+
+    core_image_path(im, final, sizeof final);
+    if ((rc = v->ops->flush(f)) < 0) {
+        be_fail(e, rc, "fsync");
+        goto unstage;
+    }
+    if ((rc = v->ops->publish(v->be, staging, final, &moved)) < 0) {
+        be_fail(e, rc, moved ? "fsync images/" : "rename into images/");
+        if (moved)
+            goto unpublish;
+        goto unstage;
+    }
+    snprintf(im->status, sizeof im->status, "active");
+    im->created_at = im->updated_at = (int64_t)time(NULL);
+    im->generation = 1;
+    if (db_group(st->db, insert_active, im, e))
+        goto unpublish;
+    core_bump(st);
+    return 0;
+unpublish:
+    snprintf(im->status, sizeof im->status, "saving");
+    v->ops->remove(v->be, final);
+    return -1;
+unstage:
     v->ops->discard(v->be, staging);
     return -1;
 }
