@@ -449,23 +449,32 @@ int core_refusal(const struct fmt_info *info, struct st_err *e)
                          "image refused: %s: %s", fmt_reason_str(info->reason), info->detail);
 }
 
+/* The protocol's catalogue changes, as members of group commits (db_group). */
+static int record_data(struct db_conn *c, void *ud, struct st_err *e)
+{
+    const struct db_image *im = ud;
+    return db_image_set_data(c, im->uuid, im->format, im->virtual_size, im->actual_size, im->sha256,
+                             e);
+}
+
+static int turn_active(struct db_conn *c, void *ud, struct st_err *e)
+{
+    const struct db_image *im = ud;
+    return db_image_set_status(c, im->uuid, "active", e);
+}
+
 int core_image_commit(struct stowage *st, const struct core_vol_ref *v, struct be_file *f,
                       const char *staging, struct db_image *im, struct st_err *e)
 {
     char final[128];
     int rc;
-    struct db_conn *c;
 
     core_image_path(im, final, sizeof final);
     if ((rc = v->ops->flush(f)) < 0) {
         be_fail(e, rc, "fsync");
         goto fail;
     }
-    c = db_acquire(st->db);
-    rc = db_image_set_data(c, im->uuid, im->format, im->virtual_size, im->actual_size, im->sha256,
-                           e);
-    db_release(st->db, c);
-    if (rc)
+    if (db_group(st->db, record_data, im, e))
         goto fail;
     int moved;
     if ((rc = v->ops->publish(v->be, staging, final, &moved)) < 0 && !moved) {
@@ -474,10 +483,7 @@ int core_image_commit(struct stowage *st, const struct core_vol_ref *v, struct b
     }
     if (rc < 0)
         return be_fail(e, rc, "fsync images/"); /* renamed: recovery decides, not us */
-    c = db_acquire(st->db);
-    rc = db_image_set_status(c, im->uuid, "active", e);
-    db_release(st->db, c);
-    if (rc)
+    if (db_group(st->db, turn_active, im, e))
         return -1;
     snprintf(im->status, sizeof im->status, "active");
     core_bump(st);
