@@ -5,7 +5,11 @@
  * they are (format, sizes, checksum) while still 'saving', the file is renamed
  * to VOLUME/images/<uuid>.<fmt> without replacing anything, the directory is
  * fsynced, and only then does the row turn 'active'. recover.c relies on this
- * order: a 'saving' row whose final file exists is complete. */
+ * order: a 'saving' row whose final file exists is complete. A create whose bytes all
+ * came at once has no row until the end (core_image_commit_new): fsync, rename, fsync of
+ * the directory, then its row is inserted active — recovery removes a file of no row. The
+ * catalogue changes are members of group commits (db_group), shared with concurrent
+ * writers. */
 #include "core_internal.h"
 
 #include <errno.h>

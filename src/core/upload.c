@@ -19,7 +19,14 @@
  * created with O_EXCL (a name planted there is replaced, never opened), its inode
  * recorded in the row, and a resume accepts only that inode with one link — a hard
  * link planted in .staging can never make an upload write outside it. An empty PUT
- * with "Content-Range: bytes * /TOTAL" commits bytes that are all staged already. */
+ * with "Content-Range: bytes * /TOTAL" commits bytes that are all staged already.
+ *
+ * A new image whose whole body (WHOLE_MAX at most) comes in one request without
+ * Content-Range has no row while it is written: nothing is recorded until its bytes are
+ * durable, and the commit inserts its row active (core_image_commit_new) — one catalogue
+ * change per create, its COMMIT shared with the concurrent ones. Such an upload cannot be
+ * resumed: one cut short leaves nothing. The finish (fsyncs, commit) may run on a thread of
+ * its own (core_upload_finish_async) so that it holds no HTTP thread. */
 #include "core_internal.h"
 
 #include <errno.h>
