@@ -14,7 +14,10 @@ Baselines on the same filesystem in the same run:
     sequential flush rate);
   - sqlite3 FULL: 1,000 single-row transactions with journal_mode=WAL, synchronous=FULL,
     from 4 threads with a connection each (what a catalogue that fsyncs inside every
-    commit can do).
+    commit can do);
+  - the protocol by hand: 4 threads each doing what one create must (a staging file
+    written and fdatasynced, renamed into images/, the directory fsynced, a one-row FULL
+    commit), sharing nothing — the cost of a create on this disk at this moment.
 
 With BENCH_BASE_STOWAGED (another build, e.g. main's) both run in the same session,
 alternating, for an A/B on the same machine. Prints one Markdown section on stdout. Env:
@@ -95,6 +98,53 @@ def sqlite_full_rate(d, clients=4, n=N):
     secs = time.monotonic() - t0
     for tail in ("", "-wal", "-shm"):
         Path(str(path) + tail).unlink(missing_ok=True)
+    return n / secs
+
+
+def protocol_rate(d, clients=4, n=N):
+    """The create protocol done by hand, without a daemon: each of `clients` threads writes a
+    byte to a new staging file, fdatasyncs it, renames it into images/, fsyncs the
+    directory and commits a one-row transaction (WAL, synchronous=FULL) on its own
+    connection — no sharing of anything. What a create costs on this disk right now."""
+    root = d / "protocol"
+    (root / "staging").mkdir(parents=True)
+    (root / "images").mkdir()
+    db = sqlite3.connect(root / "p.db")
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("CREATE TABLE t (id TEXT PRIMARY KEY, v INTEGER)")
+    db.close()
+    todo = iter(range(n))
+    lock = threading.Lock()
+
+    def worker():
+        c = sqlite3.connect(root / "p.db", timeout=30, isolation_level=None)
+        c.execute("PRAGMA synchronous=FULL")
+        dfd = os.open(root / "images", os.O_RDONLY | os.O_DIRECTORY)
+        while True:
+            with lock:
+                i = next(todo, None)
+            if i is None:
+                break
+            u = str(uuid.uuid4())
+            fd = os.open(root / "staging" / u, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            os.write(fd, b"\0")
+            os.fdatasync(fd)
+            os.close(fd)
+            os.rename(root / "staging" / u, root / "images" / u)
+            os.fsync(dfd)
+            c.execute("BEGIN IMMEDIATE")
+            c.execute("INSERT INTO t VALUES (?, ?)", (u, i))
+            c.execute("COMMIT")
+        os.close(dfd)
+        c.close()
+    ts = [threading.Thread(target=worker) for _ in range(clients)]
+    t0 = time.monotonic()
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    secs = time.monotonic() - t0
+    shutil.rmtree(root)
     return n / secs
 
 
@@ -215,13 +265,16 @@ def main():
     ds = {}
     four = {name: [] for name, _ in binaries}
     many = {}
+    proto = []
     try:
         for name, binary in binaries:
             ds[name] = start(work, name, binary)
-        for r in range(rounds):  # alternating, so that both see the same machine
+        for r in range(rounds):  # alternating, so that all see the same machine
             for name, _ in binaries:
                 log("create: %s, 4 clients, round %d" % (name, r + 1))
                 four[name].append(run(ds[name], 4, "r%d" % r))
+            log("the protocol by hand, round %d" % (r + 1))
+            proto.append(protocol_rate(work))
         for name, _ in binaries:
             log("create: %s, 64 clients" % name)
             many[name] = run(ds[name], 64, "m")
@@ -232,6 +285,7 @@ def main():
     log("baselines")
     fs = fsync_rate(work)
     sq = sqlite_full_rate(work)
+    pr = statistics.median(proto)
     load1 = os.getloadavg()[0]
 
     def median_run(runs):
@@ -257,6 +311,8 @@ def main():
     print("|---|---|")
     print("| fdatasync of one file, one thread | %.0f |" % fs)
     print("| sqlite3 WAL synchronous=FULL, one-row transactions, 4 threads | %.0f |" % sq)
+    print("| the create protocol by hand (write, fdatasync, rename, fsync dir, one-row FULL "
+          "commit), 4 threads, nothing shared; median of the rounds | %.0f |" % pr)
     print()
     for name, _ in binaries:
         listed, files = counts[name]
@@ -266,9 +322,12 @@ def main():
             if c.errors:
                 print("\nFirst errors (%s, %d clients): %s" % (
                     name, c.clients, "; ".join(c.errors[:3])))
+    a = len(median_run(four["stowaged"]).lat) / median_run(four["stowaged"]).secs
+    print("\n4 clients: %.2f× the protocol done by hand" % (a / pr), end="")
     if len(binaries) > 1:
-        a, b = (len(median_run(four[n]).lat) / median_run(four[n]).secs for n, _ in binaries)
-        print("\n4 clients: %.2f× the base build." % (a / b))
+        b = len(median_run(four["base"]).lat) / median_run(four["base"]).secs
+        print(", %.2f× the base build" % (a / b), end="")
+    print(".")
 
 
 if __name__ == "__main__":
