@@ -151,27 +151,75 @@ static ssize_t put_data(struct http_req *r, const char *buf, size_t len, struct 
     return core_upload_write(http_ctx(r), buf, len, e);
 }
 
+/* What the finish of an upload came to, kept for the reply. */
+struct put_result {
+    int rc;
+    struct core_image im;
+    uint64_t staged;
+    struct st_err e;
+};
+
+static void put_reply(struct http_req *r)
+{
+    struct put_result *res = http_ctx(r);
+
+    if (res->rc < 0) {
+        http_reply_error(r, &res->e);
+    } else if (res->rc == 1) {
+        char off[32];
+        snprintf(off, sizeof off, "%llu", (unsigned long long)res->staged);
+        http_add_header(r, "X-Upload-Offset", off);
+        http_reply_json(
+            r, 202, json_pack("{s:s, s:I}", "status", "saving", "staged", (json_int_t)res->staged));
+    } else {
+        json_t *j = api_image_json(&res->im);
+        json_object_set_new(j, "size", json_integer((json_int_t)res->staged));
+        http_reply_json(r, 201, j);
+    }
+}
+
+/* On the upload's finishing thread: the request is suspended until it is continued. */
+static void put_finished(void *ud, int rc, const struct core_image *im, uint64_t staged,
+                         const struct st_err *e)
+{
+    struct http_req *r = ud;
+    struct put_result *res = http_ctx(r);
+    res->rc = rc;
+    res->im = *im;
+    res->staged = staged;
+    res->e = *e;
+    http_continue(r, put_reply);
+}
+
+static void put_result_free(struct http_req *r, int finished)
+{
+    (void)finished;
+    free(http_ctx(r));
+}
+
+static const struct http_stream_ops put_done_ops = {NULL, NULL, put_result_free};
+
+/* The body is in: the finish (fsyncs, the commit) runs off the HTTP thread, which goes on
+ * serving other connections meanwhile. */
 static void put_end(struct http_req *r)
 {
     struct core_upload *u = http_ctx(r);
-    struct core_image im;
-    struct st_err e;
-    uint64_t staged = 0;
+    struct put_result *res = calloc(1, sizeof *res);
 
-    http_set_ctx(r, NULL, &put_ops); /* finish frees u, whatever happens */
-    int rc = core_upload_finish(u, &im, &staged, &e);
-    if (rc < 0) {
+    if (!res) {
+        core_upload_abort(u);
+        http_set_ctx(r, NULL, &put_ops);
+        struct st_err e;
+        st_fail(&e, ST_INTERNAL, "out of memory");
         http_reply_error(r, &e);
-    } else if (rc == 1) {
-        char off[32];
-        snprintf(off, sizeof off, "%llu", (unsigned long long)staged);
-        http_add_header(r, "X-Upload-Offset", off);
-        http_reply_json(r, 202,
-                        json_pack("{s:s, s:I}", "status", "saving", "staged", (json_int_t)staged));
-    } else {
-        json_t *j = api_image_json(&im);
-        json_object_set_new(j, "size", json_integer((json_int_t)staged));
-        http_reply_json(r, 201, j);
+        return;
+    }
+    http_set_ctx(r, res, &put_done_ops); /* the finish frees u, whatever happens */
+    /* Suspended first: the answer may come back before the submission returns. */
+    http_defer(r);
+    if (core_upload_finish_async(u, put_finished, r)) {
+        res->rc = core_upload_finish(u, &res->im, &res->staged, &res->e);
+        http_continue(r, put_reply);
     }
 }
 

@@ -88,6 +88,18 @@ static void metrics(struct http_req *r)
                           "# TYPE stowage_fetch_refused_total counter\n"
                           "stowage_fetch_refused_total %llu\n",
                           (unsigned long long)fs.sockets, (unsigned long long)fs.refused);
+    struct core_commit_stats cs;
+    core_commit_stats(st, &cs);
+    rc |= http_buf_printf(&buf, &len, &cap,
+                          "# HELP stowage_catalogue_commits_total Group commits of the catalogue "
+                          "(one durable COMMIT each).\n"
+                          "# TYPE stowage_catalogue_commits_total counter\n"
+                          "stowage_catalogue_commits_total %llu\n"
+                          "# HELP stowage_catalogue_commit_members_total Writes those commits "
+                          "carried.\n"
+                          "# TYPE stowage_catalogue_commit_members_total counter\n"
+                          "stowage_catalogue_commit_members_total %llu\n",
+                          (unsigned long long)cs.commits, (unsigned long long)cs.members);
     if (rc) {
         struct st_err e;
         st_fail(&e, ST_INTERNAL, "out of memory rendering metrics");

@@ -23,6 +23,7 @@
 #include <limits.h>
 #include <linux/fs.h>
 #include <linux/openat2.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,10 +34,27 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+/* Concurrent fsyncs of one directory share one: a caller asks after its change (a rename,
+ * an unlink) is done, and any fsync of that directory begun after the ask covers it. The
+ * first asker with no fsync under way leads; the ones that ask meanwhile are covered by
+ * the next. A failed fsync covers nobody: each asker then tries again, and the one that
+ * leads hears the error itself. */
+struct dir_sync {
+    int used;
+    char rel[32];
+    uint64_t asked, covered; /* tickets handed out; every ticket up to covered is durable */
+    int syncing;
+};
+
+#define DIR_SYNCS 4 /* the layout's directories: "", images, clones, .staging */
+
 struct posix_volume {
     dev_t dev; /* identity of the root directory found at open */
     ino_t ino;
     char root[PATH_MAX];
+    pthread_mutex_t sync_mu;
+    pthread_cond_t sync_cv;
+    struct dir_sync syncs[DIR_SYNCS];
 };
 
 struct posix_file {
@@ -156,12 +174,16 @@ static int posix_open(const struct be_params *p, struct be_volume **out, struct 
     snprintf(pv->root, sizeof pv->root, "%s", root);
     pv->dev = st.st_dev;
     pv->ino = st.st_ino;
+    pthread_mutex_init(&pv->sync_mu, NULL);
+    pthread_cond_init(&pv->sync_cv, NULL);
     *out = (struct be_volume *)(void *)pv;
     return 0;
 }
 
 static void posix_close(struct be_volume *v)
 {
+    pthread_mutex_destroy(&PV(v)->sync_mu);
+    pthread_cond_destroy(&PV(v)->sync_cv);
     free(PV(v));
 }
 
@@ -479,16 +501,70 @@ static int posix_unlink(struct be_volume *v, const char *rel)
     return rc;
 }
 
-static int posix_fsync_dir(struct be_volume *v, const char *rel)
+static int fsync_dir_now(struct posix_volume *pv, const char *rel)
 {
     int fd, rc;
 
-    if (rel && *rel && !be_path_ok(rel))
-        return -EINVAL;
-    if ((fd = resolve(PV(v), dir_rel(rel), O_RDONLY | O_DIRECTORY, 0)) < 0)
+    if ((fd = resolve(pv, dir_rel(rel), O_RDONLY | O_DIRECTORY, 0)) < 0)
         return fd;
     rc = fsync(fd) < 0 ? -errno : 0;
     close(fd);
+    return rc;
+}
+
+/* The shared fsync of rel's directory, or NULL (more directories than the layout has:
+ * that one is fsynced on its own). Caller holds sync_mu. */
+static struct dir_sync *dir_sync_of(struct posix_volume *pv, const char *rel)
+{
+    for (int i = 0; i < DIR_SYNCS; i++) {
+        struct dir_sync *ds = &pv->syncs[i];
+        if (ds->used && strcmp(ds->rel, rel) == 0)
+            return ds;
+        if (!ds->used) {
+            if (strlen(rel) >= sizeof ds->rel)
+                return NULL;
+            snprintf(ds->rel, sizeof ds->rel, "%s", rel);
+            ds->used = 1;
+            return ds;
+        }
+    }
+    return NULL;
+}
+
+static int posix_fsync_dir(struct be_volume *v, const char *rel)
+{
+    struct posix_volume *pv = PV(v);
+    int rc = 0;
+
+    if (!rel)
+        rel = "";
+    if (*rel && !be_path_ok(rel))
+        return -EINVAL;
+    pthread_mutex_lock(&pv->sync_mu);
+    struct dir_sync *ds = dir_sync_of(pv, rel);
+    if (!ds) {
+        pthread_mutex_unlock(&pv->sync_mu);
+        return fsync_dir_now(pv, rel);
+    }
+    uint64_t ticket = ++ds->asked;
+    while (ds->covered < ticket) {
+        if (ds->syncing) {
+            pthread_cond_wait(&pv->sync_cv, &pv->sync_mu);
+            continue;
+        }
+        uint64_t upto = ds->asked; /* every change asked for so far is done */
+        ds->syncing = 1;
+        pthread_mutex_unlock(&pv->sync_mu);
+        rc = fsync_dir_now(pv, rel);
+        pthread_mutex_lock(&pv->sync_mu);
+        ds->syncing = 0;
+        if (rc == 0 && upto > ds->covered)
+            ds->covered = upto;
+        pthread_cond_broadcast(&pv->sync_cv);
+        if (rc < 0)
+            break; /* the leader's error is its own; the others try again */
+    }
+    pthread_mutex_unlock(&pv->sync_mu);
     return rc;
 }
 

@@ -17,10 +17,14 @@ struct stowage *core_new(void)
         return NULL;
     pthread_mutex_init(&st->claims_mu, NULL);
     pthread_mutex_init(&st->auth_mu, NULL);
+    pthread_mutex_init(&st->finish_mu, NULL);
+    pthread_cond_init(&st->finish_cv, NULL);
     if (core_scans_new(st) || core_imagestores_new(st)) {
         core_scans_free(st);
         pthread_mutex_destroy(&st->claims_mu);
         pthread_mutex_destroy(&st->auth_mu);
+        pthread_mutex_destroy(&st->finish_mu);
+        pthread_cond_destroy(&st->finish_cv);
         free(st);
         return NULL;
     }
@@ -39,6 +43,8 @@ void core_free(struct stowage *st)
     cfg_free(&st->cfg);
     pthread_mutex_destroy(&st->claims_mu);
     pthread_mutex_destroy(&st->auth_mu);
+    pthread_mutex_destroy(&st->finish_mu);
+    pthread_cond_destroy(&st->finish_cv);
     core_scans_free(st);
     free(st);
 }
@@ -205,4 +211,9 @@ int core_health_catalogue(struct stowage *st, struct st_err *e)
     int rc = db_storage_get(c, "", &s, e);
     db_release(st->db, c);
     return rc == 0 || e->code == ST_NOT_FOUND ? 0 : -1;
+}
+
+void core_commit_stats(struct stowage *st, struct core_commit_stats *out)
+{
+    db_group_counts(st->db, &out->commits, &out->members);
 }

@@ -57,6 +57,10 @@ struct stowage {
     atomic_uint_fast64_t fetch_sockets, fetch_refused;
     struct core_imagestores *imagestores; /* cached lists of IMGAPI servers (imagestore.c) */
     struct core_bs_places *bs_places;
+    /* upload finishes running on threads of their own (core_upload_finish_async) */
+    pthread_mutex_t finish_mu;
+    pthread_cond_t finish_cv;
+    unsigned finishing;
 };
 
 void core_bump(struct stowage *st);
@@ -318,6 +322,10 @@ int core_image_reserve(struct stowage *st, const char *name, const char *uuid,
 int core_image_reserve_in(struct db_conn *c, const char *name, const char *uuid,
                           const char *volume_id, const char *owner, struct db_image *out,
                           struct st_err *e);
+/* The row reserve would insert, checked (name, uuid) but not written: a create whose
+ * bytes all come at once writes its row only at the end (core_image_commit_new). */
+int core_image_prepare(const char *name, const char *uuid, const char *volume_id, const char *owner,
+                       struct db_image *out, struct st_err *e);
 /* Forget a row that never held committed bytes. */
 void core_image_discard(struct stowage *st, const char *uuid);
 /* The end of every write: fsync f, record what the bytes are in the row, rename the
@@ -325,6 +333,13 @@ void core_image_discard(struct stowage *st, const char *uuid);
  * row active. On failure the staging file is removed; the row is left to the caller. */
 int core_image_commit(struct stowage *st, const struct core_vol_ref *v, struct be_file *f,
                       const char *staging, struct db_image *im, struct st_err *e);
+/* The same for an image that has no row yet (core_image_prepare): fsync f, rename, fsync
+ * the directory, then insert the row active in one group commit (db_group) — the only
+ * catalogue change of the create. A crash before that commit leaves a file without a row,
+ * which recovery removes. On failure nothing stays: neither the file (staged or renamed)
+ * nor a row; a name taken meanwhile is ST_EXISTS. */
+int core_image_commit_new(struct stowage *st, const struct core_vol_ref *v, struct be_file *f,
+                          const char *staging, struct db_image *im, struct st_err *e);
 /* Inspect a file on a volume through its backend. */
 int core_inspect(const struct core_vol_ref *v, struct be_file *f, const char *declared,
                  uint64_t max_virtual_size, int allow_backing, struct fmt_info *out,

@@ -5,7 +5,11 @@
  * they are (format, sizes, checksum) while still 'saving', the file is renamed
  * to VOLUME/images/<uuid>.<fmt> without replacing anything, the directory is
  * fsynced, and only then does the row turn 'active'. recover.c relies on this
- * order: a 'saving' row whose final file exists is complete. */
+ * order: a 'saving' row whose final file exists is complete. A create whose bytes all
+ * came at once has no row until the end (core_image_commit_new): fsync, rename, fsync of
+ * the directory, then its row is inserted active — recovery removes a file of no row. The
+ * catalogue changes are members of group commits (db_group), shared with concurrent
+ * writers. */
 #include "core_internal.h"
 
 #include <errno.h>
@@ -13,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <uuid/uuid.h>
 
 void core_staging_path(const char *id, const char *suffix, char *out, size_t len)
@@ -321,12 +326,10 @@ int core_image_reserve(struct stowage *st, const char *name, const char *uuid,
     return rc;
 }
 
-int core_image_reserve_in(struct db_conn *c, const char *name, const char *uuid,
-                          const char *volume_id, const char *owner, struct db_image *out,
-                          struct st_err *e)
+int core_image_prepare(const char *name, const char *uuid, const char *volume_id, const char *owner,
+                       struct db_image *out, struct st_err *e)
 {
     uuid_t u;
-    struct db_volume v;
 
     if (!core_valid_id(name))
         return st_fail_field(e, ST_INVALID, "name",
@@ -349,11 +352,27 @@ int core_image_reserve_in(struct db_conn *c, const char *name, const char *uuid,
     snprintf(out->format, sizeof out->format, "raw");
     snprintf(out->status, sizeof out->status, "saving");
     snprintf(out->owner, sizeof out->owner, "%s", owner ? owner : "");
+    return 0;
+}
 
-    int rc = db_volume_get(c, volume_id, &v, e);
-    if (rc == 0 && (rc = db_image_insert(c, out, e)) && e && e->code == ST_EXISTS)
-        st_fail_field(e, ST_EXISTS, "name", "an image named '%s' already exists", name);
+/* The row's insert, a taken name said as such. */
+static int insert_row(struct db_conn *c, const struct db_image *im, struct st_err *e)
+{
+    int rc = db_image_insert(c, im, e);
+    if (rc && e && e->code == ST_EXISTS)
+        st_fail_field(e, ST_EXISTS, "name", "an image named '%s' already exists", im->name);
     return rc;
+}
+
+int core_image_reserve_in(struct db_conn *c, const char *name, const char *uuid,
+                          const char *volume_id, const char *owner, struct db_image *out,
+                          struct st_err *e)
+{
+    struct db_volume v;
+
+    if (core_image_prepare(name, uuid, volume_id, owner, out, e))
+        return -1;
+    return db_volume_get(c, volume_id, &v, e) ? -1 : insert_row(c, out, e);
 }
 
 void core_image_discard(struct stowage *st, const char *uuid)
@@ -434,23 +453,32 @@ int core_refusal(const struct fmt_info *info, struct st_err *e)
                          "image refused: %s: %s", fmt_reason_str(info->reason), info->detail);
 }
 
+/* The protocol's catalogue changes, as members of group commits (db_group). */
+static int record_data(struct db_conn *c, void *ud, struct st_err *e)
+{
+    const struct db_image *im = ud;
+    return db_image_set_data(c, im->uuid, im->format, im->virtual_size, im->actual_size, im->sha256,
+                             e);
+}
+
+static int turn_active(struct db_conn *c, void *ud, struct st_err *e)
+{
+    const struct db_image *im = ud;
+    return db_image_set_status(c, im->uuid, "active", e);
+}
+
 int core_image_commit(struct stowage *st, const struct core_vol_ref *v, struct be_file *f,
                       const char *staging, struct db_image *im, struct st_err *e)
 {
     char final[128];
     int rc;
-    struct db_conn *c;
 
     core_image_path(im, final, sizeof final);
     if ((rc = v->ops->flush(f)) < 0) {
         be_fail(e, rc, "fsync");
         goto fail;
     }
-    c = db_acquire(st->db);
-    rc = db_image_set_data(c, im->uuid, im->format, im->virtual_size, im->actual_size, im->sha256,
-                           e);
-    db_release(st->db, c);
-    if (rc)
+    if (db_group(st->db, record_data, im, e))
         goto fail;
     int moved;
     if ((rc = v->ops->publish(v->be, staging, final, &moved)) < 0 && !moved) {
@@ -459,15 +487,50 @@ int core_image_commit(struct stowage *st, const struct core_vol_ref *v, struct b
     }
     if (rc < 0)
         return be_fail(e, rc, "fsync images/"); /* renamed: recovery decides, not us */
-    c = db_acquire(st->db);
-    rc = db_image_set_status(c, im->uuid, "active", e);
-    db_release(st->db, c);
-    if (rc)
+    if (db_group(st->db, turn_active, im, e))
         return -1;
     snprintf(im->status, sizeof im->status, "active");
     core_bump(st);
     return 0;
 fail:
+    v->ops->discard(v->be, staging);
+    return -1;
+}
+
+static int insert_active(struct db_conn *c, void *ud, struct st_err *e)
+{
+    return insert_row(c, ud, e);
+}
+
+int core_image_commit_new(struct stowage *st, const struct core_vol_ref *v, struct be_file *f,
+                          const char *staging, struct db_image *im, struct st_err *e)
+{
+    char final[128];
+    int rc, moved = 0;
+
+    core_image_path(im, final, sizeof final);
+    if ((rc = v->ops->flush(f)) < 0) {
+        be_fail(e, rc, "fsync");
+        goto unstage;
+    }
+    if ((rc = v->ops->publish(v->be, staging, final, &moved)) < 0) {
+        be_fail(e, rc, moved ? "fsync images/" : "rename into images/");
+        if (moved)
+            goto unpublish;
+        goto unstage;
+    }
+    snprintf(im->status, sizeof im->status, "active");
+    im->created_at = im->updated_at = (int64_t)time(NULL);
+    im->generation = 1;
+    if (db_group(st->db, insert_active, im, e))
+        goto unpublish;
+    core_bump(st);
+    return 0;
+unpublish:
+    snprintf(im->status, sizeof im->status, "saving");
+    v->ops->remove(v->be, final);
+    return -1;
+unstage:
     v->ops->discard(v->be, staging);
     return -1;
 }

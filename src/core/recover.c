@@ -6,7 +6,9 @@
  *   images/<uuid>.<fmt> with a 'saving' row         → renamed after the row learnt what
  *                                                     the bytes are: roll forward to active
  *   images/… with a deleted row, another volume's
- *   row, or no row                                  → never committed or being deleted: remove
+ *   row, or no row                                  → never committed (a create of one
+ *                                                     request killed before its row's
+ *                                                     commit) or being deleted: remove
  *   clones/<id>.<fmt> without its row               → committed file, row never written: remove
  *   clones/<id>@<snap>.<fmt> without its row        → a snapshot's, the same
  *   .staging/<uuid>.upload of a 'saving' row that

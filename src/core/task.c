@@ -148,6 +148,19 @@ static int record(struct db_conn *c, const char *id, const char *result, char *m
     return rc;
 }
 
+/* A result to record, as a member of a group commit: concurrent tasks share its COMMIT. */
+struct outcome {
+    const char *id, *result;
+    char *msg;
+    const json_t *res;
+};
+
+static int record_outcome(struct db_conn *c, void *ud, struct st_err *e)
+{
+    struct outcome *o = ud;
+    return record(c, o->id, o->result, o->msg, o->res, e);
+}
+
 int core_task_record_success(struct core_task_ctx *t, struct db_conn *c, struct st_err *e)
 {
     char none[1] = "";
@@ -173,10 +186,9 @@ static void finish(struct stowage *st, struct run *r, int rc, const struct core_
     }
     st_utf8_clean(msg); /* every dialect puts it in a JSON string */
     if (rc || !t->recorded) {
-        struct db_conn *c = db_acquire(st->db);
-        if (record(c, r->row.id, result, msg, t->result, &fe))
+        struct outcome o = {r->row.id, result, msg, t->result};
+        if (db_group(st->db, record_outcome, &o, &fe))
             fprintf(stderr, "stowaged: task %s: cannot record its result: %s\n", r->row.id, fe.msg);
-        db_release(st->db, c);
     }
     char *what = rc || !t->result ? NULL : json_dumps(t->result, JSON_COMPACT | JSON_SORT_KEYS);
     fprintf(stderr, "stowaged: task %s (%s): %s in %lldus%s%s\n", r->row.id, r->row.type, result,

@@ -19,7 +19,14 @@
  * created with O_EXCL (a name planted there is replaced, never opened), its inode
  * recorded in the row, and a resume accepts only that inode with one link — a hard
  * link planted in .staging can never make an upload write outside it. An empty PUT
- * with "Content-Range: bytes * /TOTAL" commits bytes that are all staged already. */
+ * with "Content-Range: bytes * /TOTAL" commits bytes that are all staged already.
+ *
+ * A new image whose whole body (WHOLE_MAX at most) comes in one request without
+ * Content-Range has no row while it is written: nothing is recorded until its bytes are
+ * durable, and the commit inserts its row active (core_image_commit_new) — one catalogue
+ * change per create, its COMMIT shared with the concurrent ones. Such an upload cannot be
+ * resumed: one cut short leaves nothing. The finish (fsyncs, commit) may run on a thread of
+ * its own (core_upload_finish_async) so that it holds no HTTP thread. */
 #include "core_internal.h"
 
 #include <errno.h>
@@ -41,6 +48,11 @@
 /* A page-cache backend's written bytes are made durable behind the writer, a step at a
  * time, so the final fsync finds little left to do (see flusher()). */
 #define FLUSH_STEP (64u << 20)
+/* A new image whose whole body comes in one request of at most this many bytes gets its
+ * row only at the end, active (core_image_commit_new): one catalogue change per create.
+ * A bigger one keeps a 'saving' row from the start, so that a client that goes away can
+ * resume it. */
+#define WHOLE_MAX (4u << 20)
 
 struct core_upload {
     struct stowage *st;
@@ -57,6 +69,7 @@ struct core_upload {
     uint64_t total;          /* the whole image's size, UINT64_MAX if unknown */
     uint64_t ino;            /* the staging file's inode, as recorded in the row */
     uint64_t declared_total; /* the total an earlier request declared, UINT64_MAX if none */
+    int fresh;               /* no row yet: nothing is recorded before the commit */
     char expect[65];
     gnutls_hash_hd_t hash;
 
@@ -279,8 +292,10 @@ static void throw_away(struct core_upload *u)
         drain(u);
     if (u->v.be)
         u->v.ops->discard(u->v.be, u->staging);
-    core_image_discard(u->st, u->img.uuid);
-    core_bump(u->st);
+    if (!u->fresh) {
+        core_image_discard(u->st, u->img.uuid);
+        core_bump(u->st);
+    }
     u->thrown = 1;
     let_go(u);
 }
@@ -303,12 +318,18 @@ static void destroy(struct core_upload *u)
     release(u);
 }
 
-/* The image this request writes: an existing one (by uuid or name) or a new row (then
- * *created is set). A new row is made only once its volume is borrowed into v: borrowing
- * waits for the volume's first recovery, which must not find a row nothing was staged for
- * yet. */
+/* A new image's whole body in this one request, small enough not to need a resume. */
+static int whole(const struct core_upload_req *rq)
+{
+    return !rq->has_range && rq->length != UINT64_MAX && rq->length <= WHOLE_MAX;
+}
+
+/* The image this request writes: an existing one (by uuid or name) or a new one (then
+ * *created is set, and *fresh when its row is left to the commit). A new row is made only
+ * once its volume is borrowed into v: borrowing waits for the volume's first recovery,
+ * which must not find a row nothing was staged for yet. */
 static int find_or_create(struct stowage *st, const struct core_upload_req *rq, struct db_image *im,
-                          int *created, struct core_vol_ref *v, struct st_err *e)
+                          int *created, int *fresh, struct core_vol_ref *v, struct st_err *e)
 {
     char vol[DB_ID];
     struct st_err nf;
@@ -324,6 +345,9 @@ static int find_or_create(struct stowage *st, const struct core_upload_req *rq, 
         if (!rq->name)
             return st_fail(e, ST_NOT_FOUND, "image '%s' not found (give ?name= to create it)",
                            rq->uuid);
+        if (core_image_by_name(st, rq->name, im, &nf) == 0)
+            return st_fail_field(e, ST_EXISTS, "name", "an image named '%s' already exists",
+                                 rq->name);
     } else if (core_image_by_name(st, rq->name, im, &nf) == 0) {
         goto found;
     } else if (nf.code != ST_NOT_FOUND) {
@@ -339,7 +363,9 @@ static int find_or_create(struct stowage *st, const struct core_upload_req *rq, 
         return -1;
     if (core_volume_acquire(st, vol, v, e))
         return -1;
-    if (core_image_reserve(st, rq->name, rq->uuid, vol, owner, im, e))
+    *fresh = whole(rq);
+    if (*fresh ? core_image_prepare(rq->name, rq->uuid, vol, owner, im, e)
+               : core_image_reserve(st, rq->name, rq->uuid, vol, owner, im, e))
         return -1;
     *created = 1;
     return 0;
@@ -464,15 +490,19 @@ static int create_staging(struct core_upload *u, struct st_err *e)
         return be_fail(e, rc, "stat staging file");
     u->ino = (uint64_t)sb.st_ino;
     u->staged = 0;
+    u->declared_total = UINT64_MAX;
+    if (u->fresh)
+        return 0; /* a file without a row is removed by recovery: nothing to record */
     struct db_conn *c = db_acquire(u->st->db);
     rc = db_image_set_upload(c, u->img.uuid, u->ino, UINT64_MAX, e);
     db_release(u->st->db, c);
-    u->declared_total = UINT64_MAX;
     return rc;
 }
 
 static int open_staging(struct core_upload *u, int restart, struct st_err *e)
 {
+    if (u->fresh)
+        return create_staging(u, e);
     struct db_conn *c = db_acquire(u->st->db);
     int rc = db_image_get_upload(c, u->img.uuid, &u->ino, &u->declared_total, e);
     db_release(u->st->db, c);
@@ -491,7 +521,7 @@ static int open_staging(struct core_upload *u, int restart, struct st_err *e)
 /* Remember the whole length once a request says it (HEAD tells it to a resuming client). */
 static int record_total(struct core_upload *u, struct st_err *e)
 {
-    if (u->total == UINT64_MAX || u->total == u->declared_total)
+    if (u->fresh || u->total == UINT64_MAX || u->total == u->declared_total)
         return 0;
     struct db_conn *c = db_acquire(u->st->db);
     int rc = db_image_set_upload(c, u->img.uuid, u->ino, u->total, e);
@@ -518,7 +548,7 @@ int core_upload_begin(struct stowage *st, const struct core_upload_req *rq,
     snprintf(u->declared, sizeof u->declared, "%s", rq->declared_format ? rq->declared_format : "");
     if (rq->sha256_hex)
         snprintf(u->expect, sizeof u->expect, "%s", rq->sha256_hex);
-    if (find_or_create(st, rq, &u->img, &created, &u->v, e))
+    if (find_or_create(st, rq, &u->img, &created, &u->fresh, &u->v, e))
         goto fail;
     u->has_range = rq->has_range;
     snprintf(u->key, sizeof u->key, "image:%s", u->img.uuid);
@@ -666,7 +696,8 @@ int core_upload_finish(struct core_upload *u, struct core_image *out, uint64_t *
     u->img.virtual_size = info.virtual_size; /* raw: the file size; a qcow2 may say 0 */
     u->img.actual_size = info.actual_size;
     snprintf(u->img.sha256, sizeof u->img.sha256, "%s", got);
-    if (core_image_commit(u->st, &u->v, u->f, u->staging, &u->img, e))
+    if (u->fresh ? core_image_commit_new(u->st, &u->v, u->f, u->staging, &u->img, e)
+                 : core_image_commit(u->st, &u->v, u->f, u->staging, &u->img, e))
         goto refuse;
     core_image_from_row(&u->img, out);
     release(u);
@@ -676,10 +707,75 @@ refuse:
     return -1;
 }
 
+struct finisher {
+    struct core_upload *u;
+    core_upload_done_fn done;
+    void *ud;
+};
+
+static void finish_left(struct stowage *st)
+{
+    pthread_mutex_lock(&st->finish_mu);
+    if (--st->finishing == 0)
+        pthread_cond_broadcast(&st->finish_cv);
+    pthread_mutex_unlock(&st->finish_mu);
+}
+
+static void *finish_main(void *arg)
+{
+    struct finisher *fin = arg;
+    struct stowage *st = fin->u->st;
+    struct core_image im;
+    struct st_err e = {0};
+    uint64_t staged = 0;
+
+    memset(&im, 0, sizeof im);
+    int rc = core_upload_finish(fin->u, &im, &staged, &e);
+    fin->done(fin->ud, rc, &im, staged, &e);
+    free(fin);
+    finish_left(st);
+    return NULL;
+}
+
+int core_upload_finish_async(struct core_upload *u, core_upload_done_fn done, void *ud)
+{
+    struct stowage *st = u->st;
+    struct finisher *fin = malloc(sizeof *fin);
+    pthread_attr_t attr;
+    pthread_t t;
+    int rc = -1;
+
+    if (!fin)
+        return -1;
+    *fin = (struct finisher){u, done, ud};
+    pthread_mutex_lock(&st->finish_mu);
+    st->finishing++;
+    pthread_mutex_unlock(&st->finish_mu);
+    if (pthread_attr_init(&attr) == 0) {
+        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+        rc = pthread_create(&t, &attr, finish_main, fin) ? -1 : 0;
+        pthread_attr_destroy(&attr);
+    }
+    if (rc) {
+        free(fin);
+        finish_left(st);
+    }
+    return rc;
+}
+
+void core_uploads_drain(struct stowage *st)
+{
+    pthread_mutex_lock(&st->finish_mu);
+    while (st->finishing)
+        pthread_cond_wait(&st->finish_cv, &st->finish_mu);
+    pthread_mutex_unlock(&st->finish_mu);
+}
+
 void core_upload_abort(struct core_upload *u)
 {
-    /* Keep what arrived: the buffered bytes go to the file so a resume starts after them. */
-    if (!u->thrown && drain(u) == 0) {
+    /* Keep what arrived: the buffered bytes go to the file so a resume starts after them.
+     * A create that recorded nothing yet leaves nothing. */
+    if (!u->thrown && !u->fresh && drain(u) == 0) {
         struct st_err ignore;
         struct db_conn *c = db_acquire(u->st->db);
         db_image_touch(c, u->img.uuid, &ignore);

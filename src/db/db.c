@@ -12,6 +12,16 @@
  * the catalogue's URL) is for when there is another. */
 static const struct db_driver *const drivers[] = {&db_sqlite_driver};
 
+/* A writer waiting in db_group: queued, then in a batch, then done. */
+struct db_member {
+    db_member_fn fn;
+    void *ud;
+    int rc;
+    int done;
+    struct st_err err;
+    struct db_member *next;
+};
+
 struct db {
     pthread_mutex_t mu;
     pthread_cond_t cv;
@@ -20,6 +30,12 @@ struct db {
     struct db_conn *conns;
     unsigned n;
     int schema_version;
+    /* the group commit: the queue, whether a leader is at work, what it did */
+    pthread_mutex_t gmu;
+    pthread_cond_t gcv;
+    struct db_member *queue, **queue_end;
+    int leading;
+    uint64_t commits, members;
 };
 
 int db_fail(struct db_conn *c, struct st_err *e, const char *what)
@@ -266,6 +282,9 @@ int db_open(struct db **out, const char *path, unsigned pool_size, struct st_err
     }
     pthread_mutex_init(&db->mu, NULL);
     pthread_cond_init(&db->cv, NULL);
+    pthread_mutex_init(&db->gmu, NULL);
+    pthread_cond_init(&db->gcv, NULL);
+    db->queue_end = &db->queue;
     db->drv = drivers[0];
     if (db->drv->open(path, &db->shared, e))
         goto fail;
@@ -296,6 +315,8 @@ void db_close(struct db *db)
         db->drv->close(db->shared);
     pthread_mutex_destroy(&db->mu);
     pthread_cond_destroy(&db->cv);
+    pthread_mutex_destroy(&db->gmu);
+    pthread_cond_destroy(&db->gcv);
     free(db->conns);
     free(db);
 }
@@ -355,4 +376,113 @@ int db_commit(struct db_conn *c, struct st_err *e)
 void db_rollback(struct db_conn *c)
 {
     c->drv->rollback(c->h);
+}
+
+/* ---- group commit ---- */
+
+/* Every member of the batch from m on that has not failed on its own fails with e. */
+static void fail_from(struct db_member *m, const struct st_err *e)
+{
+    for (; m; m = m->next) {
+        if (m->rc == 0) {
+            m->rc = -1;
+            m->err = *e;
+        }
+    }
+}
+
+/* One member in its own savepoint, so that its failure is undone alone. 0, or -1 when the
+ * batch cannot go on (e says why): the transaction is gone or a member's changes could not
+ * be set apart. */
+static int run_member(struct db_conn *c, struct db_member *m, struct st_err *e)
+{
+    const struct db_driver *drv = c->drv;
+
+    if (drv->savepoint(c->h, DB_SP_OPEN)) {
+        m->rc = db_fail(c, &m->err, "savepoint");
+        if (drv->in_transaction(c->h))
+            return 0;
+    } else if ((m->rc = m->fn(c, m->ud, &m->err)) == 0) {
+        if (drv->savepoint(c->h, DB_SP_RELEASE) == 0)
+            return 0;
+        m->rc = db_fail(c, &m->err, "release savepoint");
+    } else if (drv->in_transaction(c->h) && drv->savepoint(c->h, DB_SP_ROLLBACK) == 0 &&
+               drv->savepoint(c->h, DB_SP_RELEASE) == 0) {
+        return 0;
+    }
+    return st_fail(e, m->err.code == ST_OK ? ST_INTERNAL : m->err.code,
+                   "the batch's transaction was lost: %s", m->err.msg);
+}
+
+static void run_batch(struct db *db, struct db_member *batch)
+{
+    struct st_err e;
+    struct db_conn *c = db_acquire(db);
+
+    if (db_begin(c, &e)) {
+        fail_from(batch, &e);
+        goto out;
+    }
+    for (struct db_member *m = batch; m; m = m->next) {
+        if (run_member(c, m, &e)) {
+            /* every member's changes go with the transaction */
+            fail_from(batch, &e);
+            db_rollback(c);
+            goto out;
+        }
+    }
+    if (db_commit(c, &e)) {
+        fail_from(batch, &e);
+        goto out;
+    }
+    uint64_t n = 0;
+    for (struct db_member *m = batch; m; m = m->next)
+        n++;
+    pthread_mutex_lock(&db->gmu);
+    db->commits++;
+    db->members += n;
+    pthread_mutex_unlock(&db->gmu);
+out:
+    db_release(db, c);
+}
+
+int db_group(struct db *db, db_member_fn fn, void *ud, struct st_err *e)
+{
+    struct db_member m = {.fn = fn, .ud = ud};
+
+    pthread_mutex_lock(&db->gmu);
+    *db->queue_end = &m;
+    db->queue_end = &m.next;
+    while (!m.done) {
+        if (db->leading) {
+            pthread_cond_wait(&db->gcv, &db->gmu);
+            continue;
+        }
+        /* Lead: whatever queued while the last batch committed goes in this one. */
+        struct db_member *batch = db->queue;
+        db->queue = NULL;
+        db->queue_end = &db->queue;
+        db->leading = 1;
+        pthread_mutex_unlock(&db->gmu);
+        run_batch(db, batch);
+        pthread_mutex_lock(&db->gmu);
+        for (struct db_member *p = batch, *next; p; p = next) {
+            next = p->next; /* p is its waiter's again once done is seen */
+            p->done = 1;
+        }
+        db->leading = 0;
+        pthread_cond_broadcast(&db->gcv);
+    }
+    pthread_mutex_unlock(&db->gmu);
+    if (m.rc && e)
+        *e = m.err;
+    return m.rc;
+}
+
+void db_group_counts(struct db *db, uint64_t *commits, uint64_t *members)
+{
+    pthread_mutex_lock(&db->gmu);
+    *commits = db->commits;
+    *members = db->members;
+    pthread_mutex_unlock(&db->gmu);
 }

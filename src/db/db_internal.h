@@ -31,7 +31,10 @@
  * - Transactions. begin() takes the write lock at once (SQLite BEGIN IMMEDIATE): no other
  *   writer commits between a transaction's first read and its commit, which the callers'
  *   read-then-write relies on. A failed commit leaves the transaction for rollback();
- *   rollback() outside a transaction does nothing; in_transaction() tells which.
+ *   rollback() outside a transaction does nothing; in_transaction() tells which (a failure the
+ *   engine answers by rolling the whole transaction back, a full disk or an I/O error, is
+ *   seen there). savepoint() nests one level inside the transaction: the group commit runs
+ *   each member in its own.
  * - Opening. open() once per catalogue (target: for SQLite the file), conn_open() per pooled
  *   connection, tune() on each before use: durability and locking settings (WAL,
  *   synchronous=FULL, foreign keys on, busy timeout). migrations is the engine's own list of
@@ -53,6 +56,8 @@ struct db_query {
 };
 
 enum db_step { DB_ERROR = -1, DB_DONE = 0, DB_ROW = 1 };
+
+enum db_savepoint { DB_SP_OPEN, DB_SP_RELEASE, DB_SP_ROLLBACK };
 
 struct db_driver {
     const char *name;
@@ -86,6 +91,9 @@ struct db_driver {
     int (*begin)(void *h);
     int (*commit)(void *h);
     void (*rollback)(void *h);
+    /* Inside a transaction: open a savepoint, release it, or roll back to it (and keep it
+     * open for the release that follows). 0 or -1. */
+    int (*savepoint)(void *h, enum db_savepoint op);
     int (*in_transaction)(void *h);
     enum st_code (*last_error)(void *h, const char **msg);
 };

@@ -3,20 +3,39 @@
  * One database file, opened once per pooled connection (no shared cache, no mutex: a
  * connection is used by one thread at a time). Each connection prepares its BEGIN IMMEDIATE
  * and COMMIT once, as the table files' statements are. ?NNN placeholders and rowid are
- * SQLite's own, so prepare passes the SQL through untouched. */
+ * SQLite's own, so prepare passes the SQL through untouched.
+ *
+ * Checkpoints. SQLite's autocheckpoint copies the log into the database (and fsyncs both)
+ * inside whichever COMMIT passed 1000 pages: in a group commit that stalls every member of
+ * the batch. The connections' WAL hook replaces it: past the same size it wakes a thread
+ * of the driver's own, which runs a passive checkpoint on a connection of its own (FULL,
+ * as every connection), never blocking a reader or a writer. */
 #include "db_internal.h"
 
+#include <pthread.h>
 #include <sqlite3.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define BUSY_TIMEOUT_MS 10000
+#define CHECKPOINT_PAGES 1000 /* SQLite's own autocheckpoint threshold */
+
+/* What the connections of one database file share: its path and the checkpointer. */
+struct sq_shared {
+    char *path;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    pthread_t thread;
+    int started, due, quit;
+};
 
 struct sq_conn {
     sqlite3 *h;
     sqlite3_stmt *begin;
     sqlite3_stmt *commit;
-    int pending; /* a failure SQLite does not record on the handle (bind, malloc) */
+    sqlite3_stmt *sp[3]; /* SAVEPOINT, RELEASE, ROLLBACK TO, by enum db_savepoint */
+    int pending;         /* a failure SQLite does not record on the handle (bind, malloc) */
 };
 
 struct sq_query {
@@ -31,18 +50,91 @@ static struct sq_query *sq(struct db_query *q)
     return (struct sq_query *)q;
 }
 
+/* ---- checkpoints, off the commits' path ---- */
+
+static void checkpoint(sqlite3 **h, const char *path)
+{
+    if (!*h) {
+        if (sqlite3_open_v2(path, h, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL) !=
+            SQLITE_OK) {
+            fprintf(stderr, "stowaged: checkpoint: cannot open %s: %s\n", path,
+                    *h ? sqlite3_errmsg(*h) : "out of memory");
+            sqlite3_close(*h);
+            *h = NULL;
+            return;
+        }
+        sqlite3_busy_timeout(*h, BUSY_TIMEOUT_MS);
+        sqlite3_exec(*h, "PRAGMA synchronous=FULL", NULL, NULL, NULL);
+    }
+    int rc = sqlite3_wal_checkpoint_v2(*h, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+    if (rc != SQLITE_OK && rc != SQLITE_BUSY)
+        fprintf(stderr, "stowaged: checkpoint of %s: %s\n", path, sqlite3_errmsg(*h));
+}
+
+static void *checkpointer(void *arg)
+{
+    struct sq_shared *s = arg;
+    sqlite3 *h = NULL;
+
+    pthread_mutex_lock(&s->mu);
+    for (;;) {
+        while (!s->due && !s->quit)
+            pthread_cond_wait(&s->cv, &s->mu);
+        if (s->quit)
+            break;
+        s->due = 0;
+        pthread_mutex_unlock(&s->mu);
+        checkpoint(&h, s->path);
+        pthread_mutex_lock(&s->mu);
+    }
+    pthread_mutex_unlock(&s->mu);
+    sqlite3_close(h);
+    return NULL;
+}
+
+/* After every commit, on the committing connection: the log's size in pages. */
+static int on_wal_commit(void *arg, sqlite3 *h, const char *db, int pages)
+{
+    struct sq_shared *s = arg;
+    (void)h;
+    (void)db;
+    if (pages < CHECKPOINT_PAGES)
+        return SQLITE_OK;
+    pthread_mutex_lock(&s->mu);
+    if (!s->started && !s->quit && pthread_create(&s->thread, NULL, checkpointer, s) == 0)
+        s->started = 1;
+    s->due = 1;
+    pthread_cond_signal(&s->cv);
+    pthread_mutex_unlock(&s->mu);
+    return SQLITE_OK;
+}
+
 static int sq_open(const char *target, void **shared, struct st_err *e)
 {
-    char *path = strdup(target);
-    if (!path)
+    struct sq_shared *s = calloc(1, sizeof *s);
+    if (!s || !(s->path = strdup(target))) {
+        free(s);
         return st_fail(e, ST_INTERNAL, "out of memory");
-    *shared = path;
+    }
+    pthread_mutex_init(&s->mu, NULL);
+    pthread_cond_init(&s->cv, NULL);
+    *shared = s;
     return 0;
 }
 
 static void sq_close(void *shared)
 {
-    free(shared);
+    struct sq_shared *s = shared;
+    pthread_mutex_lock(&s->mu);
+    s->quit = 1;
+    pthread_cond_signal(&s->cv);
+    pthread_mutex_unlock(&s->mu);
+    if (s->started)
+        pthread_join(s->thread, NULL);
+    pthread_mutex_destroy(&s->mu);
+    pthread_cond_destroy(&s->cv);
+    free(s->path);
+    free(s);
 }
 
 static void sq_conn_close(void *h)
@@ -52,23 +144,29 @@ static void sq_conn_close(void *h)
         return;
     sqlite3_finalize(c->begin);
     sqlite3_finalize(c->commit);
+    for (int i = 0; i < 3; i++)
+        sqlite3_finalize(c->sp[i]);
     sqlite3_close(c->h);
     free(c);
 }
 
 static int prepare_tx(struct sq_conn *c, struct st_err *e)
 {
-    if (sqlite3_prepare_v3(c->h, "BEGIN IMMEDIATE", -1, SQLITE_PREPARE_PERSISTENT, &c->begin,
-                           NULL) != SQLITE_OK ||
-        sqlite3_prepare_v3(c->h, "COMMIT", -1, SQLITE_PREPARE_PERSISTENT, &c->commit, NULL) !=
+    static const char *const sp[3] = {"SAVEPOINT member", "RELEASE member", "ROLLBACK TO member"};
+    sqlite3_stmt **out[5] = {&c->begin, &c->commit, &c->sp[0], &c->sp[1], &c->sp[2]};
+    const char *sql[5] = {"BEGIN IMMEDIATE", "COMMIT", sp[0], sp[1], sp[2]};
+
+    for (int i = 0; i < 5; i++)
+        if (sqlite3_prepare_v3(c->h, sql[i], -1, SQLITE_PREPARE_PERSISTENT, out[i], NULL) !=
             SQLITE_OK)
-        return st_fail(e, ST_INTERNAL, "sqlite: %s", sqlite3_errmsg(c->h));
+            return st_fail(e, ST_INTERNAL, "sqlite: %s", sqlite3_errmsg(c->h));
     return 0;
 }
 
 static int sq_conn_open(void *shared, void **h, struct st_err *e)
 {
-    const char *path = shared;
+    struct sq_shared *s = shared;
+    const char *path = s->path;
     int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
     struct sq_conn *c = calloc(1, sizeof *c);
 
@@ -80,6 +178,7 @@ static int sq_conn_open(void *shared, void **h, struct st_err *e)
         goto fail;
     }
     sqlite3_extended_result_codes(c->h, 1);
+    sqlite3_wal_hook(c->h, on_wal_commit, s); /* replaces the autocheckpoint */
     if (prepare_tx(c, e))
         goto fail;
     *h = c;
@@ -234,6 +333,11 @@ static int sq_commit(void *h)
     return run_tx(h, ((struct sq_conn *)h)->commit);
 }
 
+static int sq_savepoint(void *h, enum db_savepoint op)
+{
+    return run_tx(h, ((struct sq_conn *)h)->sp[op]);
+}
+
 static void sq_rollback(void *h)
 {
     struct sq_conn *c = h;
@@ -298,6 +402,7 @@ const struct db_driver db_sqlite_driver = {
     .begin = sq_begin,
     .commit = sq_commit,
     .rollback = sq_rollback,
+    .savepoint = sq_savepoint,
     .in_transaction = sq_in_transaction,
     .last_error = sq_last_error,
 };

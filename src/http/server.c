@@ -724,8 +724,10 @@ void http_stop(struct http_server *s)
 {
     if (!s)
         return;
-    /* MHD may not stop with suspended connections: the queued logins answer first. */
+    /* MHD may not stop with suspended connections: the queued logins and the upload
+     * finishes answer first. */
     core_logins_stop(s->st);
+    core_uploads_drain(s->st);
     http_timers_wake_all(s);
     if (s->mhd) {
         MHD_stop_daemon(s->mhd);

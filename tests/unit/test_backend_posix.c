@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -440,6 +441,59 @@ static void test_watch_sees_the_root_moved_away(void **state)
     assert_int_equal(rename(moved, fx->root), 0);
 }
 
+#define PUBLISHERS 16
+
+struct publisher {
+    struct fixture *fx;
+    int i, rc, moved;
+};
+
+/* One create's protocol: stage, write, flush, publish (rename + the directory's fsync). */
+static void *publish_one(void *arg)
+{
+    struct publisher *p = arg;
+    const struct backend_ops *ops = p->fx->ops;
+    char staged[64], final[64];
+    struct be_file *f;
+
+    snprintf(staged, sizeof staged, ".staging/p%d.upload", p->i);
+    snprintf(final, sizeof final, "images/p%d.raw", p->i);
+    if ((p->rc = ops->stage(p->fx->v, staged, &f)) < 0)
+        return NULL;
+    if ((p->rc = (int)ops->pwrite(f, "x", 1, 0)) == 1 && (p->rc = ops->flush(f)) == 0)
+        p->rc = ops->publish(p->fx->v, staged, final, &p->moved);
+    ops->close_file(f);
+    return NULL;
+}
+
+/* Concurrent publishes share the fsyncs of images/ (posix.c) and every one still lands
+ * and hears 0; a directory whose fsync fails says so to its caller and wedges nothing. */
+static void test_concurrent_publishes_into_one_directory_all_land(void **state)
+{
+    struct fixture *fx = *state;
+    struct publisher ps[PUBLISHERS];
+    pthread_t t[PUBLISHERS];
+    struct stat sb;
+
+    assert_int_equal(fx->ops->init(fx->v), 0);
+    for (int i = 0; i < PUBLISHERS; i++) {
+        ps[i] = (struct publisher){.fx = fx, .i = i, .rc = -1};
+        assert_int_equal(pthread_create(&t[i], NULL, publish_one, &ps[i]), 0);
+    }
+    for (int i = 0; i < PUBLISHERS; i++) {
+        char rel[64];
+        pthread_join(t[i], NULL);
+        assert_int_equal(ps[i].rc, 0);
+        assert_int_equal(ps[i].moved, 1);
+        snprintf(rel, sizeof rel, "images/p%d.raw", i);
+        assert_int_equal(stat(in_root(fx, rel), &sb), 0);
+        assert_int_equal(sb.st_size, 1);
+    }
+    assert_true(fx->ops->fsync_dir(fx->v, "nowhere") < 0);
+    assert_true(fx->ops->fsync_dir(fx->v, "nowhere") < 0);
+    assert_int_equal(fx->ops->fsync_dir(fx->v, "images"), 0);
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
 int main(void)
@@ -458,6 +512,7 @@ int main(void)
         T(test_idle_volume_holds_no_fd),
         T(test_watch_reports_changes_and_opens),
         T(test_watch_sees_the_root_moved_away),
+        T(test_concurrent_publishes_into_one_directory_all_land),
         cmocka_unit_test(test_open_refuses_bad_roots),
     };
 

@@ -274,10 +274,10 @@ enum core_op {
     CORE_OP_ZONE_DELETE,        /* detaches its backup storages */
     CORE_OP_ZONE_ATTACH,        /* a backup storage to a zone */
     CORE_OP_ZONE_DETACH,
-    CORE_OP_BIMAGE_ADD,     /* an image copied onto backup storages, from a URL or the catalogue */
-    CORE_OP_BIMAGE_DELETE,  /* its copies removed from some or all of its backup storages */
-    CORE_OP_BIMAGE_RESTORE, /* a copy back into a catalogue volume, as a new image */
-    CORE_OP_SNAPSHOT_CREATE,    /* freeze a clone's current state (a copy the guest never writes) */
+    CORE_OP_BIMAGE_ADD,      /* an image copied onto backup storages, from a URL or the catalogue */
+    CORE_OP_BIMAGE_DELETE,   /* its copies removed from some or all of its backup storages */
+    CORE_OP_BIMAGE_RESTORE,  /* a copy back into a catalogue volume, as a new image */
+    CORE_OP_SNAPSHOT_CREATE, /* freeze a clone's current state (a copy the guest never writes) */
     CORE_OP_SNAPSHOT_DELETE,
     CORE_OP_SNAPSHOT_IMAGE, /* a new standalone raw image: a snapshot flattened over its base */
     CORE_OP_IMAGESTORE_ADD, /* an image server, kept in the catalogue beside the config's */
@@ -507,6 +507,12 @@ struct core_fetch_stats {
     uint64_t refused;
 };
 void core_fetch_stats(struct stowage *st, struct core_fetch_stats *out);
+/* The catalogue's group commit: batches committed and the writes they carried. */
+struct core_commit_stats {
+    uint64_t commits;
+    uint64_t members;
+};
+void core_commit_stats(struct stowage *st, struct core_commit_stats *out);
 
 /* ---- images on backup storages (backup_image.c) ---- */
 
@@ -628,6 +634,16 @@ ssize_t core_upload_write(struct core_upload *u, const void *buf, size_t len, st
  * the staging file and the uncommitted row are gone, u freed. */
 int core_upload_finish(struct core_upload *u, struct core_image *out, uint64_t *staged,
                        struct st_err *e);
+/* core_upload_finish on a thread of its own, so that its fsyncs and its commit wait hold
+ * no HTTP thread: done(ud, rc, out, staged, e) runs on that thread once it is over (u is
+ * freed by then; out and e are valid during the call). -1 when no thread could be started:
+ * done never runs, u is untouched (finish it on the caller's thread). */
+typedef void (*core_upload_done_fn)(void *ud, int rc, const struct core_image *out, uint64_t staged,
+                                    const struct st_err *e);
+int core_upload_finish_async(struct core_upload *u, core_upload_done_fn done, void *ud);
+/* Wait for the finishes still running (the HTTP layer calls it before it stops: their
+ * connections are suspended until they answer). */
+void core_uploads_drain(struct stowage *st);
 /* The client went away: keep the staged bytes for a resume (they expire), free u. */
 void core_upload_abort(struct core_upload *u);
 /* Bytes staged so far by an unfinished upload of im (for X-Upload-Offset; 0 when the

@@ -38,6 +38,21 @@ int db_begin(struct db_conn *c, struct st_err *e);
 int db_commit(struct db_conn *c, struct st_err *e);
 void db_rollback(struct db_conn *c);
 
+/* ---- group commit ----
+ * Concurrent writers share one transaction and one durable COMMIT (one fsync of the log)
+ * instead of paying one each. db_group queues a member; the first waiter leads: it takes
+ * every member queued so far and runs them in one write transaction, each member's fn in
+ * its own savepoint, then commits. Members that queue meanwhile form the next batch. A
+ * member whose fn fails is rolled back to its savepoint alone and gets its own error; a
+ * failed BEGIN or COMMIT (or a failure that rolls the whole transaction back) fails every
+ * member of the batch with that cause. db_group returns only after the COMMIT returned: a
+ * 0 is durable. fn runs on the leader's thread with the batch's connection: it uses c
+ * alone (no db_acquire, db_begin, db_commit) and does not block on anything but c. */
+typedef int (*db_member_fn)(struct db_conn *c, void *ud, struct st_err *e);
+int db_group(struct db *db, db_member_fn fn, void *ud, struct st_err *e);
+/* Batches committed and the members they carried, since db_open. */
+void db_group_counts(struct db *db, uint64_t *commits, uint64_t *members);
+
 /* ---- rows ---- */
 
 #define DB_ID 65 /* client-chosen ids: 64 chars + NUL */
