@@ -17,7 +17,8 @@
  * are kept in the image's metadata (END_KEY, brought up to date every END_EVERY bytes and
  * at close) while the two differ: a crash at any point leaves a size that counts only
  * written bytes, so a resumed upload never skips any. Large reads and writes go as
- * several AIO pieces in flight.
+ * several AIO pieces in flight; a transfer keeps several blocks in flight through
+ * aio_start/aio_wait, where a write's bytes count in the size once it is waited for.
  * flush cuts the image to that size and drops the key.
  *
  * An open image of a client that was killed keeps its watch on the image until the
@@ -71,6 +72,9 @@ struct rb_file {
     char name[160];      /* the RBD image's name; "" once the image was removed */
     int rdonly;
     pthread_mutex_t szmu; /* guards what follows */
+    pthread_cond_t idle;  /* signalled when inflight drops to 0 */
+    unsigned inflight;    /* AIO started and not yet waited for: the image stays open */
+    int write_failed;     /* an AIO write failed: later ones no longer move end */
     int sized;            /* end and rbd_size are known */
     int grown;            /* rbd_size may exceed end: END_KEY holds end */
     uint64_t end;         /* the file's size: the bytes written */
@@ -152,6 +156,15 @@ static int create_image(struct rb_volume *rv, const char *name)
     return rc;
 }
 
+/* No AIO of f in flight any more (the image may be closed). */
+static void wait_idle(struct rb_file *f)
+{
+    pthread_mutex_lock(&f->szmu);
+    while (f->inflight)
+        pthread_cond_wait(&f->idle, &f->szmu);
+    pthread_mutex_unlock(&f->szmu);
+}
+
 /* Close the images of our open files called name (before it is renamed or removed);
  * to is their new name, or NULL when the image goes. */
 static void detach_name(struct rb_volume *rv, const char *name, const char *to)
@@ -161,6 +174,7 @@ static void detach_name(struct rb_volume *rv, const char *name, const char *to)
         if (strcmp(f->name, name) != 0)
             continue;
         pthread_rwlock_wrlock(&f->lk);
+        wait_idle(f);
         if (f->img)
             rbd_close(f->img);
         f->img = NULL;
@@ -344,6 +358,7 @@ static struct rb_file *new_file(struct rb_volume *rv, const char *name, int rdon
     snprintf(f->name, sizeof f->name, "%s", name);
     pthread_rwlock_init(&f->lk, NULL);
     pthread_mutex_init(&f->szmu, NULL);
+    pthread_cond_init(&f->idle, NULL);
     pthread_mutex_lock(&rv->mu);
     f->next = rv->files;
     rv->files = f;
@@ -365,11 +380,15 @@ static int rb_close_file(struct be_file *bf)
             break;
         }
     pthread_mutex_unlock(&f->rv->mu);
-    if (f->img && f->grown && f->end != f->end_saved)
-        set_end(f, f->end); /* best effort: a lagging END_KEY only costs a resume bytes */
+    wait_idle(f);
+    /* Best effort: a lagging END_KEY only costs a resume bytes. After a failed write the
+     * end stays where it is (and the cluster is likely gone: the try would time out). */
+    if (f->img && f->grown && f->end != f->end_saved && !f->write_failed)
+        set_end(f, f->end);
     int rc = f->img ? rbd_close(f->img) : 0;
     pthread_rwlock_destroy(&f->lk);
     pthread_mutex_destroy(&f->szmu);
+    pthread_cond_destroy(&f->idle);
     free(f);
     return rc;
 }
@@ -504,6 +523,29 @@ static int set_end(struct rb_file *f, uint64_t end)
     return rc;
 }
 
+/* n bytes written at off by the held f (or the error n): they count in its size.
+ * Only bytes the OSDs acknowledged count (they are durable there), and none after a
+ * failed AIO write, which may have left a gap below them. END_KEY follows every END_EVERY
+ * bytes, not every write (a metadata update is an OSD round trip of its own): after a
+ * crash it may say less than was written, never more, so a resumed upload re-sends a
+ * little and skips nothing; flush cuts the image to the exact end. */
+static ssize_t wrote(struct rb_file *f, uint64_t off, ssize_t n)
+{
+    int rc;
+    pthread_mutex_lock(&f->szmu);
+    if (n < 0)
+        f->write_failed = 1;
+    else if (!f->write_failed && off + (uint64_t)n > f->end) {
+        uint64_t to = off + (uint64_t)n;
+        if (f->grown && to - f->end_saved >= END_EVERY && (rc = set_end(f, to)) < 0)
+            n = rc;
+        else
+            f->end = to;
+    }
+    pthread_mutex_unlock(&f->szmu);
+    return n;
+}
+
 /* Make room for [off, off+len): END_KEY first (the written end), then a bigger image. */
 static int grow(struct rb_file *f, uint64_t need)
 {
@@ -536,24 +578,145 @@ static ssize_t rb_pwrite(struct be_file *bf, const void *buf, size_t len, uint64
     rc = off + len > f->rbd_size ? grow(f, off + len) : 0;
     pthread_mutex_unlock(&f->szmu);
     ssize_t n = rc < 0 ? rc : rb_io(f->img, 1, (void *)buf, len, off);
-    if (n > 0) {
-        /* Only bytes the OSDs acknowledged count in the size (they are durable there).
-         * END_KEY follows every END_EVERY bytes, not every write (a metadata update is an
-         * OSD round trip of its own): after a crash it may say less than was written,
-         * never more, so a resumed upload re-sends a little and skips nothing; flush cuts
-         * the image to the exact end. */
-        pthread_mutex_lock(&f->szmu);
-        if (off + (uint64_t)n > f->end) {
-            uint64_t to = off + (uint64_t)n;
-            if (f->grown && to - f->end_saved >= END_EVERY && (rc = set_end(f, to)) < 0)
-                n = rc;
-            else
-                f->end = to;
+    if (n > 0)
+        n = wrote(f, off, n);
+    drop(f);
+    return n;
+}
+
+/* A transfer's AIO read or write (aio_start/aio_wait): one write, or a read in pieces. */
+struct be_aio {
+    struct rb_file *f;
+    int write;
+    size_t len;
+    uint64_t off;
+    unsigned n; /* completions issued; 0: nothing to do (a read at or past the end) */
+    rbd_completion_t c[];
+};
+
+/* Reads go in pieces below the daemon's mmap threshold (main.c): the messenger receives
+ * each reply into a buffer of its size, and a smaller one comes from malloc's arenas,
+ * reused, instead of a fresh mapping faulted in page by page and unmapped again. */
+#define READ_PIECE (128u << 10)
+
+static int start_pieces(struct be_aio *a, void *buf)
+{
+    struct rb_file *f = a->f;
+    size_t step = a->write ? a->len : READ_PIECE;
+    for (size_t o = 0; o < a->len; o += step) {
+        size_t k = a->len - o < step ? a->len - o : step;
+        int rc = rbd_aio_create_completion(NULL, NULL, &a->c[a->n]);
+        if (rc < 0)
+            return rc;
+        rc = a->write ? rbd_aio_write2(f->img, a->off + o, k, (char *)buf + o, a->c[a->n], 0)
+                      : rbd_aio_read2(f->img, a->off + o, k, (char *)buf + o, a->c[a->n], 0);
+        if (rc < 0) {
+            rbd_aio_release(a->c[a->n]);
+            return rc;
         }
+        a->n++;
+    }
+    return 0;
+}
+
+/* Wait for a's pieces: the bytes done from its start on, as one call would say (a prefix
+ * of the pieces), or the first error. */
+static ssize_t wait_pieces(struct be_aio *a)
+{
+    size_t step = a->write ? a->len : READ_PIECE, done = 0;
+    ssize_t err = 0;
+    int short_piece = 0;
+    for (unsigned i = 0; i < a->n; i++) {
+        size_t want = a->len - i * step < step ? a->len - i * step : step;
+        rbd_aio_wait_for_complete(a->c[i]);
+        ssize_t r = rbd_aio_get_return_value(a->c[i]);
+        rbd_aio_release(a->c[i]);
+        size_t got = a->write && r == 0 ? want : (size_t)r; /* a write answers 0 */
+        if (r < 0 && !err)
+            err = r;
+        else if (r >= 0 && !short_piece) {
+            done += got < want ? got : want;
+            short_piece = got < want;
+        }
+    }
+    return err && !done ? err : (ssize_t)done;
+}
+
+/* The image held, room made for a write (and a read cut at the end), then the AIO:
+ * librbd splits it by object, and a transfer keeps several blocks in flight, so the
+ * OSDs always have work queued. */
+static int rb_aio_start(struct be_file *bf, int write, void *buf, size_t len, uint64_t off,
+                        struct be_aio **out)
+{
+    struct rb_file *f = RF(bf);
+    if (len > IO_MAX)
+        len = IO_MAX;
+    size_t pieces = write ? 1 : (len + READ_PIECE - 1) / READ_PIECE;
+    struct be_aio *a = calloc(1, sizeof *a + pieces * sizeof(rbd_completion_t));
+    int rc;
+
+    if (!a)
+        return -ENOMEM;
+    if ((rc = hold(f)) < 0) {
+        free(a);
+        return rc;
+    }
+    pthread_mutex_lock(&f->szmu);
+    if (!write)
+        len = off >= f->end ? 0 : len < f->end - off ? len : (size_t)(f->end - off);
+    else if (off > UINT64_MAX - len)
+        rc = -EINVAL;
+    else if (off + len > f->rbd_size)
+        rc = grow(f, off + len);
+    pthread_mutex_unlock(&f->szmu);
+    a->f = f;
+    a->write = write;
+    a->len = len;
+    a->off = off;
+    if (rc == 0)
+        rc = start_pieces(a, buf);
+    if (a->n) {
+        pthread_mutex_lock(&f->szmu);
+        f->inflight++;
         pthread_mutex_unlock(&f->szmu);
     }
     drop(f);
-    return n;
+    if (rc < 0 && a->n) {
+        wait_pieces(a); /* what did start is waited for before its buffer is let go */
+        a->n = 0;
+        pthread_mutex_lock(&f->szmu);
+        if (--f->inflight == 0)
+            pthread_cond_broadcast(&f->idle);
+        pthread_mutex_unlock(&f->szmu);
+    }
+    if (rc < 0) {
+        free(a);
+        return rc;
+    }
+    *out = a;
+    return 0;
+}
+
+static ssize_t rb_aio_wait(struct be_aio *a)
+{
+    struct rb_file *f = a->f;
+    ssize_t r = 0;
+
+    if (a->n) {
+        r = wait_pieces(a);
+        pthread_mutex_lock(&f->szmu);
+        if (--f->inflight == 0)
+            pthread_cond_broadcast(&f->idle);
+        pthread_mutex_unlock(&f->szmu);
+    }
+    if (a->write && a->n) {
+        int rc = hold(f);
+        r = rc < 0 ? rc : wrote(f, a->off, r);
+        if (rc == 0)
+            drop(f);
+    }
+    free(a);
+    return r;
 }
 
 /* The image cut to the file's size; END_KEY last (a crash between leaves it right). */
@@ -977,6 +1140,8 @@ static const struct backend_ops rbd_ops = {
     .ftruncate = rb_ftruncate,
     .next_data = rb_next_data,
     .punch_hole = rb_punch_hole,
+    .aio_start = rb_aio_start,
+    .aio_wait = rb_aio_wait,
     .start_writeback = NULL,
     .reflink = NULL,
     .copy_range = NULL,

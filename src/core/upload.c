@@ -5,9 +5,14 @@
  * backend, a Gluster write over the network, never blocks the event loop) while the
  * hasher hashes it, so receiving, hashing and writing run in a pipeline and an upload
  * goes at the slowest of the three (SHA-256 or the disk), not at their sum on the HTTP
- * thread. When both buffers are full the feeder is put to sleep (MHD suspend) and woken
- * once the writer and the hasher are both done with theirs. Nothing is held in memory
- * beyond the two buffers, whatever the image size. The hash sees the bytes in file
+ * thread. On a backend with AIO (each write a network round trip) the writer only starts
+ * a buffer's write and takes the next one: up to WRITE_BEHIND buffers are in flight, each
+ * waited for in order and only then free again, so the cluster always has writes queued.
+ * When no buffer is free the feeder is put to sleep (MHD suspend) and woken once the
+ * writer and the hasher are done with one. Nothing is held in memory beyond these
+ * buffers (two, or WRITE_BEHIND + 2 with AIO), whatever the image size. The first write
+ * that fails fails the upload; what is in flight is still waited for, and drain() waits
+ * for all of it before a commit or a removal. The hash sees the bytes in file
  * order: buffers are handed on one at a time, and a resume's staged prefix is read back
  * and hashed by the writer before the first new buffer.
  *
@@ -31,6 +36,15 @@
 #include <unistd.h>
 
 #define UPLOAD_BUF (4u << 20)
+#define WRITE_BEHIND 2 /* buffers whose writes may be in flight at once (backends with AIO) */
+#define UPLOAD_BUFS (WRITE_BEHIND + 2)
+
+/* A buffer the writer started an AIO write of. */
+struct in_flight {
+    char *buf;
+    struct be_aio *aio;
+    size_t len;
+};
 
 struct core_upload {
     struct stowage *st;
@@ -57,9 +71,14 @@ struct core_upload {
     char *fill_buf, *io_buf;
     size_t fill, io_len;
     uint64_t fill_off, io_off;
+    char *bufs[UPLOAD_BUFS]; /* every buffer, for release() */
+    size_t nbufs;
+    char *spare[UPLOAD_BUFS]; /* free for the next fill */
+    size_t nspare;
+    struct in_flight q[WRITE_BEHIND]; /* the writer's own: its AIO writes, oldest at qhead */
+    unsigned qhead, qlen, depth;      /* depth: WRITE_BEHIND with AIO, else 0 */
     pthread_t hasher;
     int hasher_started;
-    int io_busy;    /* io_buf is the writer's and the hasher's until both are done */
     int write_todo; /* the writer has io_buf (or the rehash) to do */
     int hash_todo;  /* the hasher has io_buf to hash */
     int quit, failed, sleeping, rehash;
@@ -88,17 +107,78 @@ static int rehash_prefix(struct core_upload *u, struct st_err *e)
     return 0;
 }
 
-/* The writer or the hasher is done with its part of io_buf. Caller holds mu. */
+/* The next full buffer can go to the writer and the hasher. Caller holds mu. */
+static int can_hand_over(const struct core_upload *u)
+{
+    return !u->write_todo && !u->hash_todo && u->nspare > 0;
+}
+
+/* The writer or the hasher is done with its part of io_buf, or a buffer is free again.
+ * Caller holds mu. */
 static void part_done(struct core_upload *u)
 {
-    if (!u->write_todo && !u->hash_todo) {
-        u->io_busy = 0;
-        if (u->sleeping) {
-            u->sleeping = 0;
-            u->wake(u->wake_ud); /* after the feeder slept, under the same lock: never lost */
-        }
+    if (u->sleeping && can_hand_over(u)) {
+        u->sleeping = 0;
+        u->wake(u->wake_ud); /* after the feeder slept, under the same lock: never lost */
     }
     pthread_cond_broadcast(&u->cv);
+}
+
+static void fail_write(struct core_upload *u, const struct st_err *e)
+{
+    if (!u->failed) {
+        u->failed = 1;
+        u->err = *e;
+    }
+}
+
+/* buf is written: free once the hasher is done with it too. Caller holds mu. */
+static void give_back(struct core_upload *u, char *buf)
+{
+    while (buf == u->io_buf && u->hash_todo)
+        pthread_cond_wait(&u->cv, &u->mu);
+    u->spare[u->nspare++] = buf;
+    part_done(u);
+}
+
+/* A buffer's write started (1: in flight, the writer waits for it later) or done (0),
+ * or -1 with e. */
+static int write_block(struct core_upload *u, char *buf, size_t len, uint64_t off,
+                       struct st_err *e)
+{
+    const struct backend_ops *ops = u->v.ops;
+    if (u->depth) {
+        struct be_aio *a;
+        int rc = ops->aio_start(u->f, 1, buf, len, off, &a);
+        if (rc < 0)
+            return be_fail(e, rc, "write");
+        u->q[(u->qhead + u->qlen) % WRITE_BEHIND] = (struct in_flight){buf, a, len};
+        u->qlen++;
+        return 1;
+    }
+    if (core_pwrite_all(&u->v, u->f, buf, len, off, e))
+        return -1;
+    if (ops->start_writeback)
+        ops->start_writeback(u->f, off, len);
+    return 0;
+}
+
+/* Wait for the oldest write in flight; its buffer is free again. Caller holds mu. */
+static void reap(struct core_upload *u)
+{
+    struct in_flight w = u->q[u->qhead];
+    struct st_err e;
+
+    u->qhead = (u->qhead + 1) % WRITE_BEHIND;
+    u->qlen--;
+    pthread_mutex_unlock(&u->mu);
+    ssize_t n = u->v.ops->aio_wait(w.aio);
+    pthread_mutex_lock(&u->mu);
+    if (n != (ssize_t)w.len) {
+        be_fail(&e, n < 0 ? (int)n : -EIO, "write");
+        fail_write(u, &e);
+    }
+    give_back(u, w.buf);
 }
 
 static void *writer(void *arg)
@@ -108,24 +188,29 @@ static void *writer(void *arg)
 
     pthread_mutex_lock(&u->mu);
     for (;;) {
-        while (!u->write_todo && !u->quit)
+        while (!u->write_todo && !u->qlen && !u->quit)
             pthread_cond_wait(&u->cv, &u->mu);
-        if (!u->write_todo)
-            break;
-        int rehash = u->rehash;
-        pthread_mutex_unlock(&u->mu);
-        int rc = rehash ? rehash_prefix(u, &e)
-                        : core_pwrite_all(&u->v, u->f, u->io_buf, u->io_len, u->io_off, &e);
-        if (rc == 0 && !rehash && u->v.ops->start_writeback)
-            u->v.ops->start_writeback(u->f, u->io_off, u->io_len);
-        pthread_mutex_lock(&u->mu);
-        if (rc && !u->failed) {
-            u->failed = 1;
-            u->err = e;
+        if (u->write_todo && (!u->qlen || u->qlen < u->depth)) {
+            int rehash = u->rehash;
+            char *buf = u->io_buf;
+            size_t len = u->io_len;
+            uint64_t off = u->io_off;
+            pthread_mutex_unlock(&u->mu);
+            int rc = rehash ? rehash_prefix(u, &e) : write_block(u, buf, len, off, &e);
+            pthread_mutex_lock(&u->mu);
+            if (rc < 0)
+                fail_write(u, &e);
+            u->rehash = 0;
+            u->write_todo = 0;
+            if (rc <= 0)
+                give_back(u, buf);
+            else
+                part_done(u);
+        } else if (u->qlen) {
+            reap(u); /* the oldest first: a new write waits for room, or nothing is to do */
+        } else {
+            break; /* quit, and nothing is in flight */
         }
-        u->rehash = 0;
-        u->write_todo = 0;
-        part_done(u);
     }
     pthread_mutex_unlock(&u->mu);
     return NULL;
@@ -141,7 +226,7 @@ static void *hasher(void *arg)
             pthread_cond_wait(&u->cv, &u->mu);
         if (!u->hash_todo)
             break;
-        pthread_mutex_unlock(&u->mu); /* io_buf is read-only while io_busy */
+        pthread_mutex_unlock(&u->mu); /* io_buf is read-only while hash_todo */
         gnutls_hash(u->hash, u->io_buf, u->io_len);
         pthread_mutex_lock(&u->mu);
         u->hash_todo = 0;
@@ -151,32 +236,34 @@ static void *hasher(void *arg)
     return NULL;
 }
 
-/* Hand the fill buffer to the writer and the hasher. Caller holds mu and has seen
- * !io_busy. */
+/* Hand the fill buffer to the writer and the hasher, and fill a free one. Caller holds
+ * mu and has seen can_hand_over. */
 static void hand_over(struct core_upload *u)
 {
-    char *t = u->io_buf;
     u->io_buf = u->fill_buf;
-    u->fill_buf = t;
+    u->fill_buf = u->spare[--u->nspare];
     u->io_len = u->fill;
     u->io_off = u->fill_off;
     u->fill_off += u->fill;
     u->fill = 0;
-    u->io_busy = u->write_todo = u->hash_todo = 1;
+    u->write_todo = u->hash_todo = 1;
     pthread_cond_broadcast(&u->cv);
 }
 
-/* Write out what is buffered and stop the writer; 0 or -1 with u->err. */
+/* Write out what is buffered, wait for every write in flight and stop the writer; 0 or
+ * -1 with u->err. */
 static int drain(struct core_upload *u)
 {
     if (!u->thread_started)
         return u->failed ? -1 : 0;
     pthread_mutex_lock(&u->mu);
-    while (u->io_busy)
+    while (u->write_todo || u->hash_todo)
         pthread_cond_wait(&u->cv, &u->mu);
     if (u->fill && !u->failed) {
+        while (!can_hand_over(u))
+            pthread_cond_wait(&u->cv, &u->mu);
         hand_over(u);
-        while (u->io_busy)
+        while (u->write_todo || u->hash_todo)
             pthread_cond_wait(&u->cv, &u->mu);
     }
     u->quit = 1;
@@ -213,7 +300,10 @@ static void throw_away(struct core_upload *u)
         return;
     if (u->thread_started)
         drain(u);
-    if (u->v.be)
+    /* A volume that stopped answering cannot remove either, and each try would wait out
+     * its timeouts before the client hears anything: the staging object is left to the
+     * volume's recovery once it answers again (or to the expiry of staged uploads). */
+    if (u->v.be && !(u->failed && u->err.code == ST_UNAVAILABLE))
         u->v.ops->discard(u->v.be, u->staging);
     core_image_discard(u->st, u->img.uuid);
     core_bump(u->st);
@@ -228,8 +318,8 @@ static void release(struct core_upload *u)
         gnutls_hash_deinit(u->hash, NULL);
     pthread_mutex_destroy(&u->mu);
     pthread_cond_destroy(&u->cv);
-    free(u->fill_buf);
-    free(u->io_buf);
+    for (size_t i = 0; i < u->nbufs; i++)
+        free(u->bufs[i]);
     free(u);
 }
 
@@ -436,6 +526,20 @@ static int record_total(struct core_upload *u, struct st_err *e)
     return rc;
 }
 
+/* The fill buffer and the free ones: two, or room for WRITE_BEHIND writes in flight. */
+static int alloc_buffers(struct core_upload *u)
+{
+    u->depth = u->v.ops->aio_start && u->v.ops->aio_wait ? WRITE_BEHIND : 0;
+    size_t n = u->depth ? UPLOAD_BUFS : 2;
+    for (; u->nbufs < n; u->nbufs++)
+        if (!(u->bufs[u->nbufs] = malloc(UPLOAD_BUF)))
+            return -1;
+    u->fill_buf = u->bufs[0];
+    for (size_t i = 1; i < n; i++)
+        u->spare[u->nspare++] = u->bufs[i];
+    return 0;
+}
+
 int core_upload_begin(struct stowage *st, const struct core_upload_req *rq,
                       struct core_upload **out, struct st_err *e)
 {
@@ -466,13 +570,13 @@ int core_upload_begin(struct stowage *st, const struct core_upload_req *rq,
     if ((!u->v.be && core_volume_acquire(st, u->img.volume_id, &u->v, e)) ||
         open_staging(u, !rq->has_range, e) || check_request(u, rq, e) || record_total(u, e))
         goto fail;
-    if (!(u->fill_buf = malloc(UPLOAD_BUF)) || !(u->io_buf = malloc(UPLOAD_BUF)) ||
-        gnutls_hash_init(&u->hash, GNUTLS_DIG_SHA256) < 0) {
+    if (alloc_buffers(u) || gnutls_hash_init(&u->hash, GNUTLS_DIG_SHA256) < 0) {
         st_fail(e, ST_INTERNAL, "out of memory");
         goto fail;
     }
     u->next = u->fill_off = u->staged;
-    u->rehash = u->io_busy = u->write_todo = u->staged > 0;
+    if ((u->rehash = u->write_todo = u->staged > 0))
+        u->io_buf = u->spare[--u->nspare]; /* the writer reads the staged bytes back in it */
     if (pthread_create(&u->thread, NULL, writer, u)) {
         st_fail(e, ST_INTERNAL, "cannot start the upload writer");
         goto fail;
@@ -505,7 +609,7 @@ void core_upload_set_waiter(struct core_upload *u, void (*sleep)(void *ud), void
  * Caller holds mu. */
 static int pass_full_buffer(struct core_upload *u)
 {
-    if (u->io_busy)
+    if (!can_hand_over(u))
         return 0;
     hand_over(u);
     return 1;
