@@ -17,7 +17,7 @@
  * are kept in the image's metadata (END_KEY, brought up to date every END_EVERY bytes and
  * at close) while the two differ: a crash at any point leaves a size that counts only
  * written bytes, so a resumed upload never skips any. Large reads and writes go as
- * several AIO pieces in flight; a transfer keeps several blocks in flight through
+ * one AIO each (reads in pieces); a transfer keeps several blocks in flight through
  * aio_start/aio_wait, where a write's bytes count in the size once it is waited for.
  * flush cuts the image to that size and drops the key.
  *
@@ -440,58 +440,90 @@ static int rb_stage(struct be_volume *v, const char *staged, struct be_file **ou
     return rc < 0 ? rc : open_named(rv, name, 0, out);
 }
 
-/* A large read or write as AIO_CHUNK pieces with up to AIO_DEPTH in flight: one
- * synchronous call is one OSD op at a time, and the cluster sits idle between round
- * trips (rbd import/export keep several in flight too). The bytes done from off on, as
- * one call would say: a prefix of the pieces, or the first error. */
-#define AIO_CHUNK (1u << 20)
-#define AIO_DEPTH 8
+/* A transfer's AIO read or write (aio_start/aio_wait), in pieces. */
+struct be_aio {
+    struct rb_file *f;
+    int write;
+    size_t len;
+    uint64_t off;
+    unsigned n; /* completions issued; 0: nothing to do (a read at or past the end) */
+    rbd_completion_t c[];
+};
 
-static ssize_t rb_aio(rbd_image_t img, int write, char *buf, size_t len, uint64_t off)
+/* Reads go in pieces below the daemon's mmap threshold (main.c): the messenger receives
+ * each reply into a buffer of its size, and a smaller one comes from malloc's arenas,
+ * reused, instead of a fresh mapping faulted in page by page and unmapped again. Writes
+ * go in 1 MiB pieces: several ops of an object in flight beat one (measured). */
+#define READ_PIECE (128u << 10)
+#define WRITE_PIECE (1u << 20)
+
+static int start_pieces(struct be_aio *a, void *buf)
 {
-    size_t pieces = (len + AIO_CHUNK - 1) / AIO_CHUNK, done = 0;
-    int short_piece = 0;
-
-    for (size_t base = 0; base < pieces && !short_piece; base += AIO_DEPTH) {
-        rbd_completion_t c[AIO_DEPTH];
-        size_t want[AIO_DEPTH], k = pieces - base < AIO_DEPTH ? pieces - base : AIO_DEPTH;
-        size_t issued = 0;
-        ssize_t rc = 0;
-        for (; issued < k; issued++) {
-            size_t o = (base + issued) * (size_t)AIO_CHUNK;
-            want[issued] = len - o < AIO_CHUNK ? len - o : AIO_CHUNK;
-            if ((rc = rbd_aio_create_completion(NULL, NULL, &c[issued])) < 0)
-                break;
-            rc = write ? rbd_aio_write2(img, off + o, want[issued], buf + o, c[issued], 0)
-                       : rbd_aio_read2(img, off + o, want[issued], buf + o, c[issued], 0);
-            if (rc < 0) {
-                rbd_aio_release(c[issued]);
-                break;
-            }
-        }
-        for (size_t j = 0; j < issued; j++) { /* every issued piece is waited for */
-            rbd_aio_wait_for_complete(c[j]);
-            ssize_t r = rbd_aio_get_return_value(c[j]);
-            rbd_aio_release(c[j]);
-            if (r < 0 && rc >= 0)
-                rc = r;
-            else if (rc >= 0 && !short_piece) {
-                size_t got = write && r == 0 ? want[j] : (size_t)r; /* a write answers 0 */
-                done += got < want[j] ? got : want[j];
-                short_piece = got < want[j];
-            }
-        }
+    struct rb_file *f = a->f;
+    size_t step = a->write ? WRITE_PIECE : READ_PIECE;
+    for (size_t o = 0; o < a->len; o += step) {
+        size_t k = a->len - o < step ? a->len - o : step;
+        int rc = rbd_aio_create_completion(NULL, NULL, &a->c[a->n]);
         if (rc < 0)
-            return done ? (ssize_t)done : rc;
+            return rc;
+        rc = a->write ? rbd_aio_write2(f->img, a->off + o, k, (char *)buf + o, a->c[a->n], 0)
+                      : rbd_aio_read2(f->img, a->off + o, k, (char *)buf + o, a->c[a->n], 0);
+        if (rc < 0) {
+            rbd_aio_release(a->c[a->n]);
+            return rc;
+        }
+        a->n++;
     }
-    return (ssize_t)done;
+    return 0;
 }
 
-static ssize_t rb_io(rbd_image_t img, int write, void *buf, size_t len, uint64_t off)
+static struct be_aio *new_aio(struct rb_file *f, int write, size_t len, uint64_t off)
 {
-    if (len > AIO_CHUNK)
-        return rb_aio(img, write, buf, len, off);
-    return write ? rbd_write2(img, off, len, buf, 0) : rbd_read2(img, off, len, buf, 0);
+    size_t step = write ? WRITE_PIECE : READ_PIECE, pieces = (len + step - 1) / step;
+    struct be_aio *a = calloc(1, sizeof *a + (pieces ? pieces : 1) * sizeof(rbd_completion_t));
+    if (a)
+        *a = (struct be_aio){f, write, len, off, 0};
+    return a;
+}
+
+/* Wait for a's pieces: the bytes done from its start on, as one call would say (a prefix
+ * of the pieces), or the first error. */
+static ssize_t wait_pieces(struct be_aio *a)
+{
+    size_t step = a->write ? WRITE_PIECE : READ_PIECE, done = 0;
+    ssize_t err = 0;
+    int short_piece = 0;
+    for (unsigned i = 0; i < a->n; i++) {
+        size_t want = a->len - i * step < step ? a->len - i * step : step;
+        rbd_aio_wait_for_complete(a->c[i]);
+        ssize_t r = rbd_aio_get_return_value(a->c[i]);
+        rbd_aio_release(a->c[i]);
+        size_t got = a->write && r == 0 ? want : (size_t)r; /* a write answers 0 */
+        if (r < 0 && !err)
+            err = r;
+        else if (r >= 0 && !short_piece) {
+            done += got < want ? got : want;
+            short_piece = got < want;
+        }
+    }
+    return err && !done ? err : (ssize_t)done;
+}
+
+/* One synchronous call is one OSD op at a time, and the cluster sits idle between round
+ * trips: a large read or write goes as the pieces of one AIO, waited for at once. */
+#define SYNC_MAX (1u << 20)
+
+static ssize_t rb_io(struct rb_file *f, int write, void *buf, size_t len, uint64_t off)
+{
+    if (len <= SYNC_MAX)
+        return write ? rbd_write2(f->img, off, len, buf, 0) : rbd_read2(f->img, off, len, buf, 0);
+    struct be_aio *a = new_aio(f, write, len, off);
+    if (!a)
+        return -ENOMEM;
+    int rc = start_pieces(a, buf);
+    ssize_t n = a->n ? wait_pieces(a) : 0;
+    free(a);
+    return rc < 0 && n <= 0 ? rc : n;
 }
 
 static ssize_t rb_pread(struct be_file *bf, void *buf, size_t len, uint64_t off)
@@ -507,7 +539,7 @@ static ssize_t rb_pread(struct be_file *bf, void *buf, size_t len, uint64_t off)
     if (off < end) {
         if (len > end - off)
             len = (size_t)(end - off);
-        n = rb_io(f->img, 0, buf, len < IO_MAX ? len : IO_MAX, off);
+        n = rb_io(f, 0, buf, len < IO_MAX ? len : IO_MAX, off);
     }
     drop(f);
     return n;
@@ -577,69 +609,11 @@ static ssize_t rb_pwrite(struct be_file *bf, const void *buf, size_t len, uint64
     pthread_mutex_lock(&f->szmu);
     rc = off + len > f->rbd_size ? grow(f, off + len) : 0;
     pthread_mutex_unlock(&f->szmu);
-    ssize_t n = rc < 0 ? rc : rb_io(f->img, 1, (void *)buf, len, off);
+    ssize_t n = rc < 0 ? rc : rb_io(f, 1, (void *)buf, len, off);
     if (n > 0)
         n = wrote(f, off, n);
     drop(f);
     return n;
-}
-
-/* A transfer's AIO read or write (aio_start/aio_wait): one write, or a read in pieces. */
-struct be_aio {
-    struct rb_file *f;
-    int write;
-    size_t len;
-    uint64_t off;
-    unsigned n; /* completions issued; 0: nothing to do (a read at or past the end) */
-    rbd_completion_t c[];
-};
-
-/* Reads go in pieces below the daemon's mmap threshold (main.c): the messenger receives
- * each reply into a buffer of its size, and a smaller one comes from malloc's arenas,
- * reused, instead of a fresh mapping faulted in page by page and unmapped again. */
-#define READ_PIECE (128u << 10)
-
-static int start_pieces(struct be_aio *a, void *buf)
-{
-    struct rb_file *f = a->f;
-    size_t step = a->write ? a->len : READ_PIECE;
-    for (size_t o = 0; o < a->len; o += step) {
-        size_t k = a->len - o < step ? a->len - o : step;
-        int rc = rbd_aio_create_completion(NULL, NULL, &a->c[a->n]);
-        if (rc < 0)
-            return rc;
-        rc = a->write ? rbd_aio_write2(f->img, a->off + o, k, (char *)buf + o, a->c[a->n], 0)
-                      : rbd_aio_read2(f->img, a->off + o, k, (char *)buf + o, a->c[a->n], 0);
-        if (rc < 0) {
-            rbd_aio_release(a->c[a->n]);
-            return rc;
-        }
-        a->n++;
-    }
-    return 0;
-}
-
-/* Wait for a's pieces: the bytes done from its start on, as one call would say (a prefix
- * of the pieces), or the first error. */
-static ssize_t wait_pieces(struct be_aio *a)
-{
-    size_t step = a->write ? a->len : READ_PIECE, done = 0;
-    ssize_t err = 0;
-    int short_piece = 0;
-    for (unsigned i = 0; i < a->n; i++) {
-        size_t want = a->len - i * step < step ? a->len - i * step : step;
-        rbd_aio_wait_for_complete(a->c[i]);
-        ssize_t r = rbd_aio_get_return_value(a->c[i]);
-        rbd_aio_release(a->c[i]);
-        size_t got = a->write && r == 0 ? want : (size_t)r; /* a write answers 0 */
-        if (r < 0 && !err)
-            err = r;
-        else if (r >= 0 && !short_piece) {
-            done += got < want ? got : want;
-            short_piece = got < want;
-        }
-    }
-    return err && !done ? err : (ssize_t)done;
 }
 
 /* The image held, room made for a write (and a read cut at the end), then the AIO:
@@ -651,8 +625,7 @@ static int rb_aio_start(struct be_file *bf, int write, void *buf, size_t len, ui
     struct rb_file *f = RF(bf);
     if (len > IO_MAX)
         len = IO_MAX;
-    size_t pieces = write ? 1 : (len + READ_PIECE - 1) / READ_PIECE;
-    struct be_aio *a = calloc(1, sizeof *a + pieces * sizeof(rbd_completion_t));
+    struct be_aio *a = new_aio(f, write, len, off);
     int rc;
 
     if (!a)
@@ -669,10 +642,7 @@ static int rb_aio_start(struct be_file *bf, int write, void *buf, size_t len, ui
     else if (off + len > f->rbd_size)
         rc = grow(f, off + len);
     pthread_mutex_unlock(&f->szmu);
-    a->f = f;
-    a->write = write;
     a->len = len;
-    a->off = off;
     if (rc == 0)
         rc = start_pieces(a, buf);
     if (a->n) {

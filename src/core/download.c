@@ -200,8 +200,7 @@ static ssize_t ra_ready(struct core_download *d)
         got = d->v.ops->pread(d->f, b->buf, b->len, b->off);
         /* The disk reads the next block while this one goes to the client. */
         if (got > 0 && d->kfd >= 0 && b->off + (uint64_t)got < d->hole)
-            posix_fadvise(d->kfd, (off_t)(b->off + (uint64_t)got), READ_AHEAD,
-                          POSIX_FADV_WILLNEED);
+            posix_fadvise(d->kfd, (off_t)(b->off + (uint64_t)got), READ_AHEAD, POSIX_FADV_WILLNEED);
     }
     if (got >= 0 && (size_t)got < b->len)
         b->len = (size_t)got; /* short: the blocks after it no longer follow on */

@@ -143,8 +143,7 @@ static void give_back(struct core_upload *u, char *buf)
 
 /* A buffer's write started (1: in flight, the writer waits for it later) or done (0),
  * or -1 with e. */
-static int write_block(struct core_upload *u, char *buf, size_t len, uint64_t off,
-                       struct st_err *e)
+static int write_block(struct core_upload *u, char *buf, size_t len, uint64_t off, struct st_err *e)
 {
     const struct backend_ops *ops = u->v.ops;
     if (u->depth) {
