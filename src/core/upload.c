@@ -36,7 +36,12 @@
 #include <unistd.h>
 
 #define UPLOAD_BUF (4u << 20)
-#define WRITE_BEHIND 2 /* buffers whose writes may be in flight at once (backends with AIO) */
+/* Buffers whose writes may be in flight at once (backends with AIO). One: the block's
+ * write goes on while the next block is received and hashed. More did not make RBD
+ * uploads faster on 2 cores (short of CPU, not of round trips: bench/REPORT.md), and each
+ * one adds its timeout to the 503 of a cluster that died (its writes fail one after the
+ * other, each after rados_osd_op_timeout). */
+#define WRITE_BEHIND 1
 #define UPLOAD_BUFS (WRITE_BEHIND + 2)
 
 /* A buffer the writer started an AIO write of. */
