@@ -7,8 +7,14 @@ and removes both at the end whatever happens. Prints one Markdown section on std
 progress goes to stderr.
 
   1. 1 GiB upload / download through stowaged (curl over loopback) beside `rbd import` /
-     `rbd export` of the same file to the same pool, BENCH_DATA_RUNS runs (default 3),
-     medians; the source file is in the page cache for both;
+     `rbd export` of the same file to the same cluster, BENCH_DATA_RUNS runs (default 5);
+     each run measures every contender once, the ratios are medians of the runs' ratios.
+     Like with like: the source file is in tmpfs (so in memory) for every upload, every
+     download (curl -o, rbd export to stdout) goes to /dev/null. With BENCH_BASELINE set
+     to another stowaged binary (main's build, say), it runs beside $STOWAGED on a pool
+     of its own, alternating with it: an A/B of the same run. The same transfers to a
+     tmpfs volume of $STOWAGED are the ceiling of these cores without Ceph (curl, the
+     daemon and the OSD share them);
   2. guest_clone of a 100 GiB RBD image, BENCH_CLONE_RUNS runs (default 20), POST →
      completed p50, beside `rbd snap create && rbd snap protect && rbd clone` of the same
      image (two snapshots are never alike: each CLI run makes its own);
@@ -17,6 +23,7 @@ progress goes to stderr.
      RBD volume).
 """
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -32,7 +39,8 @@ from fixtures import ceph  # noqa: E402
 from fixtures.daemon import Daemon  # noqa: E402
 
 MiB, GiB = 1 << 20, 1 << 30
-RUNS = int(os.environ.get("BENCH_DATA_RUNS", "3"))
+RUNS = int(os.environ.get("BENCH_DATA_RUNS", "5"))
+BASELINE = os.environ.get("BENCH_BASELINE")
 CLONE_RUNS = int(os.environ.get("BENCH_CLONE_RUNS", "20"))
 STORAGE, POOL = "bench", "benchrbd"
 
@@ -58,14 +66,20 @@ class Bench:
         self.session = requests.Session()
         self.cluster = None
         self.daemons = []
+        self.shm = None
 
-    def daemon(self, sub, volumes):
+    def daemon(self, sub, volumes, exe=None):
         d = Daemon(self.work / sub, config={"threads": 2, "log_requests": False,
                                             "probe_ttl_ms": 200,
                                             "storages": [{"id": STORAGE, "volumes": volumes}]})
         os.makedirs(d.tmpdir, exist_ok=True)
         self.daemons.append(d)
-        d.start(timeout=120)
+        mine = os.environ["STOWAGED"]
+        os.environ["STOWAGED"] = exe or mine  # what the fixture starts
+        try:
+            d.start(timeout=120)
+        finally:
+            os.environ["STOWAGED"] = mine
         return d
 
     def wait_ok(self, d, vid):
@@ -91,8 +105,8 @@ class Bench:
                 return time.monotonic() - t0
             time.sleep(0.002)
 
-    def curl(self, d, args, want):
-        r = subprocess.run(["curl", "-sS", "-o", str(self.work / "reply"), "-w",
+    def curl(self, d, args, want, out=None):
+        r = subprocess.run(["curl", "-sS", "-o", out or str(self.work / "reply"), "-w",
                             "%{http_code} %{time_total}", "-H", "Expect:",
                             "-H", "Authorization: Bearer " + d.token] + args,
                            capture_output=True, text=True, check=True)
@@ -100,6 +114,13 @@ class Bench:
         if code != want:
             raise RuntimeError("%s: %s %s" % (args, code, (self.work / "reply").read_text()))
         return float(secs)
+
+    def up(self, d, name):
+        return self.curl(d, ["-T", str(self.src),
+                             d.url("/image/%s/file/?volume_id=ceph1" % name)], "201")
+
+    def down(self, d, name):
+        return self.curl(d, [d.url("/image/%s/file/" % name)], "200", out="/dev/null")
 
     def rbd(self, *args):
         return ["rbd", "-c", str(self.cluster.conf), *args]
@@ -121,26 +142,47 @@ class Bench:
             time.sleep(4)
             o[key] = rss_kib(d.proc.pid)
             d.stop()
-        d = self.daemon("d", [rbdv])
+        shm = Path("/dev/shm/stowage-rbd-bench-%d" % os.getpid())
+        (shm / "vol").mkdir(parents=True)
+        self.shm = shm
+        d = self.daemon("d", [rbdv, {"id": "shm", "kind": "external",
+                                     "mount_point": str(shm / "vol")}])
         self.wait_ok(d, "ceph1")
-        src = self.work / "src.raw"
-        with open(src, "wb") as f:
+        ab = {"this": d}
+        if BASELINE:
+            self.cluster.create_pool(POOL + "b")
+            ab["main"] = self.daemon("base", [dict(rbdv, pool=POOL + "b")], exe=BASELINE)
+            self.wait_ok(ab["main"], "ceph1")
+        self.src = shm / "src.raw"
+        with open(self.src, "wb") as f:
             for _ in range(GiB // (16 * MiB)):
                 f.write(os.urandom(16 * MiB))
-        up, imp, down, exp = [], [], [], []
+        t = {k: [] for k in ("imp", "exp", "shm_up", "shm_down")}
+        for k in ab:
+            t[k + "_up"], t[k + "_down"] = [], []
         for i in range(RUNS):
-            imp.append(timed(self.rbd("import", str(src), "%s/imp%d" % (POOL, i))))
-            up.append(self.curl(d, ["-T", str(src), d.url("/image/up%d/file/" % i)], "201"))
-            exp.append(timed(self.rbd("export", "%s/imp%d" % (POOL, i), "-")))
-            down.append(self.curl(d, [d.url("/image/up%d/file/" % i)], "200"))
+            order = list(ab) if i % 2 == 0 else list(ab)[::-1]
+            t["imp"].append(timed(self.rbd("import", str(self.src), "%s/imp%d" % (POOL, i))))
+            for k in order:
+                t[k + "_up"].append(self.up(ab[k], "up%d" % i))
+            t["exp"].append(timed(self.rbd("export", "%s/imp%d" % (POOL, i), "-")))
+            for k in order:
+                t[k + "_down"].append(self.down(ab[k], "up%d" % i))
+            t["shm_up"].append(self.curl(d, ["-T", str(self.src), d.url(
+                "/image/shm%d/file/?volume_id=shm" % i)], "201"))
+            t["shm_down"].append(self.down(d, "shm%d" % i))
             subprocess.run(self.rbd("rm", "%s/imp%d" % (POOL, i)), check=True,
                            capture_output=True)
-            self.task(d, "image_delete", image_id="up%d" % i)
-            log("run %d: up %.2fs import %.2fs down %.2fs export %.2fs" % (
-                i, up[-1], imp[-1], down[-1], exp[-1]))
+            for k in ab:
+                self.task(ab[k], "image_delete", image_id="up%d" % i)
+            self.task(d, "image_delete", image_id="shm%d" % i)
+            log("run %d: %s" % (i, " ".join("%s %.2fs" % (k, v[-1]) for k, v in t.items())))
+        if BASELINE:
+            ab["main"].stop()
         m = statistics.median
-        o.update(up=GiB / MiB / m(up), imp=GiB / MiB / m(imp), down=GiB / MiB / m(down),
-                 exp=GiB / MiB / m(exp))
+        o["runs"] = {k: [GiB / MiB / x for x in v] for k, v in t.items()}
+        o["ab"] = list(ab)
+        o["load"] = os.getloadavg()[0]
         self.task(d, "image_create", image_id="base100", volume_id="ceph1",
                   image_storage_id=STORAGE, size_mb=102400, format="raw")
         clones = [self.task(d, "guest_clone", image_id="base100", guest_id="g%03d" % i,
@@ -165,6 +207,8 @@ class Bench:
                 d.proc.wait()
         if self.cluster:
             self.cluster.close()
+        if self.shm:
+            shutil.rmtree(self.shm, ignore_errors=True)
 
 
 def main():
@@ -174,19 +218,35 @@ def main():
     finally:
         b.cleanup()
     a = print
+    m = statistics.median
+    r = o["runs"]
+
+    def ratio(k, base):
+        return m([x / y for x, y in zip(r[k], r[base])])
+
     a("## RBD volumes: uploads, downloads, clones, idle memory")
     a()
     a("A private single-node Ceph cluster on 127.0.0.1 (tests/fixtures/ceph.py: one mon, one "
-      "mgr, one OSD on memstore, so the OSD's data is in RAM; pool size 1). %d runs each, "
-      "medians; the 1 GiB random source file is in the page cache for stowaged and rbd alike."
-      % RUNS)
+      "mgr, one OSD on memstore, so the OSD's data is in RAM; pool size 1). %d runs; each run "
+      "measures every contender once, one after the other; MiB/s are medians of the runs, "
+      "ratios medians of the runs' ratios. Like with like: the 1 GiB random source file is in "
+      "tmpfs for every upload (curl -T, `rbd import`), every download goes to /dev/null "
+      "(curl -o /dev/null, `rbd export … -` with stdout on /dev/null). Load average (1 min) "
+      "at the end: %.1f on %d cores." % (RUNS, o["load"], os.cpu_count()))
     a()
-    a("| 1 GiB | stowaged (curl over loopback) | rbd CLI | ratio | target |")
-    a("|---|---|---|---|---|")
-    a("| upload / `rbd import` | %.0f MiB/s | %.0f MiB/s | **%.2f** | ≥ 0.85 |" % (
-        o["up"], o["imp"], o["up"] / o["imp"]))
-    a("| download / `rbd export` to stdout | %.0f MiB/s | %.0f MiB/s | **%.2f** | ≥ 0.85 |" % (
-        o["down"], o["exp"], o["down"] / o["exp"]))
+    cols = ["this build"] + (["main's build (same run)"] if "main" in o["ab"] else [])
+    a("| 1 GiB | %s | rbd CLI | ratio%s | target |" % (
+        " | ".join(cols), " | main's ratio" if "main" in o["ab"] else ""))
+    a("|---|%s---|---|%s---|" % ("---|" * len(cols), "---|" if "main" in o["ab"] else ""))
+    for what, key, cli in (("upload / `rbd import`", "up", "imp"),
+                           ("download / `rbd export` to stdout", "down", "exp")):
+        figs = " | ".join("%.0f MiB/s" % m(r["%s_%s" % (k, key)]) for k in o["ab"])
+        rat = " | ".join("**%.2f**" % ratio("%s_%s" % (k, key), cli) for k in o["ab"])
+        a("| %s | %s | %.0f MiB/s | %s | ≥ 0.85 |" % (what, figs, m(r[cli]), rat))
+    a()
+    a("The ceiling of these cores without Ceph, same runs: this build to and from a tmpfs "
+      "volume **%.0f MiB/s** up, **%.0f MiB/s** down (curl and the daemon on the 2 cores, "
+      "where with RBD the OSD shares them too)." % (m(r["shm_up"]), m(r["shm_down"])))
     a()
     a("guest_clone of a 100 GiB RBD image, %d runs: POST → completed p50 **%.1f ms** (p90 "
       "%.1f ms), an RBD clone of the base's one protected snapshot; beside it `rbd snap create "

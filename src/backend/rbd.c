@@ -17,7 +17,8 @@
  * are kept in the image's metadata (END_KEY, brought up to date every END_EVERY bytes and
  * at close) while the two differ: a crash at any point leaves a size that counts only
  * written bytes, so a resumed upload never skips any. Large reads and writes go as
- * several AIO pieces in flight.
+ * one AIO each (reads in pieces); a transfer keeps several blocks in flight through
+ * aio_start/aio_wait, where a write's bytes count in the size once it is waited for.
  * flush cuts the image to that size and drops the key.
  *
  * An open image of a client that was killed keeps its watch on the image until the
@@ -71,6 +72,9 @@ struct rb_file {
     char name[160];      /* the RBD image's name; "" once the image was removed */
     int rdonly;
     pthread_mutex_t szmu; /* guards what follows */
+    pthread_cond_t idle;  /* signalled when inflight drops to 0 */
+    unsigned inflight;    /* AIO started and not yet waited for: the image stays open */
+    int write_failed;     /* an AIO write failed: later ones no longer move end */
     int sized;            /* end and rbd_size are known */
     int grown;            /* rbd_size may exceed end: END_KEY holds end */
     uint64_t end;         /* the file's size: the bytes written */
@@ -152,6 +156,15 @@ static int create_image(struct rb_volume *rv, const char *name)
     return rc;
 }
 
+/* No AIO of f in flight any more (the image may be closed). */
+static void wait_idle(struct rb_file *f)
+{
+    pthread_mutex_lock(&f->szmu);
+    while (f->inflight)
+        pthread_cond_wait(&f->idle, &f->szmu);
+    pthread_mutex_unlock(&f->szmu);
+}
+
 /* Close the images of our open files called name (before it is renamed or removed);
  * to is their new name, or NULL when the image goes. */
 static void detach_name(struct rb_volume *rv, const char *name, const char *to)
@@ -161,6 +174,7 @@ static void detach_name(struct rb_volume *rv, const char *name, const char *to)
         if (strcmp(f->name, name) != 0)
             continue;
         pthread_rwlock_wrlock(&f->lk);
+        wait_idle(f);
         if (f->img)
             rbd_close(f->img);
         f->img = NULL;
@@ -344,6 +358,7 @@ static struct rb_file *new_file(struct rb_volume *rv, const char *name, int rdon
     snprintf(f->name, sizeof f->name, "%s", name);
     pthread_rwlock_init(&f->lk, NULL);
     pthread_mutex_init(&f->szmu, NULL);
+    pthread_cond_init(&f->idle, NULL);
     pthread_mutex_lock(&rv->mu);
     f->next = rv->files;
     rv->files = f;
@@ -365,11 +380,15 @@ static int rb_close_file(struct be_file *bf)
             break;
         }
     pthread_mutex_unlock(&f->rv->mu);
-    if (f->img && f->grown && f->end != f->end_saved)
-        set_end(f, f->end); /* best effort: a lagging END_KEY only costs a resume bytes */
+    wait_idle(f);
+    /* Best effort: a lagging END_KEY only costs a resume bytes. After a failed write the
+     * end stays where it is (and the cluster is likely gone: the try would time out). */
+    if (f->img && f->grown && f->end != f->end_saved && !f->write_failed)
+        set_end(f, f->end);
     int rc = f->img ? rbd_close(f->img) : 0;
     pthread_rwlock_destroy(&f->lk);
     pthread_mutex_destroy(&f->szmu);
+    pthread_cond_destroy(&f->idle);
     free(f);
     return rc;
 }
@@ -421,58 +440,90 @@ static int rb_stage(struct be_volume *v, const char *staged, struct be_file **ou
     return rc < 0 ? rc : open_named(rv, name, 0, out);
 }
 
-/* A large read or write as AIO_CHUNK pieces with up to AIO_DEPTH in flight: one
- * synchronous call is one OSD op at a time, and the cluster sits idle between round
- * trips (rbd import/export keep several in flight too). The bytes done from off on, as
- * one call would say: a prefix of the pieces, or the first error. */
-#define AIO_CHUNK (1u << 20)
-#define AIO_DEPTH 8
+/* A transfer's AIO read or write (aio_start/aio_wait), in pieces. */
+struct be_aio {
+    struct rb_file *f;
+    int write;
+    size_t len;
+    uint64_t off;
+    unsigned n; /* completions issued; 0: nothing to do (a read at or past the end) */
+    rbd_completion_t c[];
+};
 
-static ssize_t rb_aio(rbd_image_t img, int write, char *buf, size_t len, uint64_t off)
+/* Reads go in pieces below the daemon's mmap threshold (main.c): the messenger receives
+ * each reply into a buffer of its size, and a smaller one comes from malloc's arenas,
+ * reused, instead of a fresh mapping faulted in page by page and unmapped again. Writes
+ * go in 1 MiB pieces: several ops of an object in flight beat one (measured). */
+#define READ_PIECE (128u << 10)
+#define WRITE_PIECE (1u << 20)
+
+static int start_pieces(struct be_aio *a, void *buf)
 {
-    size_t pieces = (len + AIO_CHUNK - 1) / AIO_CHUNK, done = 0;
-    int short_piece = 0;
-
-    for (size_t base = 0; base < pieces && !short_piece; base += AIO_DEPTH) {
-        rbd_completion_t c[AIO_DEPTH];
-        size_t want[AIO_DEPTH], k = pieces - base < AIO_DEPTH ? pieces - base : AIO_DEPTH;
-        size_t issued = 0;
-        ssize_t rc = 0;
-        for (; issued < k; issued++) {
-            size_t o = (base + issued) * (size_t)AIO_CHUNK;
-            want[issued] = len - o < AIO_CHUNK ? len - o : AIO_CHUNK;
-            if ((rc = rbd_aio_create_completion(NULL, NULL, &c[issued])) < 0)
-                break;
-            rc = write ? rbd_aio_write2(img, off + o, want[issued], buf + o, c[issued], 0)
-                       : rbd_aio_read2(img, off + o, want[issued], buf + o, c[issued], 0);
-            if (rc < 0) {
-                rbd_aio_release(c[issued]);
-                break;
-            }
-        }
-        for (size_t j = 0; j < issued; j++) { /* every issued piece is waited for */
-            rbd_aio_wait_for_complete(c[j]);
-            ssize_t r = rbd_aio_get_return_value(c[j]);
-            rbd_aio_release(c[j]);
-            if (r < 0 && rc >= 0)
-                rc = r;
-            else if (rc >= 0 && !short_piece) {
-                size_t got = write && r == 0 ? want[j] : (size_t)r; /* a write answers 0 */
-                done += got < want[j] ? got : want[j];
-                short_piece = got < want[j];
-            }
-        }
+    struct rb_file *f = a->f;
+    size_t step = a->write ? WRITE_PIECE : READ_PIECE;
+    for (size_t o = 0; o < a->len; o += step) {
+        size_t k = a->len - o < step ? a->len - o : step;
+        int rc = rbd_aio_create_completion(NULL, NULL, &a->c[a->n]);
         if (rc < 0)
-            return done ? (ssize_t)done : rc;
+            return rc;
+        rc = a->write ? rbd_aio_write2(f->img, a->off + o, k, (char *)buf + o, a->c[a->n], 0)
+                      : rbd_aio_read2(f->img, a->off + o, k, (char *)buf + o, a->c[a->n], 0);
+        if (rc < 0) {
+            rbd_aio_release(a->c[a->n]);
+            return rc;
+        }
+        a->n++;
     }
-    return (ssize_t)done;
+    return 0;
 }
 
-static ssize_t rb_io(rbd_image_t img, int write, void *buf, size_t len, uint64_t off)
+static struct be_aio *new_aio(struct rb_file *f, int write, size_t len, uint64_t off)
 {
-    if (len > AIO_CHUNK)
-        return rb_aio(img, write, buf, len, off);
-    return write ? rbd_write2(img, off, len, buf, 0) : rbd_read2(img, off, len, buf, 0);
+    size_t step = write ? WRITE_PIECE : READ_PIECE, pieces = (len + step - 1) / step;
+    struct be_aio *a = calloc(1, sizeof *a + (pieces ? pieces : 1) * sizeof(rbd_completion_t));
+    if (a)
+        *a = (struct be_aio){f, write, len, off, 0};
+    return a;
+}
+
+/* Wait for a's pieces: the bytes done from its start on, as one call would say (a prefix
+ * of the pieces), or the first error. */
+static ssize_t wait_pieces(struct be_aio *a)
+{
+    size_t step = a->write ? WRITE_PIECE : READ_PIECE, done = 0;
+    ssize_t err = 0;
+    int short_piece = 0;
+    for (unsigned i = 0; i < a->n; i++) {
+        size_t want = a->len - i * step < step ? a->len - i * step : step;
+        rbd_aio_wait_for_complete(a->c[i]);
+        ssize_t r = rbd_aio_get_return_value(a->c[i]);
+        rbd_aio_release(a->c[i]);
+        size_t got = a->write && r == 0 ? want : (size_t)r; /* a write answers 0 */
+        if (r < 0 && !err)
+            err = r;
+        else if (r >= 0 && !short_piece) {
+            done += got < want ? got : want;
+            short_piece = got < want;
+        }
+    }
+    return err && !done ? err : (ssize_t)done;
+}
+
+/* One synchronous call is one OSD op at a time, and the cluster sits idle between round
+ * trips: a large read or write goes as the pieces of one AIO, waited for at once. */
+#define SYNC_MAX (1u << 20)
+
+static ssize_t rb_io(struct rb_file *f, int write, void *buf, size_t len, uint64_t off)
+{
+    if (len <= SYNC_MAX)
+        return write ? rbd_write2(f->img, off, len, buf, 0) : rbd_read2(f->img, off, len, buf, 0);
+    struct be_aio *a = new_aio(f, write, len, off);
+    if (!a)
+        return -ENOMEM;
+    int rc = start_pieces(a, buf);
+    ssize_t n = a->n ? wait_pieces(a) : 0;
+    free(a);
+    return rc < 0 && n <= 0 ? rc : n;
 }
 
 static ssize_t rb_pread(struct be_file *bf, void *buf, size_t len, uint64_t off)
@@ -488,7 +539,7 @@ static ssize_t rb_pread(struct be_file *bf, void *buf, size_t len, uint64_t off)
     if (off < end) {
         if (len > end - off)
             len = (size_t)(end - off);
-        n = rb_io(f->img, 0, buf, len < IO_MAX ? len : IO_MAX, off);
+        n = rb_io(f, 0, buf, len < IO_MAX ? len : IO_MAX, off);
     }
     drop(f);
     return n;
@@ -502,6 +553,29 @@ static int set_end(struct rb_file *f, uint64_t end)
     if (rc == 0)
         f->end_saved = end;
     return rc;
+}
+
+/* n bytes written at off by the held f (or the error n): they count in its size.
+ * Only bytes the OSDs acknowledged count (they are durable there), and none after a
+ * failed AIO write, which may have left a gap below them. END_KEY follows every END_EVERY
+ * bytes, not every write (a metadata update is an OSD round trip of its own): after a
+ * crash it may say less than was written, never more, so a resumed upload re-sends a
+ * little and skips nothing; flush cuts the image to the exact end. */
+static ssize_t wrote(struct rb_file *f, uint64_t off, ssize_t n)
+{
+    int rc;
+    pthread_mutex_lock(&f->szmu);
+    if (n < 0)
+        f->write_failed = 1;
+    else if (!f->write_failed && off + (uint64_t)n > f->end) {
+        uint64_t to = off + (uint64_t)n;
+        if (f->grown && to - f->end_saved >= END_EVERY && (rc = set_end(f, to)) < 0)
+            n = rc;
+        else
+            f->end = to;
+    }
+    pthread_mutex_unlock(&f->szmu);
+    return n;
 }
 
 /* Make room for [off, off+len): END_KEY first (the written end), then a bigger image. */
@@ -535,25 +609,84 @@ static ssize_t rb_pwrite(struct be_file *bf, const void *buf, size_t len, uint64
     pthread_mutex_lock(&f->szmu);
     rc = off + len > f->rbd_size ? grow(f, off + len) : 0;
     pthread_mutex_unlock(&f->szmu);
-    ssize_t n = rc < 0 ? rc : rb_io(f->img, 1, (void *)buf, len, off);
-    if (n > 0) {
-        /* Only bytes the OSDs acknowledged count in the size (they are durable there).
-         * END_KEY follows every END_EVERY bytes, not every write (a metadata update is an
-         * OSD round trip of its own): after a crash it may say less than was written,
-         * never more, so a resumed upload re-sends a little and skips nothing; flush cuts
-         * the image to the exact end. */
+    ssize_t n = rc < 0 ? rc : rb_io(f, 1, (void *)buf, len, off);
+    if (n > 0)
+        n = wrote(f, off, n);
+    drop(f);
+    return n;
+}
+
+/* The image held, room made for a write (and a read cut at the end), then the AIO:
+ * librbd splits it by object, and a transfer keeps several blocks in flight, so the
+ * OSDs always have work queued. */
+static int rb_aio_start(struct be_file *bf, int write, void *buf, size_t len, uint64_t off,
+                        struct be_aio **out)
+{
+    struct rb_file *f = RF(bf);
+    if (len > IO_MAX)
+        len = IO_MAX;
+    struct be_aio *a = new_aio(f, write, len, off);
+    int rc;
+
+    if (!a)
+        return -ENOMEM;
+    if ((rc = hold(f)) < 0) {
+        free(a);
+        return rc;
+    }
+    pthread_mutex_lock(&f->szmu);
+    if (!write)
+        len = off >= f->end ? 0 : len < f->end - off ? len : (size_t)(f->end - off);
+    else if (off > UINT64_MAX - len)
+        rc = -EINVAL;
+    else if (off + len > f->rbd_size)
+        rc = grow(f, off + len);
+    pthread_mutex_unlock(&f->szmu);
+    a->len = len;
+    if (rc == 0)
+        rc = start_pieces(a, buf);
+    if (a->n) {
         pthread_mutex_lock(&f->szmu);
-        if (off + (uint64_t)n > f->end) {
-            uint64_t to = off + (uint64_t)n;
-            if (f->grown && to - f->end_saved >= END_EVERY && (rc = set_end(f, to)) < 0)
-                n = rc;
-            else
-                f->end = to;
-        }
+        f->inflight++;
         pthread_mutex_unlock(&f->szmu);
     }
     drop(f);
-    return n;
+    if (rc < 0 && a->n) {
+        wait_pieces(a); /* what did start is waited for before its buffer is let go */
+        a->n = 0;
+        pthread_mutex_lock(&f->szmu);
+        if (--f->inflight == 0)
+            pthread_cond_broadcast(&f->idle);
+        pthread_mutex_unlock(&f->szmu);
+    }
+    if (rc < 0) {
+        free(a);
+        return rc;
+    }
+    *out = a;
+    return 0;
+}
+
+static ssize_t rb_aio_wait(struct be_aio *a)
+{
+    struct rb_file *f = a->f;
+    ssize_t r = 0;
+
+    if (a->n) {
+        r = wait_pieces(a);
+        pthread_mutex_lock(&f->szmu);
+        if (--f->inflight == 0)
+            pthread_cond_broadcast(&f->idle);
+        pthread_mutex_unlock(&f->szmu);
+    }
+    if (a->write && a->n) {
+        int rc = hold(f);
+        r = rc < 0 ? rc : wrote(f, a->off, r);
+        if (rc == 0)
+            drop(f);
+    }
+    free(a);
+    return r;
 }
 
 /* The image cut to the file's size; END_KEY last (a crash between leaves it right). */
@@ -977,6 +1110,8 @@ static const struct backend_ops rbd_ops = {
     .ftruncate = rb_ftruncate,
     .next_data = rb_next_data,
     .punch_hole = rb_punch_hole,
+    .aio_start = rb_aio_start,
+    .aio_wait = rb_aio_wait,
     .start_writeback = NULL,
     .reflink = NULL,
     .copy_range = NULL,

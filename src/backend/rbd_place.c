@@ -33,6 +33,20 @@ static int set(rados_t c, const char *opt, const char *val, char *msg, size_t le
     return rc;
 }
 
+/* What every session sets, whatever the cluster's conf says. */
+static const struct {
+    const char *opt, *val;
+} fixed[] = {
+    {"client_mount_timeout", RB_TIMEOUT_S},
+    {"rados_mon_op_timeout", RB_TIMEOUT_S},
+    {"rados_osd_op_timeout", RB_TIMEOUT_S},
+    {"log_to_stderr", "false"},
+    {"err_to_stderr", "false"},
+    /* A write completes when the OSDs have it, never from a client-side cache: the
+     * written end an image records counts only such bytes. */
+    {"rbd_cache", "false"},
+};
+
 int rb_connect(const json_t *params, rados_t *out, char *msg, size_t len)
 {
     const char *conf = param(params, "conf", NULL), *mon = param(params, "mon_host", NULL);
@@ -54,16 +68,8 @@ int rb_connect(const json_t *params, rados_t *out, char *msg, size_t len)
         rc = set(c, "key", key, msg, len);
     if (rc == 0 && keyring)
         rc = set(c, "keyring", keyring, msg, len);
-    if (rc == 0)
-        rc = set(c, "client_mount_timeout", RB_TIMEOUT_S, msg, len);
-    if (rc == 0)
-        rc = set(c, "rados_mon_op_timeout", RB_TIMEOUT_S, msg, len);
-    if (rc == 0)
-        rc = set(c, "rados_osd_op_timeout", RB_TIMEOUT_S, msg, len);
-    if (rc == 0)
-        rc = set(c, "log_to_stderr", "false", msg, len);
-    if (rc == 0)
-        rc = set(c, "err_to_stderr", "false", msg, len);
+    for (size_t i = 0; rc == 0 && i < sizeof fixed / sizeof *fixed; i++)
+        rc = set(c, fixed[i].opt, fixed[i].val, msg, len);
     if (rc == 0 && (rc = rados_connect(c)) < 0)
         snprintf(msg, len, "ceph cluster %s: cannot connect: %s",
                  mon    ? mon

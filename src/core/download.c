@@ -1,10 +1,13 @@
 /* download.c — reading an image out: a kernel fd for sendfile where the backend has
  * one, otherwise reads through the backend that skip holes without reading them.
  *
- * Read-ahead blocks are 4 MiB, and a client that stops reading would hold its block
+ * Read-ahead blocks are 4 MiB, and a client that stops reading would hold its blocks
  * for as long as it stays connected: so a block is held only until it is consumed,
  * and all blocks together stay under cfg.readahead_memory. A download that finds the
- * budget spent reads straight into the caller's (MHD's) buffer. */
+ * budget spent reads straight into the caller's (MHD's) buffer. On a backend with AIO
+ * (each read a network round trip) up to RA_DEPTH blocks of the data extent being sent
+ * are read ahead at once, so the cluster reads on while the client drains; elsewhere
+ * one block at a time. */
 #include "core_internal.h"
 
 #include <errno.h>
@@ -14,6 +17,16 @@
 #include <unistd.h>
 
 #define READ_AHEAD (4u << 20)
+#define RA_DEPTH 8 /* blocks one download reads ahead at most (backends with AIO) */
+
+/* A read-ahead block: [off, off+len) of the image, being read while aio is set. */
+struct ra_block {
+    char *buf;
+    uint64_t off;
+    size_t len;
+    struct be_aio *aio;
+    int ready; /* its bytes are in buf (len may have been cut by a short read) */
+};
 
 struct core_download {
     struct stowage *st;
@@ -21,10 +34,11 @@ struct core_download {
     struct be_file *f;
     uint64_t size;
     /* Backends without a kernel fd are read in big blocks: one network round trip
-     * per 4 MiB instead of one per MHD callback. */
-    char *ra;
-    uint64_t ra_off;
-    size_t ra_len;
+     * per 4 MiB instead of one per MHD callback. ring[head] is the block being sent,
+     * the n - 1 after it are read ahead; next is where the block after them starts. */
+    struct ra_block ring[RA_DEPTH];
+    unsigned head, n, depth;
+    uint64_t next;
     /* The map from the last lookup: [origin, data) is a hole, [data, hole) data. */
     uint64_t origin, data, hole;
     int mapped;
@@ -79,6 +93,7 @@ int core_download_open(struct stowage *st, const char *name, const char *uuid,
      * loop volume a cold read then went slower, not faster (bench/REPORT.md). The
      * kernel's own window is what nginx gets. */
     d->kfd = d->v.ops->kernel_fd ? d->v.ops->kernel_fd(d->f) : -1;
+    d->depth = d->v.ops->aio_start ? RA_DEPTH : 1;
     *out = d;
     return 0;
 fail:
@@ -124,6 +139,75 @@ int core_download_kernel_fd(struct core_download *d, uint64_t off, uint64_t len)
     return fcntl(d->kfd, F_DUPFD_CLOEXEC, 0);
 }
 
+/* The head block is done with: its buffer, for the caller to reuse or give back. */
+static char *ra_pop(struct core_download *d)
+{
+    struct ra_block *b = &d->ring[d->head];
+    char *buf = b->buf;
+    if (b->aio)
+        d->v.ops->aio_wait(b->aio); /* its buffer is the backend's until then */
+    *b = (struct ra_block){0};
+    d->head = (d->head + 1) % RA_DEPTH;
+    d->n--;
+    return buf;
+}
+
+static void ra_drop_all(struct core_download *d)
+{
+    while (d->n)
+        ra_give(d->st, ra_pop(d));
+}
+
+/* Blocks read ahead from next up to the end of the data extent, as far as the depth and
+ * the budget allow; blocks end at READ_AHEAD boundaries (RBD objects). reuse, a buffer
+ * just consumed, is the first one (its pages are mapped already: a fresh 4 MiB buffer
+ * is a fresh mmap, faulted in page by page), or given back. A block whose read cannot
+ * start is not kept: the head's read will say why. */
+static void ra_fill(struct core_download *d, char *reuse)
+{
+    while (d->n < d->depth && d->next < d->hole) {
+        struct ra_block *b = &d->ring[(d->head + d->n) % RA_DEPTH];
+        uint64_t want = READ_AHEAD - d->next % READ_AHEAD;
+        if (want > d->hole - d->next)
+            want = d->hole - d->next;
+        b->buf = reuse ? reuse : ra_take(d->st);
+        reuse = NULL;
+        if (!b->buf)
+            return;
+        b->off = d->next;
+        b->len = (size_t)want;
+        if (d->v.ops->aio_start &&
+            d->v.ops->aio_start(d->f, 0, b->buf, b->len, b->off, &b->aio) < 0) {
+            ra_give(d->st, b->buf);
+            *b = (struct ra_block){0};
+            return;
+        }
+        d->next += want;
+        d->n++;
+    }
+    ra_give(d->st, reuse);
+}
+
+/* The head block's bytes at hand: its read waited for (or done now, without AIO). */
+static ssize_t ra_ready(struct core_download *d)
+{
+    struct ra_block *b = &d->ring[d->head];
+    ssize_t got;
+    if (b->aio) {
+        got = d->v.ops->aio_wait(b->aio);
+        b->aio = NULL;
+    } else {
+        got = d->v.ops->pread(d->f, b->buf, b->len, b->off);
+        /* The disk reads the next block while this one goes to the client. */
+        if (got > 0 && d->kfd >= 0 && b->off + (uint64_t)got < d->hole)
+            posix_fadvise(d->kfd, (off_t)(b->off + (uint64_t)got), READ_AHEAD, POSIX_FADV_WILLNEED);
+    }
+    if (got >= 0 && (size_t)got < b->len)
+        b->len = (size_t)got; /* short: the blocks after it no longer follow on */
+    b->ready = got > 0;
+    return got;
+}
+
 ssize_t core_download_read(struct core_download *d, uint64_t off, void *buf, size_t len)
 {
     if (off >= d->size)
@@ -139,26 +223,33 @@ ssize_t core_download_read(struct core_download *d, uint64_t off, void *buf, siz
         return (ssize_t)n;
     }
     size_t n = d->hole - off < len ? (size_t)(d->hole - off) : len;
-    if (!d->ra || off < d->ra_off || off >= d->ra_off + d->ra_len) {
-        if (!d->ra && !(d->ra = ra_take(d->st)))
-            return d->v.ops->pread(d->f, buf, n, off);
-        uint64_t want = d->hole - off < READ_AHEAD ? d->hole - off : READ_AHEAD;
-        ssize_t got = d->v.ops->pread(d->f, d->ra, (size_t)want, off);
-        if (got <= 0)
-            return got;
-        /* The disk reads the next block while this one goes to the client. */
-        if (d->kfd >= 0 && off + (uint64_t)got < d->hole)
-            posix_fadvise(d->kfd, (off_t)(off + (uint64_t)got), READ_AHEAD, POSIX_FADV_WILLNEED);
-        d->ra_off = off;
-        d->ra_len = (size_t)got;
+    struct ra_block *b = &d->ring[d->head];
+    if (d->n && (off < b->off || off >= b->off + b->len || b->off + b->len > d->hole))
+        ra_drop_all(d); /* a jump (a Range), or blocks of an old map */
+    if (!d->n)
+        d->next = off;
+    ra_fill(d, NULL);
+    if (!d->n)
+        return d->v.ops->pread(d->f, buf, n, off); /* budget spent */
+    if (!b->ready) {
+        ssize_t got = ra_ready(d);
+        if (got <= 0 || off >= b->off + b->len) {
+            ra_drop_all(d); /* an error, or the image ended before off */
+            return got <= 0 ? got : d->v.ops->pread(d->f, buf, n, off);
+        }
     }
-    size_t avail = (size_t)(d->ra_off + d->ra_len - off);
+    size_t avail = (size_t)(b->off + b->len - off);
     if (n > avail)
         n = avail;
-    memcpy(buf, d->ra + (off - d->ra_off), n);
-    if (off + n == d->ra_off + d->ra_len) {
-        ra_give(d->st, d->ra); /* consumed: a reader that stalls now holds nothing */
-        d->ra = NULL;
+    memcpy(buf, b->buf + (off - b->off), n);
+    if (off + n == b->off + b->len) {
+        /* Consumed. With AIO the next block's read starts now, in this buffer; without,
+         * it is given back at once (a client that stalls now holds nothing). */
+        char *done = ra_pop(d);
+        if (d->depth > 1)
+            ra_fill(d, done);
+        else
+            ra_give(d->st, done);
     }
     return (ssize_t)n;
 }
@@ -167,9 +258,9 @@ void core_download_close(struct core_download *d)
 {
     if (!d)
         return;
+    ra_drop_all(d); /* reads in flight are waited for before the file closes */
     if (d->f)
         d->v.ops->close_file(d->f);
     core_volume_release(&d->v);
-    ra_give(d->st, d->ra);
     free(d);
 }

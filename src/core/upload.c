@@ -290,7 +290,10 @@ static void throw_away(struct core_upload *u)
         return;
     if (u->thread_started)
         drain(u);
-    if (u->v.be)
+    /* A volume that stopped answering cannot remove either, and each try would wait out
+     * its timeouts before the client hears anything: the staging object is left to the
+     * volume's recovery once it answers again (or to the expiry of staged uploads). */
+    if (u->v.be && !(u->failed && u->err.code == ST_UNAVAILABLE))
         u->v.ops->discard(u->v.be, u->staging);
     if (!u->fresh) {
         core_image_discard(u->st, u->img.uuid);

@@ -214,6 +214,83 @@ def test_guest_clone_of_a_100g_image_is_an_rbd_clone(cluster, pool, daemon_facto
     d.wait_for(lambda: cluster.images(pool) == [], timeout=30, what="all removed")
 
 
+# (start, length) of the data of an 80 MiB image, the rest holes: a 4 MiB object alone, a
+# hole of two objects, 1 MiB of an object, a 40 MiB run (longer than the 32 MiB a download
+# reads ahead), a long hole, and a last object cut short of the image's end
+SPARSE_DATA = [(0, 4 * MiB), (12 * MiB, MiB), (16 * MiB, 40 * MiB), (76 * MiB, 4 * MiB - 4097)]
+
+
+def test_a_large_sparse_image_downloads_byte_for_byte_with_its_holes_skipped(
+        cluster, pool, daemon_factory, tmp_path):
+    (tmp_path / "vol").mkdir()
+    d = start(daemon_factory, [{"id": "loc", "kind": "external",
+                                "mount_point": str(tmp_path / "vol")}, rbd_volume(cluster, pool)])
+    size = SPARSE_DATA[-1][0] + SPARSE_DATA[-1][1]
+    want = bytearray(size)
+    for i, (off, n) in enumerate(SPARSE_DATA):
+        want[off:off + n] = random.Random(i).randbytes(n)
+    src = tmp_path / "sparse.raw"
+    src.write_bytes(want)
+    sha = hashlib.sha256(want).hexdigest()
+    check_created(put(d, esdc("s0"), src, params={"volume_id": "loc"}), "s0", sha, size, "raw",
+                  size, "loc")
+    # a copy to RBD writes no zeros: the holes are unallocated objects there
+    t = run_task(d, "image_copy", image_id="s1", volume_id="ceph1", image_storage_id=STORAGE,
+                 source_image_id="s0", source_volume_id="loc")
+    assert t["result"] == "success", t
+    uuid = rows_named(d, "s1")[0][0]
+    used = used_bytes(cluster, pool, "images.%s.raw" % uuid)
+    assert 12 * 4 * MiB < used <= 13 * 4 * MiB, used  # 13 objects of 20
+    r = d.get(esdc("s1"), timeout=120)
+    assert r.status_code == 200 and len(r.content) == size, (r.status_code, len(r.content))
+    assert r.content == want  # byte for byte: every hole zeros, every block where it belongs
+    # ranges that start inside a block, cross a hole into data, or jump back while blocks
+    # are being read ahead, on one connection
+    with requests.Session() as sess:
+        for a, b in ((13 * MiB - 1, 20 * MiB + 5), (17 * MiB + 3, 55 * MiB), (5, 4 * MiB + 9),
+                     (75 * MiB, size - 1)):
+            g = sess.get(d.url(esdc("s1")), headers={"Range": "bytes=%d-%d" % (a, b),
+                                                     **d.headers()}, timeout=60)
+            assert g.status_code == 206 and g.content == want[a:b + 1], (a, b, g.status_code)
+
+
+def pool_full(cluster, pool):
+    pools = json.loads(cluster.ceph("osd", "pool", "ls", "detail", "--format", "json"))
+    return any(p["pool_name"] == pool and "full" in p["flags_names"].split(",") for p in pools)
+
+
+def test_an_upload_whose_writes_fail_in_flight_gives_503_and_leaves_nothing(cluster, pool,
+                                                                           daemon_factory):
+    d = start(daemon_factory, [rbd_volume(cluster, pool)])
+    # the pool fills up under the upload: its writes in flight stall (the OSDs take no
+    # more) and fail when the OSD timeout expires
+    cluster.ceph("osd", "pool", "set-quota", pool, "max_bytes", str(8 * MiB))
+    release = threading.Event()
+    up = HeldUpload(d, esdc("full"), os.urandom(64 * MiB), hold=16 * MiB, release=release)
+    up.start()
+    try:
+        assert up.at_hold.wait(30)
+        d.wait_for(lambda: pool_full(cluster, pool), timeout=60, interval=0.5,
+                   what="pool %s full" % pool)
+        release.set()
+        up.join(timeout=90)
+        assert up.status == 503, (up.status, up.reply[:2000])
+        body = json.loads(up.reply.split(b"\r\n\r\n", 1)[1])
+        assert set(body) == {"detail"} and "timed out" in body["detail"].lower(), body
+        assert d.get("/v1/health").status_code == 200
+        assert rows_named(d, "full") == []  # the row went at once, with the upload
+    finally:
+        cluster.ceph("osd", "pool", "set-quota", pool, "max_bytes", "0")
+    # the staging image could not go while the pool was full: the next recovery removes it
+    d.stop()
+    d.start()
+    d.wait_for(lambda: consistent(d, cluster, pool) == [] and cluster.images(pool) == [],
+               timeout=60, what="no image left: %s" % cluster.images(pool))
+    data = os.urandom(5 * MiB)
+    sha = hashlib.sha256(data).hexdigest()
+    check_created(put(d, esdc("after"), data), "after", sha, len(data), "raw", len(data), "ceph1")
+
+
 def test_image_copy_between_xfs_gluster_and_rbd_keeps_bytes_and_holes(cluster, pool,
                                                                        daemon_factory, tmp_path):
     try:

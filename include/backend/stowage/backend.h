@@ -19,6 +19,7 @@
 
 struct be_volume; /* an opened volume: a root directory fd, or one long-lived glfs_t */
 struct be_file;   /* an open file on a volume */
+struct be_aio;    /* one asynchronous read or write in flight (aio_start) */
 struct be_watch;  /* what a backend keeps to tell whether a directory has changed */
 
 /* What a watch saw (watch_poll). */
@@ -136,6 +137,16 @@ struct backend_ops {
      * Returns -ENXIO when there is no data after off. */
     int (*next_data)(struct be_file *f, uint64_t off, uint64_t *data, uint64_t *hole);
     int (*punch_hole)(struct be_file *f, uint64_t off, uint64_t len);
+    /* Asynchronous pread/pwrite, so that a transfer keeps several blocks in flight on a
+     * backend where each one is a network round trip: aio_start begins reading or writing
+     * [off, off+len) of buf (the caller's, untouched by it until aio_wait), aio_wait waits
+     * for it, frees it and returns what pread or pwrite would have. Every started I/O is
+     * waited for, in the order started, before the file is flushed, truncated or closed;
+     * after a write failed, later writes of the file no longer count in its size. NULL:
+     * the backend has only the synchronous calls (transfers go a block at a time). */
+    int (*aio_start)(struct be_file *f, int write, void *buf, size_t len, uint64_t off,
+                     struct be_aio **out);
+    ssize_t (*aio_wait)(struct be_aio *a);
     /* Start writing [off, off+len) to stable storage now, without waiting, so a long
      * sequential write does not leave all its flushing to the final fsync. May be NULL. */
     int (*start_writeback)(struct be_file *f, uint64_t off, uint64_t len);
