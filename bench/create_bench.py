@@ -25,7 +25,6 @@ STOWAGED, BENCH_WORK, BENCH_CREATES (default 1000), BENCH_ROUNDS (default 3),
 BENCH_BASE_STOWAGED.
 """
 import http.client
-import json
 import os
 import re
 import shutil
@@ -53,6 +52,17 @@ def log(*a):
 def pct(xs, p):
     xs = sorted(xs)
     return xs[min(len(xs) - 1, int(round(p / 100.0 * (len(xs) - 1))))]
+
+
+def timed_threads(worker, n):
+    """Seconds that n threads running worker() take, all started together."""
+    ts = [threading.Thread(target=worker) for _ in range(n)]
+    t0 = time.monotonic()
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    return time.monotonic() - t0
 
 
 def fsync_rate(d, n=N):
@@ -89,13 +99,7 @@ def sqlite_full_rate(d, clients=4, n=N):
             c.execute("INSERT INTO t VALUES (?, ?)", (str(uuid.uuid4()), i))
             c.execute("COMMIT")
         c.close()
-    ts = [threading.Thread(target=worker) for _ in range(clients)]
-    t0 = time.monotonic()
-    for t in ts:
-        t.start()
-    for t in ts:
-        t.join()
-    secs = time.monotonic() - t0
+    secs = timed_threads(worker, clients)
     for tail in ("", "-wal", "-shm"):
         Path(str(path) + tail).unlink(missing_ok=True)
     return n / secs
@@ -137,13 +141,7 @@ def protocol_rate(d, clients=4, n=N):
             c.execute("COMMIT")
         os.close(dfd)
         c.close()
-    ts = [threading.Thread(target=worker) for _ in range(clients)]
-    t0 = time.monotonic()
-    for t in ts:
-        t.start()
-    for t in ts:
-        t.join()
-    secs = time.monotonic() - t0
+    secs = timed_threads(worker, clients)
     shutil.rmtree(root)
     return n / secs
 
