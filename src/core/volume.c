@@ -552,7 +552,7 @@ int core_volume_acquire(struct stowage *st, const char *volume_id, struct core_v
     if (!v->recovered && strcmp(v->state.status, "unknown") == 0) {
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_sec += 3;
+        ts.tv_sec += 10;
         while (!v->recovered && !v->stop && strcmp(v->state.status, "unknown") == 0)
             if (pthread_cond_timedwait(&v->refs_cv, &v->mu, &ts) == ETIMEDOUT)
                 break;
