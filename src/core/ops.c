@@ -1055,10 +1055,19 @@ static int image_unmanaged(struct core_task_ctx *t, int64_t started_at)
     struct st_err e;
     const char *name = core_task_str(t, "name");
     (void)started_at;
-    if (core_image_by_name(t->st, name, &im, &e) == 0)
-        return core_image_releasing(t->st, &im) ? -1 : 0; /* -1: recovery decides */
+    /* The volume's recovery may drop a releasing row while this looks: the row found
+     * first and then no longer releasing is looked up once more, so a release that
+     * recovery finished in between is not taken for one it undid. */
+    for (int look = 0; look < 2; look++) {
+        if (core_image_by_name(t->st, name, &im, &e) != 0)
+            break;
+        if (core_image_releasing(t->st, &im))
+            return -1; /* recovery decides */
+        if (look == 1)
+            return 0; /* still there, not releasing: the release was undone or never began */
+    }
     if (e.code != ST_NOT_FOUND)
-        return 0;
+        return -1; /* cannot tell yet: asked again later */
     t->result = json_pack("{s:s}", "name", name);
     return 1;
 }
