@@ -118,16 +118,8 @@ int core_clone_create(struct stowage *st, const char *image_name, const char *gu
         goto out;
     snprintf(out->format, sizeof out->format, "%s", rq.format);
     snprintf(out->path, sizeof out->path, "clones/%s.%s", out->clone_id, out->format);
-    int moved = 0;
-    if ((rc = v.ops->flush(f)) < 0)
-        rc = be_fail(e, rc, "fsync clone");
-    else if ((rc = v.ops->publish(v.be, staging, out->path, &moved)) < 0)
-        rc = be_fail(e, rc, moved ? "fsync clones/" : "rename clone into clones/");
-    if (rc) {
-        if (!moved)
-            v.ops->discard(v.be, staging);
-        goto out; /* moved: recovery removes the file, it has no row */
-    }
+    if ((rc = core_publish_clone_file(&v, f, staging, out->path, "clone", e)))
+        goto out;
     /* Closed before the commit: once the row says the clone is there, what is left to
      * do here takes microseconds (a client may act on the clone at once). */
     v.ops->close_file(f);

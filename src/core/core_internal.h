@@ -352,6 +352,11 @@ int core_pwrite_all(const struct core_vol_ref *v, struct be_file *f, const void 
 /* Create a staging file (O_EXCL), replacing a crashed try's leftover of that name. */
 int core_open_staging(const struct core_vol_ref *v, const char *path, struct be_file **f,
                       struct st_err *e);
+/* A staged child of clones/ (what: "clone", "snapshot") made durable under final: flush,
+ * publish; on failure the staging object goes, unless it was moved (its file then has no
+ * row, and recovery removes it). */
+int core_publish_clone_file(const struct core_vol_ref *v, struct be_file *f, const char *staging,
+                            const char *final, const char *what, struct st_err *e);
 /* The size of an open file. */
 int core_file_size(const struct core_vol_ref *v, struct be_file *f, uint64_t *size,
                    struct st_err *e);

@@ -543,6 +543,26 @@ int core_open_staging(const struct core_vol_ref *v, const char *path, struct be_
     return rc < 0 ? be_fail(e, rc, "create staging file") : 0;
 }
 
+int core_publish_clone_file(const struct core_vol_ref *v, struct be_file *f, const char *staging,
+                            const char *final, const char *what, struct st_err *e)
+{
+    char step[64];
+    int moved = 0, rc = v->ops->flush(f);
+    if (rc < 0) {
+        snprintf(step, sizeof step, "fsync %s", what);
+    } else if ((rc = v->ops->publish(v->be, staging, final, &moved)) < 0) {
+        if (moved)
+            snprintf(step, sizeof step, "fsync clones/");
+        else
+            snprintf(step, sizeof step, "rename %s into clones/", what);
+    }
+    if (rc >= 0)
+        return 0;
+    if (!moved)
+        v->ops->discard(v->be, staging);
+    return be_fail(e, rc, step);
+}
+
 int core_image_create_empty(struct stowage *st, const char *name, const char *volume_id,
                             uint64_t size, const char *format, const char *owner,
                             struct db_image *out, struct st_err *e)

@@ -192,19 +192,13 @@ int core_snapshot_create(struct stowage *st, const char *clone_id, const char *n
     }
     if ((rc = core_open_staging(&v, staging, &dst, e)))
         goto out;
-    int moved = 0;
-    if ((rc = core_copy_file(&v, src, &v, dst, NULL, e)) == 0 &&
-        (rc = core_file_size(&v, dst, &out->size, e)) == 0) {
-        if ((rc = v.ops->flush(dst)) < 0)
-            rc = be_fail(e, rc, "fsync snapshot");
-        else if ((rc = v.ops->publish(v.be, staging, out->path, &moved)) < 0)
-            rc = be_fail(e, rc, moved ? "fsync clones/" : "rename snapshot into clones/");
+    if ((rc = core_copy_file(&v, src, &v, dst, NULL, e)) ||
+        (rc = core_file_size(&v, dst, &out->size, e))) {
+        v.ops->discard(v.be, staging);
+        goto out;
     }
-    if (rc) {
-        if (!moved)
-            v.ops->discard(v.be, staging);
-        goto out; /* moved: recovery removes the file, it has no row */
-    }
+    if ((rc = core_publish_clone_file(&v, dst, staging, out->path, "snapshot", e)))
+        goto out;
     struct db_conn *c = db_acquire(st->db);
     rc = db_snapshot_insert(c, out, e);
     db_release(st->db, c);
