@@ -6,6 +6,7 @@ import bz2
 import gzip
 import hashlib
 import http.server
+import functools
 import json
 import lzma
 import os
@@ -18,6 +19,12 @@ import uuid as uuidlib
 
 import pytest
 import requests
+
+import test_esdc
+from test_esdc import es
+
+# An import or a snapshot job may take longer than test_esdc's calls: a minute.
+wait_task = functools.partial(test_esdc.wait_task, timeout=60)
 
 MIB = 1024 * 1024
 
@@ -123,27 +130,12 @@ def daemon(daemon_factory, tmp_path):
     return start(daemon_factory, tmp_path)
 
 
-def es(d, token=None):
-    return {"Accept": "application/json; indent=4", "Content-Type": "application/json; indent=4",
-            "ES-API-KEY": token or d.token}
-
-
 def call(d, method, path, body=None, token=None, headers=None, stream=False, timeout=30):
     h = es(d, token)
     h.update(headers or {})
     data = json.dumps(body) if body is not None else ("{}" if method == "DELETE" else None)
     return requests.request(method, d.url(path), headers=h, data=data, timeout=timeout,
                             allow_redirects=False, stream=stream)
-
-
-def wait_task(d, tid, timeout=60):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        r = call(d, "GET", "/api/task/%s/status/" % tid)
-        if r.status_code != 201:
-            return r
-        time.sleep(0.05)
-    raise AssertionError("task %s still pending" % tid)
 
 
 def submit(d, name, body):

@@ -4,36 +4,27 @@
 a superadmin adds (/imagestore/{name}/ POST, DELETE) and dc placement on the roomiest
 volume."""
 
+import functools
 import json
 import os
 import subprocess
-import time
 
 import pytest
 import requests
 
+import test_esdc
+from test_esdc import es
+
+# An import or a snapshot job may take longer than test_esdc's calls: a minute.
+wait_task = functools.partial(test_esdc.wait_task, timeout=60)
+
 MIB = 1024 * 1024
-
-
-def es(d, token=None):
-    return {"Accept": "application/json; indent=4", "Content-Type": "application/json; indent=4",
-            "ES-API-KEY": token or d.token}
 
 
 def call(d, method, path, body=None, token=None, params=None):
     data = json.dumps(body) if body is not None else ("{}" if method == "DELETE" else None)
     return requests.request(method, d.url(path), headers=es(d, token), data=data, params=params,
                             timeout=30, allow_redirects=False)
-
-
-def wait_task(d, tid, timeout=60):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        r = call(d, "GET", "/api/task/%s/status/" % tid)
-        if r.status_code != 201:
-            return r
-        time.sleep(0.05)
-    raise AssertionError("task %s still pending" % tid)
 
 
 def job(d, method, path, body=None, token=None):
