@@ -1,4 +1,5 @@
-/* sendfile.c — file replies in 4 MiB sendfile steps instead of libmicrohttpd's 128 KiB.
+/* sendfile.c — file replies in 4 MiB sendfile steps instead of libmicrohttpd's 128 KiB,
+ * on an uncorked socket.
  *
  * libmicrohttpd 0.9.75 sends a file response at most 128 KiB per event-loop turn
  * (MHD_SENFILE_CHUNK_; no option changes it, and its 2 MiB is only for thread-per-
@@ -12,10 +13,22 @@
  * here may run on to 4 MiB (the read path's block), never past the end of the reply's
  * range. Every other call goes to the kernel as it was asked. libmicrohttpd adds what
  * was sent to its position and ends the reply when the range is done, as it does after
- * a short step. bench/REPORT.md has the figures of each choice. */
+ * a short step.
+ *
+ * The first step of each reply also takes the socket out of TCP_CORK. libmicrohttpd
+ * corks the body and uncorks only for the step it knows to be the last; a reply that a
+ * longer step finished never got that call, so its last partial segment sat in the
+ * kernel until the cork's 200 ms timer sent it — a fifth of a second added to every
+ * download. A file body is sent in full-sized steps anyway, so nothing is gained by
+ * corking it (nginx does not either); libmicrohttpd's later uncork is a no-op.
+ * bench/REPORT.md has the figures of each choice. */
 #include "http_internal.h"
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdatomic.h>
+#include <stdbool.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -24,13 +37,17 @@
 
 /* The end of each registered reply's range, plus one (0: not a reply of ours), by fd. */
 static _Atomic uint64_t range_end[MAX_FD];
+/* Set at registration, cleared by the reply's first step, which uncorks its socket. */
+static atomic_bool uncork_due[MAX_FD];
 
 ssize_t sendfile64(int out_fd, int in_fd, off64_t *offset, size_t count);
 
 void http_sendfile_register(int fd, uint64_t off, uint64_t len)
 {
-    if (fd >= 0 && fd < MAX_FD)
+    if (fd >= 0 && fd < MAX_FD) {
+        atomic_store(&uncork_due[fd], true);
         atomic_store(&range_end[fd], off + len + 1);
+    }
 }
 
 void http_sendfile_forget(int fd)
@@ -43,6 +60,10 @@ __attribute__((visibility("default"))) ssize_t sendfile64(int out_fd, int in_fd,
                                                           size_t count)
 {
     uint64_t end = in_fd >= 0 && in_fd < MAX_FD ? atomic_load(&range_end[in_fd]) : 0;
+    if (end && atomic_exchange(&uncork_due[in_fd], false)) {
+        int off = 0; /* a failure leaves the socket as libmicrohttpd set it: still correct */
+        (void)setsockopt(out_fd, IPPROTO_TCP, TCP_CORK, &off, sizeof off);
+    }
     if (end-- && offset && *offset >= 0 && (uint64_t)*offset < end && count < STEP) {
         uint64_t left = end - (uint64_t)*offset;
         if (left > count)
