@@ -497,41 +497,114 @@ fail:
     return -1;
 }
 
-static int insert_active(struct db_conn *c, void *ud, struct st_err *e)
+/* A create whose row is inserted only once its file is published (core_image_commit_new). */
+struct new_image {
+    const struct core_vol_ref *v;
+    struct db_image *im;
+    struct be_publish p; /* its file, where it goes, how that went */
+    int handed;          /* to publish_many */
+};
+
+/* Creates of one volume handed to publish_many at once, at most. */
+#define PUBLISH_GROUP 64
+
+/* The error of a publish that failed, named by the step. */
+static int publish_failed(const struct be_publish *p, struct st_err *e)
 {
-    return insert_row(c, ud, e);
+    return be_fail(e, p->rc,
+                   !p->flushed ? "fsync"
+                   : p->moved  ? "fsync images/"
+                               : "rename into images/");
+}
+
+/* The leader's step for a batch of creates (db_group_prep): the files of each volume's
+ * creates published together (publish_many), before the transaction of their rows. */
+static void publish_created(struct db_prep_item *items, size_t n)
+{
+    struct be_publish group[PUBLISH_GROUP];
+    struct new_image *of[PUBLISH_GROUP];
+
+    for (size_t i = 0; i < n; i++) {
+        struct new_image *first = items[i].ud;
+        size_t k = 0;
+        if (first->handed)
+            continue; /* with an earlier group */
+        for (size_t j = i; j < n && k < PUBLISH_GROUP; j++) {
+            struct new_image *ni = items[j].ud;
+            if (!ni->handed && ni->v->be == first->v->be) {
+                ni->handed = 1;
+                of[k] = ni;
+                group[k++] = ni->p;
+            }
+        }
+        first->v->ops->publish_many(first->v->be, group, k);
+        for (size_t g = 0; g < k; g++)
+            of[g]->p = group[g];
+    }
+    for (size_t i = 0; i < n; i++) {
+        struct new_image *ni = items[i].ud;
+        if (ni->p.rc < 0)
+            items[i].rc = publish_failed(&ni->p, &items[i].err);
+    }
+}
+
+static int insert_new(struct db_conn *c, void *ud, struct st_err *e)
+{
+    const struct new_image *ni = ud;
+    return insert_row(c, ni->im, e);
+}
+
+/* The create's own flush, on its own thread (concurrent with the others'). */
+static int flush_one(struct new_image *ni, struct st_err *e)
+{
+    ni->p.rc = ni->v->ops->flush(ni->p.f);
+    ni->p.flushed = ni->p.rc == 0;
+    return ni->p.rc < 0 ? publish_failed(&ni->p, e) : 0;
+}
+
+/* The same for one create alone, on its own thread (a backend without publish_many). */
+static int publish_one(struct new_image *ni, struct st_err *e)
+{
+    if (flush_one(ni, e))
+        return -1;
+    ni->p.rc = ni->v->ops->publish(ni->v->be, ni->p.staged, ni->p.final, &ni->p.moved);
+    return ni->p.rc < 0 ? publish_failed(&ni->p, e) : 0;
+}
+
+/* Through the batch: its files published together by the leader; this create's file
+ * flushed here first when the backend would not sync the batch's files at once. */
+static int publish_in_batch(struct stowage *st, struct new_image *ni, struct st_err *e)
+{
+    const struct backend_ops *ops = ni->v->ops;
+    if (ops->syncs_together && !ops->syncs_together(ni->v->be) && flush_one(ni, e))
+        return -1;
+    return db_group_prep(st->db, publish_created, insert_new, ni, e);
 }
 
 int core_image_commit_new(struct stowage *st, const struct core_vol_ref *v, struct be_file *f,
                           const char *staging, struct db_image *im, struct st_err *e)
 {
     char final[128];
-    int rc, moved = 0;
+    struct new_image ni = {v, im, {.f = f, .staged = staging, .final = final}, 0};
+    int rc;
 
     core_image_path(im, final, sizeof final);
-    if ((rc = v->ops->flush(f)) < 0) {
-        be_fail(e, rc, "fsync");
-        goto unstage;
-    }
-    if ((rc = v->ops->publish(v->be, staging, final, &moved)) < 0) {
-        be_fail(e, rc, moved ? "fsync images/" : "rename into images/");
-        if (moved)
-            goto unpublish;
-        goto unstage;
-    }
     snprintf(im->status, sizeof im->status, "active");
     im->created_at = im->updated_at = (int64_t)time(NULL);
     im->generation = 1;
-    if (db_group(st->db, insert_active, im, e))
-        goto unpublish;
-    core_bump(st);
-    return 0;
-unpublish:
+    if (v->ops->publish_many)
+        rc = publish_in_batch(st, &ni, e);
+    else
+        rc = publish_one(&ni, e) ? -1 : db_group(st->db, insert_new, &ni, e);
+    if (rc == 0) {
+        core_bump(st);
+        return 0;
+    }
     snprintf(im->status, sizeof im->status, "saving");
-    v->ops->remove(v->be, final);
-    return -1;
-unstage:
-    v->ops->discard(v->be, staging);
+    if (ni.p.moved)
+        v->ops->remove(v->be, final);
+    else
+        v->ops->discard(v->be, staging);
     return -1;
 }
 

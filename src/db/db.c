@@ -2,6 +2,7 @@
  * statement helpers, transactions and migrations. Nothing here knows the engine. */
 #include "db_internal.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,12 +16,20 @@ static const struct db_driver *const drivers[] = {&db_sqlite_driver};
 /* A writer waiting in db_group: queued, then in a batch, then done. */
 struct db_member {
     db_member_fn fn;
+    db_prep_fn prep;
     void *ud;
     int rc;
     int done;
+    int prepped;
     struct st_err err;
     struct db_member *next;
 };
+
+/* How long a leader of members with a step waits for as many of them as its last batch
+ * had (they come back together once answered together). */
+#define PREP_WINDOW_NS 1000000L
+/* The step's items go in chunks of this many. */
+#define PREP_CHUNK 64
 
 struct db {
     pthread_mutex_t mu;
@@ -35,6 +44,9 @@ struct db {
     pthread_cond_t gcv;
     struct db_member *queue, **queue_end;
     int leading;
+    unsigned queued_prep;   /* members with a step in the queue */
+    unsigned last_prep;     /* and in the last batch */
+    pthread_cond_t prep_cv; /* a member with a step queued */
     uint64_t commits, members;
 };
 
@@ -284,6 +296,7 @@ int db_open(struct db **out, const char *path, unsigned pool_size, struct st_err
     pthread_cond_init(&db->cv, NULL);
     pthread_mutex_init(&db->gmu, NULL);
     pthread_cond_init(&db->gcv, NULL);
+    pthread_cond_init(&db->prep_cv, NULL);
     db->queue_end = &db->queue;
     db->drv = drivers[0];
     if (db->drv->open(path, &db->shared, e))
@@ -317,6 +330,7 @@ void db_close(struct db *db)
     pthread_cond_destroy(&db->cv);
     pthread_mutex_destroy(&db->gmu);
     pthread_cond_destroy(&db->gcv);
+    pthread_cond_destroy(&db->prep_cv);
     free(db->conns);
     free(db);
 }
@@ -414,17 +428,54 @@ static int run_member(struct db_conn *c, struct db_member *m, struct st_err *e)
                    "the batch's transaction was lost: %s", m->err.msg);
 }
 
+/* The members of the batch from first on with first's step, PREP_CHUNK at most, through
+ * the step at once; a member it fails keeps its error and is not run. */
+static void prep_chunk(struct db_member *first)
+{
+    struct db_prep_item items[PREP_CHUNK];
+    struct db_member *of[PREP_CHUNK];
+    size_t n = 0;
+
+    for (struct db_member *m = first; m && n < PREP_CHUNK; m = m->next) {
+        if (m->prep != first->prep || m->prepped)
+            continue;
+        m->prepped = 1;
+        of[n] = m;
+        items[n++] = (struct db_prep_item){.ud = m->ud};
+    }
+    first->prep(items, n);
+    for (size_t i = 0; i < n; i++) {
+        if ((of[i]->rc = items[i].rc) != 0)
+            of[i]->err = items[i].err;
+    }
+}
+
+static void prep_batch(struct db_member *batch)
+{
+    for (struct db_member *m = batch; m; m = m->next) {
+        if (m->prep && !m->prepped)
+            prep_chunk(m);
+    }
+}
+
 static void run_batch(struct db *db, struct db_member *batch)
 {
     struct st_err e;
-    struct db_conn *c = db_acquire(db);
+    struct db_conn *c;
+    uint64_t n = 0;
 
+    prep_batch(batch);
+    for (struct db_member *m = batch; m; m = m->next)
+        n += m->rc == 0;
+    if (n == 0)
+        return; /* every step failed: nothing to commit */
+    c = db_acquire(db);
     if (db_begin(c, &e)) {
         fail_from(batch, &e);
         goto out;
     }
     for (struct db_member *m = batch; m; m = m->next) {
-        if (run_member(c, m, &e)) {
+        if (m->rc == 0 && run_member(c, m, &e)) {
             /* every member's changes go with the transaction */
             fail_from(batch, &e);
             db_rollback(c);
@@ -435,9 +486,6 @@ static void run_batch(struct db *db, struct db_member *batch)
         fail_from(batch, &e);
         goto out;
     }
-    uint64_t n = 0;
-    for (struct db_member *m = batch; m; m = m->next)
-        n++;
     pthread_mutex_lock(&db->gmu);
     db->commits++;
     db->members += n;
@@ -446,23 +494,55 @@ out:
     db_release(db, c);
 }
 
+/* The leader of a batch whose first member has a step waits a little for the others that
+ * were in the last one, so that their files are made durable together; caller holds gmu
+ * and leads. */
+static void wait_for_steps(struct db *db)
+{
+    struct timespec until;
+
+    if (db->queued_prep == 0 || db->queued_prep >= db->last_prep)
+        return;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_nsec += PREP_WINDOW_NS;
+    if (until.tv_nsec >= 1000000000L) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000L;
+    }
+    while (db->queued_prep < db->last_prep &&
+           pthread_cond_timedwait(&db->prep_cv, &db->gmu, &until) != ETIMEDOUT)
+        ;
+}
+
 int db_group(struct db *db, db_member_fn fn, void *ud, struct st_err *e)
 {
-    struct db_member m = {.fn = fn, .ud = ud};
+    return db_group_prep(db, NULL, fn, ud, e);
+}
+
+int db_group_prep(struct db *db, db_prep_fn prep, db_member_fn fn, void *ud, struct st_err *e)
+{
+    struct db_member m = {.fn = fn, .prep = prep, .ud = ud};
 
     pthread_mutex_lock(&db->gmu);
     *db->queue_end = &m;
     db->queue_end = &m.next;
+    if (prep) {
+        db->queued_prep++;
+        pthread_cond_signal(&db->prep_cv);
+    }
     while (!m.done) {
         if (db->leading) {
             pthread_cond_wait(&db->gcv, &db->gmu);
             continue;
         }
         /* Lead: whatever queued while the last batch committed goes in this one. */
+        db->leading = 1;
+        wait_for_steps(db);
         struct db_member *batch = db->queue;
         db->queue = NULL;
         db->queue_end = &db->queue;
-        db->leading = 1;
+        db->last_prep = db->queued_prep;
+        db->queued_prep = 0;
         pthread_mutex_unlock(&db->gmu);
         run_batch(db, batch);
         pthread_mutex_lock(&db->gmu);
