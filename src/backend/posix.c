@@ -437,8 +437,10 @@ static void posix_sync_files(struct be_volume *v, struct be_publish *items, size
         if (first == n || PF(items[i].f)->opened < PF(items[first].f)->opened)
             first = i;
     }
+    /* syncfs's last writes (ext4 without a journal writes its metadata blocks after the
+     * device flush) are flushed by one fsync more, with nothing left to write */
     if (todo > 1 && posix_syncs_together(v))
-        rc = syncfs(PF(items[first].f)->fd) < 0 ? -errno : 0;
+        rc = syncfs(PF(items[first].f)->fd) < 0 ? -errno : posix_fsync(items[first].f);
     for (size_t i = 0; i < n; i++) {
         if (items[i].flushed)
             continue;

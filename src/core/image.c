@@ -9,7 +9,10 @@
  * came at once has no row until the end (core_image_commit_new): fsync, rename, fsync of
  * the directory, then its row is inserted active — recovery removes a file of no row. The
  * catalogue changes are members of group commits (db_group), shared with concurrent
- * writers. */
+ * writers. Concurrent such creates go in batches (st->publishes): one leader makes all
+ * their files durable (publish_many: one syncfs where that is equivalent), renames them,
+ * fsyncs images/ once, then commits all their rows in one group commit while the next
+ * batch's files are published; each create is answered after its row's COMMIT. */
 #include "core_internal.h"
 
 #include <errno.h>
@@ -517,20 +520,28 @@ static int publish_failed(const struct be_publish *p, struct st_err *e)
                                : "rename into images/");
 }
 
-/* The leader's step for a batch of creates (db_group_prep): the files of each volume's
- * creates published together (publish_many), before the transaction of their rows. */
-static void publish_created(struct db_prep_item *items, size_t n)
+static int insert_new(struct db_conn *c, void *ud, struct st_err *e)
+{
+    const struct new_image *ni = ud;
+    return insert_row(c, ni->im, e);
+}
+
+/* A batch of creates (st->publishes' step): the files of each volume's creates published
+ * together by publish_many. */
+void core_publish_batch(void *ctx, struct st_group_member *batch, size_t n)
 {
     struct be_publish group[PUBLISH_GROUP];
     struct new_image *of[PUBLISH_GROUP];
 
-    for (size_t i = 0; i < n; i++) {
-        struct new_image *first = items[i].ud;
+    (void)ctx;
+    (void)n;
+    for (struct st_group_member *m = batch; m; m = m->next) {
+        struct new_image *first = m->ud;
         size_t k = 0;
         if (first->handed)
             continue; /* with an earlier group */
-        for (size_t j = i; j < n && k < PUBLISH_GROUP; j++) {
-            struct new_image *ni = items[j].ud;
+        for (struct st_group_member *o = m; o && k < PUBLISH_GROUP; o = o->next) {
+            struct new_image *ni = o->ud;
             if (!ni->handed && ni->v->be == first->v->be) {
                 ni->handed = 1;
                 of[k] = ni;
@@ -541,17 +552,11 @@ static void publish_created(struct db_prep_item *items, size_t n)
         for (size_t g = 0; g < k; g++)
             of[g]->p = group[g];
     }
-    for (size_t i = 0; i < n; i++) {
-        struct new_image *ni = items[i].ud;
+    for (struct st_group_member *m = batch; m; m = m->next) {
+        struct new_image *ni = m->ud;
         if (ni->p.rc < 0)
-            items[i].rc = publish_failed(&ni->p, &items[i].err);
+            m->rc = publish_failed(&ni->p, &m->err);
     }
-}
-
-static int insert_new(struct db_conn *c, void *ud, struct st_err *e)
-{
-    const struct new_image *ni = ud;
-    return insert_row(c, ni->im, e);
 }
 
 /* The create's own flush, on its own thread (concurrent with the others'). */
@@ -562,7 +567,39 @@ static int flush_one(struct new_image *ni, struct st_err *e)
     return ni->p.rc < 0 ? publish_failed(&ni->p, e) : 0;
 }
 
-/* The same for one create alone, on its own thread (a backend without publish_many). */
+/* The second step of a batch of creates: the rows of those published, in one group
+ * commit, while the next batch's files are published. */
+void core_publish_rows(void *ctx, struct st_group_member *batch, size_t n)
+{
+    struct stowage *st = ctx;
+    void **uds = calloc(n, sizeof *uds);
+    int *rcs = calloc(n, sizeof *rcs);
+    struct st_err *errs = calloc(n, sizeof *errs);
+    size_t k = 0;
+
+    if (!uds || !rcs || !errs) { /* no memory to batch them: one at a time */
+        for (struct st_group_member *m = batch; m; m = m->next)
+            if (m->rc == 0)
+                m->rc = db_group(st->db, insert_new, m->ud, &m->err);
+        goto out;
+    }
+    for (struct st_group_member *m = batch; m; m = m->next)
+        if (m->rc == 0)
+            uds[k++] = m->ud;
+    db_group_all(st->db, insert_new, uds, k, rcs, errs);
+    k = 0;
+    for (struct st_group_member *m = batch; m; m = m->next) {
+        if (m->rc == 0 && (m->rc = rcs[k++]) != 0)
+            m->err = errs[k - 1];
+    }
+out:
+    free(uds);
+    free(rcs);
+    free(errs);
+}
+
+/* flush and publish for one create alone, on its own thread (a backend without
+ * publish_many). */
 static int publish_one(struct new_image *ni, struct st_err *e)
 {
     if (flush_one(ni, e))
@@ -571,14 +608,15 @@ static int publish_one(struct new_image *ni, struct st_err *e)
     return ni->p.rc < 0 ? publish_failed(&ni->p, e) : 0;
 }
 
-/* Through the batch: its files published together by the leader; this create's file
- * flushed here first when the backend would not sync the batch's files at once. */
+/* Through a batch of creates: their files published together by its leader (this one's
+ * flushed here first when the backend would not sync the batch's files at once), then
+ * their rows committed together (core_publish_rows). */
 static int publish_in_batch(struct stowage *st, struct new_image *ni, struct st_err *e)
 {
     const struct backend_ops *ops = ni->v->ops;
     if (ops->syncs_together && !ops->syncs_together(ni->v->be) && flush_one(ni, e))
         return -1;
-    return db_group_prep(st->db, publish_created, insert_new, ni, e);
+    return st_group_join(&st->publishes, ni, e);
 }
 
 int core_image_commit_new(struct stowage *st, const struct core_vol_ref *v, struct be_file *f,
@@ -594,8 +632,8 @@ int core_image_commit_new(struct stowage *st, const struct core_vol_ref *v, stru
     im->generation = 1;
     if (v->ops->publish_many)
         rc = publish_in_batch(st, &ni, e);
-    else
-        rc = publish_one(&ni, e) ? -1 : db_group(st->db, insert_new, &ni, e);
+    else if ((rc = publish_one(&ni, e)) == 0)
+        rc = db_group(st->db, insert_new, &ni, e);
     if (rc == 0) {
         core_bump(st);
         return 0;

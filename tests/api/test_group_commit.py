@@ -2,7 +2,9 @@
 
 - 64 keep-alive clients creating at once all get 201 with the image they made, every one
   is listed, has its row active and its file in images/, and their rows shared COMMITs
-  (stowage_catalogue_commit_members_total grows faster than ..._commits_total);
+  (stowage_catalogue_commit_members_total grows faster than ..._commits_total), and their
+  files were published in batches (stowage_create_published_total faster than
+  ..._publishes_total);
 - creates sent together, some of them under one name, are published and committed as one
   batch: the one that gets the name is 201, each other one is 409 in the native envelope
   and leaves no file, staging file or row, and every create of its own name is 201;
@@ -50,11 +52,13 @@ def rig(daemon_factory, tmp_path):
             disk.close()
 
 
-def counters(d):
+def counters(d, keys=("stowage_catalogue_commits_total",
+                      "stowage_catalogue_commit_members_total")):
     text = d.get("/v1/metrics").text
-    return tuple(int(re.search(r"^%s (\d+)$" % k, text, re.M).group(1))
-                 for k in ("stowage_catalogue_commits_total",
-                           "stowage_catalogue_commit_members_total"))
+    return tuple(int(re.search(r"^%s (\d+)$" % k, text, re.M).group(1)) for k in keys)
+
+
+PUBLISHES = ("stowage_create_publishes_total", "stowage_create_published_total")
 
 
 class Creators:
@@ -106,6 +110,7 @@ class Creators:
 def test_64_concurrent_creates_all_201_listed_and_sharing_commits(rig):
     d = rig.d
     c0, m0 = counters(d)
+    p0, f0 = counters(d, PUBLISHES)
     c = Creators(d, CLIENTS, 4, "g").start()
     for t in c.threads:
         t.join(timeout=300)
@@ -119,6 +124,9 @@ def test_64_concurrent_creates_all_201_listed_and_sharing_commits(rig):
     c1, m1 = counters(d)
     assert m1 - m0 >= CLIENTS * 4, (c0, m0, c1, m1)
     assert c1 - c0 < m1 - m0, "no COMMIT carried more than one create: %r" % ((c0, m0, c1, m1),)
+    # their files were published in batches too (a local volume: one leader for each)
+    p1, f1 = counters(d, PUBLISHES)
+    assert f1 - f0 == CLIENTS * 4 and p1 - p0 < f1 - f0, (p0, f0, p1, f1)
 
     listed = {im["image_id"]: im for im in d.get("/imagestorages/" + STORAGE).json()["volumes"][0]
               ["images"]}

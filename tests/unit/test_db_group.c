@@ -1,8 +1,7 @@
 /* test_db_group.c — the group commit (db_group) over the real default driver on a real
  * database file: concurrent members share one COMMIT, a failing member is undone alone,
- * nothing of a batch is visible to another connection before its COMMIT, a failed
- * COMMIT fails every member of its batch, and a batch's step (db_group_prep) runs once for
- * all its members before the transaction, a member it fails answered alone. */
+ * nothing of a batch is visible to another connection before its COMMIT, and a failed
+ * COMMIT fails every member of its batch. */
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -285,67 +284,6 @@ static void test_db_group_a_failed_commit_fails_every_member(void **state)
     assert_true(has_storage(fx, "after"));
 }
 
-/* The step of the batch: counts its calls and the members they carried, fails s3. */
-static atomic_int prep_calls, prep_items;
-
-static void prep_step(struct db_prep_item *items, size_t n)
-{
-    atomic_fetch_add(&prep_calls, 1);
-    atomic_fetch_add(&prep_items, (int)n);
-    for (size_t i = 0; i < n; i++) {
-        struct member *m = items[i].ud;
-        assert_int_equal(committed(m->fx), 0); /* before the batch's transaction */
-        if (strcmp(m->id, "s3") == 0)
-            items[i].rc = st_fail(&items[i].err, ST_UNAVAILABLE, "s3's file is not durable");
-    }
-}
-
-static void *prep_member_main(void *arg)
-{
-    struct member *m = arg;
-    m->rc = db_group_prep(m->fx->db, prep_step, insert_one, m, &m->err);
-    return NULL;
-}
-
-static void test_db_group_prep_runs_once_per_batch_and_fails_a_member_alone(void **state)
-{
-    struct fx *fx = *state;
-    struct member ms[MEMBERS];
-    pthread_t holder, t[MEMBERS];
-    uint64_t commits, members;
-    atomic_int started = MEMBERS; /* insert_one's member 0 waits for nobody */
-
-    atomic_store(&prep_calls, 0);
-    atomic_store(&prep_items, 0);
-    assert_int_equal(pthread_create(&holder, NULL, holder_main, fx), 0);
-    usleep(20000); /* the holder leads; every member below queues behind it */
-    for (int i = 0; i < MEMBERS; i++) {
-        ms[i] = (struct member){.fx = fx, .i = i + 1, .fail = i == 5, .started = &started};
-        snprintf(ms[i].id, sizeof ms[i].id, "s%d", i);
-        assert_int_equal(pthread_create(&t[i], NULL, prep_member_main, &ms[i]), 0);
-    }
-    pthread_join(holder, NULL);
-    for (int i = 0; i < MEMBERS; i++)
-        pthread_join(t[i], NULL);
-
-    assert_int_equal(atomic_load(&prep_calls), 1);
-    assert_int_equal(atomic_load(&prep_items), MEMBERS);
-    assert_int_equal(ms[3].rc, -1); /* its step failed: never inserted */
-    assert_int_equal(ms[3].err.code, ST_UNAVAILABLE);
-    assert_string_equal(ms[3].err.msg, "s3's file is not durable");
-    assert_int_equal(ms[5].rc, -1); /* its step went well, its insert did not */
-    assert_int_equal(ms[5].err.code, ST_CONFLICT);
-    assert_string_equal(ms[5].err.msg, "member 6 refuses");
-    for (int i = 0; i < MEMBERS; i++) {
-        assert_int_equal(has_storage(fx, ms[i].id), i != 3 && i != 5);
-        if (i != 3 && i != 5)
-            assert_int_equal(ms[i].rc, 0);
-    }
-    db_group_counts(fx->db, &commits, &members);
-    assert_int_equal(commits, 2);               /* the holder's, then one for the whole batch */
-    assert_int_equal(members, 1 + MEMBERS - 1); /* all but s3 ran in the transaction */
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -354,7 +292,6 @@ int main(void)
         T(test_db_group_nothing_is_visible_before_the_commit),
         T(test_db_group_a_failing_member_is_undone_alone),
         T(test_db_group_a_failed_commit_fails_every_member),
-        T(test_db_group_prep_runs_once_per_batch_and_fails_a_member_alone),
 #undef T
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -50,20 +50,10 @@ void db_rollback(struct db_conn *c);
  * alone (no db_acquire, db_begin, db_commit) and does not block on anything but c. */
 typedef int (*db_member_fn)(struct db_conn *c, void *ud, struct st_err *e);
 int db_group(struct db *db, db_member_fn fn, void *ud, struct st_err *e);
-/* db_group with a step that the leader takes for the whole batch before its transaction,
- * once for all the members that name the same step (what concurrent creates must make
- * durable before their rows: their files, with one sync). prep gets their items in queue
- * order, each with the ud its member gave; it sets rc (non-zero) and err of an item that
- * fails, and that member is not run in the transaction: db_group_prep returns its error.
- * A leader of such members waits up to 1 ms for as many of them as its last batch had
- * (writers answered together come back together), never longer. */
-struct db_prep_item {
-    void *ud;
-    int rc;
-    struct st_err err;
-};
-typedef void (*db_prep_fn)(struct db_prep_item *items, size_t n);
-int db_group_prep(struct db *db, db_prep_fn prep, db_member_fn fn, void *ud, struct st_err *e);
+/* n changes of one caller as members of one batch (the rows of creates whose files were
+ * published together): fn with each of uds; rcs[i], errs[i] each one's verdict. */
+void db_group_all(struct db *db, db_member_fn fn, void *const *uds, size_t n, int *rcs,
+                  struct st_err *errs);
 /* Batches committed and the members they carried, since db_open. */
 void db_group_counts(struct db *db, uint64_t *commits, uint64_t *members);
 
