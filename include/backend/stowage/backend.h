@@ -135,9 +135,9 @@ struct backend_ops {
      * flush and publish each. */
     void (*publish_many)(struct be_volume *v, struct be_publish *items, size_t n);
     /* Whether publish_many would now make several objects' bytes durable for less than a
-     * flush of each (one sync for all): 0 when callers had better flush their objects
-     * themselves first, concurrently, and let publish_many only rename them (the
-     * filesystem holds much unrelated dirty data). NULL: always 1. */
+     * flush of each (one sync for all): 0 when callers had better flush and publish their
+     * objects themselves, concurrently (the filesystem holds much unrelated dirty data).
+     * NULL: always 1. */
     int (*syncs_together)(struct be_volume *v);
     /* Remove a published object (an image's or a clone's bytes) and make that durable. */
     int (*remove)(struct be_volume *v, const char *final);
