@@ -98,8 +98,17 @@ static void metrics(struct http_req *r)
                           "# HELP stowage_catalogue_commit_members_total Writes those commits "
                           "carried.\n"
                           "# TYPE stowage_catalogue_commit_members_total counter\n"
-                          "stowage_catalogue_commit_members_total %llu\n",
-                          (unsigned long long)cs.commits, (unsigned long long)cs.members);
+                          "stowage_catalogue_commit_members_total %llu\n"
+                          "# HELP stowage_create_publishes_total Batches of one-request creates "
+                          "whose files were made durable and renamed together.\n"
+                          "# TYPE stowage_create_publishes_total counter\n"
+                          "stowage_create_publishes_total %llu\n"
+                          "# HELP stowage_create_published_total Creates those batches "
+                          "carried.\n"
+                          "# TYPE stowage_create_published_total counter\n"
+                          "stowage_create_published_total %llu\n",
+                          (unsigned long long)cs.commits, (unsigned long long)cs.members,
+                          (unsigned long long)cs.publishes, (unsigned long long)cs.published);
     if (rc) {
         struct st_err e;
         st_fail(&e, ST_INTERNAL, "out of memory rendering metrics");

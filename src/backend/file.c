@@ -109,6 +109,34 @@ int be_file_publish(const struct backend_ops *ops, struct be_volume *v, const ch
     return ops->fsync_dir(v, dir);
 }
 
+void be_file_publish_many(const struct backend_ops *ops, struct be_volume *v,
+                          struct be_publish *items, size_t n,
+                          void (*sync)(struct be_volume *v, struct be_publish *items, size_t n))
+{
+    char dir[256], last[256] = "";
+    int last_rc = 0, synced = 0;
+
+    sync(v, items, n);
+    for (size_t i = 0; i < n; i++) {
+        items[i].moved = 0;
+        if (items[i].flushed &&
+            (items[i].rc = ops->rename(v, items[i].staged, items[i].final)) == 0)
+            items[i].moved = 1;
+    }
+    /* one fsync of a directory covers every rename into it that came before */
+    for (size_t i = 0; i < n; i++) {
+        if (!items[i].moved)
+            continue;
+        dir_of(items[i].final, dir, sizeof dir);
+        if (!synced || strcmp(dir, last) != 0) {
+            last_rc = ops->fsync_dir(v, dir);
+            snprintf(last, sizeof last, "%s", dir);
+            synced = 1;
+        }
+        items[i].rc = last_rc;
+    }
+}
+
 int be_file_remove(const struct backend_ops *ops, struct be_volume *v, const char *final)
 {
     char dir[256];

@@ -9,6 +9,11 @@ int be_file_stage(const struct backend_ops *ops, struct be_volume *v, const char
                   struct be_file **out);
 int be_file_publish(const struct backend_ops *ops, struct be_volume *v, const char *staged,
                     const char *final, int *moved);
+/* publish_many over ops, the objects' bytes made durable by sync (which sets each item's
+ * rc and flushed). */
+void be_file_publish_many(const struct backend_ops *ops, struct be_volume *v,
+                          struct be_publish *items, size_t n,
+                          void (*sync)(struct be_volume *v, struct be_publish *items, size_t n));
 int be_file_remove(const struct backend_ops *ops, struct be_volume *v, const char *final);
 int be_file_init(const struct backend_ops *ops, struct be_volume *v);
 int be_file_clone(const struct backend_ops *ops, struct be_volume *v, struct be_clone_req *rq,

@@ -22,16 +22,20 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <linux/fs.h>
+#include <linux/magic.h>
 #include <linux/openat2.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/statvfs.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 /* Concurrent fsyncs of one directory share one: a caller asks after its change (a rename,
@@ -55,10 +59,15 @@ struct posix_volume {
     pthread_mutex_t sync_mu;
     pthread_cond_t sync_cv;
     struct dir_sync syncs[DIR_SYNCS];
+    int syncfs_flushes;                /* a filesystem whose syncfs makes every file durable */
+    atomic_uint_fast64_t opens;        /* files opened so far: each one's number */
+    atomic_uint_fast64_t dirty_looked; /* when the system's dirty bytes were looked at */
+    atomic_int few_dirty;              /* and were few enough for a syncfs */
 };
 
 struct posix_file {
     int fd;
+    uint64_t opened; /* its number among the volume's opens */
 };
 
 static struct posix_volume *PV(struct be_volume *v)
@@ -153,6 +162,26 @@ int be_posix_open_dir(struct be_volume *v, const char *rel, int flags)
 
 /* ---- volume ---- */
 
+/* Filesystems whose syncfs writes back every dirty file of theirs, commits their journal
+ * or log and flushes the device cache, and reports a writeback error of any of their
+ * files (Linux ≥ 5.8): there one syncfs makes many files as durable as an fsync of each.
+ * Others (FUSE without SYNCFS, NFS) may answer syncfs without making anything durable. */
+static int syncfs_flushes(const char *root)
+{
+    struct statfs sf;
+    if (statfs(root, &sf) < 0)
+        return 0;
+    switch ((unsigned long)sf.f_type) {
+    case EXT4_SUPER_MAGIC: /* ext2 and ext3 too */
+    case XFS_SUPER_MAGIC:
+    case BTRFS_SUPER_MAGIC:
+    case TMPFS_MAGIC:
+        return 1;
+    default:
+        return 0;
+    }
+}
+
 static int posix_open(const struct be_params *p, struct be_volume **out, struct st_err *e)
 {
     const char *root = json_string_value(json_object_get(p->params, "mount_point"));
@@ -174,6 +203,7 @@ static int posix_open(const struct be_params *p, struct be_volume **out, struct 
     snprintf(pv->root, sizeof pv->root, "%s", root);
     pv->dev = st.st_dev;
     pv->ino = st.st_ino;
+    pv->syncfs_flushes = syncfs_flushes(root);
     pthread_mutex_init(&pv->sync_mu, NULL);
     pthread_cond_init(&pv->sync_cv, NULL);
     *out = (struct be_volume *)(void *)pv;
@@ -291,6 +321,7 @@ static int posix_open_file(struct be_volume *v, const char *rel, int flags, mode
         return rc;
     }
     pf->fd = fd;
+    pf->opened = atomic_fetch_add(&PV(v)->opens, 1);
     *out = (struct be_file *)(void *)pf;
     return 0;
 }
@@ -339,6 +370,88 @@ static ssize_t posix_pwrite(struct be_file *f, const void *buf, size_t len, uint
 static int posix_fsync(struct be_file *f)
 {
     return fsync(PF(f)->fd) < 0 ? -errno : 0;
+}
+
+/* Dirty and under-writeback page cache of the whole system, in bytes (UINT64_MAX when
+ * it cannot be read): what a syncfs might have to write besides the batch's files. */
+static uint64_t dirty_bytes(void)
+{
+    char buf[4096];
+    uint64_t sum = 0;
+    int fd = open("/proc/meminfo", O_RDONLY | O_CLOEXEC);
+    ssize_t n = fd < 0 ? -1 : read(fd, buf, sizeof buf - 1);
+
+    if (fd >= 0)
+        close(fd);
+    if (n <= 0)
+        return UINT64_MAX;
+    buf[n] = '\0';
+    static const char *const keys[] = {"\nDirty:", "\nWriteback:"};
+    for (size_t i = 0; i < sizeof keys / sizeof *keys; i++) {
+        const char *at = strstr(buf, keys[i]);
+        if (!at)
+            return UINT64_MAX;
+        sum += strtoull(at + strlen(keys[i]), NULL, 10) * 1024; /* "   123 kB" */
+    }
+    return sum;
+}
+
+/* Beyond this much dirty data a syncfs would wait for others' bytes (a big upload
+ * written meanwhile): the batch's files are then fsynced one by one. */
+#define SYNCFS_DIRTY_MAX (8u << 20)
+
+/* Few enough dirty bytes for a syncfs now; looked at again every DIRTY_LOOK_NS at most. */
+#define DIRTY_LOOK_NS 5000000u
+
+static int posix_syncs_together(struct be_volume *v)
+{
+    struct posix_volume *pv = PV(v);
+    struct timespec now;
+
+    if (!pv->syncfs_flushes)
+        return 0;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    uint64_t ns = (uint64_t)now.tv_sec * 1000000000u + (uint64_t)now.tv_nsec;
+    if (ns - atomic_load(&pv->dirty_looked) >= DIRTY_LOOK_NS) {
+        atomic_store(&pv->few_dirty, dirty_bytes() <= SYNCFS_DIRTY_MAX);
+        atomic_store(&pv->dirty_looked, ns);
+    }
+    return atomic_load(&pv->few_dirty);
+}
+
+/* Every unflushed item's bytes durable, and its verdict: one syncfs for all of them where
+ * that is equivalent to an fsync of each (posix_syncs_together), else an fsync of each in
+ * turn. syncfs(fd) reports a writeback error of the filesystem that happened since fd was
+ * opened: the fd of the item opened first was opened before any item's bytes were
+ * written, so no item's error can be missed. When it reports one, whose it is cannot be
+ * told: each item's own fsync then gives its own verdict. */
+static void posix_sync_files(struct be_volume *v, struct be_publish *items, size_t n)
+{
+    size_t first = n, todo = 0;
+    int rc = -1;
+
+    for (size_t i = 0; i < n; i++) {
+        if (items[i].flushed)
+            continue;
+        todo++;
+        if (first == n || PF(items[i].f)->opened < PF(items[first].f)->opened)
+            first = i;
+    }
+    /* syncfs's last writes (ext4 without a journal writes its metadata blocks after the
+     * device flush) are flushed by one fsync more, with nothing left to write */
+    if (todo > 1 && posix_syncs_together(v))
+        rc = syncfs(PF(items[first].f)->fd) < 0 ? -errno : posix_fsync(items[first].f);
+    for (size_t i = 0; i < n; i++) {
+        if (items[i].flushed)
+            continue;
+        items[i].rc = rc == 0 ? 0 : posix_fsync(items[i].f);
+        items[i].flushed = items[i].rc == 0;
+    }
+}
+
+static void posix_publish_many(struct be_volume *v, struct be_publish *items, size_t n)
+{
+    be_file_publish_many(&be_posix_ops, v, items, n, posix_sync_files);
 }
 
 static int posix_fstat(struct be_file *f, struct stat *st)
@@ -736,6 +849,8 @@ const struct backend_ops be_posix_ops = {
     .stage = posix_stage,
     .flush = posix_fsync,
     .publish = posix_publish,
+    .publish_many = posix_publish_many,
+    .syncs_together = posix_syncs_together,
     .discard = posix_unlink,
     .clone = posix_clone,
     .remove = posix_remove,

@@ -19,12 +19,14 @@ struct stowage *core_new(void)
     pthread_mutex_init(&st->auth_mu, NULL);
     pthread_mutex_init(&st->finish_mu, NULL);
     pthread_cond_init(&st->finish_cv, NULL);
+    st_group_init(&st->publishes, core_publish_batch, core_publish_rows, st, PUBLISH_WINDOW_NS);
     if (core_scans_new(st) || core_imagestores_new(st)) {
         core_scans_free(st);
         pthread_mutex_destroy(&st->claims_mu);
         pthread_mutex_destroy(&st->auth_mu);
         pthread_mutex_destroy(&st->finish_mu);
         pthread_cond_destroy(&st->finish_cv);
+        st_group_destroy(&st->publishes);
         free(st);
         return NULL;
     }
@@ -45,6 +47,7 @@ void core_free(struct stowage *st)
     pthread_mutex_destroy(&st->auth_mu);
     pthread_mutex_destroy(&st->finish_mu);
     pthread_cond_destroy(&st->finish_cv);
+    st_group_destroy(&st->publishes);
     core_scans_free(st);
     free(st);
 }
@@ -215,5 +218,9 @@ int core_health_catalogue(struct stowage *st, struct st_err *e)
 
 void core_commit_stats(struct stowage *st, struct core_commit_stats *out)
 {
+    unsigned long long b, m;
     db_group_counts(st->db, &out->commits, &out->members);
+    st_group_counts(&st->publishes, &b, &m);
+    out->publishes = b;
+    out->published = m;
 }

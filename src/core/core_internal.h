@@ -12,6 +12,7 @@
 #include "stowage/core.h"
 #include "stowage/db.h"
 #include "stowage/format.h"
+#include "stowage/group.h"
 #include "stowage/probe.h"
 
 _Static_assert(CORE_ID == DB_ID, "core and catalogue ids have one length");
@@ -57,6 +58,8 @@ struct stowage {
     atomic_uint_fast64_t fetch_sockets, fetch_refused;
     struct core_imagestores *imagestores; /* cached lists of IMGAPI servers (imagestore.c) */
     struct core_bs_places *bs_places;
+    /* one-request creates whose files are published together (core_image_commit_new) */
+    struct st_group publishes;
     /* upload finishes running on threads of their own (core_upload_finish_async) */
     pthread_mutex_t finish_mu;
     pthread_cond_t finish_cv;
@@ -340,6 +343,13 @@ int core_image_commit(struct stowage *st, const struct core_vol_ref *v, struct b
  * nor a row; a name taken meanwhile is ST_EXISTS. */
 int core_image_commit_new(struct stowage *st, const struct core_vol_ref *v, struct be_file *f,
                           const char *staging, struct db_image *im, struct st_err *e);
+/* The steps of st->publishes: a batch of core_image_commit_new's files published at once,
+ * then their rows committed in one group commit. */
+void core_publish_batch(void *ctx, struct st_group_member *batch, size_t n);
+void core_publish_rows(void *ctx, struct st_group_member *batch, size_t n);
+/* How long the leader of a batch of creates waits, at most, for as many as its last batch
+ * had: a few hundred microseconds are what clients answered together take to come back. */
+#define PUBLISH_WINDOW_NS 1000000L
 /* Inspect a file on a volume through its backend. */
 int core_inspect(const struct core_vol_ref *v, struct be_file *f, const char *declared,
                  uint64_t max_virtual_size, int allow_backing, struct fmt_info *out,

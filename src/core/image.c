@@ -9,7 +9,10 @@
  * came at once has no row until the end (core_image_commit_new): fsync, rename, fsync of
  * the directory, then its row is inserted active — recovery removes a file of no row. The
  * catalogue changes are members of group commits (db_group), shared with concurrent
- * writers. */
+ * writers. Concurrent such creates go in batches (st->publishes): one leader makes all
+ * their files durable (publish_many: one syncfs where that is equivalent), renames them,
+ * fsyncs images/ once, then commits all their rows in one group commit while the next
+ * batch's files are published; each create is answered after its row's COMMIT. */
 #include "core_internal.h"
 
 #include <errno.h>
@@ -497,41 +500,143 @@ fail:
     return -1;
 }
 
-static int insert_active(struct db_conn *c, void *ud, struct st_err *e)
+/* A create whose row is inserted only once its file is published (core_image_commit_new). */
+struct new_image {
+    const struct core_vol_ref *v;
+    struct db_image *im;
+    struct be_publish p; /* its file, where it goes, how that went */
+    int handed;          /* to publish_many */
+};
+
+/* Creates of one volume handed to publish_many at once, at most. */
+#define PUBLISH_GROUP 64
+
+/* The error of a publish that failed, named by the step. */
+static int publish_failed(const struct be_publish *p, struct st_err *e)
 {
-    return insert_row(c, ud, e);
+    return be_fail(e, p->rc,
+                   !p->flushed ? "fsync"
+                   : p->moved  ? "fsync images/"
+                               : "rename into images/");
+}
+
+static int insert_new(struct db_conn *c, void *ud, struct st_err *e)
+{
+    const struct new_image *ni = ud;
+    return insert_row(c, ni->im, e);
+}
+
+/* A batch of creates (st->publishes' step): the files of each volume's creates published
+ * together by publish_many. */
+void core_publish_batch(void *ctx, struct st_group_member *batch, size_t n)
+{
+    struct be_publish group[PUBLISH_GROUP];
+    struct new_image *of[PUBLISH_GROUP];
+
+    (void)ctx;
+    (void)n;
+    for (struct st_group_member *m = batch; m; m = m->next) {
+        struct new_image *first = m->ud;
+        size_t k = 0;
+        if (first->handed)
+            continue; /* with an earlier group */
+        for (struct st_group_member *o = m; o && k < PUBLISH_GROUP; o = o->next) {
+            struct new_image *ni = o->ud;
+            if (!ni->handed && ni->v->be == first->v->be) {
+                ni->handed = 1;
+                of[k] = ni;
+                group[k++] = ni->p;
+            }
+        }
+        first->v->ops->publish_many(first->v->be, group, k);
+        for (size_t g = 0; g < k; g++)
+            of[g]->p = group[g];
+    }
+    for (struct st_group_member *m = batch; m; m = m->next) {
+        struct new_image *ni = m->ud;
+        if (ni->p.rc < 0)
+            m->rc = publish_failed(&ni->p, &m->err);
+    }
+}
+
+/* The second step of a batch of creates: the rows of those published, in one group
+ * commit, while the next batch's files are published. */
+void core_publish_rows(void *ctx, struct st_group_member *batch, size_t n)
+{
+    struct stowage *st = ctx;
+    void **uds = calloc(n, sizeof *uds);
+    int *rcs = calloc(n, sizeof *rcs);
+    struct st_err *errs = calloc(n, sizeof *errs);
+    size_t k = 0;
+
+    if (!uds || !rcs || !errs) { /* no memory to batch them: one at a time */
+        for (struct st_group_member *m = batch; m; m = m->next)
+            if (m->rc == 0)
+                m->rc = db_group(st->db, insert_new, m->ud, &m->err);
+        goto out;
+    }
+    for (struct st_group_member *m = batch; m; m = m->next)
+        if (m->rc == 0)
+            uds[k++] = m->ud;
+    db_group_all(st->db, insert_new, uds, k, rcs, errs);
+    k = 0;
+    for (struct st_group_member *m = batch; m; m = m->next) {
+        if (m->rc == 0 && (m->rc = rcs[k++]) != 0)
+            m->err = errs[k - 1];
+    }
+out:
+    free(uds);
+    free(rcs);
+    free(errs);
+}
+
+/* flush and publish for one create alone, on its own thread (a backend without
+ * publish_many). */
+static int publish_one(struct new_image *ni, struct st_err *e)
+{
+    ni->p.rc = ni->v->ops->flush(ni->p.f);
+    if (!(ni->p.flushed = ni->p.rc == 0))
+        return publish_failed(&ni->p, e);
+    ni->p.rc = ni->v->ops->publish(ni->v->be, ni->p.staged, ni->p.final, &ni->p.moved);
+    return ni->p.rc < 0 ? publish_failed(&ni->p, e) : 0;
+}
+
+/* In a batch of creates when the backend syncs many files at once for less than a flush
+ * of each (publish_many, syncs_together): their files published together by its leader,
+ * then their rows committed together (core_publish_rows). Otherwise alone, as before:
+ * concurrent creates' flushes and publishes then overlap on their own threads (a
+ * directory's concurrent fsyncs are shared by the backend), and their rows share a
+ * group commit. */
+static int publish_and_insert(struct stowage *st, struct new_image *ni, struct st_err *e)
+{
+    const struct backend_ops *ops = ni->v->ops;
+    if (ops->publish_many && (!ops->syncs_together || ops->syncs_together(ni->v->be)))
+        return st_group_join(&st->publishes, ni, e);
+    if (publish_one(ni, e))
+        return -1;
+    return db_group(st->db, insert_new, ni, e);
 }
 
 int core_image_commit_new(struct stowage *st, const struct core_vol_ref *v, struct be_file *f,
                           const char *staging, struct db_image *im, struct st_err *e)
 {
     char final[128];
-    int rc, moved = 0;
+    struct new_image ni = {v, im, {.f = f, .staged = staging, .final = final}, 0};
+    int rc;
 
     core_image_path(im, final, sizeof final);
-    if ((rc = v->ops->flush(f)) < 0) {
-        be_fail(e, rc, "fsync");
-        goto unstage;
-    }
-    if ((rc = v->ops->publish(v->be, staging, final, &moved)) < 0) {
-        be_fail(e, rc, moved ? "fsync images/" : "rename into images/");
-        if (moved)
-            goto unpublish;
-        goto unstage;
-    }
     snprintf(im->status, sizeof im->status, "active");
     im->created_at = im->updated_at = (int64_t)time(NULL);
     im->generation = 1;
-    if (db_group(st->db, insert_active, im, e))
-        goto unpublish;
-    core_bump(st);
-    return 0;
-unpublish:
+    if ((rc = publish_and_insert(st, &ni, e)) == 0) {
+        core_bump(st);
+        return 0;
+    }
     snprintf(im->status, sizeof im->status, "saving");
-    v->ops->remove(v->be, final);
-    return -1;
-unstage:
-    v->ops->discard(v->be, staging);
+    if (ni.p.moved)
+        v->ops->remove(v->be, final);
+    else
+        v->ops->discard(v->be, staging);
     return -1;
 }
 

@@ -1,8 +1,10 @@
 /* db.c — the catalogue over any driver: the connection pool, the statement cache, the
  * statement helpers, transactions and migrations. Nothing here knows the engine. */
 #include "db_internal.h"
+#include "stowage/group.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,14 +14,10 @@
  * the catalogue's URL) is for when there is another. */
 static const struct db_driver *const drivers[] = {&db_sqlite_driver};
 
-/* A writer waiting in db_group: queued, then in a batch, then done. */
-struct db_member {
+/* A writer's change, as a member of a group commit (db_group). */
+struct db_write {
     db_member_fn fn;
     void *ud;
-    int rc;
-    int done;
-    struct st_err err;
-    struct db_member *next;
 };
 
 struct db {
@@ -30,13 +28,12 @@ struct db {
     struct db_conn *conns;
     unsigned n;
     int schema_version;
-    /* the group commit: the queue, whether a leader is at work, what it did */
-    pthread_mutex_t gmu;
-    pthread_cond_t gcv;
-    struct db_member *queue, **queue_end;
-    int leading;
-    uint64_t commits, members;
+    /* the group commit, and what it did */
+    struct st_group group;
+    atomic_uint_fast64_t commits, members;
 };
+
+static void run_batch(void *ctx, struct st_group_member *batch, size_t n);
 
 int db_fail(struct db_conn *c, struct st_err *e, const char *what)
 {
@@ -282,9 +279,7 @@ int db_open(struct db **out, const char *path, unsigned pool_size, struct st_err
     }
     pthread_mutex_init(&db->mu, NULL);
     pthread_cond_init(&db->cv, NULL);
-    pthread_mutex_init(&db->gmu, NULL);
-    pthread_cond_init(&db->gcv, NULL);
-    db->queue_end = &db->queue;
+    st_group_init(&db->group, run_batch, NULL, db, 0);
     db->drv = drivers[0];
     if (db->drv->open(path, &db->shared, e))
         goto fail;
@@ -315,8 +310,7 @@ void db_close(struct db *db)
         db->drv->close(db->shared);
     pthread_mutex_destroy(&db->mu);
     pthread_cond_destroy(&db->cv);
-    pthread_mutex_destroy(&db->gmu);
-    pthread_cond_destroy(&db->gcv);
+    st_group_destroy(&db->group);
     free(db->conns);
     free(db);
 }
@@ -381,7 +375,7 @@ void db_rollback(struct db_conn *c)
 /* ---- group commit ---- */
 
 /* Every member of the batch from m on that has not failed on its own fails with e. */
-static void fail_from(struct db_member *m, const struct st_err *e)
+static void fail_from(struct st_group_member *m, const struct st_err *e)
 {
     for (; m; m = m->next) {
         if (m->rc == 0) {
@@ -394,15 +388,16 @@ static void fail_from(struct db_member *m, const struct st_err *e)
 /* One member in its own savepoint, so that its failure is undone alone. 0, or -1 when the
  * batch cannot go on (e says why): the transaction is gone or a member's changes could not
  * be set apart. */
-static int run_member(struct db_conn *c, struct db_member *m, struct st_err *e)
+static int run_member(struct db_conn *c, struct st_group_member *m, struct st_err *e)
 {
     const struct db_driver *drv = c->drv;
+    const struct db_write *w = m->ud;
 
     if (drv->savepoint(c->h, DB_SP_OPEN)) {
         m->rc = db_fail(c, &m->err, "savepoint");
         if (drv->in_transaction(c->h))
             return 0;
-    } else if ((m->rc = m->fn(c, m->ud, &m->err)) == 0) {
+    } else if ((m->rc = w->fn(c, w->ud, &m->err)) == 0) {
         if (drv->savepoint(c->h, DB_SP_RELEASE) == 0)
             return 0;
         m->rc = db_fail(c, &m->err, "release savepoint");
@@ -414,8 +409,10 @@ static int run_member(struct db_conn *c, struct db_member *m, struct st_err *e)
                    "the batch's transaction was lost: %s", m->err.msg);
 }
 
-static void run_batch(struct db *db, struct db_member *batch)
+/* A batch of db_group's members in one transaction (the group's step). */
+static void run_batch(void *ctx, struct st_group_member *batch, size_t n)
 {
+    struct db *db = ctx;
     struct st_err e;
     struct db_conn *c = db_acquire(db);
 
@@ -423,7 +420,7 @@ static void run_batch(struct db *db, struct db_member *batch)
         fail_from(batch, &e);
         goto out;
     }
-    for (struct db_member *m = batch; m; m = m->next) {
+    for (struct st_group_member *m = batch; m; m = m->next) {
         if (run_member(c, m, &e)) {
             /* every member's changes go with the transaction */
             fail_from(batch, &e);
@@ -435,54 +432,45 @@ static void run_batch(struct db *db, struct db_member *batch)
         fail_from(batch, &e);
         goto out;
     }
-    uint64_t n = 0;
-    for (struct db_member *m = batch; m; m = m->next)
-        n++;
-    pthread_mutex_lock(&db->gmu);
-    db->commits++;
-    db->members += n;
-    pthread_mutex_unlock(&db->gmu);
+    atomic_fetch_add(&db->commits, 1);
+    atomic_fetch_add(&db->members, n);
 out:
     db_release(db, c);
 }
 
 int db_group(struct db *db, db_member_fn fn, void *ud, struct st_err *e)
 {
-    struct db_member m = {.fn = fn, .ud = ud};
+    struct db_write w = {fn, ud};
+    return st_group_join(&db->group, &w, e);
+}
 
-    pthread_mutex_lock(&db->gmu);
-    *db->queue_end = &m;
-    db->queue_end = &m.next;
-    while (!m.done) {
-        if (db->leading) {
-            pthread_cond_wait(&db->gcv, &db->gmu);
-            continue;
-        }
-        /* Lead: whatever queued while the last batch committed goes in this one. */
-        struct db_member *batch = db->queue;
-        db->queue = NULL;
-        db->queue_end = &db->queue;
-        db->leading = 1;
-        pthread_mutex_unlock(&db->gmu);
-        run_batch(db, batch);
-        pthread_mutex_lock(&db->gmu);
-        for (struct db_member *p = batch, *next; p; p = next) {
-            next = p->next; /* p is its waiter's again once done is seen */
-            p->done = 1;
-        }
-        db->leading = 0;
-        pthread_cond_broadcast(&db->gcv);
+void db_group_all(struct db *db, db_member_fn fn, void *const *uds, size_t n, int *rcs,
+                  struct st_err *errs)
+{
+    struct st_group_member *ms = calloc(n ? n : 1, sizeof *ms);
+    struct db_write *ws = calloc(n ? n : 1, sizeof *ws);
+
+    if (!ms || !ws) { /* one at a time, then */
+        for (size_t i = 0; i < n; i++)
+            rcs[i] = db_group(db, fn, uds[i], &errs[i]);
+        goto out;
     }
-    pthread_mutex_unlock(&db->gmu);
-    if (m.rc && e)
-        *e = m.err;
-    return m.rc;
+    for (size_t i = 0; i < n; i++) {
+        ws[i] = (struct db_write){fn, uds[i]};
+        ms[i].ud = &ws[i];
+    }
+    st_group_join_all(&db->group, ms, n);
+    for (size_t i = 0; i < n; i++) {
+        if ((rcs[i] = ms[i].rc) != 0)
+            errs[i] = ms[i].err;
+    }
+out:
+    free(ms);
+    free(ws);
 }
 
 void db_group_counts(struct db *db, uint64_t *commits, uint64_t *members)
 {
-    pthread_mutex_lock(&db->gmu);
-    *commits = db->commits;
-    *members = db->members;
-    pthread_mutex_unlock(&db->gmu);
+    *commits = atomic_load(&db->commits);
+    *members = atomic_load(&db->members);
 }

@@ -494,6 +494,48 @@ static void test_concurrent_publishes_into_one_directory_all_land(void **state)
     assert_int_equal(fx->ops->fsync_dir(fx->v, "images"), 0);
 }
 
+#define MANY 6
+
+/* publish_many publishes each staged file as flush and publish would: all land under their
+ * final names with their bytes, except the one whose final name is taken — it stays
+ * staged, unrenamed, with rename's error — and one flushed by its caller is only renamed. */
+static void test_publish_many_lands_all_but_the_refused_one(void **state)
+{
+    struct fixture *fx = *state;
+    struct be_publish items[MANY];
+    struct be_file *f[MANY];
+    char staged[MANY][64], final[MANY][64];
+    struct stat sb;
+
+    assert_int_equal(fx->ops->init(fx->v), 0);
+    write_file(fx, "images/m2.raw", "taken");
+    for (int i = 0; i < MANY; i++) {
+        snprintf(staged[i], sizeof staged[i], ".staging/m%d.upload", i);
+        snprintf(final[i], sizeof final[i], "images/m%d.raw", i);
+        assert_int_equal(fx->ops->stage(fx->v, staged[i], &f[i]), 0);
+        assert_int_equal(fx->ops->pwrite(f[i], "abc", 3, 0), 3);
+        items[i] = (struct be_publish){.f = f[i], .staged = staged[i], .final = final[i]};
+    }
+    assert_int_equal(fx->ops->flush(f[4]), 0);
+    items[4].flushed = 1;
+    fx->ops->publish_many(fx->v, items, MANY);
+    for (int i = 0; i < MANY; i++) {
+        assert_int_equal(items[i].flushed, 1);
+        if (i == 2) {
+            assert_int_equal(items[i].rc, -EEXIST);
+            assert_int_equal(items[i].moved, 0);
+            assert_content(fx, final[i], "taken");
+            assert_content(fx, staged[i], "abc");
+        } else {
+            assert_int_equal(items[i].rc, 0);
+            assert_int_equal(items[i].moved, 1);
+            assert_content(fx, final[i], "abc");
+            assert_int_equal(stat(in_root(fx, staged[i]), &sb), -1);
+        }
+        fx->ops->close_file(f[i]);
+    }
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
 int main(void)
@@ -513,6 +555,7 @@ int main(void)
         T(test_watch_reports_changes_and_opens),
         T(test_watch_sees_the_root_moved_away),
         T(test_concurrent_publishes_into_one_directory_all_land),
+        T(test_publish_many_lands_all_but_the_refused_one),
         cmocka_unit_test(test_open_refuses_bad_roots),
     };
 

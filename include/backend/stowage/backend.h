@@ -69,6 +69,18 @@ struct be_space {
 
 typedef int (*be_list_fn)(void *ud, const char *name, const struct stat *st);
 
+/* One of the staged objects that publish_many publishes at once: in f, staged, final;
+ * out how it went — rc 0 or -errno, flushed (its bytes are durable), moved (renamed to
+ * final; with rc < 0 its name may not be durable). */
+struct be_publish {
+    struct be_file *f;
+    const char *staged;
+    const char *final;
+    int rc;
+    int flushed;
+    int moved;
+};
+
 struct backend_ops {
     /* A volume's parameters as the config or a task gives them: checked, and normalized in
      * place (a relative path made absolute). ST_INVALID naming the field. */
@@ -115,6 +127,18 @@ struct backend_ops {
     int (*flush)(struct be_file *f);
     int (*publish)(struct be_volume *v, const char *staged, const char *final, int *moved);
     int (*discard)(struct be_volume *v, const char *staged);
+    /* flush and publish of n staged objects at once, each exactly as those two would do
+     * it alone, sharing what one call can do for all: every object's bytes made durable
+     * (one sync of the filesystem where that is equivalent), then every rename, then one
+     * fsync of each directory renamed into. An item already flushed (flushed set by the
+     * caller) is only renamed; an object whose flush fails is not renamed. NULL: callers
+     * flush and publish each. */
+    void (*publish_many)(struct be_volume *v, struct be_publish *items, size_t n);
+    /* Whether publish_many would now make several objects' bytes durable for less than a
+     * flush of each (one sync for all): 0 when callers had better flush and publish their
+     * objects themselves, concurrently (the filesystem holds much unrelated dirty data).
+     * NULL: always 1. */
+    int (*syncs_together)(struct be_volume *v);
     /* Remove a published object (an image's or a clone's bytes) and make that durable. */
     int (*remove)(struct be_volume *v, const char *final);
     /* Make the volume ready for the protocol (its namespaces: images, clones, staging);

@@ -511,6 +511,8 @@ void core_fetch_stats(struct stowage *st, struct core_fetch_stats *out);
 struct core_commit_stats {
     uint64_t commits;
     uint64_t members;
+    uint64_t publishes; /* batches of creates whose files were published together */
+    uint64_t published; /* the creates they carried */
 };
 void core_commit_stats(struct stowage *st, struct core_commit_stats *out);
 

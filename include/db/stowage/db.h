@@ -50,6 +50,10 @@ void db_rollback(struct db_conn *c);
  * alone (no db_acquire, db_begin, db_commit) and does not block on anything but c. */
 typedef int (*db_member_fn)(struct db_conn *c, void *ud, struct st_err *e);
 int db_group(struct db *db, db_member_fn fn, void *ud, struct st_err *e);
+/* n changes of one caller as members of one batch (the rows of creates whose files were
+ * published together): fn with each of uds; rcs[i], errs[i] each one's verdict. */
+void db_group_all(struct db *db, db_member_fn fn, void *const *uds, size_t n, int *rcs,
+                  struct st_err *errs);
 /* Batches committed and the members they carried, since db_open. */
 void db_group_counts(struct db *db, uint64_t *commits, uint64_t *members);
 

@@ -1,0 +1,115 @@
+/* group.c — batching by a leader (group.h). */
+#include "stowage/group.h"
+
+#include <errno.h>
+#include <time.h>
+
+void st_group_init(struct st_group *g, st_group_fn run, st_group_fn after, void *ctx,
+                   long window_ns)
+{
+    *g = (struct st_group){.run = run, .after = after, .ctx = ctx, .window_ns = window_ns};
+    pthread_mutex_init(&g->mu, NULL);
+    pthread_cond_init(&g->done_cv, NULL);
+    pthread_cond_init(&g->queued_cv, NULL);
+    g->queue_end = &g->queue;
+}
+
+void st_group_destroy(struct st_group *g)
+{
+    pthread_mutex_destroy(&g->mu);
+    pthread_cond_destroy(&g->done_cv);
+    pthread_cond_destroy(&g->queued_cv);
+}
+
+/* The leader waits a little for the members that were in the last batch; caller holds mu. */
+static void wait_for_last(struct st_group *g)
+{
+    struct timespec until;
+
+    if (g->window_ns <= 0 || g->queued >= g->last)
+        return;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_nsec += g->window_ns;
+    while (until.tv_nsec >= 1000000000L) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000L;
+    }
+    while (g->queued < g->last &&
+           pthread_cond_timedwait(&g->queued_cv, &g->mu, &until) != ETIMEDOUT)
+        ;
+}
+
+/* Lead one batch through both steps; caller holds mu, and holds it again on return. */
+static void lead(struct st_group *g)
+{
+    g->leading = 1;
+    wait_for_last(g);
+    struct st_group_member *batch = g->queue;
+    size_t n = g->queued;
+    for (struct st_group_member *p = batch; p; p = p->next)
+        p->taken = 1;
+    g->queue = NULL;
+    g->queue_end = &g->queue;
+    g->last = n;
+    g->queued = 0;
+    g->batches++;
+    g->members += n;
+    pthread_mutex_unlock(&g->mu);
+    g->run(g->ctx, batch, n);
+    if (g->after) {
+        pthread_mutex_lock(&g->mu);
+        g->leading = 0; /* the next batch may go while this one takes its second step */
+        pthread_cond_broadcast(&g->done_cv);
+        pthread_mutex_unlock(&g->mu);
+        g->after(g->ctx, batch, n);
+    }
+    pthread_mutex_lock(&g->mu);
+    for (struct st_group_member *p = batch, *next; p; p = next) {
+        next = p->next; /* p is its waiter's again once done is seen */
+        p->done = 1;
+    }
+    if (!g->after)
+        g->leading = 0;
+    pthread_cond_broadcast(&g->done_cv);
+}
+
+void st_group_join_all(struct st_group *g, struct st_group_member *ms, size_t n)
+{
+    if (n == 0)
+        return;
+    pthread_mutex_lock(&g->mu);
+    for (size_t i = 0; i < n; i++) {
+        ms[i].rc = ms[i].taken = ms[i].done = 0;
+        ms[i].next = NULL;
+        *g->queue_end = &ms[i];
+        g->queue_end = &ms[i].next;
+    }
+    g->queued += n;
+    pthread_cond_signal(&g->queued_cv);
+    /* queued together, they are taken together: ms[0] speaks for all */
+    while (!ms[n - 1].done) {
+        if (g->leading || ms[0].taken)
+            pthread_cond_wait(&g->done_cv, &g->mu);
+        else
+            lead(g);
+    }
+    pthread_mutex_unlock(&g->mu);
+}
+
+void st_group_counts(struct st_group *g, unsigned long long *batches, unsigned long long *members)
+{
+    pthread_mutex_lock(&g->mu);
+    *batches = g->batches;
+    *members = g->members;
+    pthread_mutex_unlock(&g->mu);
+}
+
+int st_group_join(struct st_group *g, void *ud, struct st_err *e)
+{
+    struct st_group_member m = {.ud = ud};
+
+    st_group_join_all(g, &m, 1);
+    if (m.rc && e)
+        *e = m.err;
+    return m.rc;
+}

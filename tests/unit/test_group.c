@@ -1,0 +1,157 @@
+/* test_group.c — batching by a leader (common/group.c): callers that queue while a batch
+ * is worked on go in the next one, whose step runs once for all of them and gives each
+ * its own verdict; a leader waits for as many as its last batch had, up to its window. */
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "stowage/group.h"
+
+#define MEMBERS 8
+
+struct fx {
+    struct st_group g;
+    atomic_int batches;
+    size_t sizes[64];   /* of each batch, in order */
+    atomic_int holding; /* the step holds its batch until cleared */
+};
+
+struct caller {
+    struct fx *fx;
+    int i;
+    int rc;
+    struct st_err err;
+};
+
+/* Fails caller 3; holds a batch while fx->holding. */
+static void step(void *ctx, struct st_group_member *batch, size_t n)
+{
+    struct fx *fx = ctx;
+    size_t seen = 0;
+    int b = atomic_fetch_add(&fx->batches, 1);
+    if (b < 64)
+        fx->sizes[b] = n;
+    while (atomic_load(&fx->holding))
+        usleep(1000);
+    for (struct st_group_member *m = batch; m; m = m->next, seen++) {
+        const struct caller *c = m->ud;
+        if (c->i == 3)
+            m->rc = st_fail(&m->err, ST_UNAVAILABLE, "caller 3's step failed");
+    }
+    assert_int_equal(seen, n);
+}
+
+static void *caller_main(void *arg)
+{
+    struct caller *c = arg;
+    c->rc = st_group_join(&c->fx->g, c, &c->err);
+    return NULL;
+}
+
+static void start(struct fx *fx, struct caller *cs, pthread_t *t, int from, int to)
+{
+    for (int i = from; i < to; i++) {
+        cs[i] = (struct caller){.fx = fx, .i = i};
+        assert_int_equal(pthread_create(&t[i], NULL, caller_main, &cs[i]), 0);
+    }
+}
+
+static void join(pthread_t *t, int from, int to)
+{
+    for (int i = from; i < to; i++)
+        pthread_join(t[i], NULL);
+}
+
+static void test_group_callers_queued_meanwhile_share_one_step_each_with_its_verdict(void **state)
+{
+    struct fx fx = {0};
+    struct caller cs[MEMBERS + 1];
+    pthread_t t[MEMBERS + 1];
+
+    (void)state;
+    st_group_init(&fx.g, step, NULL, &fx, 0);
+    atomic_store(&fx.holding, 1);
+    start(&fx, cs, t, MEMBERS, MEMBERS + 1); /* leads, and holds its batch */
+    while (atomic_load(&fx.batches) == 0)
+        usleep(1000);
+    start(&fx, cs, t, 0, MEMBERS);
+    usleep(50000); /* they are queued by now */
+    atomic_store(&fx.holding, 0);
+    join(t, 0, MEMBERS + 1);
+
+    assert_int_equal(atomic_load(&fx.batches), 2);
+    assert_int_equal(fx.sizes[0], 1);
+    assert_int_equal(fx.sizes[1], MEMBERS);
+    for (int i = 0; i <= MEMBERS; i++) {
+        assert_int_equal(cs[i].rc, i == 3 ? -1 : 0);
+        if (i == 3) {
+            assert_int_equal(cs[i].err.code, ST_UNAVAILABLE);
+            assert_string_equal(cs[i].err.msg, "caller 3's step failed");
+        }
+    }
+    st_group_destroy(&fx.g);
+}
+
+static void test_group_a_leader_waits_for_as_many_as_its_last_batch_had(void **state)
+{
+    struct fx fx = {0};
+    struct caller cs[MEMBERS + 1];
+    pthread_t t[MEMBERS + 1];
+
+    (void)state;
+    st_group_init(&fx.g, step, NULL, &fx, 10L * 1000000000L); /* never reached below */
+    atomic_store(&fx.holding, 1);
+    start(&fx, cs, t, MEMBERS, MEMBERS + 1);
+    while (atomic_load(&fx.batches) == 0)
+        usleep(1000);
+    start(&fx, cs, t, 0, 4); /* a batch of 4 behind the holder */
+    usleep(50000);
+    atomic_store(&fx.holding, 0);
+    join(t, 0, 4);
+    join(t, MEMBERS, MEMBERS + 1);
+    /* 4 callers one after another: the first leads and waits until all 4 are queued */
+    for (int i = 4; i < 8; i++) {
+        start(&fx, cs, t, i, i + 1);
+        usleep(20000);
+    }
+    join(t, 4, 8);
+    assert_int_equal(atomic_load(&fx.batches), 3);
+    assert_int_equal(fx.sizes[1], 4);
+    assert_int_equal(fx.sizes[2], 4);
+    st_group_destroy(&fx.g);
+}
+
+static void test_group_a_leader_waits_no_longer_than_its_window(void **state)
+{
+    struct fx fx = {0};
+    struct caller cs[MEMBERS];
+    pthread_t t[MEMBERS];
+
+    (void)state;
+    st_group_init(&fx.g, step, NULL, &fx, 20L * 1000000L);
+    fx.g.last = 4; /* as if the last batch had had 4 */
+    start(&fx, cs, t, 0, 1);
+    join(t, 0, 1);
+    assert_int_equal(cs[0].rc, 0);
+    assert_int_equal(atomic_load(&fx.batches), 1);
+    assert_int_equal(fx.sizes[0], 1);
+    assert_int_equal(fx.g.last, 1); /* and the next leader waits for 1 only */
+    st_group_destroy(&fx.g);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_group_callers_queued_meanwhile_share_one_step_each_with_its_verdict),
+        cmocka_unit_test(test_group_a_leader_waits_for_as_many_as_its_last_batch_had),
+        cmocka_unit_test(test_group_a_leader_waits_no_longer_than_its_window),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
