@@ -38,6 +38,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -450,11 +451,13 @@ struct be_aio {
     rbd_completion_t c[];
 };
 
-/* Reads go in pieces below the daemon's mmap threshold (main.c): the messenger receives
- * each reply into a buffer of its size, and a smaller one comes from malloc's arenas,
- * reused, instead of a fresh mapping faulted in page by page and unmapped again. Writes
- * go in 1 MiB pieces: several ops of an object in flight beat one (measured). */
-#define READ_PIECE (128u << 10)
+/* Reads go one object (4 MiB, the default order) at a time: each op costs the OSD and
+ * librbd about as much as its bytes do, and 128 KiB pieces took twice the OSD's CPU of a
+ * download. The messenger receives each reply into a buffer of its size, which must come
+ * from malloc's arenas, reused, not a fresh mapping faulted in page by page: see
+ * keep_object_buffers(). Writes go in 1 MiB pieces: several ops of an object in flight
+ * beat one (measured). */
+#define READ_PIECE (4u << 20)
 #define WRITE_PIECE (1u << 20)
 
 static int start_pieces(struct be_aio *a, void *buf)
@@ -1009,6 +1012,24 @@ static void rb_close(struct be_volume *v)
     free(rv);
 }
 
+/* The messenger receives a read of one object into a buffer of that size (4 MiB), which
+ * the daemon's mmap threshold (main.c, 256 KiB) would map afresh for every object: a
+ * page fault per 4 KiB, twice the CPU of the download. Once an RBD volume opens, buffers
+ * up to an object and its alignment come from malloc's arenas and are reused. Daemons
+ * without an RBD volume keep main.c's threshold (bench/REPORT.md: RBD, memory). */
+#define RB_ARENA_MAX ((4 << 20) + (64 << 10))
+
+static void raise_mmap_threshold(void)
+{
+    mallopt(M_MMAP_THRESHOLD, RB_ARENA_MAX);
+}
+
+static void keep_object_buffers(void)
+{
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, raise_mmap_threshold);
+}
+
 static int rb_open(const struct be_params *p, struct be_volume **out, struct st_err *e)
 {
     struct rb_volume *rv = calloc(1, sizeof *rv);
@@ -1038,6 +1059,7 @@ static int rb_open(const struct be_params *p, struct be_volume **out, struct st_
     }
     /* A pool made for us may not be tagged yet; Ceph warns about untagged pools. */
     rados_application_enable(rv->io, "rbd", 0);
+    keep_object_buffers();
     *out = (struct be_volume *)(void *)rv;
     return 0;
 fail:
