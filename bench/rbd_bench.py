@@ -71,9 +71,17 @@ def children_cpu_s():
     return r.ru_utime + r.ru_stime
 
 
-def rss_kib(pid):
+def status_kib(pid, key):
     with open("/proc/%d/status" % pid) as f:
-        return next(int(l.split()[1]) for l in f if l.startswith("VmRSS:"))
+        return next(int(l.split()[1]) for l in f if l.startswith(key + ":"))
+
+
+def rss_kib(pid):
+    return status_kib(pid, "VmRSS")
+
+
+def hwm_kib(pid):
+    return status_kib(pid, "VmHWM")
 
 
 class Bench:
@@ -214,6 +222,8 @@ class Bench:
                 self.task(ab[k], "image_delete", image_id="up%d" % i)
             self.task(d, "image_delete", image_id="shm%d" % i)
             log("run %d: %s" % (i, " ".join("%s %.2fs" % (k, v[-1]) for k, v in t.items())))
+        time.sleep(2)
+        o["rss_after"] = {k: (rss_kib(ab[k].proc.pid), hwm_kib(ab[k].proc.pid)) for k in ab}
         if BASELINE:
             ab["main"].stop()
         m = statistics.median
@@ -314,6 +324,10 @@ def main():
       "daemon linked librados: 29.3 MiB idle without an RBD volume, 42.9 MiB with one "
       "(measured by hand on this machine with the previous binary)." % (
           o["rss_plain"] / 1024, o["rss_rbd"] / 1024))
+    a()
+    a("After the data runs (2 s settled): %s." % "; ".join(
+        "%s VmRSS %.1f MiB, VmHWM %.1f MiB" % (names[k], o["rss_after"][k][0] / 1024,
+                                               o["rss_after"][k][1] / 1024) for k in o["ab"]))
 
 
 if __name__ == "__main__":

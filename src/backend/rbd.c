@@ -427,6 +427,24 @@ static int rb_open_file(struct be_volume *v, const char *rel, int flags, mode_t 
     return open_named(rv, name, (flags & O_ACCMODE) == O_RDONLY, out);
 }
 
+static int grow(struct rb_file *f, uint64_t need);
+
+/* Room for the first writes, made while the cluster has just answered the create: the
+ * resize takes the image's exclusive lock, which the first write would take otherwise;
+ * when the cluster is gone by then, librbd fails that write with EROFS ("Read-only file
+ * system"), where a write under the lock times out like any other call. */
+static int make_room(struct rb_file *f)
+{
+    int rc = hold(f);
+    if (rc < 0)
+        return rc;
+    pthread_mutex_lock(&f->szmu);
+    rc = grow(f, 1);
+    pthread_mutex_unlock(&f->szmu);
+    drop(f);
+    return rc;
+}
+
 /* A crashed try's leftover of that name goes first. */
 static int rb_stage(struct be_volume *v, const char *staged, struct be_file **out)
 {
@@ -438,7 +456,13 @@ static int rb_stage(struct be_volume *v, const char *staged, struct be_file **ou
         return rc;
     if ((rc = create_image(rv, name)) == -EEXIST && (rc = remove_image(rv, name)) == 0)
         rc = create_image(rv, name);
-    return rc < 0 ? rc : open_named(rv, name, 0, out);
+    if (rc < 0 || (rc = open_named(rv, name, 0, out)) < 0)
+        return rc;
+    if ((rc = make_room(RF(*out))) < 0) {
+        rb_close_file(*out);
+        *out = NULL;
+    }
+    return rc;
 }
 
 /* A transfer's AIO read or write (aio_start/aio_wait), in pieces. */

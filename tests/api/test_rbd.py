@@ -546,7 +546,8 @@ def test_a_cluster_stopped_under_a_running_upload_gives_503_and_leaves_nothing(c
     data = os.urandom(2 * MiB)
     sha = hashlib.sha256(data).hexdigest()
     check_created(put(d, esdc("keep"), data), "keep", sha, len(data), "raw", len(data), "ceph1")
-    # an upload in flight: 8 of its 32 MiB written to its staging image, then the cluster goes
+    # an upload in flight: 8 of its 32 MiB sent (its first write may not have begun), then
+    # the cluster goes
     release = threading.Event()
     up = HeldUpload(d, esdc("during"), os.urandom(32 * MiB), hold=8 * MiB, release=release)
     up.start()
