@@ -23,6 +23,7 @@ progress goes to stderr.
      RBD volume).
 """
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -49,15 +50,38 @@ def log(*a):
     print(*a, file=sys.stderr, flush=True)
 
 
+TICK = os.sysconf("SC_CLK_TCK")
+
+
 def timed(argv):
     t0 = time.monotonic()
     subprocess.run(argv, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     return time.monotonic() - t0
 
 
-def rss_kib(pid):
+def cpu_s(pid):
+    """User + system CPU seconds of a process so far."""
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICK
+
+
+def children_cpu_s():
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
+def status_kib(pid, key):
     with open("/proc/%d/status" % pid) as f:
-        return next(int(l.split()[1]) for l in f if l.startswith("VmRSS:"))
+        return next(int(l.split()[1]) for l in f if l.startswith(key + ":"))
+
+
+def rss_kib(pid):
+    return status_kib(pid, "VmRSS")
+
+
+def hwm_kib(pid):
+    return status_kib(pid, "VmHWM")
 
 
 class Bench:
@@ -67,11 +91,17 @@ class Bench:
         self.cluster = None
         self.daemons = []
         self.shm = None
+        self.cpu = {}  # key -> [(CPU s of the contender, CPU s of the OSD)] per run
 
-    def daemon(self, sub, volumes, exe=None):
-        d = Daemon(self.work / sub, config={"threads": 2, "log_requests": False,
-                                            "probe_ttl_ms": 200,
-                                            "storages": [{"id": STORAGE, "volumes": volumes}]})
+    def daemon(self, sub, volumes, exe=None, probe_ttl_ms=200):
+        """probe_ttl_ms=None: the default (5 s), as a daemon in service probes. The data
+        runs use it: a probe of an RBD volume connects a fresh client (about 40 ms of CPU),
+        and at 200 ms that was a third of an upload's daemon CPU, which the CLI never pays."""
+        cfg = {"threads": 2, "log_requests": False,
+               "storages": [{"id": STORAGE, "volumes": volumes}]}
+        if probe_ttl_ms:
+            cfg["probe_ttl_ms"] = probe_ttl_ms
+        d = Daemon(self.work / sub, config=cfg)
         os.makedirs(d.tmpdir, exist_ok=True)
         self.daemons.append(d)
         mine = os.environ["STOWAGED"]
@@ -104,6 +134,16 @@ class Bench:
                     raise RuntimeError("%s: %r" % (typ, t))
                 return time.monotonic() - t0
             time.sleep(0.002)
+
+    def measured(self, key, fn, pid=None):
+        """fn's seconds; the CPU seconds it cost in the daemon pid (none for the CLI), in the
+        child processes it ran (curl, or the CLI) and in the OSD are recorded under key."""
+        osd = self.cluster.procs["osd.0"].pid
+        c0, k0, o0 = cpu_s(pid) if pid else 0, children_cpu_s(), cpu_s(osd)
+        secs = fn()
+        self.cpu.setdefault(key, []).append(((cpu_s(pid) - c0) if pid else 0,
+                                             children_cpu_s() - k0, cpu_s(osd) - o0))
+        return secs
 
     def curl(self, d, args, want, out=None):
         r = subprocess.run(["curl", "-sS", "-o", out or str(self.work / "reply"), "-w",
@@ -146,12 +186,13 @@ class Bench:
         (shm / "vol").mkdir(parents=True)
         self.shm = shm
         d = self.daemon("d", [rbdv, {"id": "shm", "kind": "external",
-                                     "mount_point": str(shm / "vol")}])
+                                     "mount_point": str(shm / "vol")}], probe_ttl_ms=None)
         self.wait_ok(d, "ceph1")
         ab = {"this": d}
         if BASELINE:
             self.cluster.create_pool(POOL + "b")
-            ab["main"] = self.daemon("base", [dict(rbdv, pool=POOL + "b")], exe=BASELINE)
+            ab["main"] = self.daemon("base", [dict(rbdv, pool=POOL + "b")], exe=BASELINE,
+                                     probe_ttl_ms=None)
             self.wait_ok(ab["main"], "ceph1")
         self.src = shm / "src.raw"
         with open(self.src, "wb") as f:
@@ -162,12 +203,16 @@ class Bench:
             t[k + "_up"], t[k + "_down"] = [], []
         for i in range(RUNS):
             order = list(ab) if i % 2 == 0 else list(ab)[::-1]
-            t["imp"].append(timed(self.rbd("import", str(self.src), "%s/imp%d" % (POOL, i))))
+            t["imp"].append(self.measured("imp", lambda: timed(
+                self.rbd("import", str(self.src), "%s/imp%d" % (POOL, i)))))
             for k in order:
-                t[k + "_up"].append(self.up(ab[k], "up%d" % i))
-            t["exp"].append(timed(self.rbd("export", "%s/imp%d" % (POOL, i), "-")))
+                t[k + "_up"].append(self.measured(k + "_up", lambda: self.up(ab[k], "up%d" % i),
+                                                  ab[k].proc.pid))
+            t["exp"].append(self.measured("exp", lambda: timed(
+                self.rbd("export", "%s/imp%d" % (POOL, i), "-"))))
             for k in order:
-                t[k + "_down"].append(self.down(ab[k], "up%d" % i))
+                t[k + "_down"].append(self.measured(
+                    k + "_down", lambda: self.down(ab[k], "up%d" % i), ab[k].proc.pid))
             t["shm_up"].append(self.curl(d, ["-T", str(self.src), d.url(
                 "/image/shm%d/file/?volume_id=shm" % i)], "201"))
             t["shm_down"].append(self.down(d, "shm%d" % i))
@@ -177,10 +222,13 @@ class Bench:
                 self.task(ab[k], "image_delete", image_id="up%d" % i)
             self.task(d, "image_delete", image_id="shm%d" % i)
             log("run %d: %s" % (i, " ".join("%s %.2fs" % (k, v[-1]) for k, v in t.items())))
+        time.sleep(2)
+        o["rss_after"] = {k: (rss_kib(ab[k].proc.pid), hwm_kib(ab[k].proc.pid)) for k in ab}
         if BASELINE:
             ab["main"].stop()
         m = statistics.median
         o["runs"] = {k: [GiB / MiB / x for x in v] for k, v in t.items()}
+        o["cpu"] = self.cpu
         o["ab"] = list(ab)
         o["load"] = os.getloadavg()[0]
         self.task(d, "image_create", image_id="base100", volume_id="ceph1",
@@ -248,6 +296,22 @@ def main():
       "volume **%.0f MiB/s** up, **%.0f MiB/s** down (curl and the daemon on the 2 cores, "
       "where with RBD the OSD shares them too)." % (m(r["shm_up"]), m(r["shm_down"])))
     a()
+    a("CPU seconds per GiB, medians of the runs (user + system, from /proc: the daemon's, "
+      "curl's or the CLI's, and the OSD's during the same transfer):")
+    a()
+    a("| 1 GiB | daemon | curl / CLI | OSD |")
+    a("|---|---|---|---|")
+    names = {"this": "this build", "main": "main's build"}
+    rows = [("%s %s" % ("upload," if key == "up" else "download,", names[k]), "%s_%s" % (k, key))
+            for key in ("up", "down") for k in o["ab"]]
+    rows[len(o["ab"]):len(o["ab"])] = [("`rbd import`", "imp")]
+    rows.append(("`rbd export` to stdout", "exp"))
+    for what, key in rows:
+        c = o["cpu"][key]
+        a("| %s | %s | %.2f | %.2f |" % (what, "%.2f" % m(x[0] for x in c) if key not in
+                                         ("imp", "exp") else "—", m(x[1] for x in c),
+                                         m(x[2] for x in c)))
+    a()
     a("guest_clone of a 100 GiB RBD image, %d runs: POST → completed p50 **%.1f ms** (p90 "
       "%.1f ms), an RBD clone of the base's one protected snapshot; beside it `rbd snap create "
       "&& rbd snap protect && rbd clone` of a 100 GiB image (three CLI processes, the "
@@ -260,6 +324,10 @@ def main():
       "daemon linked librados: 29.3 MiB idle without an RBD volume, 42.9 MiB with one "
       "(measured by hand on this machine with the previous binary)." % (
           o["rss_plain"] / 1024, o["rss_rbd"] / 1024))
+    a()
+    a("After the data runs (2 s settled): %s." % "; ".join(
+        "%s VmRSS %.1f MiB, VmHWM %.1f MiB" % (names[k], o["rss_after"][k][0] / 1024,
+                                               o["rss_after"][k][1] / 1024) for k in o["ab"]))
 
 
 if __name__ == "__main__":

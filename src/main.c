@@ -133,7 +133,8 @@ static int serve(struct stowage *st)
     /* Memory a transfer freed goes back to the system (bench/REPORT.md, memory): glibc's
      * default of 8 arenas a core keeps one per thread that ever allocated (HTTP, workers,
      * gfapi's own), and the mmap threshold it raises after the first big free keeps later
-     * big buffers in those arenas for good. Two arenas, and big buffers always mapped. */
+     * big buffers in those arenas for good. Two arenas, and big buffers always mapped (the
+     * RBD module raises the threshold to its object size when an RBD volume opens: rbd.c). */
     mallopt(M_ARENA_MAX, 2);
     mallopt(M_MMAP_THRESHOLD, 256 * 1024);
 

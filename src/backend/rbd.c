@@ -38,6 +38,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -426,6 +427,24 @@ static int rb_open_file(struct be_volume *v, const char *rel, int flags, mode_t 
     return open_named(rv, name, (flags & O_ACCMODE) == O_RDONLY, out);
 }
 
+static int grow(struct rb_file *f, uint64_t need);
+
+/* Room for the first writes, made while the cluster has just answered the create: the
+ * resize takes the image's exclusive lock, which the first write would take otherwise;
+ * when the cluster is gone by then, librbd fails that write with EROFS ("Read-only file
+ * system"), where a write under the lock times out like any other call. */
+static int make_room(struct rb_file *f)
+{
+    int rc = hold(f);
+    if (rc < 0)
+        return rc;
+    pthread_mutex_lock(&f->szmu);
+    rc = grow(f, 1);
+    pthread_mutex_unlock(&f->szmu);
+    drop(f);
+    return rc;
+}
+
 /* A crashed try's leftover of that name goes first. */
 static int rb_stage(struct be_volume *v, const char *staged, struct be_file **out)
 {
@@ -437,7 +456,13 @@ static int rb_stage(struct be_volume *v, const char *staged, struct be_file **ou
         return rc;
     if ((rc = create_image(rv, name)) == -EEXIST && (rc = remove_image(rv, name)) == 0)
         rc = create_image(rv, name);
-    return rc < 0 ? rc : open_named(rv, name, 0, out);
+    if (rc < 0 || (rc = open_named(rv, name, 0, out)) < 0)
+        return rc;
+    if ((rc = make_room(RF(*out))) < 0) {
+        rb_close_file(*out);
+        *out = NULL;
+    }
+    return rc;
 }
 
 /* A transfer's AIO read or write (aio_start/aio_wait), in pieces. */
@@ -450,12 +475,14 @@ struct be_aio {
     rbd_completion_t c[];
 };
 
-/* Reads go in pieces below the daemon's mmap threshold (main.c): the messenger receives
- * each reply into a buffer of its size, and a smaller one comes from malloc's arenas,
- * reused, instead of a fresh mapping faulted in page by page and unmapped again. Writes
- * go in 1 MiB pieces: several ops of an object in flight beat one (measured). */
-#define READ_PIECE (128u << 10)
-#define WRITE_PIECE (1u << 20)
+/* Reads and writes go one object (4 MiB, the default order) per op: each op costs the
+ * OSD and librbd about as much as its bytes do (128 KiB read pieces took twice the OSD's
+ * CPU of a download; 1 MiB write pieces 0.85x the upload's MiB/s of whole objects, with an
+ * upload's 16 MiB write keeping four objects in flight). The messenger receives each
+ * reply into a buffer of its size, which must come from malloc's arenas, reused, not a
+ * fresh mapping faulted in page by page: see keep_object_buffers(). */
+#define READ_PIECE (4u << 20)
+#define WRITE_PIECE (4u << 20)
 
 static int start_pieces(struct be_aio *a, void *buf)
 {
@@ -1009,6 +1036,24 @@ static void rb_close(struct be_volume *v)
     free(rv);
 }
 
+/* The messenger receives a read of one object into a buffer of that size (4 MiB), which
+ * the daemon's mmap threshold (main.c, 256 KiB) would map afresh for every object: a
+ * page fault per 4 KiB, twice the CPU of the download. Once an RBD volume opens, buffers
+ * up to an object and its alignment come from malloc's arenas and are reused. Daemons
+ * without an RBD volume keep main.c's threshold (bench/REPORT.md: RBD, memory). */
+#define RB_ARENA_MAX ((4 << 20) + (64 << 10))
+
+static void raise_mmap_threshold(void)
+{
+    mallopt(M_MMAP_THRESHOLD, RB_ARENA_MAX);
+}
+
+static void keep_object_buffers(void)
+{
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, raise_mmap_threshold);
+}
+
 static int rb_open(const struct be_params *p, struct be_volume **out, struct st_err *e)
 {
     struct rb_volume *rv = calloc(1, sizeof *rv);
@@ -1038,6 +1083,7 @@ static int rb_open(const struct be_params *p, struct be_volume **out, struct st_
     }
     /* A pool made for us may not be tagged yet; Ceph warns about untagged pools. */
     rados_application_enable(rv->io, "rbd", 0);
+    keep_object_buffers();
     *out = (struct be_volume *)(void *)rv;
     return 0;
 fail:

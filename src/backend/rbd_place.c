@@ -45,6 +45,11 @@ static const struct {
     /* A write completes when the OSDs have it, never from a client-side cache: the
      * written end an image records counts only such bytes. */
     {"rbd_cache", "false"},
+    /* librbd sends our write buffer as it is instead of copying it into one of its own
+     * (a fresh mapping per piece, faulted in page by page): a third of an upload's CPU
+     * (bench/REPORT.md, RBD). Safe here: every write's buffer stays untouched until its
+     * AIO is waited for, and librbd completes an AIO only once it let go of the buffer. */
+    {"rbd_disable_zero_copy_writes", "false"},
 };
 
 int rb_connect(const json_t *params, rados_t *out, char *msg, size_t len)
