@@ -37,6 +37,7 @@ sys.path.insert(0, str(REPO / "tests"))
 
 from fixtures import ceph  # noqa: E402
 from fixtures.daemon import Daemon  # noqa: E402
+from benchlib import log, rss_kib  # noqa: E402
 
 MiB, GiB = 1 << 20, 1 << 30
 RUNS = int(os.environ.get("BENCH_DATA_RUNS", "5"))
@@ -45,19 +46,10 @@ CLONE_RUNS = int(os.environ.get("BENCH_CLONE_RUNS", "20"))
 STORAGE, POOL = "bench", "benchrbd"
 
 
-def log(*a):
-    print(*a, file=sys.stderr, flush=True)
-
-
 def timed(argv):
     t0 = time.monotonic()
     subprocess.run(argv, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     return time.monotonic() - t0
-
-
-def rss_kib(pid):
-    with open("/proc/%d/status" % pid) as f:
-        return next(int(l.split()[1]) for l in f if l.startswith("VmRSS:"))
 
 
 class Bench:
