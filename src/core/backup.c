@@ -369,12 +369,7 @@ int core_backup_delete(struct core_task_ctx *t, struct st_err *e)
     int rc = db_begin(c, e);
     if (rc == 0)
         rc = db_bs_delete(c, core_task_str(t, "backup_storage"), e);
-    if (rc == 0)
-        rc = db_commit(c, e);
-    else
-        db_rollback(c);
-    db_release(t->st->db, c);
-    if (rc)
+    if (core_txn_end(t->st, c, rc, e))
         return -1;
     core_backup_ceph_forget(t->st, core_task_str(t, "backup_storage"));
     core_bs_place_forget(t->st, core_task_str(t, "backup_storage"));

@@ -484,12 +484,7 @@ static int rows_begin(struct core_task_ctx *t, struct db_backup_image *bi, struc
         r.created_at = r.last_op_at = bi->created_at;
         rc = db_ibackup_insert(c, &r, e);
     }
-    if (rc == 0)
-        rc = db_commit(c, e);
-    else
-        db_rollback(c);
-    db_release(t->st->db, c);
-    return rc;
+    return core_txn_end(t->st, c, rc, e);
 }
 
 /* Each copy moved to its final name (the same on every place). */

@@ -64,6 +64,9 @@ struct stowage {
 };
 
 void core_bump(struct stowage *st);
+/* The end of a write transaction begun on c (db_acquire, db_begin): commit it when rc is 0,
+ * else roll it back; c is released. Returns rc, or the commit's failure. */
+int core_txn_end(struct stowage *st, struct db_conn *c, int rc, struct st_err *e);
 /* core_login, or with password the lowercase hex SHA-512 of it (checked against the
  * user's recorded digest). */
 int core_login_as(struct stowage *st, const char *name, const char *password, int sha512_hex,

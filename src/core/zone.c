@@ -140,12 +140,7 @@ int core_zone_delete(struct core_task_ctx *t, struct st_err *e)
     int rc = db_begin(c, e);
     if (rc == 0)
         rc = db_zone_delete(c, core_task_str(t, "zone"), e);
-    if (rc == 0)
-        rc = db_commit(c, e);
-    else
-        db_rollback(c);
-    db_release(t->st->db, c);
-    if (rc)
+    if (core_txn_end(t->st, c, rc, e))
         return -1;
     core_bump(t->st);
     t->result = json_object();
