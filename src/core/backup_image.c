@@ -774,13 +774,8 @@ int core_bimage_add(struct core_task_ctx *t, struct st_err *e)
                       recorded);
         goto out;
     }
-    if (core_inspect(w.d[0].v, w.d[0].f, core_task_str(t, "format"), st->cfg.max_image_size, 0,
-                     &info, e))
+    if (core_inspect_accepted(st, w.d[0].v, w.d[0].f, core_task_str(t, "format"), &info, e))
         goto out;
-    if (!fmt_accepted(&info)) {
-        core_refusal(&info, e);
-        goto out;
-    }
     snprintf(bi.format, sizeof bi.format, "%s", fmt_name(info.format));
     snprintf(bi.sha256, sizeof bi.sha256, "%s", sha);
     bi.size = (int64_t)info.virtual_size;
@@ -1067,12 +1062,8 @@ int core_bimage_restore(struct core_task_ctx *t, struct st_err *e)
                 ref.bs_uuid, sha, bi.sha256);
         goto out;
     }
-    if (core_inspect(&dv, w.d[0].f, bi.format, st->cfg.max_image_size, 0, &info, e))
+    if (core_inspect_accepted(st, &dv, w.d[0].f, bi.format, &info, e))
         goto out;
-    if (!fmt_accepted(&info)) {
-        core_refusal(&info, e);
-        goto out;
-    }
     snprintf(im.format, sizeof im.format, "%s", fmt_name(info.format));
     snprintf(im.sha256, sizeof im.sha256, "%s", sha);
     im.virtual_size = info.virtual_size;

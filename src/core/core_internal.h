@@ -347,6 +347,10 @@ int core_image_commit_new(struct stowage *st, const struct core_vol_ref *v, stru
 int core_inspect(const struct core_vol_ref *v, struct be_file *f, const char *declared,
                  uint64_t max_virtual_size, int allow_backing, struct fmt_info *out,
                  struct st_err *e);
+/* core_inspect with the daemon's size cap and no backing file, and what it refuses (not
+ * fmt_accepted) refused with core_refusal's error. */
+int core_inspect_accepted(struct stowage *st, const struct core_vol_ref *v, struct be_file *f,
+                          const char *declared, struct fmt_info *out, struct st_err *e);
 /* Map a refusal to an st_err: virtual size over the cap is ST_TOO_LARGE, the rest ST_INVALID. */
 int core_refusal(const struct fmt_info *info, struct st_err *e);
 /* Write all of buf at off (looping over short writes). */
