@@ -64,6 +64,8 @@ struct stowage {
 };
 
 void core_bump(struct stowage *st);
+/* Copy the text member f of *src into *dst's (cut at its size): rows into views. */
+#define CORE_COPY_TEXT(dst, src, f) snprintf((dst)->f, sizeof(dst)->f, "%s", (src)->f)
 /* The end of a write transaction begun on c (db_acquire, db_begin): commit it when rc is 0,
  * else roll it back; c is released. Returns rc, or the commit's failure. */
 int core_txn_end(struct stowage *st, struct db_conn *c, int rc, struct st_err *e);

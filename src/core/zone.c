@@ -11,10 +11,10 @@
 static void from_row(const struct db_zone *z, struct core_zone *out)
 {
     memset(out, 0, sizeof *out);
-    snprintf(out->uuid, sizeof out->uuid, "%s", z->uuid);
-    snprintf(out->name, sizeof out->name, "%s", z->name);
-    snprintf(out->description, sizeof out->description, "%s", z->description);
-    snprintf(out->state, sizeof out->state, "%s", z->state);
+    CORE_COPY_TEXT(out, z, uuid);
+    CORE_COPY_TEXT(out, z, name);
+    CORE_COPY_TEXT(out, z, description);
+    CORE_COPY_TEXT(out, z, state);
     out->created_at = z->created_at;
     out->last_op_at = z->last_op_at;
 }
