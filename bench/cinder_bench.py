@@ -17,6 +17,7 @@ import requests
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "tests"))
 from fixtures.daemon import Daemon  # noqa: E402
+from benchlib import drop_caches  # noqa: E402
 
 GiB = 1 << 30
 load0 = os.getloadavg()[0]
@@ -51,15 +52,6 @@ COLD_ROUNDS = int(os.environ.get("BENCH_COLD_ROUNDS", "3"))
 builds = [("this build", os.environ["STOWAGED"])]
 if os.environ.get("STOWAGED_BASE"):
     builds.append(("base", os.environ["STOWAGED_BASE"]))
-
-
-def drop_caches():
-    subprocess.run(["sync"])
-    try:
-        with open("/proc/sys/vm/drop_caches", "w") as f:
-            f.write("3\n")
-    except OSError:
-        pass
 
 
 class Run:

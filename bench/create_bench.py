@@ -46,13 +46,10 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
 
 from fixtures.daemon import Daemon  # noqa: E402
+from benchlib import log  # noqa: E402
 
 N = int(os.environ.get("BENCH_CREATES", "1000"))
 STORAGE = "bench"
-
-
-def log(*a):
-    print(*a, file=sys.stderr, flush=True)
 
 
 def pct(xs, p):

@@ -39,6 +39,7 @@ sys.path.insert(0, str(REPO / "tests"))
 from fixtures.daemon import Daemon  # noqa: E402
 from fixtures.gluster import GlusterdBusy, start_when_free  # noqa: E402
 from fixtures.loopdisk import LoopDisk  # noqa: E402
+from benchlib import cpu_seconds, drop_caches, log, waiting_for_glusterd  # noqa: E402
 
 MiB, GiB = 1 << 20, 1 << 30
 RUNS = int(os.environ.get("BENCH_DATA_RUNS", "3"))
@@ -47,25 +48,11 @@ GVOL = "benchdata"
 STORAGE = "bench"
 
 
-def log(*a):
-    print(*a, file=sys.stderr, flush=True)
-
-
 GLUSTER_WAIT_S = float(os.environ.get("BENCH_GLUSTER_WAIT_S", "600"))
-
-
-def waiting():
-    log("gluster: another glusterd runs on this host; waiting")
 
 
 def sh(*argv, **kw):
     return subprocess.run(argv, check=True, capture_output=True, text=True, **kw)
-
-
-def drop_caches():
-    os.sync()
-    with open("/proc/sys/vm/drop_caches", "w") as f:
-        f.write("3\n")
 
 
 def settle(limit_kib=64 * 1024, timeout=30):
@@ -84,7 +71,7 @@ def settle(limit_kib=64 * 1024, timeout=30):
 
 def timed(argv, **kw):
     """Run argv after dropping the page cache; seconds of wall time."""
-    drop_caches()
+    drop_caches(required=True)
     t0 = time.monotonic()
     subprocess.run(argv, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, **kw)
     return time.monotonic() - t0
@@ -92,14 +79,6 @@ def timed(argv, **kw):
 
 def mibs(size, seconds):
     return size / MiB / seconds
-
-
-def cpu_seconds(pid):
-    """User + system CPU time of a process so far: what a transfer cost it, whatever the
-    other load on the machine."""
-    with open("/proc/%d/stat" % pid) as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 class Bench:
@@ -131,7 +110,8 @@ class Bench:
         only = os.environ.get("BENCH_DATA_STEPS")
         if not only or {"g", "clone_g"} & set(only.split(",")):
             try:
-                self.gd = start_when_free(self.work / "gluster", GLUSTER_WAIT_S, waiting=waiting)
+                self.gd = start_when_free(self.work / "gluster", GLUSTER_WAIT_S,
+                                          waiting=waiting_for_glusterd)
             except GlusterdBusy as e:
                 log("gluster: %s — skipping the Gluster measurements" % e)
                 self.gluster_skipped = str(e)
@@ -207,7 +187,7 @@ class Bench:
 
     def nginx_down(self, vid, rel, cold=True):
         if cold:
-            drop_caches()
+            drop_caches(required=True)
         r = subprocess.run(["curl", "-sS", "-o", "/dev/null", "-w", "%{http_code} %{time_total}",
                             "http://127.0.0.1:%d/%s/%s" % (self.nport, vid, rel)],
                            capture_output=True, text=True, check=True)
@@ -247,7 +227,7 @@ class Bench:
         return row
 
     def curl_up(self, name, vid):
-        drop_caches()
+        drop_caches(required=True)
         url = self.d.url("/image/%s/file/?volume_id=%s" % (name, vid))
         r = subprocess.run(["curl", "-sS", "-o", str(self.work / "up.json"), "-w",
                             "%{http_code} %{time_total}", "-T", str(self.src), "-H", "Expect:",
@@ -260,7 +240,7 @@ class Bench:
 
     def curl_down(self, name, cold=True):
         if cold:
-            drop_caches()
+            drop_caches(required=True)
         r = subprocess.run(["curl", "-sS", "-o", "/dev/null", "-w", "%{http_code} %{time_total}",
                             "-H", "Authorization: Bearer " + self.d.token,
                             self.d.url("/image/%s/file/" % name)],

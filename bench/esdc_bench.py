@@ -20,6 +20,7 @@ import requests
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "tests"))
 from fixtures.daemon import Daemon  # noqa: E402
+from benchlib import drop_caches  # noqa: E402
 
 MiB = 1 << 20
 SIZE = int(os.environ.get("BENCH_ESDC_MIB", "1024")) * MiB
@@ -103,15 +104,6 @@ def timed(fn):
     t = time.perf_counter()
     fn()
     return time.perf_counter() - t
-
-
-def drop_caches():
-    subprocess.run(["sync"])
-    try:
-        with open("/proc/sys/vm/drop_caches", "w") as f:
-            f.write("3\n")
-    except OSError:
-        pass
 
 
 def curl_to(url, dest):

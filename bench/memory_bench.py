@@ -27,25 +27,13 @@ sys.path.insert(0, str(REPO / "tests"))
 from fixtures.daemon import Daemon  # noqa: E402
 from fixtures.gluster import GlusterdBusy, start_when_free  # noqa: E402
 from fixtures.loopdisk import LoopDisk  # noqa: E402
+from benchlib import log, rss_kib, waiting_for_glusterd  # noqa: E402
 
 MiB, GiB = 1 << 20, 1 << 30
 STALLED, IDLE = 200, 1000
 
 
-def log(*a):
-    print(*a, file=sys.stderr, flush=True)
-
-
 GLUSTER_WAIT_S = float(os.environ.get("BENCH_GLUSTER_WAIT_S", "600"))
-
-
-def waiting():
-    log("gluster: another glusterd runs on this host; waiting")
-
-
-def rss_kib(pid):
-    with open("/proc/%d/status" % pid) as f:
-        return next(int(line.split()[1]) for line in f if line.startswith("VmRSS:"))
 
 
 def settled_rss(pid, secs=2.0):
@@ -155,7 +143,7 @@ def local_part(work, src, out, cleanups):
 
 def gluster_part(work, src, out, cleanups):
     try:
-        gd = start_when_free(work / "gluster", GLUSTER_WAIT_S, waiting=waiting)
+        gd = start_when_free(work / "gluster", GLUSTER_WAIT_S, waiting=waiting_for_glusterd)
     except GlusterdBusy as e:
         out["gluster_skipped"] = str(e)
         return

@@ -38,6 +38,7 @@ sys.path.insert(0, str(REPO / "tests"))
 
 from fixtures import ceph  # noqa: E402
 from fixtures.daemon import Daemon  # noqa: E402
+from benchlib import cpu_seconds as cpu_s, log, rss_kib  # noqa: E402
 
 MiB, GiB = 1 << 20, 1 << 30
 RUNS = int(os.environ.get("BENCH_DATA_RUNS", "5"))
@@ -46,24 +47,10 @@ CLONE_RUNS = int(os.environ.get("BENCH_CLONE_RUNS", "20"))
 STORAGE, POOL = "bench", "benchrbd"
 
 
-def log(*a):
-    print(*a, file=sys.stderr, flush=True)
-
-
-TICK = os.sysconf("SC_CLK_TCK")
-
-
 def timed(argv):
     t0 = time.monotonic()
     subprocess.run(argv, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     return time.monotonic() - t0
-
-
-def cpu_s(pid):
-    """User + system CPU seconds of a process so far."""
-    with open("/proc/%d/stat" % pid) as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICK
 
 
 def children_cpu_s():
@@ -74,10 +61,6 @@ def children_cpu_s():
 def status_kib(pid, key):
     with open("/proc/%d/status" % pid) as f:
         return next(int(l.split()[1]) for l in f if l.startswith(key + ":"))
-
-
-def rss_kib(pid):
-    return status_kib(pid, "VmRSS")
 
 
 def hwm_kib(pid):

@@ -28,6 +28,7 @@ import requests
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "tests"))
 from fixtures.daemon import Daemon  # noqa: E402
+from benchlib import cpu_seconds, drop_caches, log  # noqa: E402
 
 GiB, MiB = 1 << 30, 1 << 20
 N = 10000
@@ -42,10 +43,6 @@ Q = ["name~=img-12%", "size>%d" % (1000 * MiB), "platform=Linux"]
 SQL = ("SELECT uuid, name, description, url, media_type, guest_os_type, platform, format, state, "
        "status, size, actual_size, sha256, system, created_at, last_op_at FROM backup_image "
        "WHERE name LIKE ? AND size > ? AND platform = ? ORDER BY created_at, rowid LIMIT 1000")
-
-
-def log(*a):
-    print(*a, file=sys.stderr, flush=True)
 
 
 def session(d):
@@ -69,23 +66,6 @@ def job(s, h, method, path, body):
             assert r.status_code == 200, r.text
             return time.perf_counter() - t, r.json()
         time.sleep(0.002)
-
-
-def cpu_s(pid):
-    """User + system CPU seconds the process has used (the machine may be shared: wall
-    times then include waiting for a core, CPU times do not)."""
-    f = open("/proc/%d/stat" % pid).read().rsplit(")", 1)[1].split()
-    return (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def drop_caches():
-    """Every copy starts from the disk (the page cache dropped, when this may)."""
-    os.sync()
-    try:
-        with open("/proc/sys/vm/drop_caches", "w") as f:
-            f.write("3\n")
-    except OSError:
-        pass
 
 
 def fill(db, bs):
@@ -128,13 +108,13 @@ try:
     want = r.json()["inventories"]
     assert r.status_code == 200 and want, r.text[:300]
     runs = []
-    cpu0 = cpu_s(d.proc.pid)
+    cpu0 = cpu_seconds(d.proc.pid)
     for _ in range(200):
         t = time.perf_counter()
         r = s.get(d.base + API + "/images", headers=h, params=params)
         runs.append((time.perf_counter() - t) * 1000)
         assert r.status_code == 200
-    q_cpu = (cpu_s(d.proc.pid) - cpu0) / 200 * 1000
+    q_cpu = (cpu_seconds(d.proc.pid) - cpu0) / 200 * 1000
     q_p50 = statistics.median(runs)
     q_p99 = sorted(runs)[int(len(runs) * 0.99) - 1]
     lite = sqlite3.connect(db)
@@ -176,13 +156,13 @@ try:
         cp_sync.append(time.perf_counter() - t)
         os.unlink(dst)
         drop_caches()
-        cpu0 = cpu_s(d.proc.pid)
+        cpu0 = cpu_seconds(d.proc.pid)
         took, res = job(s, h, "POST", "/images", {"params": {
             "name": "big-%d" % i, "url": "stowage://image/" + img, "backupStorageUuids": [bs],
             "format": "raw"}})
         assert res["inventory"]["status"] == "Ready" and res["inventory"]["size"] == GiB
         backup.append(took)
-        backup_cpu.append(cpu_s(d.proc.pid) - cpu0)
+        backup_cpu.append(cpu_seconds(d.proc.pid) - cpu0)
         _, _ = job(s, h, "DELETE", "/images/" + res["inventory"]["uuid"], None)
         log("run %d: cp %.2f s, cp+sync %.2f s, backup %.2f s" % (i, cp[-1], cp_sync[-1], took))
 finally:

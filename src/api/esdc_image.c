@@ -456,13 +456,13 @@ void esdc_image_delete(struct http_req *r)
 
 /* ---- POST /image/{name}/: an import from an IMGAPI manifest ---- */
 
-/* esdc's name rule (ImageSerializer.name): stricter than core's. */
-int esdc_name_ok(struct http_req *r, const char *name)
+int esdc_name_ok(struct http_req *r, const char *name, size_t max)
 {
     char msg[96];
     size_t len = strlen(name);
-    if (len > 32) {
-        snprintf(msg, sizeof msg, "Ensure this value has at most 32 characters (it has %zu).", len);
+    if (len > max) {
+        snprintf(msg, sizeof msg, "Ensure this value has at most %zu characters (it has %zu).", max,
+                 len);
         esdc_fail_field(r, "name", msg);
         return 0;
     }
@@ -511,7 +511,7 @@ void esdc_import(struct http_req *r, const char *name, const char *manifest_url)
     const char *dc = NULL;
     json_t *body = http_json(r), *errors = json_object();
 
-    if (!esdc_name_ok(r, name))
+    if (!esdc_name_ok(r, name, ESDC_IMAGE_NAME_MAX))
         goto out;
     if (core_image_find(http_st(r), name, &im, &e) == 0) {
         esdc_reply_detail(r, 406, "Image already exists");

@@ -46,8 +46,10 @@ void esdc_task_log(struct http_req *r);
 
 /* esdc_image.c */
 void esdc_iso_time(int64_t t, char out[24]);
-/* esdc's name rule for images (ImageSerializer.name); 0 after a FAILURE answer. */
-int esdc_name_ok(struct http_req *r, const char *name);
+/* esdc's name rule (ImageSerializer.name: stricter than core's): a valid id of at most max
+ * bytes; 0 after a FAILURE answer of field name. */
+#define ESDC_IMAGE_NAME_MAX 32
+int esdc_name_ok(struct http_req *r, const char *name, size_t max);
 /* The image fields of a body (alias, version, desc, tags, access, resize, deploy, dc_bound)
  * into p; each refusal goes to errors as {field: [message]}. Tags text is kept in *tags. */
 void esdc_image_fields(json_t *body, struct core_op_params *p, char **tags, json_t *errors);

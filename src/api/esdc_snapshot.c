@@ -147,24 +147,6 @@ void esdc_snapshot_get(struct http_req *r)
     target_free(&t);
 }
 
-/* The snapshot's name rule, as a FAILURE of field name. */
-static int name_ok(struct http_req *r, const char *name)
-{
-    char msg[96];
-    size_t len = strlen(name);
-    if (len > SNAP_NAME_MAX) {
-        snprintf(msg, sizeof msg, "Ensure this value has at most %d characters (it has %zu).",
-                 SNAP_NAME_MAX, len);
-        esdc_fail_field(r, "name", msg);
-        return 0;
-    }
-    if (!core_valid_id(name)) {
-        esdc_fail_field(r, "name", "Enter a valid value.");
-        return 0;
-    }
-    return 1;
-}
-
 /* 423 while the disk's volume cannot be reached (esdc: the node is not operational). */
 static int node_ok(struct http_req *r, const char *volume_id)
 {
@@ -197,7 +179,7 @@ void esdc_snapshot_post(struct http_req *r)
     }
     if (target(r, 0, &t))
         return;
-    if (!name_ok(r, name))
+    if (!esdc_name_ok(r, name, SNAP_NAME_MAX))
         goto out;
     if (note && !json_is_null(note) &&
         (!json_is_string(note) || strlen(json_string_value(note)) != json_string_length(note))) {
@@ -278,7 +260,7 @@ void esdc_snapshot_image(struct http_req *r)
         return;
     if (find(r, &t, &s))
         goto out;
-    if (!esdc_name_ok(r, name))
+    if (!esdc_name_ok(r, name, ESDC_IMAGE_NAME_MAX))
         goto out;
     if (core_image_find(http_st(r), name, &im, &e) == 0) {
         esdc_reply_detail(r, 406, "Image already exists");

@@ -123,6 +123,14 @@ int zs_is_uuid32(const char *s)
     return 1;
 }
 
+int zs_check_uuid(const char *field, const char *uuid, struct st_err *e)
+{
+    if (!uuid || zs_is_uuid32(uuid))
+        return 0;
+    return st_fail_field(e, ST_INVALID, field, "%s must be a UUID of 32 hex digits without '-'",
+                         field);
+}
+
 /* ---- sessions ---- */
 
 /* The session of an API call: 0, or replied (-1). */
@@ -176,7 +184,7 @@ static void login(struct http_req *r)
     const char *name, *password;
     struct st_err e;
     if (!json_is_object(body)) {
-        zs_plain(r, 400, "the body doesn't contain action mapping to the URL[%s]", http_path(r));
+        zs_no_action(r);
         return;
     }
     if (http_json_string(body, "accountName", 1, 64, &name, &e) ||
@@ -260,6 +268,15 @@ void zs_submit(struct http_req *r, const struct st_principal *who, enum core_op 
         return;
     int rc = core_job_submit_as(http_st(r), op, p, who, id, got, &e);
     zs_submitted(r, rc, id, got, &e);
+}
+
+void zs_submit_checked(struct http_req *r, const struct st_principal *who, enum core_op op,
+                       const struct core_op_params *p, int rc, const struct st_err *e)
+{
+    if (rc)
+        zs_fail(r, e);
+    else
+        zs_submit(r, who, op, p);
 }
 
 const char *zs_bs_schema(const struct core_backup *b)
@@ -735,12 +752,17 @@ static void capacities(struct http_req *r)
 
 /* ---- calls that change something ---- */
 
+void zs_no_action(struct http_req *r)
+{
+    zs_plain(r, 400, "the body doesn't contain action mapping to the URL[%s]", http_path(r));
+}
+
 /* The "params" (or an action's) object of a body: replied (NULL) when it is not one. */
 json_t *zs_body_part(struct http_req *r, const char *key)
 {
     json_t *v = json_object_get(http_json(r), key);
     if (!json_is_object(v)) {
-        zs_plain(r, 400, "the body doesn't contain action mapping to the URL[%s]", http_path(r));
+        zs_no_action(r);
         return NULL;
     }
     return v;
@@ -763,6 +785,12 @@ static int bs_params(json_t *b, struct core_op_params *p, struct st_err *e)
     return 0;
 }
 
+/* A field the body must hold (its read made it NULL when absent). */
+static int required(const char *value, const char *field, struct st_err *e)
+{
+    return value ? 0 : st_fail_field(e, ST_INVALID, field, "'%s' is required", field);
+}
+
 static void add_image_store(struct http_req *r)
 {
     struct st_principal who;
@@ -771,24 +799,11 @@ static void add_image_store(struct http_req *r)
     json_t *b;
     if (zs_authorize(r, &who) || !(b = zs_body_part(r, "params")))
         return;
-    if (bs_params(b, &p, &e) || http_json_string(b, "url", 1, 4095, &p.url, &e) ||
-        http_json_string(b, "resourceUuid", 0, 64, &p.uuid, &e)) {
-        zs_fail(r, &e);
-        return;
-    }
-    if (!p.name || !p.hostname) {
-        st_fail_field(&e, ST_INVALID, p.name ? "hostname" : "name", "'%s' is required",
-                      p.name ? "hostname" : "name");
-        zs_fail(r, &e);
-        return;
-    }
-    if (p.uuid && !zs_is_uuid32(p.uuid)) {
-        st_fail_field(&e, ST_INVALID, "resourceUuid",
-                      "resourceUuid must be a UUID of 32 hex digits without '-'");
-        zs_fail(r, &e);
-        return;
-    }
-    zs_submit(r, &who, CORE_OP_BACKUP_CREATE, &p);
+    int rc = bs_params(b, &p, &e) || http_json_string(b, "url", 1, 4095, &p.url, &e) ||
+             http_json_string(b, "resourceUuid", 0, 64, &p.uuid, &e) ||
+             required(p.name, "name", &e) || required(p.hostname, "hostname", &e) ||
+             zs_check_uuid("resourceUuid", p.uuid, &e);
+    zs_submit_checked(r, &who, CORE_OP_BACKUP_CREATE, &p, rc, &e);
 }
 
 static void image_store_action(struct http_req *r)
@@ -800,22 +815,13 @@ static void image_store_action(struct http_req *r)
     if (zs_authorize(r, &who))
         return;
     p.backup_storage = http_capture(r, 0);
-    if ((b = json_object_get(body, "updateImageStoreBackupStorage"))) {
-        if (!json_is_object(b)) {
-            zs_plain(r, 400, "the body doesn't contain action mapping to the URL[%s]",
-                     http_path(r));
-            return;
-        }
-        if (bs_params(b, &p, &e)) {
-            zs_fail(r, &e);
-            return;
-        }
-        zs_submit(r, &who, CORE_OP_BACKUP_UPDATE, &p);
-    } else if (json_is_object(json_object_get(body, "reconnectImageStoreBackupStorage"))) {
+    b = json_object_get(body, "updateImageStoreBackupStorage");
+    if (json_is_object(b))
+        zs_submit_checked(r, &who, CORE_OP_BACKUP_UPDATE, &p, bs_params(b, &p, &e), &e);
+    else if (!b && json_is_object(json_object_get(body, "reconnectImageStoreBackupStorage")))
         zs_submit(r, &who, CORE_OP_BACKUP_RECONNECT, &p);
-    } else {
-        zs_plain(r, 400, "the body doesn't contain action mapping to the URL[%s]", http_path(r));
-    }
+    else
+        zs_no_action(r);
 }
 
 static void bs_action(struct http_req *r)
@@ -833,11 +839,8 @@ static void bs_action(struct http_req *r)
     }
     if (!(b = zs_body_part(r, "changeBackupStorageState")))
         return;
-    if (http_json_string(b, "stateEvent", 1, 16, &p.state, &e)) {
-        zs_fail(r, &e);
-        return;
-    }
-    zs_submit(r, &who, CORE_OP_BACKUP_STATE, &p);
+    int rc = http_json_string(b, "stateEvent", 1, 16, &p.state, &e);
+    zs_submit_checked(r, &who, CORE_OP_BACKUP_STATE, &p, rc, &e);
 }
 
 static void delete_bs(struct http_req *r)

@@ -179,13 +179,9 @@ static void add_ceph(struct http_req *r)
         http_json_string(b, "description", 0, 2048, &rq.description, &e) ||
         http_json_string(b, "url", 0, 2048, &rq.url, &e) ||
         http_json_string(b, "poolName", 0, 255, &rq.pool, &e) ||
-        http_json_string(b, "resourceUuid", 0, 64, &rq.uuid, &e))
+        http_json_string(b, "resourceUuid", 0, 64, &rq.uuid, &e) ||
+        zs_check_uuid("resourceUuid", rq.uuid, &e))
         goto fail;
-    if (rq.uuid && !zs_is_uuid32(rq.uuid)) {
-        st_fail_field(&e, ST_INVALID, "resourceUuid",
-                      "resourceUuid must be a UUID of 32 hex digits without '-'");
-        goto fail;
-    }
     list = json_object_get(b, "monUrls");
     if (!json_is_array(list) || json_array_size(list) == 0 || json_array_size(list) > MAX_MONS) {
         st_fail_field(&e, ST_INVALID, "monUrls", "monUrls must be a list of 1 to %d mon URLs",

@@ -191,9 +191,8 @@ static int add_params(json_t *b, struct core_op_params *p, char **bss, struct st
         one_of(p->platform, "platform", platforms, e) ||
         bs_list(json_object_get(b, "backupStorageUuids"), "backupStorageUuids", bss, e))
         return -1;
-    if (p->uuid && !zs_is_uuid32(p->uuid))
-        return st_fail_field(e, ST_INVALID, "resourceUuid",
-                             "resourceUuid must be a UUID of 32 hex digits without '-'");
+    if (zs_check_uuid("resourceUuid", p->uuid, e))
+        return -1;
     p->backup_storages = *bss;
     return 0;
 }
@@ -207,10 +206,7 @@ static void add_image(struct http_req *r)
     json_t *b;
     if (zs_authorize(r, &who) || !(b = zs_body_part(r, "params")))
         return;
-    if (add_params(b, &p, &bss, &e))
-        zs_fail(r, &e);
-    else
-        zs_submit(r, &who, CORE_OP_BIMAGE_ADD, &p);
+    zs_submit_checked(r, &who, CORE_OP_BIMAGE_ADD, &p, add_params(b, &p, &bss, &e), &e);
     free(bss);
 }
 

@@ -26,9 +26,14 @@ void zs_submit(struct http_req *r, const struct st_principal *who, enum core_op 
 /* Answer a submit: 202 with the api-job's location (rc 0), else the refusal. */
 void zs_submitted(struct http_req *r, int rc, const char *id, const char *got,
                   const struct st_err *e);
-/* Queue op as the api-job (zs_job_id, core, zs_submitted). */
-void zs_submit(struct http_req *r, const struct st_principal *who, enum core_op op,
-               const struct core_op_params *p);
+/* A handler's last step: queue op as zs_submit does when reading its params gave rc 0,
+ * else reply e, the refusal. */
+void zs_submit_checked(struct http_req *r, const struct st_principal *who, enum core_op op,
+                       const struct core_op_params *p, int rc, const struct st_err *e);
+/* 400: the body holds no action this URL takes (ZStack's RestServer's wording). */
+void zs_no_action(struct http_req *r);
+/* A uuid a client chose (NULL: none): 32 hex digits, else ST_INVALID naming field. */
+int zs_check_uuid(const char *field, const char *uuid, struct st_err *e);
 /* The "params" (or an action's) object of a body: replied (NULL) when it is not one. */
 json_t *zs_body_part(struct http_req *r, const char *key);
 json_t *zs_date_json(int64_t t);

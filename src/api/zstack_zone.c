@@ -81,17 +81,6 @@ void zs_get_zone(struct http_req *r)
     query(r, http_capture(r, 0));
 }
 
-/* A uuid the client chose: 32 hex digits. 0, or replied. */
-static int check_uuid(struct http_req *r, const char *field, const char *uuid)
-{
-    struct st_err e;
-    if (!uuid || zs_is_uuid32(uuid))
-        return 0;
-    st_fail_field(&e, ST_INVALID, field, "%s must be a UUID of 32 hex digits without '-'", field);
-    zs_fail(r, &e);
-    return -1;
-}
-
 void zs_create_zone(struct http_req *r)
 {
     struct st_principal who;
@@ -100,14 +89,11 @@ void zs_create_zone(struct http_req *r)
     json_t *b;
     if (zs_authorize(r, &who) || !(b = zs_body_part(r, "params")))
         return;
-    if (http_json_string(b, "name", 1, 255, &p.name, &e) ||
-        http_json_string(b, "description", 0, 2048, &p.description, &e) ||
-        http_json_string(b, "resourceUuid", 0, 64, &p.uuid, &e)) {
-        zs_fail(r, &e);
-        return;
-    }
-    if (check_uuid(r, "resourceUuid", p.uuid) == 0)
-        zs_submit(r, &who, CORE_OP_ZONE_CREATE, &p);
+    int rc = http_json_string(b, "name", 1, 255, &p.name, &e) ||
+             http_json_string(b, "description", 0, 2048, &p.description, &e) ||
+             http_json_string(b, "resourceUuid", 0, 64, &p.uuid, &e) ||
+             zs_check_uuid("resourceUuid", p.uuid, &e);
+    zs_submit_checked(r, &who, CORE_OP_ZONE_CREATE, &p, rc, &e);
 }
 
 void zs_delete_zone(struct http_req *r)
@@ -137,14 +123,10 @@ void zs_zone_action(struct http_req *r)
     } else if (json_is_object(b = json_object_get(body, "changeZoneState"))) {
         rc = http_json_string(b, "stateEvent", 1, 16, &p.state, &e);
     } else {
-        zs_plain(r, 400, "the body doesn't contain action mapping to the URL[%s]", http_path(r));
+        zs_no_action(r);
         return;
     }
-    if (rc) {
-        zs_fail(r, &e);
-        return;
-    }
-    zs_submit(r, &who, CORE_OP_ZONE_UPDATE, &p);
+    zs_submit_checked(r, &who, CORE_OP_ZONE_UPDATE, &p, rc, &e);
 }
 
 static void pair(struct http_req *r, enum core_op op)

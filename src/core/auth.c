@@ -254,12 +254,7 @@ int core_user_add(struct stowage *st, const char *name, const char *password, en
         rc = db_user_upsert(c, name, stored, core_role_name(role), e);
     if (rc == 0)
         rc = db_user_set_digest(c, name, digest, e);
-    if (rc == 0)
-        rc = db_commit(c, e);
-    else
-        db_rollback(c);
-    db_release(st->db, c);
-    return rc;
+    return core_txn_end(st, c, rc, e);
 }
 
 /* Constant-time check of password against "pbkdf2-sha256$iter$salt$hash". */

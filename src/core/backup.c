@@ -19,17 +19,17 @@
 static void from_row(const struct db_backup_storage *b, struct core_backup *out)
 {
     memset(out, 0, sizeof *out);
-    snprintf(out->uuid, sizeof out->uuid, "%s", b->uuid);
-    snprintf(out->name, sizeof out->name, "%s", b->name);
-    snprintf(out->description, sizeof out->description, "%s", b->description);
-    snprintf(out->type, sizeof out->type, "%s", b->type);
-    snprintf(out->url, sizeof out->url, "%s", b->url);
-    snprintf(out->hostname, sizeof out->hostname, "%s", b->hostname);
-    snprintf(out->username, sizeof out->username, "%s", b->username);
+    CORE_COPY_TEXT(out, b, uuid);
+    CORE_COPY_TEXT(out, b, name);
+    CORE_COPY_TEXT(out, b, description);
+    CORE_COPY_TEXT(out, b, type);
+    CORE_COPY_TEXT(out, b, url);
+    CORE_COPY_TEXT(out, b, hostname);
+    CORE_COPY_TEXT(out, b, username);
     out->ssh_port = b->ssh_port;
-    snprintf(out->state, sizeof out->state, "%s", b->state);
-    snprintf(out->status, sizeof out->status, "%s", b->status);
-    snprintf(out->status_msg, sizeof out->status_msg, "%s", b->status_msg);
+    CORE_COPY_TEXT(out, b, state);
+    CORE_COPY_TEXT(out, b, status);
+    CORE_COPY_TEXT(out, b, status_msg);
     out->total = (uint64_t)b->total;
     out->available = (uint64_t)b->available;
     out->created_at = b->created_at;
@@ -369,12 +369,7 @@ int core_backup_delete(struct core_task_ctx *t, struct st_err *e)
     int rc = db_begin(c, e);
     if (rc == 0)
         rc = db_bs_delete(c, core_task_str(t, "backup_storage"), e);
-    if (rc == 0)
-        rc = db_commit(c, e);
-    else
-        db_rollback(c);
-    db_release(t->st->db, c);
-    if (rc)
+    if (core_txn_end(t->st, c, rc, e))
         return -1;
     core_backup_ceph_forget(t->st, core_task_str(t, "backup_storage"));
     core_bs_place_forget(t->st, core_task_str(t, "backup_storage"));

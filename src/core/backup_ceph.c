@@ -407,11 +407,7 @@ static int record(struct stowage *st, const struct db_backup_storage *b, const s
     int rc = db_begin(c, e);
     if (rc == 0 && (db_bs_insert(c, b, e) || db_ceph_insert(c, b->uuid, x, m->v, m->n, e)))
         rc = -1;
-    if (rc == 0)
-        rc = db_commit(c, e);
-    else
-        db_rollback(c);
-    db_release(st->db, c);
+    rc = core_txn_end(st, c, rc, e);
     if (rc == 0)
         core_bump(st);
     return rc;

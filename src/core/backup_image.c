@@ -261,10 +261,10 @@ static void ref_view(const struct db_image_backup *r, const char *bs_url,
                      struct core_bimage_ref *out)
 {
     memset(out, 0, sizeof *out);
-    snprintf(out->bs_uuid, sizeof out->bs_uuid, "%s", r->bs_uuid);
+    CORE_COPY_TEXT(out, r, bs_uuid);
     if (r->install_path[0]) /* "" until the copy is published */
         snprintf(out->install_path, sizeof out->install_path, "%s/%s", bs_url, r->install_path);
-    snprintf(out->status, sizeof out->status, "%s", r->status);
+    CORE_COPY_TEXT(out, r, status);
     out->created_at = r->created_at;
     out->last_op_at = r->last_op_at;
 }
@@ -293,17 +293,17 @@ static int image_view(struct db_conn *c, const struct db_backup_image *b, struct
     struct db_image_backup *refs = NULL;
     size_t n = 0;
     memset(out, 0, sizeof *out);
-    snprintf(out->uuid, sizeof out->uuid, "%s", b->uuid);
-    snprintf(out->name, sizeof out->name, "%s", b->name);
-    snprintf(out->description, sizeof out->description, "%s", b->description);
-    snprintf(out->url, sizeof out->url, "%s", b->url);
-    snprintf(out->media_type, sizeof out->media_type, "%s", b->media_type);
-    snprintf(out->guest_os_type, sizeof out->guest_os_type, "%s", b->guest_os_type);
-    snprintf(out->platform, sizeof out->platform, "%s", b->platform);
-    snprintf(out->format, sizeof out->format, "%s", b->format);
-    snprintf(out->state, sizeof out->state, "%s", b->state);
-    snprintf(out->status, sizeof out->status, "%s", b->status);
-    snprintf(out->sha256, sizeof out->sha256, "%s", b->sha256);
+    CORE_COPY_TEXT(out, b, uuid);
+    CORE_COPY_TEXT(out, b, name);
+    CORE_COPY_TEXT(out, b, description);
+    CORE_COPY_TEXT(out, b, url);
+    CORE_COPY_TEXT(out, b, media_type);
+    CORE_COPY_TEXT(out, b, guest_os_type);
+    CORE_COPY_TEXT(out, b, platform);
+    CORE_COPY_TEXT(out, b, format);
+    CORE_COPY_TEXT(out, b, state);
+    CORE_COPY_TEXT(out, b, status);
+    CORE_COPY_TEXT(out, b, sha256);
     out->size = (uint64_t)b->size;
     out->actual_size = (uint64_t)b->actual_size;
     out->system = b->system;
@@ -484,12 +484,7 @@ static int rows_begin(struct core_task_ctx *t, struct db_backup_image *bi, struc
         r.created_at = r.last_op_at = bi->created_at;
         rc = db_ibackup_insert(c, &r, e);
     }
-    if (rc == 0)
-        rc = db_commit(c, e);
-    else
-        db_rollback(c);
-    db_release(t->st->db, c);
-    return rc;
+    return core_txn_end(t->st, c, rc, e);
 }
 
 /* Each copy moved to its final name (the same on every place). */
@@ -779,13 +774,8 @@ int core_bimage_add(struct core_task_ctx *t, struct st_err *e)
                       recorded);
         goto out;
     }
-    if (core_inspect(w.d[0].v, w.d[0].f, core_task_str(t, "format"), st->cfg.max_image_size, 0,
-                     &info, e))
+    if (core_inspect_accepted(st, w.d[0].v, w.d[0].f, core_task_str(t, "format"), &info, e))
         goto out;
-    if (!fmt_accepted(&info)) {
-        core_refusal(&info, e);
-        goto out;
-    }
     snprintf(bi.format, sizeof bi.format, "%s", fmt_name(info.format));
     snprintf(bi.sha256, sizeof bi.sha256, "%s", sha);
     bi.size = (int64_t)info.virtual_size;
@@ -1072,12 +1062,8 @@ int core_bimage_restore(struct core_task_ctx *t, struct st_err *e)
                 ref.bs_uuid, sha, bi.sha256);
         goto out;
     }
-    if (core_inspect(&dv, w.d[0].f, bi.format, st->cfg.max_image_size, 0, &info, e))
+    if (core_inspect_accepted(st, &dv, w.d[0].f, bi.format, &info, e))
         goto out;
-    if (!fmt_accepted(&info)) {
-        core_refusal(&info, e);
-        goto out;
-    }
     snprintf(im.format, sizeof im.format, "%s", fmt_name(info.format));
     snprintf(im.sha256, sizeof im.sha256, "%s", sha);
     im.virtual_size = info.virtual_size;

@@ -128,11 +128,7 @@ int core_clone_create(struct stowage *st, const char *image_name, const char *gu
     rc = db_begin(c, e);
     if (rc == 0 && (rc = db_clone_insert(c, out, e)) == 0 && also)
         rc = also->fn(c, out, also->ud, e);
-    if (rc == 0)
-        rc = db_commit(c, e); /* rolls back when it fails */
-    else
-        db_rollback(c);
-    db_release(st->db, c);
+    rc = core_txn_end(st, c, rc, e);
     if (rc) {
         v.ops->remove(v.be, out->path);
         goto out;

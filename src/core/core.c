@@ -72,6 +72,16 @@ void core_bump(struct stowage *st)
     atomic_fetch_add(&st->generation, 1);
 }
 
+int core_txn_end(struct stowage *st, struct db_conn *c, int rc, struct st_err *e)
+{
+    if (rc == 0)
+        rc = db_commit(c, e); /* which rolls back when it fails */
+    else
+        db_rollback(c);
+    db_release(st->db, c);
+    return rc;
+}
+
 int64_t core_now_ms(void)
 {
     struct timespec ts;

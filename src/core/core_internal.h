@@ -67,6 +67,11 @@ struct stowage {
 };
 
 void core_bump(struct stowage *st);
+/* Copy the text member f of *src into *dst's (cut at its size): rows into views. */
+#define CORE_COPY_TEXT(dst, src, f) snprintf((dst)->f, sizeof(dst)->f, "%s", (src)->f)
+/* The end of a write transaction begun on c (db_acquire, db_begin): commit it when rc is 0,
+ * else roll it back; c is released. Returns rc, or the commit's failure. */
+int core_txn_end(struct stowage *st, struct db_conn *c, int rc, struct st_err *e);
 /* core_login, or with password the lowercase hex SHA-512 of it (checked against the
  * user's recorded digest). */
 int core_login_as(struct stowage *st, const char *name, const char *password, int sha512_hex,
@@ -354,6 +359,10 @@ void core_publish_rows(void *ctx, struct st_group_member *batch, size_t n);
 int core_inspect(const struct core_vol_ref *v, struct be_file *f, const char *declared,
                  uint64_t max_virtual_size, int allow_backing, struct fmt_info *out,
                  struct st_err *e);
+/* core_inspect with the daemon's size cap and no backing file, and what it refuses (not
+ * fmt_accepted) refused with core_refusal's error. */
+int core_inspect_accepted(struct stowage *st, const struct core_vol_ref *v, struct be_file *f,
+                          const char *declared, struct fmt_info *out, struct st_err *e);
 /* Map a refusal to an st_err: virtual size over the cap is ST_TOO_LARGE, the rest ST_INVALID. */
 int core_refusal(const struct fmt_info *info, struct st_err *e);
 /* Write all of buf at off (looping over short writes). */

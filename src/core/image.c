@@ -450,6 +450,14 @@ int core_inspect(const struct core_vol_ref *v, struct be_file *f, const char *de
     return 0;
 }
 
+int core_inspect_accepted(struct stowage *st, const struct core_vol_ref *v, struct be_file *f,
+                          const char *declared, struct fmt_info *out, struct st_err *e)
+{
+    if (core_inspect(v, f, declared, st->cfg.max_image_size, 0, out, e))
+        return -1;
+    return fmt_accepted(out) ? 0 : core_refusal(out, e);
+}
+
 int core_refusal(const struct fmt_info *info, struct st_err *e)
 {
     return st_fail_field(e, info->reason == FMT_R_TOO_LARGE ? ST_TOO_LARGE : ST_INVALID, "image",
@@ -888,12 +896,8 @@ int core_image_copy(struct stowage *st, const char *source_name, const char *new
     out->virtual_size = src.virtual_size;
     snprintf(out->sha256, sizeof out->sha256, "%s", src.sha256); /* the same bytes */
     struct fmt_info info;
-    if ((rc = core_inspect(&dv, j.df, src.format, st->cfg.max_image_size, 0, &info, e)))
+    if ((rc = core_inspect_accepted(st, &dv, j.df, src.format, &info, e)))
         goto unlink;
-    if (!fmt_accepted(&info)) {
-        rc = core_refusal(&info, e);
-        goto unlink;
-    }
     out->actual_size = info.actual_size;
     if ((rc = core_image_commit(st, &dv, j.df, staging, out, e)))
         goto discard;

@@ -447,12 +447,8 @@ int core_image_import(struct stowage *st, const struct core_import_req *rq,
     else
         snprintf(sha1, sizeof sha1, "%s", wire);
     digest(im.sha256, 32, out->sha256);
-    if (core_inspect(&v, im.f, "", st->cfg.max_image_size, 0, &info, e))
+    if (core_inspect_accepted(st, &v, im.f, "", &info, e))
         goto out;
-    if (!fmt_accepted(&info)) {
-        core_refusal(&info, e);
-        goto out;
-    }
     snprintf(out->format, sizeof out->format, "%s", fmt_name(info.format));
     out->virtual_size = info.virtual_size;
     out->actual_size = info.actual_size;

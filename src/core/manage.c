@@ -38,12 +38,7 @@ int core_manage_istorage_create(struct core_task_ctx *t, struct st_err *e)
         rc = db_storage_insert(c, &s, e);
     if (rc == 0)
         rc = db_host_add(c, id, st->hostname, e); /* this host serves it */
-    if (rc == 0)
-        rc = db_commit(c, e);
-    else
-        db_rollback(c);
-    db_release(st->db, c);
-    if (rc)
+    if (core_txn_end(st, c, rc, e))
         return -1;
     core_bump(st);
     t->result = json_pack("{s:s, s:s}", "storage", id, "host", st->hostname);
@@ -68,12 +63,7 @@ int core_manage_istorage_modify(struct core_task_ctx *t, struct st_err *e)
             snprintf(s.description, sizeof s.description, "%s", core_task_str(t, "description"));
         rc = db_storage_update(c, &s, e);
     }
-    if (rc == 0)
-        rc = db_commit(c, e);
-    else
-        db_rollback(c);
-    db_release(st->db, c);
-    if (rc)
+    if (core_txn_end(st, c, rc, e))
         return -1;
     core_bump(st);
     t->result = json_pack("{s:s}", "storage", id);
@@ -114,11 +104,7 @@ int core_manage_istorage_delete(struct core_task_ctx *t, struct st_err *e)
     }
     if (rc == 0)
         rc = db_storage_delete(c, id, e); /* its host rows go with it */
-    if (rc == 0)
-        rc = db_commit(c, e);
-    else
-        db_rollback(c);
-    db_release(st->db, c);
+    rc = core_txn_end(st, c, rc, e);
     free(vols);
     if (rc)
         return -1;
@@ -187,11 +173,7 @@ int core_manage_register_volume(struct stowage *st, const struct db_volume *in, 
         rc = place_free(c, v, e);
     if (rc == 0)
         rc = db_volume_insert(c, v, e);
-    if (rc == 0)
-        rc = db_commit(c, e);
-    else
-        db_rollback(c);
-    db_release(st->db, c);
+    rc = core_txn_end(st, c, rc, e);
     if (rc == 0 && core_volumes_add(st, v, e)) {
         c = db_acquire(st->db);
         if (db_begin(c, &ignore) || db_volume_drop(c, v->id, &ignore) || db_commit(c, &ignore))
@@ -227,12 +209,7 @@ static int drop_row(struct stowage *st, const char *id, struct st_err *e)
         rc = check_empty(c, id, e);
     if (rc == 0)
         rc = db_volume_drop(c, id, e);
-    if (rc == 0)
-        rc = db_commit(c, e);
-    else
-        db_rollback(c);
-    db_release(st->db, c);
-    return rc;
+    return core_txn_end(st, c, rc, e);
 }
 
 /* Where a volume of this kind comes from (the config only, when the kind is unknown). */

@@ -42,8 +42,8 @@ static void snapshot_from_row(const struct db_snapshot *row, int status, struct 
 }
 
 /* One operation at a time on a snapshot: "snapshot:<clone>@<name>". */
-static int claim(struct stowage *st, const char *clone_id, const char *name, char *key,
-                 size_t len, struct st_err *e)
+static int claim(struct stowage *st, const char *clone_id, const char *name, char *key, size_t len,
+                 struct st_err *e)
 {
     char what[160];
     snprintf(key, len, "snapshot:%s@%s", clone_id, name);
@@ -544,12 +544,8 @@ int core_snapshot_image(struct stowage *st, const struct core_snapshot_image_req
         goto out;
     /* The guest's bytes as raw: one whose first sector looks like another format is
      * refused like any upload would be (qemu would probe it as that format). */
-    if (core_inspect(&dv, df, "raw", st->cfg.max_image_size, 0, &info, e))
+    if (core_inspect_accepted(st, &dv, df, "raw", &info, e))
         goto out;
-    if (!fmt_accepted(&info)) {
-        core_refusal(&info, e);
-        goto out;
-    }
     snprintf(out->format, sizeof out->format, "raw");
     out->virtual_size = ch.l[0].virtual_size;
     out->actual_size = info.actual_size;

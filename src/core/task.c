@@ -85,14 +85,14 @@ static void to_view(const struct db_task *t, struct core_job *v)
     int ok = strcmp(t->result, "success") == 0;
 
     memset(v, 0, sizeof *v);
-    snprintf(v->id, sizeof v->id, "%s", t->id);
+    CORE_COPY_TEXT(v, t, id);
     snprintf(v->op, sizeof v->op, "%s", t->type);
-    snprintf(v->state, sizeof v->state, "%s", t->state);
-    snprintf(v->result, sizeof v->result, "%s", t->result);
+    CORE_COPY_TEXT(v, t, state);
+    CORE_COPY_TEXT(v, t, result);
     v->progress = t->progress;
     snprintf(ok ? v->legacy_msg : v->error, sizeof v->error, "%s", t->result_msg);
     v->outcome = ok ? json_loads(t->result_json, 0, NULL) : NULL;
-    snprintf(v->owner, sizeof v->owner, "%s", t->owner);
+    CORE_COPY_TEXT(v, t, owner);
     v->created_at = t->created_at;
     v->started_at = t->started_at;
     v->finished_at = t->finished_at;

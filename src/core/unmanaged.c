@@ -697,12 +697,7 @@ static int reserve_adopted(struct stowage *st, const struct core_adoption *a,
     if (rc == 0)
         rc = db_image_set_adopted(c, out->uuid, a->object, a->description ? a->description : "",
                                   a->properties ? a->properties : "{}", e);
-    if (rc == 0)
-        rc = db_commit(c, e);
-    else
-        db_rollback(c);
-    db_release(st->db, c);
-    return rc;
+    return core_txn_end(st, c, rc, e);
 }
 
 /* One transaction: the row's new status, and also's write. */
@@ -715,12 +710,7 @@ static int settle(struct stowage *st, const char *uuid, const char *status,
         rc = status ? db_image_set_status(c, uuid, status, e) : db_image_delete_row(c, uuid, e);
     if (rc == 0 && also)
         rc = also->fn(c, row, also->ud, e);
-    if (rc == 0)
-        rc = db_commit(c, e);
-    else
-        db_rollback(c);
-    db_release(st->db, c);
-    return rc;
+    return core_txn_end(st, c, rc, e);
 }
 
 int core_image_adopt(struct stowage *st, const struct core_adoption *a, struct db_image *out,

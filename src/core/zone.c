@@ -11,10 +11,10 @@
 static void from_row(const struct db_zone *z, struct core_zone *out)
 {
     memset(out, 0, sizeof *out);
-    snprintf(out->uuid, sizeof out->uuid, "%s", z->uuid);
-    snprintf(out->name, sizeof out->name, "%s", z->name);
-    snprintf(out->description, sizeof out->description, "%s", z->description);
-    snprintf(out->state, sizeof out->state, "%s", z->state);
+    CORE_COPY_TEXT(out, z, uuid);
+    CORE_COPY_TEXT(out, z, name);
+    CORE_COPY_TEXT(out, z, description);
+    CORE_COPY_TEXT(out, z, state);
     out->created_at = z->created_at;
     out->last_op_at = z->last_op_at;
 }
@@ -140,12 +140,7 @@ int core_zone_delete(struct core_task_ctx *t, struct st_err *e)
     int rc = db_begin(c, e);
     if (rc == 0)
         rc = db_zone_delete(c, core_task_str(t, "zone"), e);
-    if (rc == 0)
-        rc = db_commit(c, e);
-    else
-        db_rollback(c);
-    db_release(t->st->db, c);
-    if (rc)
+    if (core_txn_end(t->st, c, rc, e))
         return -1;
     core_bump(t->st);
     t->result = json_object();

@@ -50,11 +50,8 @@ int db_token_find(struct db_conn *c, const char *hash_hex, int64_t now, struct d
 int db_token_delete(struct db_conn *c, const char *hash_hex, struct st_err *e)
 {
     static const char sql[] = "DELETE FROM token WHERE hash = ?1";
-    struct db_query *st = db_stmt(c, sql, e);
-    if (!st)
-        return -1;
-    db_bind_text(st, 1, hash_hex);
-    return db_exec_stmt(c, st, e, "delete token");
+    struct db_query *st = db_stmt_key(c, sql, hash_hex, e);
+    return st ? db_exec_stmt(c, st, e, "delete token") : -1;
 }
 
 int db_token_count(struct db_conn *c, const char *role, int64_t *n, struct st_err *e)
@@ -109,35 +106,15 @@ int db_user_get(struct db_conn *c, const char *name, char *password_hash, size_t
     return st_fail(e, ST_UNAUTHORIZED, "unknown user or wrong password");
 }
 
-struct digest_out {
-    char *out;
-    size_t len;
-};
-
-static void read_digest(struct db_query *q, void *item)
-{
-    struct digest_out *d = item;
-    db_col_text(q, 0, d->out, d->len);
-}
-
 int db_user_set_digest(struct db_conn *c, const char *name, const char *digest_hash,
                        struct st_err *e)
 {
     static const char sql[] = "UPDATE \"user\" SET digest_hash = ?2 WHERE name = ?1";
-    struct db_query *st = db_stmt(c, sql, e);
-    if (!st)
-        return -1;
-    db_bind_text(st, 1, name);
-    db_bind_text(st, 2, digest_hash);
-    return db_exec_changed(c, st, "set user digest", "user", name, e);
+    return db_set_text(c, sql, name, digest_hash, "set user digest", "user", e);
 }
 
 int db_user_get_digest(struct db_conn *c, const char *name, char *out, size_t len, struct st_err *e)
 {
     static const char sql[] = "SELECT digest_hash FROM \"user\" WHERE name = ?1";
-    struct db_query *st = db_stmt(c, sql, e);
-    if (!st)
-        return -1;
-    db_bind_text(st, 1, name);
-    return db_one(c, st, read_digest, &(struct digest_out){out, len}, "user", name, e);
+    return db_get_text(c, sql, name, out, len, "user", e);
 }

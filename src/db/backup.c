@@ -82,11 +82,7 @@ int db_bs_insert(struct db_conn *c, const struct db_backup_storage *b, struct st
 int db_bs_get(struct db_conn *c, const char *uuid, struct db_backup_storage *out, struct st_err *e)
 {
     static const char sql[] = "SELECT " BS_COLS " FROM backup_storage WHERE uuid = ?1";
-    struct db_query *q = db_stmt(c, sql, e);
-    if (!q)
-        return -1;
-    db_bind_text(q, 1, uuid);
-    return db_one(c, q, read_bs, out, "backup storage", uuid, e);
+    return db_one_by_text(c, sql, uuid, read_bs, out, "backup storage", e);
 }
 
 int db_bs_update(struct db_conn *c, const struct db_backup_storage *b, struct st_err *e)
@@ -136,19 +132,13 @@ int db_bs_delete(struct db_conn *c, const char *uuid, struct st_err *e)
     static const char del_images[] =
         "DELETE FROM backup_image WHERE uuid NOT IN (SELECT image_uuid FROM image_backup)";
     static const char sql[] = "DELETE FROM backup_storage WHERE uuid = ?1";
-    struct db_query *q = db_stmt(c, del_backups, e);
-    if (!q)
-        return -1;
-    db_bind_text(q, 1, uuid);
-    if (db_exec_stmt(c, q, e, "delete image backups"))
+    struct db_query *q = db_stmt_key(c, del_backups, uuid, e);
+    if (!q || db_exec_stmt(c, q, e, "delete image backups"))
         return -1;
     /* an image whose last copy was there goes with it */
     if (!(q = db_stmt(c, del_images, e)) || db_exec_stmt(c, q, e, "delete backup images"))
         return -1;
-    if (!(q = db_stmt(c, sql, e)))
-        return -1;
-    db_bind_text(q, 1, uuid);
-    return db_exec_changed(c, q, "delete backup storage", "backup storage", uuid, e);
+    return db_exec_by_text(c, sql, uuid, "delete backup storage", "backup storage", e);
 }
 
 static const struct db_table bs_table = {
@@ -183,19 +173,10 @@ int db_bs_backup_count(struct db_conn *c, const char *uuid, int64_t *n, struct s
     return 0;
 }
 
-static void read_id(struct db_query *q, void *item)
-{
-    db_col_text(q, 0, item, DB_ID);
-}
-
 int db_bs_zones(struct db_conn *c, const char *uuid, char (**out)[DB_ID], size_t *n,
                 struct st_err *e)
 {
     static const char sql[] =
         "SELECT zone_uuid FROM zone_attachment WHERE bs_uuid = ?1 ORDER BY zone_uuid";
-    struct db_query *q = db_stmt(c, sql, e);
-    if (!q)
-        return -1;
-    db_bind_text(q, 1, uuid);
-    return db_collect(c, q, DB_ID, read_id, out, n, "list zones", e);
+    return db_collect_by_text(c, sql, uuid, DB_ID, db_read_id, out, n, "list zones", e);
 }

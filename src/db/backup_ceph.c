@@ -107,11 +107,7 @@ int db_ceph_get(struct db_conn *c, const char *bs_uuid, struct db_ceph *out, str
         "SELECT b.fsid, b.pool, s.used, s.avail, s.replicas, s.util_ppm, s.policy, "
         "s.pool_created FROM backup_storage b JOIN ceph_pool_stat s ON s.bs_uuid = b.uuid "
         "WHERE b.uuid = ?1";
-    struct db_query *q = db_stmt(c, sql, e);
-    if (!q)
-        return -1;
-    db_bind_text(q, 1, bs_uuid);
-    return db_one(c, q, read_ceph, out, "ceph backup storage", bs_uuid, e);
+    return db_one_by_text(c, sql, bs_uuid, read_ceph, out, "ceph backup storage", e);
 }
 
 static void read_mon(struct db_query *q, void *item)
@@ -134,11 +130,7 @@ int db_ceph_mons(struct db_conn *c, const char *bs_uuid, struct db_ceph_mon **ou
 {
     static const char sql[] =
         "SELECT " MON_COLS " FROM ceph_mon WHERE bs_uuid = ?1 ORDER BY created_at, rowid";
-    struct db_query *q = db_stmt(c, sql, e);
-    if (!q)
-        return -1;
-    db_bind_text(q, 1, bs_uuid);
-    return db_collect(c, q, sizeof **out, read_mon, out, n, "list ceph mons", e);
+    return db_collect_by_text(c, sql, bs_uuid, sizeof **out, read_mon, out, n, "list ceph mons", e);
 }
 
 struct owner {
@@ -160,11 +152,7 @@ int db_ceph_by_fsid(struct db_conn *c, const char *fsid, char uuid[DB_ID], char 
         "SELECT uuid, name FROM backup_storage WHERE type = 'Ceph' AND fsid = ?1 LIMIT 1";
     struct owner o;
     struct st_err nf;
-    struct db_query *q = db_stmt(c, sql, e);
-    if (!q)
-        return -1;
-    db_bind_text(q, 1, fsid);
-    if (db_one(c, q, read_owner, &o, "backup storage", fsid, &nf)) {
+    if (db_one_by_text(c, sql, fsid, read_owner, &o, "backup storage", &nf)) {
         if (nf.code == ST_NOT_FOUND)
             return 0;
         *e = nf;

@@ -81,11 +81,7 @@ int db_bimage_get(struct db_conn *c, const char *uuid, struct db_backup_image *o
                   struct st_err *e)
 {
     static const char sql[] = "SELECT " BI_COLS " FROM backup_image WHERE uuid = ?1";
-    struct db_query *q = db_stmt(c, sql, e);
-    if (!q)
-        return -1;
-    db_bind_text(q, 1, uuid);
-    return db_one(c, q, read_bi, out, "image", uuid, e);
+    return db_one_by_text(c, sql, uuid, read_bi, out, "image", e);
 }
 
 int db_bimage_ready(struct db_conn *c, const struct db_backup_image *b, const char *install_path,
@@ -119,16 +115,10 @@ int db_bimage_delete(struct db_conn *c, const char *uuid, struct st_err *e)
 {
     static const char refs[] = "DELETE FROM image_backup WHERE image_uuid = ?1";
     static const char img[] = "DELETE FROM backup_image WHERE uuid = ?1";
-    struct db_query *q = db_stmt(c, refs, e);
-    if (!q)
+    struct db_query *q = db_stmt_key(c, refs, uuid, e);
+    if (!q || db_exec_stmt(c, q, e, "delete image backups"))
         return -1;
-    db_bind_text(q, 1, uuid);
-    if (db_exec_stmt(c, q, e, "delete image backups"))
-        return -1;
-    if (!(q = db_stmt(c, img, e)))
-        return -1;
-    db_bind_text(q, 1, uuid);
-    return db_exec_changed(c, q, "delete backup image", "image", uuid, e);
+    return db_exec_by_text(c, img, uuid, "delete backup image", "image", e);
 }
 
 static const struct db_table bi_table = {
@@ -183,11 +173,8 @@ int db_ibackup_list(struct db_conn *c, const char *image_uuid, struct db_image_b
     static const char sql[] = "SELECT image_uuid, bs_uuid, install_path, status, created_at, "
                               "last_op_at FROM image_backup WHERE image_uuid = ?1 "
                               "ORDER BY created_at, bs_uuid";
-    struct db_query *q = db_stmt(c, sql, e);
-    if (!q)
-        return -1;
-    db_bind_text(q, 1, image_uuid);
-    return db_collect(c, q, sizeof **out, read_ref, out, n, "list image backups", e);
+    return db_collect_by_text(c, sql, image_uuid, sizeof **out, read_ref, out, n,
+                              "list image backups", e);
 }
 
 int db_ibackup_delete(struct db_conn *c, const char *image_uuid, const char *bs_uuid,
@@ -202,18 +189,9 @@ int db_ibackup_delete(struct db_conn *c, const char *image_uuid, const char *bs_
     return db_exec_changed(c, q, "delete image backup", "image backup", bs_uuid, e);
 }
 
-static void read_image_uuid(struct db_query *q, void *item)
-{
-    db_col_text(q, 0, item, DB_ID);
-}
-
 int db_ibackup_images_on(struct db_conn *c, const char *bs_uuid, char (**out)[DB_ID], size_t *n,
                          struct st_err *e)
 {
     static const char sql[] = "SELECT image_uuid FROM image_backup WHERE bs_uuid = ?1";
-    struct db_query *q = db_stmt(c, sql, e);
-    if (!q)
-        return -1;
-    db_bind_text(q, 1, bs_uuid);
-    return db_collect(c, q, DB_ID, read_image_uuid, out, n, "list image backups", e);
+    return db_collect_by_text(c, sql, bs_uuid, DB_ID, db_read_id, out, n, "list image backups", e);
 }

@@ -161,6 +161,69 @@ int db_one(struct db_conn *c, struct db_query *q, db_read_fn read, void *item, c
     return st_fail(e, ST_NOT_FOUND, "%s '%s' not found", kind, key);
 }
 
+/* ---- statements that pick their rows by one text, ?1 ---- */
+
+struct db_query *db_stmt_key(struct db_conn *c, const char *sql, const char *key, struct st_err *e)
+{
+    struct db_query *q = db_stmt(c, sql, e);
+    if (q)
+        db_bind_text(q, 1, key);
+    return q;
+}
+
+int db_collect_by_text(struct db_conn *c, const char *sql, const char *key, size_t elem,
+                       db_read_fn read, void *out, size_t *n, const char *what, struct st_err *e)
+{
+    struct db_query *q = db_stmt_key(c, sql, key, e);
+    return q ? db_collect(c, q, elem, read, out, n, what, e) : -1;
+}
+
+int db_one_by_text(struct db_conn *c, const char *sql, const char *key, db_read_fn read, void *item,
+                   const char *kind, struct st_err *e)
+{
+    struct db_query *q = db_stmt_key(c, sql, key, e);
+    return q ? db_one(c, q, read, item, kind, key, e) : -1;
+}
+
+int db_exec_by_text(struct db_conn *c, const char *sql, const char *key, const char *what,
+                    const char *kind, struct st_err *e)
+{
+    struct db_query *q = db_stmt_key(c, sql, key, e);
+    return q ? db_exec_changed(c, q, what, kind, key, e) : -1;
+}
+
+int db_set_text(struct db_conn *c, const char *sql, const char *key, const char *value,
+                const char *what, const char *kind, struct st_err *e)
+{
+    struct db_query *q = db_stmt_key(c, sql, key, e);
+    if (!q)
+        return -1;
+    db_bind_text(q, 2, value);
+    return db_exec_changed(c, q, what, kind, key, e);
+}
+
+void db_read_id(struct db_query *q, void *item)
+{
+    db_col_text(q, 0, item, DB_ID);
+}
+
+struct db_text {
+    char *buf;
+    size_t len;
+};
+
+static void read_text(struct db_query *q, void *item)
+{
+    const struct db_text *t = item;
+    db_col_text(q, 0, t->buf, t->len);
+}
+
+int db_get_text(struct db_conn *c, const char *sql, const char *key, char *out, size_t len,
+                const char *kind, struct st_err *e)
+{
+    return db_one_by_text(c, sql, key, read_text, &(struct db_text){out, len}, kind, e);
+}
+
 /* ---- migrations ---- */
 
 static int read_version(struct db_conn *c, int *v, struct st_err *e)

@@ -178,6 +178,24 @@ int db_collect(struct db_conn *c, struct db_query *q, size_t elem, db_read_fn re
 int db_one(struct db_conn *c, struct db_query *q, db_read_fn read, void *item, const char *kind,
            const char *key, struct st_err *e);
 
+/* The same for statements whose ?1 is one text, key (the one a not-found message names):
+ * db_stmt with ?1 bound; db_collect, db_one or db_exec_changed of it; and an UPDATE whose
+ * ?2 is one more text. Each returns what the call it ends in returns. */
+struct db_query *db_stmt_key(struct db_conn *c, const char *sql, const char *key, struct st_err *e);
+int db_collect_by_text(struct db_conn *c, const char *sql, const char *key, size_t elem,
+                       db_read_fn read, void *out, size_t *n, const char *what, struct st_err *e);
+int db_one_by_text(struct db_conn *c, const char *sql, const char *key, db_read_fn read, void *item,
+                   const char *kind, struct st_err *e);
+int db_exec_by_text(struct db_conn *c, const char *sql, const char *key, const char *what,
+                    const char *kind, struct st_err *e);
+int db_set_text(struct db_conn *c, const char *sql, const char *key, const char *value,
+                const char *what, const char *kind, struct st_err *e);
+/* A read_fn for a first column that is an id, into a char[DB_ID]. */
+void db_read_id(struct db_query *q, void *item);
+/* The one text column of the row that sql selects by ?1 = key, into out (len bytes). */
+int db_get_text(struct db_conn *c, const char *sql, const char *key, char *out, size_t len,
+                const char *kind, struct st_err *e);
+
 /* ---- queries (query.c): a struct st_query as SQL over one table ---- */
 
 /* A field a resource may be queried and sorted by: its neutral name, its column, and

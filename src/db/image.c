@@ -111,11 +111,8 @@ int db_image_list_volume(struct db_conn *c, const char *volume_id, struct db_ima
 {
     static const char sql[] = "SELECT " IMAGE_READ " FROM image WHERE volume_id = ?1 "
                               "AND status = 'active' ORDER BY name";
-    struct db_query *st = db_stmt(c, sql, e);
-    if (!st)
-        return -1;
-    db_bind_text(st, 1, volume_id);
-    return db_collect(c, st, sizeof **out, read_image, out, n, "list images", e);
+    return db_collect_by_text(c, sql, volume_id, sizeof **out, read_image, out, n, "list images",
+                              e);
 }
 
 int db_image_insert(struct db_conn *c, const struct db_image *im, struct st_err *e)
@@ -162,11 +159,8 @@ int db_clone_list_volume(struct db_conn *c, const char *volume_id, struct db_clo
 {
     static const char sql[] = "SELECT " CLONE_COLS " FROM clone c JOIN image i ON "
                               "i.uuid = c.image_uuid WHERE c.volume_id = ?1 ORDER BY c.clone_id";
-    struct db_query *st = db_stmt(c, sql, e);
-    if (!st)
-        return -1;
-    db_bind_text(st, 1, volume_id);
-    return db_collect(c, st, sizeof **out, read_clone, out, n, "list clones", e);
+    return db_collect_by_text(c, sql, volume_id, sizeof **out, read_clone, out, n, "list clones",
+                              e);
 }
 
 int db_clone_list_guest(struct db_conn *c, const char *guest_id, struct db_clone **out, size_t *n,
@@ -175,11 +169,7 @@ int db_clone_list_guest(struct db_conn *c, const char *guest_id, struct db_clone
     static const char sql[] = "SELECT " CLONE_COLS " FROM clone c JOIN image i ON "
                               "i.uuid = c.image_uuid WHERE c.guest_id = ?1 ORDER BY "
                               "c.created_at, c.rowid";
-    struct db_query *st = db_stmt(c, sql, e);
-    if (!st)
-        return -1;
-    db_bind_text(st, 1, guest_id);
-    return db_collect(c, st, sizeof **out, read_clone, out, n, "list clones", e);
+    return db_collect_by_text(c, sql, guest_id, sizeof **out, read_clone, out, n, "list clones", e);
 }
 
 int db_clone_list_image(struct db_conn *c, const char *uuid, struct db_clone **out, size_t *n,
@@ -187,43 +177,28 @@ int db_clone_list_image(struct db_conn *c, const char *uuid, struct db_clone **o
 {
     static const char sql[] = "SELECT " CLONE_COLS " FROM clone c JOIN image i ON "
                               "i.uuid = c.image_uuid WHERE c.image_uuid = ?1 ORDER BY c.clone_id";
-    struct db_query *st = db_stmt(c, sql, e);
-    if (!st)
-        return -1;
-    db_bind_text(st, 1, uuid);
-    return db_collect(c, st, sizeof **out, read_clone, out, n, "list clones", e);
+    return db_collect_by_text(c, sql, uuid, sizeof **out, read_clone, out, n, "list clones", e);
 }
 
 int db_image_get(struct db_conn *c, const char *uuid, struct db_image *out, struct st_err *e)
 {
     static const char sql[] = "SELECT " IMAGE_READ " FROM image WHERE uuid = ?1";
-    struct db_query *st = db_stmt(c, sql, e);
-    if (!st)
-        return -1;
-    db_bind_text(st, 1, uuid);
-    return db_one(c, st, read_image, out, "image", uuid, e);
+    return db_one_by_text(c, sql, uuid, read_image, out, "image", e);
 }
 
 int db_image_by_name(struct db_conn *c, const char *name, struct db_image *out, struct st_err *e)
 {
     static const char sql[] =
         "SELECT " IMAGE_READ " FROM image WHERE name = ?1 AND status != 'deleted'";
-    struct db_query *st = db_stmt(c, sql, e);
-    if (!st)
-        return -1;
-    db_bind_text(st, 1, name);
-    return db_one(c, st, read_image, out, "image", name, e);
+    return db_one_by_text(c, sql, name, read_image, out, "image", e);
 }
 
 int db_image_list_volume_all(struct db_conn *c, const char *volume_id, struct db_image **out,
                              size_t *n, struct st_err *e)
 {
     static const char sql[] = "SELECT " IMAGE_READ " FROM image WHERE volume_id = ?1";
-    struct db_query *st = db_stmt(c, sql, e);
-    if (!st)
-        return -1;
-    db_bind_text(st, 1, volume_id);
-    return db_collect(c, st, sizeof **out, read_image, out, n, "list images", e);
+    return db_collect_by_text(c, sql, volume_id, sizeof **out, read_image, out, n, "list images",
+                              e);
 }
 
 int db_image_set_data(struct db_conn *c, const char *uuid, const char *format,
@@ -323,11 +298,7 @@ int db_image_get_upload(struct db_conn *c, const char *uuid, uint64_t *staging_i
 int db_image_delete_row(struct db_conn *c, const char *uuid, struct st_err *e)
 {
     static const char sql[] = "DELETE FROM image WHERE uuid = ?1";
-    struct db_query *st = db_stmt(c, sql, e);
-    if (!st)
-        return -1;
-    db_bind_text(st, 1, uuid);
-    return db_exec_changed(c, st, "delete image row", "image", uuid, e);
+    return db_exec_by_text(c, sql, uuid, "delete image row", "image", e);
 }
 
 int db_volume_usage(struct db_conn *c, const char *volume_id, int64_t *images, int64_t *clones,
@@ -374,21 +345,13 @@ int db_clone_get(struct db_conn *c, const char *clone_id, struct db_clone *out, 
 {
     static const char sql[] = "SELECT " CLONE_COLS " FROM clone c JOIN image i ON "
                               "i.uuid = c.image_uuid WHERE c.clone_id = ?1";
-    struct db_query *st = db_stmt(c, sql, e);
-    if (!st)
-        return -1;
-    db_bind_text(st, 1, clone_id);
-    return db_one(c, st, read_clone, out, "clone", clone_id, e);
+    return db_one_by_text(c, sql, clone_id, read_clone, out, "clone", e);
 }
 
 int db_clone_delete(struct db_conn *c, const char *clone_id, struct st_err *e)
 {
     static const char sql[] = "DELETE FROM clone WHERE clone_id = ?1";
-    struct db_query *st = db_stmt(c, sql, e);
-    if (!st)
-        return -1;
-    db_bind_text(st, 1, clone_id);
-    return db_exec_changed(c, st, "delete clone", "clone", clone_id, e);
+    return db_exec_by_text(c, sql, clone_id, "delete clone", "clone", e);
 }
 
 int db_clone_count_image(struct db_conn *c, const char *uuid, int64_t *n, char *names,
@@ -424,41 +387,13 @@ int db_clone_count_image(struct db_conn *c, const char *uuid, int64_t *n, char *
 int db_image_set_origin(struct db_conn *c, const char *uuid, const char *origin, struct st_err *e)
 {
     static const char sql[] = "UPDATE image SET origin = ?2 WHERE uuid = ?1";
-    struct db_query *st = db_stmt(c, sql, e);
-    if (!st)
-        return -1;
-    db_bind_text(st, 1, uuid);
-    db_bind_text(st, 2, origin);
-    return db_exec_changed(c, st, "record the image's origin", "image", uuid, e);
-}
-
-struct origin_out {
-    char *buf;
-    size_t len;
-};
-
-static void read_origin(struct db_query *st, void *item)
-{
-    struct origin_out *o = item;
-    db_col_text(st, 0, o->buf, o->len);
-}
-
-/* One text column of the image uuid (sql selects it by ?1) into out. */
-static int image_text(struct db_conn *c, const char *sql, const char *uuid, char *out,
-                      size_t len, struct st_err *e)
-{
-    struct origin_out o = {out, len};
-    struct db_query *st = db_stmt(c, sql, e);
-    if (!st)
-        return -1;
-    db_bind_text(st, 1, uuid);
-    return db_one(c, st, read_origin, &o, "image", uuid, e);
+    return db_set_text(c, sql, uuid, origin, "record the image's origin", "image", e);
 }
 
 int db_image_get_origin(struct db_conn *c, const char *uuid, char *out, size_t len,
                         struct st_err *e)
 {
-    return image_text(c, "SELECT origin FROM image WHERE uuid = ?1", uuid, out, len, e);
+    return db_get_text(c, "SELECT origin FROM image WHERE uuid = ?1", uuid, out, len, "image", e);
 }
 
 /* ---- what an adoption records, and a release under way (migration 013) ---- */
@@ -481,19 +416,15 @@ int db_image_set_adopted(struct db_conn *c, const char *uuid, const char *origin
 int db_image_get_properties(struct db_conn *c, const char *uuid, char *out, size_t len,
                             struct st_err *e)
 {
-    return image_text(c, "SELECT properties FROM image WHERE uuid = ?1", uuid, out, len, e);
+    static const char sql[] = "SELECT properties FROM image WHERE uuid = ?1";
+    return db_get_text(c, sql, uuid, out, len, "image", e);
 }
 
 int db_image_set_releasing(struct db_conn *c, const char *uuid, const char *to, struct st_err *e)
 {
     static const char sql[] = "UPDATE image SET releasing = ?2 != '', "
                               "origin = CASE ?2 WHEN '' THEN origin ELSE ?2 END WHERE uuid = ?1";
-    struct db_query *st = db_stmt(c, sql, e);
-    if (!st)
-        return -1;
-    db_bind_text(st, 1, uuid);
-    db_bind_text(st, 2, to);
-    return db_exec_changed(c, st, "mark the image's release", "image", uuid, e);
+    return db_set_text(c, sql, uuid, to, "mark the image's release", "image", e);
 }
 
 static void read_release(struct db_query *st, void *item)
@@ -508,11 +439,8 @@ int db_image_list_releasing(struct db_conn *c, const char *volume_id, struct db_
 {
     static const char sql[] =
         "SELECT uuid, origin FROM image WHERE volume_id = ?1 AND releasing != 0";
-    struct db_query *st = db_stmt(c, sql, e);
-    if (!st)
-        return -1;
-    db_bind_text(st, 1, volume_id);
-    return db_collect(c, st, sizeof **out, read_release, out, n, "list releases", e);
+    return db_collect_by_text(c, sql, volume_id, sizeof **out, read_release, out, n,
+                              "list releases", e);
 }
 
 /* ---- an image's SHA-1 for IMGAPI manifests (migration 008) ---- */
@@ -520,21 +448,10 @@ int db_image_list_releasing(struct db_conn *c, const char *volume_id, struct db_
 int db_image_set_sha1(struct db_conn *c, const char *uuid, const char *sha1, struct st_err *e)
 {
     static const char sql[] = "UPDATE image SET sha1 = ?2 WHERE uuid = ?1";
-    struct db_query *st = db_stmt(c, sql, e);
-    if (!st)
-        return -1;
-    db_bind_text(st, 1, uuid);
-    db_bind_text(st, 2, sha1);
-    return db_exec_changed(c, st, "record the image's sha1", "image", uuid, e);
+    return db_set_text(c, sql, uuid, sha1, "record the image's sha1", "image", e);
 }
 
 int db_image_get_sha1(struct db_conn *c, const char *uuid, char *out, size_t len, struct st_err *e)
 {
-    static const char sql[] = "SELECT sha1 FROM image WHERE uuid = ?1";
-    struct origin_out o = {out, len};
-    struct db_query *st = db_stmt(c, sql, e);
-    if (!st)
-        return -1;
-    db_bind_text(st, 1, uuid);
-    return db_one(c, st, read_origin, &o, "image", uuid, e);
+    return db_get_text(c, "SELECT sha1 FROM image WHERE uuid = ?1", uuid, out, len, "image", e);
 }

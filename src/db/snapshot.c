@@ -127,9 +127,5 @@ int db_imagestore_insert(struct db_conn *c, const char *name, const char *url, s
 int db_imagestore_delete(struct db_conn *c, const char *name, struct st_err *e)
 {
     static const char sql[] = "DELETE FROM imagestore WHERE name = ?1";
-    struct db_query *st = db_stmt(c, sql, e);
-    if (!st)
-        return -1;
-    db_bind_text(st, 1, name);
-    return db_exec_changed(c, st, "delete image server", "image server", name, e);
+    return db_exec_by_text(c, sql, name, "delete image server", "image server", e);
 }

@@ -32,11 +32,7 @@ int db_storage_get(struct db_conn *c, const char *id, struct db_storage *out, st
 {
     static const char sql[] =
         "SELECT id, name, description, created_at FROM image_storage WHERE id = ?1";
-    struct db_query *st = db_stmt(c, sql, e);
-    if (!st)
-        return -1;
-    db_bind_text(st, 1, id);
-    return db_one(c, st, read_storage, out, "image storage", id, e);
+    return db_one_by_text(c, sql, id, read_storage, out, "image storage", e);
 }
 
 int db_storage_list(struct db_conn *c, struct db_storage **out, size_t *n, struct st_err *e)
@@ -64,11 +60,7 @@ int db_storage_update(struct db_conn *c, const struct db_storage *s, struct st_e
 int db_storage_delete(struct db_conn *c, const char *id, struct st_err *e)
 {
     static const char sql[] = "DELETE FROM image_storage WHERE id = ?1";
-    struct db_query *st = db_stmt(c, sql, e);
-    if (!st)
-        return -1;
-    db_bind_text(st, 1, id);
-    return db_exec_changed(c, st, "delete image storage", "image storage", id, e);
+    return db_exec_by_text(c, sql, id, "delete image storage", "image storage", e);
 }
 
 int db_host_add(struct db_conn *c, const char *storage_id, const char *host, struct st_err *e)
@@ -92,11 +84,7 @@ int db_host_list(struct db_conn *c, const char *storage_id, char (**out)[256], s
                  struct st_err *e)
 {
     static const char sql[] = "SELECT name FROM host WHERE image_storage_id = ?1 ORDER BY name";
-    struct db_query *st = db_stmt(c, sql, e);
-    if (!st)
-        return -1;
-    db_bind_text(st, 1, storage_id);
-    return db_collect(c, st, sizeof **out, read_host, out, n, "list hosts", e);
+    return db_collect_by_text(c, sql, storage_id, sizeof **out, read_host, out, n, "list hosts", e);
 }
 
 #define VOLUME_COLS                                                                                \
@@ -138,22 +126,13 @@ int db_volume_set_params(struct db_conn *c, const char *id, const char *params_j
                          struct st_err *e)
 {
     static const char sql[] = "UPDATE volume SET params = ?2 WHERE id = ?1";
-    struct db_query *st = db_stmt(c, sql, e);
-    if (!st)
-        return -1;
-    db_bind_text(st, 1, id);
-    db_bind_text(st, 2, params_json);
-    return db_exec_changed(c, st, "set volume params", "volume", id, e);
+    return db_set_text(c, sql, id, params_json, "set volume params", "volume", e);
 }
 
 int db_volume_get(struct db_conn *c, const char *id, struct db_volume *out, struct st_err *e)
 {
     static const char sql[] = "SELECT " VOLUME_COLS " FROM volume WHERE id = ?1";
-    struct db_query *st = db_stmt(c, sql, e);
-    if (!st)
-        return -1;
-    db_bind_text(st, 1, id);
-    return db_one(c, st, read_volume, out, "volume", id, e);
+    return db_one_by_text(c, sql, id, read_volume, out, "volume", e);
 }
 
 int db_volume_list(struct db_conn *c, const char *storage_id, struct db_volume **out, size_t *n,

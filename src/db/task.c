@@ -50,11 +50,7 @@ int db_task_insert(struct db_conn *c, const struct db_task *t, const char *param
 int db_task_get(struct db_conn *c, const char *id, struct db_task *out, struct st_err *e)
 {
     static const char sql[] = "SELECT " TASK_COLS " FROM task WHERE id = ?1";
-    struct db_query *st = db_stmt(c, sql, e);
-    if (!st)
-        return -1;
-    db_bind_text(st, 1, id);
-    return db_one(c, st, read_task, out, "task", id, e);
+    return db_one_by_text(c, sql, id, read_task, out, "task", e);
 }
 
 int db_task_list(struct db_conn *c, struct db_task **out, size_t *n, struct st_err *e)
@@ -186,18 +182,8 @@ int db_volume_drop(struct db_conn *c, const char *id, struct st_err *e)
 {
     static const char images[] = "DELETE FROM image WHERE volume_id = ?1 AND status = 'deleted'";
     static const char volume[] = "DELETE FROM volume WHERE id = ?1";
-    struct db_query *st = db_stmt(c, images, e);
-    if (!st)
+    struct db_query *st = db_stmt_key(c, images, id, e);
+    if (!st || db_exec_stmt(c, st, e, "forget deleted images"))
         return -1;
-    db_bind_text(st, 1, id);
-    if (db_exec_stmt(c, st, e, "forget deleted images"))
-        return -1;
-    if (!(st = db_stmt(c, volume, e)))
-        return -1;
-    db_bind_text(st, 1, id);
-    if (db_exec_stmt(c, st, e, "delete volume"))
-        return -1;
-    if (db_changes(c) == 0)
-        return st_fail(e, ST_NOT_FOUND, "volume '%s' not found", id);
-    return 0;
+    return db_exec_by_text(c, volume, id, "delete volume", "volume", e);
 }

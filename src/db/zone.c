@@ -56,11 +56,7 @@ int db_zone_insert(struct db_conn *c, const struct db_zone *z, struct st_err *e)
 int db_zone_get(struct db_conn *c, const char *uuid, struct db_zone *out, struct st_err *e)
 {
     static const char sql[] = "SELECT " ZONE_COLS " FROM zone WHERE uuid = ?1";
-    struct db_query *q = db_stmt(c, sql, e);
-    if (!q)
-        return -1;
-    db_bind_text(q, 1, uuid);
-    return db_one(c, q, read_zone, out, "zone", uuid, e);
+    return db_one_by_text(c, sql, uuid, read_zone, out, "zone", e);
 }
 
 int db_zone_update(struct db_conn *c, const struct db_zone *z, struct st_err *e)
@@ -82,16 +78,10 @@ int db_zone_delete(struct db_conn *c, const char *uuid, struct st_err *e)
 {
     static const char detach[] = "DELETE FROM zone_attachment WHERE zone_uuid = ?1";
     static const char sql[] = "DELETE FROM zone WHERE uuid = ?1";
-    struct db_query *q = db_stmt(c, detach, e);
-    if (!q)
+    struct db_query *q = db_stmt_key(c, detach, uuid, e);
+    if (!q || db_exec_stmt(c, q, e, "detach the zone's backup storages"))
         return -1;
-    db_bind_text(q, 1, uuid);
-    if (db_exec_stmt(c, q, e, "detach the zone's backup storages"))
-        return -1;
-    if (!(q = db_stmt(c, sql, e)))
-        return -1;
-    db_bind_text(q, 1, uuid);
-    return db_exec_changed(c, q, "delete zone", "zone", uuid, e);
+    return db_exec_by_text(c, sql, uuid, "delete zone", "zone", e);
 }
 
 int db_zone_query(struct db_conn *c, const struct st_query *sq, struct db_zone **out, size_t *n,
@@ -130,19 +120,11 @@ int db_zone_detach(struct db_conn *c, const char *zone, const char *bs, struct s
     return 0;
 }
 
-static void read_id(struct db_query *q, void *item)
-{
-    db_col_text(q, 0, item, DB_ID);
-}
-
 int db_zone_backup_storages(struct db_conn *c, const char *zone, char (**out)[DB_ID], size_t *n,
                             struct st_err *e)
 {
     static const char sql[] =
         "SELECT bs_uuid FROM zone_attachment WHERE zone_uuid = ?1 ORDER BY bs_uuid";
-    struct db_query *q = db_stmt(c, sql, e);
-    if (!q)
-        return -1;
-    db_bind_text(q, 1, zone);
-    return db_collect(c, q, DB_ID, read_id, out, n, "list a zone's backup storages", e);
+    return db_collect_by_text(c, sql, zone, DB_ID, db_read_id, out, n,
+                              "list a zone's backup storages", e);
 }

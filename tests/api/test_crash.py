@@ -25,7 +25,6 @@ import json
 import os
 import random
 import shutil
-import sqlite3
 import subprocess
 import time
 
@@ -92,12 +91,7 @@ class Rig:
 
     # -- catalogue --
     def db(self, sql, args=()):
-        con = sqlite3.connect("file:%s?mode=ro" % os.path.join(self.d.state_dir, "stowage.db"),
-                              uri=True, timeout=30)
-        try:
-            return con.execute(sql, args).fetchall()
-        finally:
-            con.close()
+        return self.d.db_rows(sql, args)
 
     def image(self, name):
         rows = self.db("SELECT uuid, status, format, volume_id, checksum_sha256 FROM image "

@@ -25,7 +25,6 @@ import re
 import select
 import shutil
 import socket
-import sqlite3
 import struct
 import subprocess
 import threading
@@ -415,12 +414,7 @@ def wait_staged(d, name, timeout=30):
 
 
 def db_rows(d, sql, args=()):
-    con = sqlite3.connect("file:%s?mode=ro" % os.path.join(d.state_dir, "stowage.db"), uri=True,
-                          timeout=30)
-    try:
-        return con.execute(sql, args).fetchall()
-    finally:
-        con.close()
+    return d.db_rows(sql, args)
 
 
 def rows_named(d, name):

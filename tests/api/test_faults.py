@@ -28,7 +28,6 @@ import os
 import re
 import select
 import socket
-import sqlite3
 import subprocess
 import threading
 import time
@@ -169,12 +168,7 @@ class Rig:
 
     # -- catalogue --
     def db(self, sql, args=()):
-        con = sqlite3.connect("file:%s?mode=ro" % os.path.join(self.d.state_dir, "stowage.db"),
-                              uri=True, timeout=30)
-        try:
-            return con.execute(sql, args).fetchall()
-        finally:
-            con.close()
+        return self.d.db_rows(sql, args)
 
     def live_rows(self, name):
         return self.db("SELECT uuid, status FROM image WHERE name = ? AND status != 'deleted'",

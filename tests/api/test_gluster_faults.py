@@ -26,7 +26,6 @@ import json
 import os
 import select
 import socket
-import sqlite3
 import statistics
 import time
 from pathlib import Path
@@ -198,13 +197,8 @@ def download_sha(d, name):
 
 
 def live_rows(d, name):
-    con = sqlite3.connect("file:%s?mode=ro" % os.path.join(d.state_dir, "stowage.db"), uri=True,
-                          timeout=30)
-    try:
-        return con.execute("SELECT uuid, status FROM image WHERE name = ? AND status != 'deleted'",
-                           (name,)).fetchall()
-    finally:
-        con.close()
+    return d.db_rows("SELECT uuid, status FROM image WHERE name = ? AND status != 'deleted'",
+                     (name,))
 
 
 def test_brick_killed_mid_upload_and_mid_download_then_degraded_then_ok(healthy):

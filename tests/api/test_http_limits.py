@@ -236,26 +236,33 @@ def read_until_closed(s, timeout):
     return data
 
 
-def test_headers_not_complete_within_header_timeout_get_408(daemon_factory):
-    d = daemon_factory({"limits": {"header_timeout": 2}})
-    s = socket.create_connection(("127.0.0.1", d.port))
-    t0 = time.time()
-    s.sendall(b"GET /v1/health HTTP/1.1\r\nHost: x\r\n")
+def trickle(s, chunk, every, t0, done):
+    """Send chunk on s every `every` seconds, reading what comes back, until done(what came)
+    or 10 s after t0; then read until the server closes. All it answered."""
     data = b""
     s.setblocking(False)
-    while time.time() - t0 < 10 and b"\r\n\r\n" not in data:
+    while time.time() - t0 < 10 and not done(data):
         try:
-            s.send(b"X")  # one byte of a header line at a time
+            s.send(chunk)
         except OSError:
             break
-        time.sleep(0.25)
+        time.sleep(every)
         try:
             data += s.recv(65536)
         except BlockingIOError:
             pass
         except OSError:
             break
-    data += read_until_closed(s, 5)
+    return data + read_until_closed(s, 5)
+
+
+def test_headers_not_complete_within_header_timeout_get_408(daemon_factory):
+    d = daemon_factory({"limits": {"header_timeout": 2}})
+    s = socket.create_connection(("127.0.0.1", d.port))
+    t0 = time.time()
+    s.sendall(b"GET /v1/health HTTP/1.1\r\nHost: x\r\n")
+    # one byte of a header line at a time
+    data = trickle(s, b"X", 0.25, t0, lambda got: b"\r\n\r\n" in got)
     s.close()
     assert 1.5 < time.time() - t0 < 6
     status, headers, body = parse_raw(data)
@@ -281,23 +288,7 @@ def test_a_body_below_min_body_rate_gets_408_in_the_dialects_envelope(daemon_fac
     s.sendall(b"POST /authenticate HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
               b"Content-Length: 100000\r\n\r\n{")
     t0 = time.time()
-    data = b""
-    s.setblocking(False)
-    while time.time() - t0 < 10:
-        try:
-            s.send(b" " * 10)  # 50 bytes/s
-        except OSError:
-            break
-        time.sleep(0.2)
-        try:
-            data += s.recv(65536)
-            if data:
-                break
-        except BlockingIOError:
-            pass
-        except OSError:
-            break
-    data += read_until_closed(s, 5)
+    data = trickle(s, b" " * 10, 0.2, t0, lambda got: got != b"")  # 50 bytes/s
     s.close()
     assert time.time() - t0 < 6
     status, headers, body = parse_raw(data)

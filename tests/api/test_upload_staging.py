@@ -9,7 +9,6 @@ finished (issue 14). A real daemon on an XFS loop volume.
   HEAD says how much is staged and, when it knows, the whole length."""
 import hashlib
 import os
-import sqlite3
 
 import pytest
 
@@ -46,15 +45,6 @@ def put(d, path, data, headers=None, params=None):
     h = {"Content-Type": "application/octet-stream"}
     h.update(headers or {})
     return d.request("PUT", path, data=data, headers=h, params=params)
-
-
-def db_rows(d, sql, *args):
-    con = sqlite3.connect("file:%s?mode=ro" % os.path.join(d.state_dir, "stowage.db"), uri=True,
-                          timeout=10)
-    try:
-        return con.execute(sql, args).fetchall()
-    finally:
-        con.close()
 
 
 def error(r):
@@ -118,7 +108,7 @@ def test_a_resume_refuses_a_staging_file_that_is_not_the_one_it_created(xfs):
     # a replaced (not linked) file is refused too. The inode the upload created is free
     # now and XFS may hand it out again: take a file with another inode number.
     os.unlink(staging)
-    (recorded,), = db_rows(d, "SELECT staging_ino FROM image WHERE uuid = ?", uuid)
+    (recorded,), = d.db_rows("SELECT staging_ino FROM image WHERE uuid = ?", (uuid,))
     spare = []
     while True:
         tmp = mnt / ("replacement-%d" % len(spare))
@@ -240,7 +230,7 @@ def test_an_upload_sent_right_after_a_start_keeps_its_row(xfs):
         assert img["sha256"] == hashlib.sha256(data).hexdigest()
         got = d.get("/image/early%d/file/" % i)
         assert got.status_code == 200 and got.content == data, got.status_code
-        rows = db_rows(d, "SELECT status FROM image WHERE uuid = ?", img["uuid"])
+        rows = d.db_rows("SELECT status FROM image WHERE uuid = ?", (img["uuid"],))
         assert rows == [("active",)], rows
 
 

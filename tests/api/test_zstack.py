@@ -74,9 +74,8 @@ def typed(reply):
     return reply["inventories"]
 
 
-@pytest.fixture
-def zs(daemon_factory):
-    d = daemon_factory({"api_job_expiry_s": 3})
+def session(d):
+    """A client of d logged in as ops, a new superadmin."""
     r = d.cli("user", "add", "ops", "--role", "superadmin", stdin="s3cret-pass\n")
     assert r.returncode == 0, r.stderr
     c = ZSClient(d)
@@ -84,6 +83,11 @@ def zs(daemon_factory):
     assert r.status_code == 200, r.text
     c.session = r.json()["inventory"]["uuid"]
     return c
+
+
+@pytest.fixture
+def zs(daemon_factory):
+    return session(daemon_factory({"api_job_expiry_s": 3}))
 
 
 def add_store(zs, path, name="bs1", job=None, **extra):

@@ -19,7 +19,7 @@ import requests
 from fixtures import ceph
 from fixtures.daemon import Daemon
 from test_rbd import built_with_ceph
-from test_zstack import API, ZSClient, zs_date
+from test_zstack import API, session, zs_date
 
 CEPH_INV = "org.zstack.storage.ceph.backup.CephBackupStorageInventory"
 
@@ -39,13 +39,7 @@ def zs(cluster, tmp_path_factory):
     """One daemon for the module; its ceph_keyring is the cluster's (mon URLs without a key)."""
     d = Daemon(tmp_path_factory.mktemp("d"), config={"ceph_keyring": str(cluster.keyring)})
     d.start()
-    assert d.cli("user", "add", "ops", "--role", "superadmin",
-                 stdin="s3cret-pass\n").returncode == 0
-    c = ZSClient(d)
-    r = c.login("ops", "s3cret-pass")
-    assert r.status_code == 200, r.text
-    c.session = r.json()["inventory"]["uuid"]
-    yield c
+    yield session(d)
     d.stop()
 
 
@@ -292,10 +286,7 @@ def test_an_image_backed_up_into_the_pool_is_restored_with_the_same_sha256_and_s
             {"id": "dir1", "kind": "external", "mount_point": str(vol)}]}]})
     d.start()
     try:
-        assert d.cli("user", "add", "ops", "--role", "superadmin",
-                     stdin="s3cret-pass\n").returncode == 0
-        zs = ZSClient(d)
-        zs.session = zs.login("ops", "s3cret-pass").json()["inventory"]["uuid"]
+        zs = session(d)
         cluster.create_pool("zsimg")
         r = add_ceph(zs, [mon_url(cluster)], poolName="zsimg", name="ceph-img")
         assert r.status_code == 200, r.text

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from fixtures.gluster import volume_with_fuse
-from test_zstack import typed, add_store
-from test_zstack_zones import capacities, session
+from test_zstack import add_store, session, typed
+from test_zstack_zones import capacities
 
 GVOL = "zsbs"
 

@@ -10,7 +10,7 @@ import uuid
 import requests
 
 from test_esdc_import import Imgapi, call, files_in, metrics, qcow2_bytes, upload
-from test_zstack import API, ZSClient, add_store, zs_date
+from test_zstack import API, add_store, session, zs_date
 
 IMAGE = "org.zstack.header.image.ImageInventory"
 REF = "org.zstack.header.image.ImageBackupStorageRefInventory"
@@ -27,11 +27,7 @@ def start(daemon_factory, tmp_path):
     d.vol = vol
     d.wait_for(lambda: d.get("/imagestorages/default").json()[
         "external_volumes"][0]["status"] == "ok", what="volume ok")
-    assert d.cli("user", "add", "ops", "--role", "superadmin",
-                 stdin="s3cret-pass\n").returncode == 0
-    zs = ZSClient(d)
-    zs.session = zs.login("ops", "s3cret-pass").json()["inventory"]["uuid"]
-    return zs
+    return session(d)
 
 
 def store(zs, tmp_path, name):

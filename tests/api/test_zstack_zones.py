@@ -10,7 +10,7 @@ from datetime import datetime, timezone
 import pytest
 import requests
 
-from test_zstack import API, IMAGE_STORE, ZSClient, add_store, typed, zs_date
+from test_zstack import API, IMAGE_STORE, add_store, session, typed, zs_date
 
 ZONE = "org.zstack.header.zone.ZoneInventory"
 
@@ -23,16 +23,6 @@ def zones_of(reply):
         return [reply["inventory"]]
     assert schema == {"inventories[%d]" % i: ZONE for i in range(len(reply["inventories"]))}
     return reply["inventories"]
-
-
-def session(d):
-    assert d.cli("user", "add", "ops", "--role", "superadmin",
-                 stdin="s3cret-pass\n").returncode == 0
-    c = ZSClient(d)
-    r = c.login("ops", "s3cret-pass")
-    assert r.status_code == 200, r.text
-    c.session = r.json()["inventory"]["uuid"]
-    return c
 
 
 @pytest.fixture
