@@ -11,7 +11,9 @@
  * suspend) and woken once the writer and the hasher are both done with theirs. Nothing is
  * held in memory beyond the two buffers, whatever the image size. The hash sees the bytes in file
  * order: buffers are handed on one at a time, and a resume's staged prefix is read back
- * and hashed by the writer before the first new buffer.
+ * and hashed by the writer before the first new buffer. A small whole body (SMALL_MAX, no
+ * Content-Range) has none of this: it is kept in one buffer of its size and written and
+ * hashed by the finish, into the same staging file, before the same inspection and commit.
  *
  * The staging file is .staging/<uuid>.upload. A client that goes away leaves
  * it (and the 'saving' row) for a resume with Content-Range; a refusal, a
@@ -57,6 +59,12 @@
  * A bigger one keeps a 'saving' row from the start, so that a client that goes away can
  * resume it. */
 #define WHOLE_MAX (4u << 20)
+/* A whole body of at most this many bytes (a request without Content-Range that says its
+ * length) is small: it goes into one buffer of its own size and is written and hashed by
+ * the finish, on its thread — no writer, no hasher, no big buffers. A 1-byte create paid
+ * more for starting two threads and mapping two buffers than for all the rest of its
+ * bytes' path. */
+#define SMALL_MAX (64u << 10)
 
 struct core_upload {
     struct stowage *st;
@@ -74,6 +82,7 @@ struct core_upload {
     uint64_t ino;            /* the staging file's inode, as recorded in the row */
     uint64_t declared_total; /* the total an earlier request declared, UINT64_MAX if none */
     int fresh;               /* no row yet: nothing is recorded before the commit */
+    int small;               /* the whole body in fill_buf, written by drain (SMALL_MAX) */
     char expect[65];
     gnutls_hash_hd_t hash;
 
@@ -245,9 +254,29 @@ static void hand_over(struct core_upload *u)
     pthread_cond_broadcast(&u->cv);
 }
 
+/* A small body's bytes, all buffered: written and hashed on the caller's thread. */
+static int write_small(struct core_upload *u)
+{
+    struct st_err e;
+
+    if (u->fill && !u->failed) {
+        if (core_pwrite_all(&u->v, u->f, u->fill_buf, u->fill, u->fill_off, &e)) {
+            u->failed = 1;
+            u->err = e;
+            return -1;
+        }
+        gnutls_hash(u->hash, u->fill_buf, u->fill);
+        u->fill_off += u->fill;
+        u->fill = 0;
+    }
+    return u->failed ? -1 : 0;
+}
+
 /* Write out what is buffered and stop the writer; 0 or -1 with u->err. */
 static int drain(struct core_upload *u)
 {
+    if (u->small)
+        return write_small(u);
     if (!u->thread_started)
         return u->failed ? -1 : 0;
     pthread_mutex_lock(&u->mu);
@@ -567,15 +596,22 @@ int core_upload_begin(struct stowage *st, const struct core_upload_req *rq,
     if ((!u->v.be && core_volume_acquire(st, u->img.volume_id, &u->v, e)) ||
         open_staging(u, !rq->has_range, e) || check_request(u, rq, e) || record_total(u, e))
         goto fail;
-    u->buf_size = u->v.ops->start_writeback ? UPLOAD_BUF_CACHED
-                  : u->v.ops->aio_start     ? UPLOAD_BUF_AIO
-                                            : UPLOAD_BUF;
-    if (!(u->fill_buf = malloc(u->buf_size)) || !(u->io_buf = malloc(u->buf_size)) ||
+    u->small = !rq->has_range && u->end <= SMALL_MAX && u->staged == 0;
+    u->buf_size = u->small                    ? (size_t)u->end
+                  : u->v.ops->start_writeback ? UPLOAD_BUF_CACHED
+                  : u->v.ops->aio_start       ? UPLOAD_BUF_AIO
+                                              : UPLOAD_BUF;
+    if (!(u->fill_buf = malloc(u->buf_size ? u->buf_size : 1)) ||
+        (!u->small && !(u->io_buf = malloc(u->buf_size))) ||
         gnutls_hash_init(&u->hash, GNUTLS_DIG_SHA256) < 0) {
         st_fail(e, ST_INTERNAL, "out of memory");
         goto fail;
     }
     u->next = u->fill_off = u->written = u->flushed = u->staged;
+    if (u->small) {
+        *out = u;
+        return 0;
+    }
     u->rehash = u->io_busy = u->write_todo = u->staged > 0;
     if (pthread_create(&u->thread, NULL, writer, u)) {
         st_fail(e, ST_INTERNAL, "cannot start the upload writer");
@@ -629,6 +665,13 @@ ssize_t core_upload_write(struct core_upload *u, const void *buf, size_t len, st
         pthread_mutex_unlock(&u->mu);
         throw_away(u); /* the rest of the body is only drained: nothing more to keep */
         return -1;
+    }
+    if (u->small) { /* room for the whole body: the check above kept it within */
+        memcpy(u->fill_buf + u->fill, buf, len);
+        u->fill += len;
+        u->next += len;
+        pthread_mutex_unlock(&u->mu);
+        return (ssize_t)len;
     }
     while (took < len) {
         if (u->fill == u->buf_size && !pass_full_buffer(u)) {
