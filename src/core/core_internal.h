@@ -60,10 +60,14 @@ struct stowage {
     struct core_bs_places *bs_places;
     /* one-request creates whose files are published together (core_image_commit_new) */
     struct st_group publishes;
-    /* upload finishes running on threads of their own (core_upload_finish_async) */
+    /* upload finishes, queued for the finisher threads (core_upload_finish_async) */
     pthread_mutex_t finish_mu;
-    pthread_cond_t finish_cv;
-    unsigned finishing;
+    pthread_cond_t finish_cv;      /* a finish is done, a finisher ended */
+    pthread_cond_t finish_work_cv; /* a finish is queued */
+    struct finisher *finish_queue, **finish_tail;
+    unsigned finishing; /* queued or running */
+    unsigned finish_queued, finish_idle, finish_threads;
+    int finish_quit;
 };
 
 void core_bump(struct stowage *st);

@@ -27,8 +27,8 @@
  * Content-Range has no row while it is written: nothing is recorded until its bytes are
  * durable, and the commit inserts its row active (core_image_commit_new) — one catalogue
  * change per create, its COMMIT shared with the concurrent ones. Such an upload cannot be
- * resumed: one cut short leaves nothing. The finish (fsyncs, commit) may run on a thread of
- * its own (core_upload_finish_async) so that it holds no HTTP thread. */
+ * resumed: one cut short leaves nothing. The finish (fsyncs, commit) may run on a finisher
+ * thread (core_upload_finish_async) so that it holds no HTTP thread. */
 #include "core_internal.h"
 
 #include <errno.h>
@@ -39,6 +39,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 /* The two buffers' size. Into a page cache, 1 MiB: the bytes stay in the CPU's cache from
@@ -759,24 +760,27 @@ refuse:
     return -1;
 }
 
+/* ---- finishers ---- */
+
+/* Finishes run on a few threads kept for them: a finish waits for its batch's fsyncs and
+ * COMMIT, and one thread per finish, started and ended for every 1-byte create, cost more
+ * CPU than the create's own work (clone, stack, the TLB shootdowns of its unmapping).
+ * As many as run at once, so every waiting create can join the same batch; beyond
+ * FINISHERS_MAX they queue. One idle for FINISHER_IDLE_S seconds ends, FINISHERS_KEEP
+ * stay. */
+#define FINISHERS_MAX 256
+#define FINISHERS_KEEP 4
+#define FINISHER_IDLE_S 10
+
 struct finisher {
     struct core_upload *u;
     core_upload_done_fn done;
     void *ud;
+    struct finisher *next;
 };
 
-static void finish_left(struct stowage *st)
+static void finish_one(struct finisher *fin)
 {
-    pthread_mutex_lock(&st->finish_mu);
-    if (--st->finishing == 0)
-        pthread_cond_broadcast(&st->finish_cv);
-    pthread_mutex_unlock(&st->finish_mu);
-}
-
-static void *finish_main(void *arg)
-{
-    struct finisher *fin = arg;
-    struct stowage *st = fin->u->st;
     struct core_image im;
     struct st_err e = {0};
     uint64_t staged = 0;
@@ -785,40 +789,106 @@ static void *finish_main(void *arg)
     int rc = core_upload_finish(fin->u, &im, &staged, &e);
     fin->done(fin->ud, rc, &im, staged, &e);
     free(fin);
-    finish_left(st);
+}
+
+/* A finisher thread: takes queued finishes until it has been idle long enough to end (or
+ * the finishers are stopped). Caller-free: detached, it tells st when it has ended. */
+static void *finisher_main(void *arg)
+{
+    struct stowage *st = arg;
+    struct timespec until;
+
+    pthread_mutex_lock(&st->finish_mu);
+    for (;;) {
+        int timed_out = 0;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_sec += FINISHER_IDLE_S;
+        while (!st->finish_queue && !st->finish_quit && !timed_out) {
+            st->finish_idle++;
+            timed_out =
+                pthread_cond_timedwait(&st->finish_work_cv, &st->finish_mu, &until) == ETIMEDOUT;
+            st->finish_idle--;
+        }
+        struct finisher *fin = st->finish_queue;
+        if (!fin) {
+            if (st->finish_quit || st->finish_threads > FINISHERS_KEEP)
+                break;
+            continue;
+        }
+        if (!(st->finish_queue = fin->next))
+            st->finish_tail = &st->finish_queue;
+        st->finish_queued--;
+        pthread_mutex_unlock(&st->finish_mu);
+        finish_one(fin);
+        pthread_mutex_lock(&st->finish_mu);
+        if (--st->finishing == 0)
+            pthread_cond_broadcast(&st->finish_cv);
+    }
+    st->finish_threads--;
+    pthread_cond_broadcast(&st->finish_cv);
+    pthread_mutex_unlock(&st->finish_mu);
     return NULL;
+}
+
+/* One more finisher when the queued finishes outnumber the idle ones. Caller holds
+ * finish_mu. */
+static void add_finisher(struct stowage *st)
+{
+    pthread_attr_t attr;
+    pthread_t t;
+
+    if (st->finish_queued <= st->finish_idle || st->finish_threads >= FINISHERS_MAX ||
+        pthread_attr_init(&attr))
+        return;
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    if (pthread_create(&t, &attr, finisher_main, st) == 0)
+        st->finish_threads++;
+    pthread_attr_destroy(&attr);
 }
 
 int core_upload_finish_async(struct core_upload *u, core_upload_done_fn done, void *ud)
 {
     struct stowage *st = u->st;
     struct finisher *fin = malloc(sizeof *fin);
-    pthread_attr_t attr;
-    pthread_t t;
-    int rc = -1;
 
     if (!fin)
         return -1;
-    *fin = (struct finisher){u, done, ud};
+    *fin = (struct finisher){u, done, ud, NULL};
     pthread_mutex_lock(&st->finish_mu);
-    st->finishing++;
-    pthread_mutex_unlock(&st->finish_mu);
-    if (pthread_attr_init(&attr) == 0) {
-        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-        rc = pthread_create(&t, &attr, finish_main, fin) ? -1 : 0;
-        pthread_attr_destroy(&attr);
-    }
-    if (rc) {
+    if (st->finish_quit) {
+        pthread_mutex_unlock(&st->finish_mu);
         free(fin);
-        finish_left(st);
+        return -1;
     }
-    return rc;
+    if (!st->finish_tail)
+        st->finish_tail = &st->finish_queue;
+    *st->finish_tail = fin;
+    st->finish_tail = &fin->next;
+    st->finish_queued++;
+    st->finishing++;
+    add_finisher(st);
+    if (st->finish_threads == 0) { /* none could be started: the caller finishes it */
+        st->finish_queue = NULL;
+        st->finish_tail = &st->finish_queue;
+        st->finish_queued--;
+        st->finishing--;
+        pthread_mutex_unlock(&st->finish_mu);
+        free(fin);
+        return -1;
+    }
+    pthread_cond_signal(&st->finish_work_cv);
+    pthread_mutex_unlock(&st->finish_mu);
+    return 0;
 }
 
 void core_uploads_drain(struct stowage *st)
 {
     pthread_mutex_lock(&st->finish_mu);
     while (st->finishing)
+        pthread_cond_wait(&st->finish_cv, &st->finish_mu);
+    st->finish_quit = 1; /* a finish asked for from now on runs on its caller's thread */
+    pthread_cond_broadcast(&st->finish_work_cv);
+    while (st->finish_threads)
         pthread_cond_wait(&st->finish_cv, &st->finish_mu);
     pthread_mutex_unlock(&st->finish_mu);
 }
