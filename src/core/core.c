@@ -32,6 +32,7 @@ struct stowage *core_new(void)
         free(st);
         return NULL;
     }
+    st_group_serve(&st->publishes, PUBLISH_SERVERS);
     return st;
 }
 
@@ -50,6 +51,7 @@ void core_free(struct stowage *st)
     pthread_mutex_destroy(&st->finish_mu);
     pthread_cond_destroy(&st->finish_cv);
     pthread_cond_destroy(&st->finish_work_cv);
+    st_group_stop(&st->publishes);
     st_group_destroy(&st->publishes);
     core_scans_free(st);
     free(st);

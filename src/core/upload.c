@@ -84,6 +84,7 @@ struct core_upload {
     uint64_t declared_total; /* the total an earlier request declared, UINT64_MAX if none */
     int fresh;               /* no row yet: nothing is recorded before the commit */
     int small;               /* the whole body in fill_buf, written by drain (SMALL_MAX) */
+    int checked;             /* length, checksum and format seen to: only the commit is left */
     char expect[65];
     gnutls_hash_hd_t hash;
 
@@ -707,22 +708,22 @@ static void digest_hex(gnutls_hash_hd_t h, char out[65])
     out[64] = '\0';
 }
 
-int core_upload_finish(struct core_upload *u, struct core_image *out, uint64_t *staged,
-                       struct st_err *e)
+/* What a finish checks before the commit: the length, the checksum, the format (then
+ * in u->img). 0, 1 when this was a part of a ranged upload that is not complete yet (u is
+ * freed), -1 with e (u is not). */
+static int finish_checks(struct core_upload *u, uint64_t *staged, struct st_err *e)
 {
     struct fmt_info info;
     char got[65];
 
     if (drain(u)) {
         *e = u->err;
-        goto refuse;
+        return -1;
     }
-    if (u->end != UINT64_MAX && u->next != u->end) {
-        st_fail_field(e, ST_INVALID, "Content-Length", "the body ended after %llu of %llu bytes",
-                      (unsigned long long)(u->next - u->staged),
-                      (unsigned long long)(u->end - u->staged));
-        goto refuse;
-    }
+    if (u->end != UINT64_MAX && u->next != u->end)
+        return st_fail_field(
+            e, ST_INVALID, "Content-Length", "the body ended after %llu of %llu bytes",
+            (unsigned long long)(u->next - u->staged), (unsigned long long)(u->end - u->staged));
     if (staged)
         *staged = u->next;
     if (u->has_range && (u->total == UINT64_MAX || u->next < u->total)) {
@@ -734,21 +735,34 @@ int core_upload_finish(struct core_upload *u, struct core_image *out, uint64_t *
         return 1; /* a part; the rest comes with more Content-Range requests */
     }
     digest_hex(u->hash, got);
-    if (u->expect[0] && strcasecmp(u->expect, got) != 0) {
-        st_fail_field(e, ST_INVALID, "X-Checksum-Sha256",
-                      "checksum mismatch: expected sha256 %s, got %s", u->expect, got);
-        goto refuse;
-    }
+    if (u->expect[0] && strcasecmp(u->expect, got) != 0)
+        return st_fail_field(e, ST_INVALID, "X-Checksum-Sha256",
+                             "checksum mismatch: expected sha256 %s, got %s", u->expect, got);
     if (core_inspect(&u->v, u->f, u->declared, u->st->cfg.max_image_size, 0, &info, e))
-        goto refuse;
-    if (!fmt_accepted(&info)) {
-        core_refusal(&info, e);
-        goto refuse;
-    }
+        return -1;
+    if (!fmt_accepted(&info))
+        return core_refusal(&info, e);
     snprintf(u->img.format, sizeof u->img.format, "%s", fmt_name(info.format));
     u->img.virtual_size = info.virtual_size; /* raw: the file size; a qcow2 may say 0 */
     u->img.actual_size = info.actual_size;
     snprintf(u->img.sha256, sizeof u->img.sha256, "%s", got);
+    u->checked = 1;
+    return 0;
+}
+
+int core_upload_finish(struct core_upload *u, struct core_image *out, uint64_t *staged,
+                       struct st_err *e)
+{
+    if (u->checked) {
+        if (staged)
+            *staged = u->next;
+    } else {
+        int rc = finish_checks(u, staged, e);
+        if (rc > 0)
+            return rc;
+        if (rc < 0)
+            goto refuse;
+    }
     if (u->fresh ? core_image_commit_new(u->st, &u->v, u->f, u->staging, &u->img, e)
                  : core_image_commit(u->st, &u->v, u->f, u->staging, &u->img, e))
         goto refuse;
@@ -846,6 +860,59 @@ static void add_finisher(struct stowage *st)
     pthread_attr_destroy(&attr);
 }
 
+/* A small create's commit is over (on a server of st->publishes). */
+static void small_committed(void *arg, int rc, const struct st_err *e)
+{
+    struct finisher *fin = arg;
+    struct core_upload *u = fin->u;
+    struct stowage *st = u->st;
+    struct core_image im;
+    uint64_t staged = u->next;
+
+    memset(&im, 0, sizeof im);
+    if (rc == 0) {
+        core_image_from_row(&u->img, &im);
+        release(u);
+    } else {
+        destroy(u);
+    }
+    fin->done(fin->ud, rc, &im, staged, e);
+    free(fin);
+    pthread_mutex_lock(&st->finish_mu);
+    if (--st->finishing == 0)
+        pthread_cond_broadcast(&st->finish_cv);
+    pthread_mutex_unlock(&st->finish_mu);
+}
+
+/* A new image's small body into a page cache: written, hashed and inspected here at once
+ * (a few calls that do not wait for the disk), then its commit joins the next batch with
+ * no thread waiting for it — the batch's leader answers it. 0 when it was handed on, -1
+ * when a finisher is to finish it (a refusal found here is left in u->err for it). */
+static int finish_small(struct core_upload *u, struct finisher *fin)
+{
+    struct stowage *st = u->st;
+    struct st_err e;
+
+    if (!u->small || !u->fresh || !u->v.ops->start_writeback)
+        return -1;
+    if (finish_checks(u, NULL, &e)) {
+        u->failed = 1;
+        u->err = e;
+        return -1;
+    }
+    pthread_mutex_lock(&st->finish_mu);
+    st->finishing++;
+    pthread_mutex_unlock(&st->finish_mu);
+    if (core_image_commit_new_async(st, &u->v, u->f, u->staging, &u->img, small_committed, fin) ==
+        0)
+        return 0;
+    pthread_mutex_lock(&st->finish_mu);
+    if (--st->finishing == 0)
+        pthread_cond_broadcast(&st->finish_cv);
+    pthread_mutex_unlock(&st->finish_mu);
+    return -1;
+}
+
 int core_upload_finish_async(struct core_upload *u, core_upload_done_fn done, void *ud)
 {
     struct stowage *st = u->st;
@@ -854,6 +921,8 @@ int core_upload_finish_async(struct core_upload *u, core_upload_done_fn done, vo
     if (!fin)
         return -1;
     *fin = (struct finisher){u, done, ud, NULL};
+    if (finish_small(u, fin) == 0)
+        return 0;
     pthread_mutex_lock(&st->finish_mu);
     if (st->finish_quit) {
         pthread_mutex_unlock(&st->finish_mu);
@@ -886,7 +955,8 @@ void core_uploads_drain(struct stowage *st)
     pthread_mutex_lock(&st->finish_mu);
     while (st->finishing)
         pthread_cond_wait(&st->finish_cv, &st->finish_mu);
-    st->finish_quit = 1; /* a finish asked for from now on runs on its caller's thread */
+    st_group_stop(&st->publishes); /* from now on a create's commit waits for itself */
+    st->finish_quit = 1;           /* a finish asked for from now on runs on its caller's thread */
     pthread_cond_broadcast(&st->finish_work_cv);
     while (st->finish_threads)
         pthread_cond_wait(&st->finish_cv, &st->finish_mu);
