@@ -2,7 +2,9 @@
  * that each need the same costly step (a durable COMMIT, a sync of a filesystem) queue;
  * the first to find no batch under way leads — it takes every caller queued so far and
  * takes the step once for all of them — and the ones that queue meanwhile form the next
- * batch. Each caller returns only once its batch is done, with its own verdict. */
+ * batch. Each caller returns only once its batch is done, with its own verdict — or, when
+ * it submitted its member instead of joining, returns at once and is told the verdict by
+ * a callback from the server thread that led the batch. */
 #ifndef STOWAGE_GROUP_H
 #define STOWAGE_GROUP_H
 
