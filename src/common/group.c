@@ -11,6 +11,7 @@ void st_group_init(struct st_group *g, st_group_fn run, st_group_fn after, void 
     pthread_mutex_init(&g->mu, NULL);
     pthread_cond_init(&g->done_cv, NULL);
     pthread_cond_init(&g->queued_cv, NULL);
+    pthread_cond_init(&g->serve_cv, NULL);
     g->queue_end = &g->queue;
 }
 
@@ -19,6 +20,7 @@ void st_group_destroy(struct st_group *g)
     pthread_mutex_destroy(&g->mu);
     pthread_cond_destroy(&g->done_cv);
     pthread_cond_destroy(&g->queued_cv);
+    pthread_cond_destroy(&g->serve_cv);
 }
 
 /* The leader waits a little for the members that were in the last batch; caller holds mu. */
@@ -60,16 +62,38 @@ static void lead(struct st_group *g)
         pthread_mutex_lock(&g->mu);
         g->leading = 0; /* the next batch may go while this one takes its second step */
         pthread_cond_broadcast(&g->done_cv);
+        pthread_cond_signal(&g->serve_cv);
         pthread_mutex_unlock(&g->mu);
         g->after(g->ctx, batch, n);
+    }
+    /* submitted members are told by their callback, without the lock, before the waiting
+     * ones are woken: none of them has a thread waiting */
+    size_t told = 0;
+    for (struct st_group_member *p = batch, *next, *prev = NULL; p; p = next) {
+        next = p->next;
+        if (!p->finished) {
+            prev = p;
+            continue;
+        }
+        if (prev) /* out of the list: it is the callback's */
+            prev->next = next;
+        else
+            batch = next;
+        p->finished(p);
+        told++;
     }
     pthread_mutex_lock(&g->mu);
     for (struct st_group_member *p = batch, *next; p; p = next) {
         next = p->next; /* p is its waiter's again once done is seen */
         p->done = 1;
     }
+    g->submitted -= told;
     if (!g->after)
         g->leading = 0;
+    if (g->quit)
+        pthread_cond_broadcast(&g->serve_cv);
+    else if (!g->after)
+        pthread_cond_signal(&g->serve_cv);
     pthread_cond_broadcast(&g->done_cv);
 }
 
@@ -81,6 +105,7 @@ void st_group_join_all(struct st_group *g, struct st_group_member *ms, size_t n)
     for (size_t i = 0; i < n; i++) {
         ms[i].rc = ms[i].taken = ms[i].done = 0;
         ms[i].next = NULL;
+        ms[i].finished = NULL;
         *g->queue_end = &ms[i];
         g->queue_end = &ms[i].next;
     }
@@ -93,6 +118,79 @@ void st_group_join_all(struct st_group *g, struct st_group_member *ms, size_t n)
         else
             lead(g);
     }
+    pthread_mutex_unlock(&g->mu);
+}
+
+int st_group_submit(struct st_group *g, struct st_group_member *m)
+{
+    pthread_mutex_lock(&g->mu);
+    if (!g->servers || g->quit) {
+        pthread_mutex_unlock(&g->mu);
+        return -1;
+    }
+    m->rc = m->taken = m->done = 0;
+    m->next = NULL;
+    *g->queue_end = m;
+    g->queue_end = &m->next;
+    g->queued++;
+    g->submitted++;
+    pthread_cond_signal(&g->queued_cv);
+    if (!g->leading)
+        pthread_cond_signal(&g->serve_cv);
+    pthread_mutex_unlock(&g->mu);
+    return 0;
+}
+
+/* A server: leads a batch whenever members are queued and no batch is led. A member that
+ * a joiner queued may be led by either. */
+static void *serve(void *arg)
+{
+    struct st_group *g = arg;
+
+    pthread_mutex_lock(&g->mu);
+    for (;;) {
+        while (!g->quit && (!g->queue || g->leading))
+            pthread_cond_wait(&g->serve_cv, &g->mu);
+        if (g->quit && !g->submitted)
+            break;
+        if (g->queue && !g->leading)
+            lead(g);
+        else
+            pthread_cond_wait(&g->serve_cv, &g->mu); /* quitting: the last batches are led */
+    }
+    g->servers--;
+    pthread_cond_broadcast(&g->done_cv);
+    pthread_mutex_unlock(&g->mu);
+    return NULL;
+}
+
+int st_group_serve(struct st_group *g, int n)
+{
+    pthread_attr_t attr;
+    pthread_t t;
+    int started = 0;
+
+    if (pthread_attr_init(&attr))
+        return 0;
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    pthread_mutex_lock(&g->mu);
+    for (int i = 0; i < n; i++)
+        if (pthread_create(&t, &attr, serve, g) == 0) {
+            g->servers++;
+            started++;
+        }
+    pthread_mutex_unlock(&g->mu);
+    pthread_attr_destroy(&attr);
+    return started;
+}
+
+void st_group_stop(struct st_group *g)
+{
+    pthread_mutex_lock(&g->mu);
+    g->quit = 1;
+    pthread_cond_broadcast(&g->serve_cv);
+    while (g->servers)
+        pthread_cond_wait(&g->done_cv, &g->mu);
     pthread_mutex_unlock(&g->mu);
 }
 

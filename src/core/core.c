@@ -19,6 +19,7 @@ struct stowage *core_new(void)
     pthread_mutex_init(&st->auth_mu, NULL);
     pthread_mutex_init(&st->finish_mu, NULL);
     pthread_cond_init(&st->finish_cv, NULL);
+    pthread_cond_init(&st->finish_work_cv, NULL);
     st_group_init(&st->publishes, core_publish_batch, core_publish_rows, st, PUBLISH_WINDOW_NS);
     if (core_scans_new(st) || core_imagestores_new(st)) {
         core_scans_free(st);
@@ -26,10 +27,12 @@ struct stowage *core_new(void)
         pthread_mutex_destroy(&st->auth_mu);
         pthread_mutex_destroy(&st->finish_mu);
         pthread_cond_destroy(&st->finish_cv);
+        pthread_cond_destroy(&st->finish_work_cv);
         st_group_destroy(&st->publishes);
         free(st);
         return NULL;
     }
+    st_group_serve(&st->publishes, PUBLISH_SERVERS);
     return st;
 }
 
@@ -47,6 +50,8 @@ void core_free(struct stowage *st)
     pthread_mutex_destroy(&st->auth_mu);
     pthread_mutex_destroy(&st->finish_mu);
     pthread_cond_destroy(&st->finish_cv);
+    pthread_cond_destroy(&st->finish_work_cv);
+    st_group_stop(&st->publishes);
     st_group_destroy(&st->publishes);
     core_scans_free(st);
     free(st);

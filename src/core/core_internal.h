@@ -60,10 +60,14 @@ struct stowage {
     struct core_bs_places *bs_places;
     /* one-request creates whose files are published together (core_image_commit_new) */
     struct st_group publishes;
-    /* upload finishes running on threads of their own (core_upload_finish_async) */
+    /* upload finishes, queued for the finisher threads (core_upload_finish_async) */
     pthread_mutex_t finish_mu;
-    pthread_cond_t finish_cv;
-    unsigned finishing;
+    pthread_cond_t finish_cv;      /* a finish is done, a finisher ended */
+    pthread_cond_t finish_work_cv; /* a finish is queued */
+    struct finisher *finish_queue, **finish_tail;
+    unsigned finishing; /* queued or running */
+    unsigned finish_queued, finish_idle, finish_threads;
+    int finish_quit;
 };
 
 void core_bump(struct stowage *st);
@@ -348,6 +352,14 @@ int core_image_commit(struct stowage *st, const struct core_vol_ref *v, struct b
  * nor a row; a name taken meanwhile is ST_EXISTS. */
 int core_image_commit_new(struct stowage *st, const struct core_vol_ref *v, struct be_file *f,
                           const char *staging, struct db_image *im, struct st_err *e);
+/* core_image_commit_new without a thread waiting for it: the create joins a batch that a
+ * server of st->publishes leads, which calls done(ud, rc, e) when it is over (e valid during
+ * the call). 1 when that cannot be (the backend publishes each file alone, no server, no
+ * memory): nothing was done, call core_image_commit_new. */
+typedef void (*core_commit_fn)(void *ud, int rc, const struct st_err *e);
+int core_image_commit_new_async(struct stowage *st, const struct core_vol_ref *v, struct be_file *f,
+                                const char *staging, struct db_image *im, core_commit_fn done,
+                                void *ud);
 /* The steps of st->publishes: a batch of core_image_commit_new's files published at once,
  * then their rows committed in one group commit. */
 void core_publish_batch(void *ctx, struct st_group_member *batch, size_t n);
@@ -355,6 +367,10 @@ void core_publish_rows(void *ctx, struct st_group_member *batch, size_t n);
 /* How long the leader of a batch of creates waits, at most, for as many as its last batch
  * had: a few hundred microseconds are what clients answered together take to come back. */
 #define PUBLISH_WINDOW_NS 1000000L
+/* Threads that lead the batches of creates submitted with no thread of their own waiting
+ * (core_image_commit_new_async): two, so that one batch's rows commit while the next
+ * one's files are published. */
+#define PUBLISH_SERVERS 2
 /* Inspect a file on a volume through its backend. */
 int core_inspect(const struct core_vol_ref *v, struct be_file *f, const char *declared,
                  uint64_t max_virtual_size, int allow_backing, struct fmt_info *out,

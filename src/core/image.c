@@ -625,27 +625,80 @@ static int publish_and_insert(struct stowage *st, struct new_image *ni, struct s
     return db_group(st->db, insert_new, ni, e);
 }
 
+static void new_row_fields(struct db_image *im)
+{
+    snprintf(im->status, sizeof im->status, "active");
+    im->created_at = im->updated_at = (int64_t)time(NULL);
+    im->generation = 1;
+}
+
+/* After a create's publish and insert: rc 0, or nothing of it stays. */
+static int new_image_end(struct stowage *st, const struct new_image *ni, int rc)
+{
+    if (rc == 0) {
+        core_bump(st);
+        return 0;
+    }
+    snprintf(ni->im->status, sizeof ni->im->status, "saving");
+    if (ni->p.moved)
+        ni->v->ops->remove(ni->v->be, ni->p.final);
+    else
+        ni->v->ops->discard(ni->v->be, ni->p.staged);
+    return -1;
+}
+
 int core_image_commit_new(struct stowage *st, const struct core_vol_ref *v, struct be_file *f,
                           const char *staging, struct db_image *im, struct st_err *e)
 {
     char final[128];
     struct new_image ni = {v, im, {.f = f, .staged = staging, .final = final}, 0};
-    int rc;
 
     core_image_path(im, final, sizeof final);
-    snprintf(im->status, sizeof im->status, "active");
-    im->created_at = im->updated_at = (int64_t)time(NULL);
-    im->generation = 1;
-    if ((rc = publish_and_insert(st, &ni, e)) == 0) {
-        core_bump(st);
-        return 0;
+    new_row_fields(im);
+    return new_image_end(st, &ni, publish_and_insert(st, &ni, e));
+}
+
+/* A create handed to the servers of st->publishes (core_image_commit_new_async). */
+struct new_image_job {
+    struct st_group_member m;
+    struct new_image ni;
+    struct stowage *st;
+    char final[128];
+    core_commit_fn done;
+    void *ud;
+};
+
+static void new_image_finished(struct st_group_member *m)
+{
+    struct new_image_job *j = (struct new_image_job *)(void *)m;
+    int rc = new_image_end(j->st, &j->ni, m->rc);
+    j->done(j->ud, rc, &m->err);
+    free(j);
+}
+
+int core_image_commit_new_async(struct stowage *st, const struct core_vol_ref *v, struct be_file *f,
+                                const char *staging, struct db_image *im, core_commit_fn done,
+                                void *ud)
+{
+    const struct backend_ops *ops = v->ops;
+    if (!ops->publish_many || (ops->syncs_together && !ops->syncs_together(v->be)))
+        return 1;
+    struct new_image_job *j = calloc(1, sizeof *j);
+    if (!j)
+        return 1;
+    j->st = st;
+    j->done = done;
+    j->ud = ud;
+    j->ni = (struct new_image){v, im, {.f = f, .staged = staging, .final = j->final}, 0};
+    j->m.ud = &j->ni;
+    j->m.finished = new_image_finished;
+    core_image_path(im, j->final, sizeof j->final);
+    new_row_fields(im);
+    if (st_group_submit(&st->publishes, &j->m)) {
+        free(j);
+        return 1;
     }
-    snprintf(im->status, sizeof im->status, "saving");
-    if (ni.p.moved)
-        v->ops->remove(v->be, final);
-    else
-        v->ops->discard(v->be, staging);
-    return -1;
+    return 0;
 }
 
 /* A new staging object (a crashed try's leftover of that name goes first). */

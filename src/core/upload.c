@@ -11,7 +11,9 @@
  * suspend) and woken once the writer and the hasher are both done with theirs. Nothing is
  * held in memory beyond the two buffers, whatever the image size. The hash sees the bytes in file
  * order: buffers are handed on one at a time, and a resume's staged prefix is read back
- * and hashed by the writer before the first new buffer.
+ * and hashed by the writer before the first new buffer. A small whole body (SMALL_MAX, no
+ * Content-Range) has none of this: it is kept in one buffer of its size and written and
+ * hashed by the finish, into the same staging file, before the same inspection and commit.
  *
  * The staging file is .staging/<uuid>.upload. A client that goes away leaves
  * it (and the 'saving' row) for a resume with Content-Range; a refusal, a
@@ -25,8 +27,8 @@
  * Content-Range has no row while it is written: nothing is recorded until its bytes are
  * durable, and the commit inserts its row active (core_image_commit_new) — one catalogue
  * change per create, its COMMIT shared with the concurrent ones. Such an upload cannot be
- * resumed: one cut short leaves nothing. The finish (fsyncs, commit) may run on a thread of
- * its own (core_upload_finish_async) so that it holds no HTTP thread. */
+ * resumed: one cut short leaves nothing. The finish (fsyncs, commit) may run on a finisher
+ * thread (core_upload_finish_async) so that it holds no HTTP thread. */
 #include "core_internal.h"
 
 #include <errno.h>
@@ -37,6 +39,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 /* The two buffers' size. Into a page cache, 1 MiB: the bytes stay in the CPU's cache from
@@ -57,6 +60,12 @@
  * A bigger one keeps a 'saving' row from the start, so that a client that goes away can
  * resume it. */
 #define WHOLE_MAX (4u << 20)
+/* A whole body of at most this many bytes (a request without Content-Range that says its
+ * length) is small: it goes into one buffer of its own size and is written and hashed by
+ * the finish, on its thread — no writer, no hasher, no big buffers. A 1-byte create paid
+ * more for starting two threads and mapping two buffers than for all the rest of its
+ * bytes' path. */
+#define SMALL_MAX (64u << 10)
 
 struct core_upload {
     struct stowage *st;
@@ -74,6 +83,8 @@ struct core_upload {
     uint64_t ino;            /* the staging file's inode, as recorded in the row */
     uint64_t declared_total; /* the total an earlier request declared, UINT64_MAX if none */
     int fresh;               /* no row yet: nothing is recorded before the commit */
+    int small;               /* the whole body in fill_buf, written by drain (SMALL_MAX) */
+    int checked;             /* length, checksum and format seen to: only the commit is left */
     char expect[65];
     gnutls_hash_hd_t hash;
 
@@ -245,9 +256,29 @@ static void hand_over(struct core_upload *u)
     pthread_cond_broadcast(&u->cv);
 }
 
+/* A small body's bytes, all buffered: written and hashed on the caller's thread. */
+static int write_small(struct core_upload *u)
+{
+    struct st_err e;
+
+    if (u->fill && !u->failed) {
+        if (core_pwrite_all(&u->v, u->f, u->fill_buf, u->fill, u->fill_off, &e)) {
+            u->failed = 1;
+            u->err = e;
+            return -1;
+        }
+        gnutls_hash(u->hash, u->fill_buf, u->fill);
+        u->fill_off += u->fill;
+        u->fill = 0;
+    }
+    return u->failed ? -1 : 0;
+}
+
 /* Write out what is buffered and stop the writer; 0 or -1 with u->err. */
 static int drain(struct core_upload *u)
 {
+    if (u->small)
+        return write_small(u);
     if (!u->thread_started)
         return u->failed ? -1 : 0;
     pthread_mutex_lock(&u->mu);
@@ -567,15 +598,22 @@ int core_upload_begin(struct stowage *st, const struct core_upload_req *rq,
     if ((!u->v.be && core_volume_acquire(st, u->img.volume_id, &u->v, e)) ||
         open_staging(u, !rq->has_range, e) || check_request(u, rq, e) || record_total(u, e))
         goto fail;
-    u->buf_size = u->v.ops->start_writeback ? UPLOAD_BUF_CACHED
-                  : u->v.ops->aio_start     ? UPLOAD_BUF_AIO
-                                            : UPLOAD_BUF;
-    if (!(u->fill_buf = malloc(u->buf_size)) || !(u->io_buf = malloc(u->buf_size)) ||
+    u->small = !rq->has_range && u->end <= SMALL_MAX && u->staged == 0;
+    u->buf_size = u->small                    ? (size_t)u->end
+                  : u->v.ops->start_writeback ? UPLOAD_BUF_CACHED
+                  : u->v.ops->aio_start       ? UPLOAD_BUF_AIO
+                                              : UPLOAD_BUF;
+    if (!(u->fill_buf = malloc(u->buf_size ? u->buf_size : 1)) ||
+        (!u->small && !(u->io_buf = malloc(u->buf_size))) ||
         gnutls_hash_init(&u->hash, GNUTLS_DIG_SHA256) < 0) {
         st_fail(e, ST_INTERNAL, "out of memory");
         goto fail;
     }
     u->next = u->fill_off = u->written = u->flushed = u->staged;
+    if (u->small) {
+        *out = u;
+        return 0;
+    }
     u->rehash = u->io_busy = u->write_todo = u->staged > 0;
     if (pthread_create(&u->thread, NULL, writer, u)) {
         st_fail(e, ST_INTERNAL, "cannot start the upload writer");
@@ -630,6 +668,13 @@ ssize_t core_upload_write(struct core_upload *u, const void *buf, size_t len, st
         throw_away(u); /* the rest of the body is only drained: nothing more to keep */
         return -1;
     }
+    if (u->small) { /* room for the whole body: the check above kept it within */
+        memcpy(u->fill_buf + u->fill, buf, len);
+        u->fill += len;
+        u->next += len;
+        pthread_mutex_unlock(&u->mu);
+        return (ssize_t)len;
+    }
     while (took < len) {
         if (u->fill == u->buf_size && !pass_full_buffer(u)) {
             /* MHD offers the rest again once the writer wakes us. */
@@ -663,22 +708,22 @@ static void digest_hex(gnutls_hash_hd_t h, char out[65])
     out[64] = '\0';
 }
 
-int core_upload_finish(struct core_upload *u, struct core_image *out, uint64_t *staged,
-                       struct st_err *e)
+/* What a finish checks before the commit: the length, the checksum, the format (then
+ * in u->img). 0, 1 when this was a part of a ranged upload that is not complete yet (u is
+ * freed), -1 with e (u is not). */
+static int finish_checks(struct core_upload *u, uint64_t *staged, struct st_err *e)
 {
     struct fmt_info info;
     char got[65];
 
     if (drain(u)) {
         *e = u->err;
-        goto refuse;
+        return -1;
     }
-    if (u->end != UINT64_MAX && u->next != u->end) {
-        st_fail_field(e, ST_INVALID, "Content-Length", "the body ended after %llu of %llu bytes",
-                      (unsigned long long)(u->next - u->staged),
-                      (unsigned long long)(u->end - u->staged));
-        goto refuse;
-    }
+    if (u->end != UINT64_MAX && u->next != u->end)
+        return st_fail_field(
+            e, ST_INVALID, "Content-Length", "the body ended after %llu of %llu bytes",
+            (unsigned long long)(u->next - u->staged), (unsigned long long)(u->end - u->staged));
     if (staged)
         *staged = u->next;
     if (u->has_range && (u->total == UINT64_MAX || u->next < u->total)) {
@@ -690,21 +735,34 @@ int core_upload_finish(struct core_upload *u, struct core_image *out, uint64_t *
         return 1; /* a part; the rest comes with more Content-Range requests */
     }
     digest_hex(u->hash, got);
-    if (u->expect[0] && strcasecmp(u->expect, got) != 0) {
-        st_fail_field(e, ST_INVALID, "X-Checksum-Sha256",
-                      "checksum mismatch: expected sha256 %s, got %s", u->expect, got);
-        goto refuse;
-    }
+    if (u->expect[0] && strcasecmp(u->expect, got) != 0)
+        return st_fail_field(e, ST_INVALID, "X-Checksum-Sha256",
+                             "checksum mismatch: expected sha256 %s, got %s", u->expect, got);
     if (core_inspect(&u->v, u->f, u->declared, u->st->cfg.max_image_size, 0, &info, e))
-        goto refuse;
-    if (!fmt_accepted(&info)) {
-        core_refusal(&info, e);
-        goto refuse;
-    }
+        return -1;
+    if (!fmt_accepted(&info))
+        return core_refusal(&info, e);
     snprintf(u->img.format, sizeof u->img.format, "%s", fmt_name(info.format));
     u->img.virtual_size = info.virtual_size; /* raw: the file size; a qcow2 may say 0 */
     u->img.actual_size = info.actual_size;
     snprintf(u->img.sha256, sizeof u->img.sha256, "%s", got);
+    u->checked = 1;
+    return 0;
+}
+
+int core_upload_finish(struct core_upload *u, struct core_image *out, uint64_t *staged,
+                       struct st_err *e)
+{
+    if (u->checked) {
+        if (staged)
+            *staged = u->next;
+    } else {
+        int rc = finish_checks(u, staged, e);
+        if (rc > 0)
+            return rc;
+        if (rc < 0)
+            goto refuse;
+    }
     if (u->fresh ? core_image_commit_new(u->st, &u->v, u->f, u->staging, &u->img, e)
                  : core_image_commit(u->st, &u->v, u->f, u->staging, &u->img, e))
         goto refuse;
@@ -716,24 +774,27 @@ refuse:
     return -1;
 }
 
+/* ---- finishers ---- */
+
+/* Finishes run on a few threads kept for them: a finish waits for its batch's fsyncs and
+ * COMMIT, and one thread per finish, started and ended for every 1-byte create, cost more
+ * CPU than the create's own work (clone, stack, the TLB shootdowns of its unmapping).
+ * As many as run at once, so every waiting create can join the same batch; beyond
+ * FINISHERS_MAX they queue. One idle for FINISHER_IDLE_S seconds ends, FINISHERS_KEEP
+ * stay. */
+#define FINISHERS_MAX 256
+#define FINISHERS_KEEP 4
+#define FINISHER_IDLE_S 10
+
 struct finisher {
     struct core_upload *u;
     core_upload_done_fn done;
     void *ud;
+    struct finisher *next;
 };
 
-static void finish_left(struct stowage *st)
+static void finish_one(struct finisher *fin)
 {
-    pthread_mutex_lock(&st->finish_mu);
-    if (--st->finishing == 0)
-        pthread_cond_broadcast(&st->finish_cv);
-    pthread_mutex_unlock(&st->finish_mu);
-}
-
-static void *finish_main(void *arg)
-{
-    struct finisher *fin = arg;
-    struct stowage *st = fin->u->st;
     struct core_image im;
     struct st_err e = {0};
     uint64_t staged = 0;
@@ -742,40 +803,162 @@ static void *finish_main(void *arg)
     int rc = core_upload_finish(fin->u, &im, &staged, &e);
     fin->done(fin->ud, rc, &im, staged, &e);
     free(fin);
-    finish_left(st);
+}
+
+/* A finisher thread: takes queued finishes until it has been idle long enough to end (or
+ * the finishers are stopped). Caller-free: detached, it tells st when it has ended. */
+static void *finisher_main(void *arg)
+{
+    struct stowage *st = arg;
+    struct timespec until;
+
+    pthread_mutex_lock(&st->finish_mu);
+    for (;;) {
+        int timed_out = 0;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_sec += FINISHER_IDLE_S;
+        while (!st->finish_queue && !st->finish_quit && !timed_out) {
+            st->finish_idle++;
+            timed_out =
+                pthread_cond_timedwait(&st->finish_work_cv, &st->finish_mu, &until) == ETIMEDOUT;
+            st->finish_idle--;
+        }
+        struct finisher *fin = st->finish_queue;
+        if (!fin) {
+            if (st->finish_quit || st->finish_threads > FINISHERS_KEEP)
+                break;
+            continue;
+        }
+        if (!(st->finish_queue = fin->next))
+            st->finish_tail = &st->finish_queue;
+        st->finish_queued--;
+        pthread_mutex_unlock(&st->finish_mu);
+        finish_one(fin);
+        pthread_mutex_lock(&st->finish_mu);
+        if (--st->finishing == 0)
+            pthread_cond_broadcast(&st->finish_cv);
+    }
+    st->finish_threads--;
+    pthread_cond_broadcast(&st->finish_cv);
+    pthread_mutex_unlock(&st->finish_mu);
     return NULL;
+}
+
+/* One more finisher when the queued finishes outnumber the idle ones. Caller holds
+ * finish_mu. */
+static void add_finisher(struct stowage *st)
+{
+    pthread_attr_t attr;
+    pthread_t t;
+
+    if (st->finish_queued <= st->finish_idle || st->finish_threads >= FINISHERS_MAX ||
+        pthread_attr_init(&attr))
+        return;
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    if (pthread_create(&t, &attr, finisher_main, st) == 0)
+        st->finish_threads++;
+    pthread_attr_destroy(&attr);
+}
+
+/* A small create's commit is over (on a server of st->publishes). */
+static void small_committed(void *arg, int rc, const struct st_err *e)
+{
+    struct finisher *fin = arg;
+    struct core_upload *u = fin->u;
+    struct stowage *st = u->st;
+    struct core_image im;
+    uint64_t staged = u->next;
+
+    memset(&im, 0, sizeof im);
+    if (rc == 0) {
+        core_image_from_row(&u->img, &im);
+        release(u);
+    } else {
+        destroy(u);
+    }
+    fin->done(fin->ud, rc, &im, staged, e);
+    free(fin);
+    pthread_mutex_lock(&st->finish_mu);
+    if (--st->finishing == 0)
+        pthread_cond_broadcast(&st->finish_cv);
+    pthread_mutex_unlock(&st->finish_mu);
+}
+
+/* A new image's small body into a page cache: written, hashed and inspected here at once
+ * (a few calls that do not wait for the disk), then its commit joins the next batch with
+ * no thread waiting for it — the batch's leader answers it. 0 when it was handed on, -1
+ * when a finisher is to finish it (a refusal found here is left in u->err for it). */
+static int finish_small(struct core_upload *u, struct finisher *fin)
+{
+    struct stowage *st = u->st;
+    struct st_err e;
+
+    if (!u->small || !u->fresh || !u->v.ops->start_writeback)
+        return -1;
+    if (finish_checks(u, NULL, &e)) {
+        u->failed = 1;
+        u->err = e;
+        return -1;
+    }
+    pthread_mutex_lock(&st->finish_mu);
+    st->finishing++;
+    pthread_mutex_unlock(&st->finish_mu);
+    if (core_image_commit_new_async(st, &u->v, u->f, u->staging, &u->img, small_committed, fin) ==
+        0)
+        return 0;
+    pthread_mutex_lock(&st->finish_mu);
+    if (--st->finishing == 0)
+        pthread_cond_broadcast(&st->finish_cv);
+    pthread_mutex_unlock(&st->finish_mu);
+    return -1;
 }
 
 int core_upload_finish_async(struct core_upload *u, core_upload_done_fn done, void *ud)
 {
     struct stowage *st = u->st;
     struct finisher *fin = malloc(sizeof *fin);
-    pthread_attr_t attr;
-    pthread_t t;
-    int rc = -1;
 
     if (!fin)
         return -1;
-    *fin = (struct finisher){u, done, ud};
+    *fin = (struct finisher){u, done, ud, NULL};
+    if (finish_small(u, fin) == 0)
+        return 0;
     pthread_mutex_lock(&st->finish_mu);
-    st->finishing++;
-    pthread_mutex_unlock(&st->finish_mu);
-    if (pthread_attr_init(&attr) == 0) {
-        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-        rc = pthread_create(&t, &attr, finish_main, fin) ? -1 : 0;
-        pthread_attr_destroy(&attr);
-    }
-    if (rc) {
+    if (st->finish_quit) {
+        pthread_mutex_unlock(&st->finish_mu);
         free(fin);
-        finish_left(st);
+        return -1;
     }
-    return rc;
+    if (!st->finish_tail)
+        st->finish_tail = &st->finish_queue;
+    *st->finish_tail = fin;
+    st->finish_tail = &fin->next;
+    st->finish_queued++;
+    st->finishing++;
+    add_finisher(st);
+    if (st->finish_threads == 0) { /* none could be started: the caller finishes it */
+        st->finish_queue = NULL;
+        st->finish_tail = &st->finish_queue;
+        st->finish_queued--;
+        st->finishing--;
+        pthread_mutex_unlock(&st->finish_mu);
+        free(fin);
+        return -1;
+    }
+    pthread_cond_signal(&st->finish_work_cv);
+    pthread_mutex_unlock(&st->finish_mu);
+    return 0;
 }
 
 void core_uploads_drain(struct stowage *st)
 {
     pthread_mutex_lock(&st->finish_mu);
     while (st->finishing)
+        pthread_cond_wait(&st->finish_cv, &st->finish_mu);
+    st_group_stop(&st->publishes); /* from now on a create's commit waits for itself */
+    st->finish_quit = 1;           /* a finish asked for from now on runs on its caller's thread */
+    pthread_cond_broadcast(&st->finish_work_cv);
+    while (st->finish_threads)
         pthread_cond_wait(&st->finish_cv, &st->finish_mu);
     pthread_mutex_unlock(&st->finish_mu);
 }

@@ -146,12 +146,67 @@ static void test_group_a_leader_waits_no_longer_than_its_window(void **state)
     st_group_destroy(&fx.g);
 }
 
+/* A submitted member: told by its callback, on a server's thread. */
+struct sub {
+    struct st_group_member m;
+    struct caller c;
+    atomic_int told;
+    int rc;
+    struct st_err err;
+};
+
+static void told(struct st_group_member *m)
+{
+    struct sub *s = (struct sub *)(void *)m;
+    s->rc = m->rc;
+    s->err = m->err;
+    atomic_store(&s->told, 1);
+}
+
+static void test_group_submitted_members_are_led_by_a_server_and_told_their_verdict(void **state)
+{
+    struct fx fx = {0};
+    struct sub subs[MEMBERS];
+    struct st_group_member lone = {0};
+
+    (void)state;
+    st_group_init(&fx.g, step, NULL, &fx, 0);
+    assert_int_equal(st_group_submit(&fx.g, &lone), -1); /* no server yet */
+    assert_int_equal(st_group_serve(&fx.g, 2), 2);
+    atomic_store(&fx.holding, 1);
+    for (int i = 0; i < MEMBERS; i++) {
+        memset(&subs[i], 0, sizeof subs[i]);
+        subs[i].c = (struct caller){.fx = &fx, .i = i};
+        subs[i].m.ud = &subs[i].c;
+        subs[i].m.finished = told;
+        assert_int_equal(st_group_submit(&fx.g, &subs[i].m), 0); /* returns at once */
+    }
+    while (atomic_load(&fx.batches) == 0)
+        usleep(1000);
+    for (int i = 0; i < MEMBERS; i++)
+        assert_int_equal(atomic_load(&subs[i].told), 0); /* held: nobody told yet */
+    atomic_store(&fx.holding, 0);
+    st_group_stop(&fx.g); /* waits for every submitted member */
+    int sum = 0;
+    for (int b = 0; b < atomic_load(&fx.batches); b++)
+        sum += (int)fx.sizes[b];
+    assert_int_equal(sum, MEMBERS);
+    for (int i = 0; i < MEMBERS; i++) {
+        assert_int_equal(atomic_load(&subs[i].told), 1);
+        assert_int_equal(subs[i].rc, i == 3 ? -1 : 0);
+    }
+    assert_string_equal(subs[3].err.msg, "caller 3's step failed");
+    assert_int_equal(st_group_submit(&fx.g, &lone), -1); /* stopped */
+    st_group_destroy(&fx.g);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_group_callers_queued_meanwhile_share_one_step_each_with_its_verdict),
         cmocka_unit_test(test_group_a_leader_waits_for_as_many_as_its_last_batch_had),
         cmocka_unit_test(test_group_a_leader_waits_no_longer_than_its_window),
+        cmocka_unit_test(test_group_submitted_members_are_led_by_a_server_and_told_their_verdict),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

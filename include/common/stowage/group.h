@@ -2,7 +2,9 @@
  * that each need the same costly step (a durable COMMIT, a sync of a filesystem) queue;
  * the first to find no batch under way leads — it takes every caller queued so far and
  * takes the step once for all of them — and the ones that queue meanwhile form the next
- * batch. Each caller returns only once its batch is done, with its own verdict. */
+ * batch. Each caller returns only once its batch is done, with its own verdict — or, when
+ * it submitted its member instead of joining, returns at once and is told the verdict by
+ * a callback from the server thread that led the batch. */
 #ifndef STOWAGE_GROUP_H
 #define STOWAGE_GROUP_H
 
@@ -18,6 +20,9 @@ struct st_group_member {
     int taken; /* in a batch: its caller no longer leads */
     int done;
     struct st_group_member *next;
+    /* st_group_submit's: called by the leader once the batch is done (no lock held); the
+     * member is the callback's from then on */
+    void (*finished)(struct st_group_member *m);
 };
 
 /* The step for a batch of n members (a list through next, in queue order): sets each
@@ -31,6 +36,9 @@ struct st_group {
     struct st_group_member *queue, **queue_end;
     size_t queued, last; /* members queued now, and in the last batch */
     int leading;
+    pthread_cond_t serve_cv; /* for servers: a member queued, or a batch no longer led */
+    int servers, quit;
+    size_t submitted;                    /* members of st_group_submit not finished yet */
     unsigned long long batches, members; /* led so far, and the members they carried */
     long window_ns;
     st_group_fn run, after;
@@ -51,6 +59,14 @@ int st_group_join(struct st_group *g, void *ud, struct st_err *e);
 /* n members of one caller (their ud set) queued at once, in one batch; returns once it is
  * done, each member's verdict in its rc and err. */
 void st_group_join_all(struct st_group *g, struct st_group_member *ms, size_t n);
+/* Queue m (its ud and finished set) and return at once: a server thread leads its batch
+ * and calls m->finished when it is done. -1 when the group has no server (m not queued). */
+int st_group_submit(struct st_group *g, struct st_group_member *m);
+/* Start n server threads, which lead batches of submitted members (two: one batch's
+ * second step while the next one's first). Returns how many started. */
+int st_group_serve(struct st_group *g, int n);
+/* Wait for the submitted members to be done, then stop the servers. */
+void st_group_stop(struct st_group *g);
 /* Batches led so far, and the members they carried. */
 void st_group_counts(struct st_group *g, unsigned long long *batches, unsigned long long *members);
 

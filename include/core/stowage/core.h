@@ -636,15 +636,17 @@ ssize_t core_upload_write(struct core_upload *u, const void *buf, size_t len, st
  * the staging file and the uncommitted row are gone, u freed. */
 int core_upload_finish(struct core_upload *u, struct core_image *out, uint64_t *staged,
                        struct st_err *e);
-/* core_upload_finish on a thread of its own, so that its fsyncs and its commit wait hold
- * no HTTP thread: done(ud, rc, out, staged, e) runs on that thread once it is over (u is
- * freed by then; out and e are valid during the call). -1 when no thread could be started:
+/* core_upload_finish on one of core's finisher threads (kept, not one per finish), so that
+ * its fsyncs and its commit wait hold no HTTP thread: done(ud, rc, out, staged, e) runs on
+ * that thread once it is over (u is freed by then; out and e are valid during the call).
+ * -1 when there is no finisher to run it (none could be started, or they were stopped):
  * done never runs, u is untouched (finish it on the caller's thread). */
 typedef void (*core_upload_done_fn)(void *ud, int rc, const struct core_image *out, uint64_t staged,
                                     const struct st_err *e);
 int core_upload_finish_async(struct core_upload *u, core_upload_done_fn done, void *ud);
-/* Wait for the finishes still running (the HTTP layer calls it before it stops: their
- * connections are suspended until they answer). */
+/* Wait for the finishes still queued or running, then stop the finisher threads (the
+ * HTTP layer calls it before it stops: their connections are suspended until they answer).
+ * A finish asked for afterwards is the caller's to run. */
 void core_uploads_drain(struct stowage *st);
 /* The client went away: keep the staged bytes for a resume (they expire), free u. */
 void core_upload_abort(struct core_upload *u);
