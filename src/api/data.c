@@ -304,6 +304,21 @@ static void free_reader(void *cls)
     free(rd);
 }
 
+static ssize_t peek_range(void *cls, uint64_t pos, size_t max, const void **p)
+{
+    struct reader *rd = cls;
+    return core_download_peek(rd->d, rd->base + pos, max, p);
+}
+
+static void advance_range(void *cls, uint64_t pos, size_t n)
+{
+    struct reader *rd = cls;
+    core_download_advance(rd->d, rd->base + pos, n);
+}
+
+/* A download's bytes sent from its read-ahead blocks as they are (http_reply_lent). */
+static const struct http_lender range_lender = {peek_range, advance_range, free_reader};
+
 /* "bytes=A-B", "bytes=A-", "bytes=-N" → [off, off+len). 1 ok, 0 ignore (send all), -1
  * unsatisfiable. */
 static int parse_range(const char *h, uint64_t size, uint64_t *off, uint64_t *len)
@@ -412,7 +427,8 @@ void api_data_get(struct http_req *r, const char *name, const char *uuid)
         http_add_header(r, "Content-Range", hdr);
         break;
     }
-    int fd = core_config(st)->sendfile ? core_download_kernel_fd(d, off, len) : -1;
+    int sendfile = core_config(st)->sendfile;
+    int fd = sendfile ? core_download_kernel_fd(d, off, len) : -1;
     if (fd >= 0) {
         core_download_close(d); /* the fd keeps the bytes readable */
         http_reply_fd(r, status, "application/octet-stream", fd, off, len);
@@ -426,5 +442,8 @@ void api_data_get(struct http_req *r, const char *name, const char *uuid)
     }
     rd->d = d;
     rd->base = off;
-    http_reply_reader(r, status, "application/octet-stream", len, read_range, rd, free_reader);
+    if (sendfile)
+        http_reply_lent(r, status, "application/octet-stream", len, &range_lender, rd);
+    else
+        http_reply_reader(r, status, "application/octet-stream", len, read_range, rd, free_reader);
 }

@@ -109,6 +109,12 @@ static void metrics(struct http_req *r)
                           "stowage_create_published_total %llu\n",
                           (unsigned long long)cs.commits, (unsigned long long)cs.members,
                           (unsigned long long)cs.publishes, (unsigned long long)cs.published);
+    rc |= http_buf_printf(&buf, &len, &cap,
+                          "# HELP stowage_readahead_bytes Bytes of read-ahead blocks downloads "
+                          "hold now (at most readahead_memory).\n"
+                          "# TYPE stowage_readahead_bytes gauge\n"
+                          "stowage_readahead_bytes %llu\n",
+                          (unsigned long long)core_readahead_bytes(st));
     if (rc) {
         struct st_err e;
         st_fail(&e, ST_INTERNAL, "out of memory rendering metrics");

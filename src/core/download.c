@@ -4,7 +4,9 @@
  * Read-ahead blocks are 4 MiB, and a client that stops reading would hold its blocks
  * for as long as it stays connected: so a block is held only until it is consumed,
  * and all blocks together stay under cfg.readahead_memory. A download that finds the
- * budget spent reads straight into the caller's (MHD's) buffer. On a backend with AIO
+ * budget spent reads straight into the caller's (MHD's) buffer, or, when its blocks are
+ * lent rather than copied (core_download_peek), into a 256 KiB one of its own. Holes are
+ * never read: they come from a static block of zeros. On a backend with AIO
  * (each read a network round trip) up to RA_DEPTH blocks of the data extent being sent
  * are read ahead at once, so the cluster reads on while the client drains; elsewhere
  * one block at a time. */
@@ -17,7 +19,11 @@
 #include <unistd.h>
 
 #define READ_AHEAD (4u << 20)
-#define RA_DEPTH 8 /* blocks one download reads ahead at most (backends with AIO) */
+#define RA_DEPTH 8          /* blocks one download reads ahead at most (backends with AIO) */
+#define BOUNCE (256u << 10) /* what a lent download reads into when the budget is spent */
+
+/* The bytes of every hole: never written, so its pages stay the kernel's zero page. */
+static char zeros[1u << 20];
 
 /* A read-ahead block: [off, off+len) of the image, being read while aio is set. */
 struct ra_block {
@@ -42,7 +48,8 @@ struct core_download {
     /* The map from the last lookup: [origin, data) is a hole, [data, hole) data. */
     uint64_t origin, data, hole;
     int mapped;
-    int kfd; /* the backend's kernel fd (not ours to close), or -1 */
+    int kfd;      /* the backend's kernel fd (not ours to close), or -1 */
+    char *bounce; /* BOUNCE bytes for core_download_peek without a block, or NULL */
 };
 
 /* A read-ahead block if the budget allows one, else NULL. */
@@ -61,6 +68,11 @@ static void ra_give(struct stowage *st, char *p)
         return;
     free(p);
     atomic_fetch_sub(&st->readahead_bytes, READ_AHEAD);
+}
+
+uint64_t core_readahead_bytes(struct stowage *st)
+{
+    return atomic_load(&st->readahead_bytes);
 }
 
 int core_download_open(struct stowage *st, const char *name, const char *uuid,
@@ -208,8 +220,12 @@ static ssize_t ra_ready(struct core_download *d)
     return got;
 }
 
-ssize_t core_download_read(struct core_download *d, uint64_t off, void *buf, size_t len)
+/* Where the bytes at off come from: n of them (at most len) at *p — a ready read-ahead
+ * block's, or zeros for a hole — or *p NULL when no block could be had (the budget is
+ * spent): the caller reads them itself. 0 at the end, negative on a failed read. */
+static ssize_t locate(struct core_download *d, uint64_t off, size_t len, const char **p)
 {
+    *p = NULL;
     if (off >= d->size)
         return 0;
     if (len > d->size - off)
@@ -217,10 +233,10 @@ ssize_t core_download_read(struct core_download *d, uint64_t off, void *buf, siz
     if (!d->mapped || off < d->origin || off >= d->hole)
         map(d, off);
     if (off < d->data) {
-        /* In a hole: zeros, up to the next data. */
+        /* In a hole: zeros, up to the next data, never read. */
         size_t n = d->data - off < len ? (size_t)(d->data - off) : len;
-        memset(buf, 0, n);
-        return (ssize_t)n;
+        *p = zeros;
+        return (ssize_t)(n < sizeof zeros ? n : sizeof zeros);
     }
     size_t n = d->hole - off < len ? (size_t)(d->hole - off) : len;
     struct ra_block *b = &d->ring[d->head];
@@ -230,28 +246,67 @@ ssize_t core_download_read(struct core_download *d, uint64_t off, void *buf, siz
         d->next = off;
     ra_fill(d, NULL);
     if (!d->n)
-        return d->v.ops->pread(d->f, buf, n, off); /* budget spent */
+        return (ssize_t)n; /* budget spent */
     if (!b->ready) {
         ssize_t got = ra_ready(d);
         if (got <= 0 || off >= b->off + b->len) {
             ra_drop_all(d); /* an error, or the image ended before off */
-            return got <= 0 ? got : d->v.ops->pread(d->f, buf, n, off);
+            return got <= 0 ? got : (ssize_t)n;
         }
     }
     size_t avail = (size_t)(b->off + b->len - off);
-    if (n > avail)
-        n = avail;
-    memcpy(buf, b->buf + (off - b->off), n);
-    if (off + n == b->off + b->len) {
-        /* Consumed. With AIO the next block's read starts now, in this buffer; without,
-         * it is given back at once (a client that stalls now holds nothing). */
-        char *done = ra_pop(d);
-        if (d->depth > 1)
-            ra_fill(d, done);
-        else
-            ra_give(d->st, done);
-    }
+    *p = b->buf + (off - b->off);
+    return (ssize_t)(n < avail ? n : avail);
+}
+
+/* [off, off+n) has been consumed: a block used up to its end goes on to read the next
+ * one with AIO; without, it is given back at once (a client that stalls now holds
+ * nothing). */
+static void consumed(struct core_download *d, uint64_t off, size_t n)
+{
+    struct ra_block *b = &d->ring[d->head];
+    if (!d->n || !b->ready || off < b->off || off + n != b->off + b->len)
+        return;
+    char *done = ra_pop(d);
+    if (d->depth > 1)
+        ra_fill(d, done);
+    else
+        ra_give(d->st, done);
+}
+
+ssize_t core_download_read(struct core_download *d, uint64_t off, void *buf, size_t len)
+{
+    const char *p;
+    ssize_t n = locate(d, off, len, &p);
+    if (n <= 0)
+        return n;
+    if (!p)
+        return d->v.ops->pread(d->f, buf, (size_t)n, off);
+    if (p == zeros)
+        memset(buf, 0, (size_t)n);
+    else
+        memcpy(buf, p, (size_t)n);
+    consumed(d, off, (size_t)n);
     return (ssize_t)n;
+}
+
+ssize_t core_download_peek(struct core_download *d, uint64_t off, size_t max, const void **p)
+{
+    const char *at;
+    ssize_t n = locate(d, off, max, &at);
+    if (n > 0 && !at) {
+        if (!d->bounce && !(d->bounce = malloc(BOUNCE)))
+            return -ENOMEM;
+        n = d->v.ops->pread(d->f, d->bounce, (size_t)n < BOUNCE ? (size_t)n : BOUNCE, off);
+        at = d->bounce;
+    }
+    *p = at;
+    return n;
+}
+
+void core_download_advance(struct core_download *d, uint64_t off, size_t n)
+{
+    consumed(d, off, n);
 }
 
 void core_download_close(struct core_download *d)
@@ -262,5 +317,6 @@ void core_download_close(struct core_download *d)
     if (d->f)
         d->v.ops->close_file(d->f);
     core_volume_release(&d->v);
+    free(d->bounce);
     free(d);
 }

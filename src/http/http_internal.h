@@ -77,7 +77,8 @@ struct http_req {
     size_t n_hdrs;
     unsigned status;
     uint64_t bytes_out;
-    int sendfile_fd; /* a file reply's fd (sendfile.c), or -1 */
+    int sendfile_fd;        /* a file reply's fd (sendfile.c), or -1 */
+    struct http_lent *lent; /* a lent reply's source (sendfile.c), or NULL */
     int replied;
     uint64_t t0_us;
 };
@@ -115,6 +116,18 @@ void http_timers_free(struct http_server *s);
  * request ends, before libmicrohttpd closes fd). */
 void http_sendfile_register(int fd, uint64_t off, uint64_t len);
 void http_sendfile_forget(int fd);
+/* A lent reply (http_reply_lent): libmicrohttpd is given a response "from" the
+ * placeholder fd, whose sendfile steps send() the lender's bytes instead. */
+struct http_lent {
+    const struct http_lender *ops;
+    void *cls;
+    uint64_t size;
+    uint64_t *bytes_out;
+};
+int http_sendfile_lend(int fd, struct http_lent *l); /* -1: fd too big to register */
+
+/* A lent reply's source is done with (after http_sendfile_forget): free it. */
+void http_reply_lent_done(struct http_req *r);
 
 /* Queue resp with the common headers; records the status. Consumes resp. */
 void http_queue(struct http_req *r, unsigned status, struct MHD_Response *resp);

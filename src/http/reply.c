@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -151,6 +152,73 @@ void http_reply_reader(struct http_req *r, unsigned status, const char *content_
     if (content_type)
         MHD_add_response_header(resp, "Content-Type", content_type);
     http_queue(r, status, resp);
+}
+
+/* The copy path of a lent reply: its bytes into MHD's buffer. */
+static ssize_t lent_read(void *cls, uint64_t pos, char *buf, size_t max)
+{
+    struct http_lent *l = cls;
+    const void *p;
+    ssize_t n = l->ops->peek(l->cls, pos, max, &p);
+    if (n <= 0)
+        return MHD_CONTENT_READER_END_WITH_ERROR;
+    memcpy(buf, p, (size_t)n);
+    l->ops->advance(l->cls, pos, (size_t)n);
+    *l->bytes_out += (uint64_t)n;
+    return n;
+}
+
+static void lent_free(void *cls)
+{
+    struct http_lent *l = cls;
+    if (l->ops->free_cls)
+        l->ops->free_cls(l->cls);
+    free(l);
+}
+
+void http_reply_lent(struct http_req *r, unsigned status, const char *content_type, uint64_t size,
+                     const struct http_lender *ops, void *cls)
+{
+    struct MHD_Response *resp = NULL;
+    struct http_lent *l = malloc(sizeof *l);
+    if (!l) {
+        if (ops->free_cls)
+            ops->free_cls(cls);
+        http_queue(r, status, NULL);
+        return;
+    }
+    *l = (struct http_lent){ops, cls, size, &r->bytes_out};
+    int fd = core_config(r->srv->st)->tls_cert || r->replied ? -1 : eventfd(0, EFD_CLOEXEC);
+    if (fd >= 0 && http_sendfile_lend(fd, l) == 0) {
+        /* From here MHD owns fd (it closes it with the response) and the request owns l
+         * (on_completed frees it once the fd is forgotten). */
+        resp = MHD_create_response_from_fd_at_offset64(size, fd, 0);
+        if (!resp) {
+            http_sendfile_forget(fd);
+            close(fd);
+        } else {
+            r->sendfile_fd = fd;
+            r->lent = l;
+        }
+    } else if (fd >= 0) {
+        close(fd);
+    }
+    if (!resp) {
+        resp = MHD_create_response_from_callback(size, 64 * 1024, lent_read, l, lent_free);
+        if (!resp)
+            lent_free(l);
+    }
+    if (resp && content_type)
+        MHD_add_response_header(resp, "Content-Type", content_type);
+    http_queue(r, status, resp);
+}
+
+void http_reply_lent_done(struct http_req *r)
+{
+    if (!r->lent)
+        return;
+    lent_free(r->lent);
+    r->lent = NULL;
 }
 
 void http_reply_fd(struct http_req *r, unsigned status, const char *content_type, int fd,

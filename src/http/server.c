@@ -567,6 +567,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     if (!r)
         return;
     http_sendfile_forget(r->sendfile_fd); /* libmicrohttpd closes it after this */
+    http_reply_lent_done(r);
     uint64_t us = http_mono_us() - r->t0_us;
     unsigned status = r->status ? r->status : 499; /* nothing sent: client gone */
     if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK && r->status)

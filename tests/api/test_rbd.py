@@ -283,6 +283,75 @@ def test_an_image_off_every_object_boundary_round_trips_in_parts_and_ranges(clus
             assert g.headers["Content-Range"] == "bytes %d-%d/%d" % (a, b, total), g.headers
 
 
+def readahead_bytes(d):
+    r = d.get("/v1/metrics")
+    assert r.status_code == 200, r.text
+    m = re.search(r"^stowage_readahead_bytes (\d+)$", r.text, re.M)
+    assert m, r.text
+    return int(m.group(1))
+
+
+def test_a_download_cut_off_midway_gives_its_read_ahead_back_and_the_daemon_serves_on(
+        cluster, pool, daemon_factory):
+    d = start(daemon_factory, [rbd_volume(cluster, pool)])
+    data = random.Random(13).randbytes(48 * MiB + 5)
+    check_created(put(d, esdc("cut"), data), "cut", hashlib.sha256(data).hexdigest(), len(data),
+                  "raw", len(data), "ceph1")
+    assert readahead_bytes(d) == 0
+    for rounds in range(3):
+        s = socket.create_connection(("127.0.0.1", d.port))
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
+        s.sendall(("GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer %s\r\n\r\n"
+                   % (esdc("cut"), d.token)).encode())
+        got = b""
+        while len(got) < MiB:
+            chunk = s.recv(256 * 1024)
+            assert chunk, got[:200]
+            got += chunk
+        head, _, body = got.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 200") and body == data[:len(body)], head
+        # the client stalls: the download holds read-ahead blocks, within the budget
+        held = d.wait_for(lambda: readahead_bytes(d), timeout=10, what="read-ahead held")
+        assert 0 < held <= 64 * MiB, held
+        # cut off with a reset, mid-way: every block comes back
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\0\0\0\0\0\0\0")
+        s.close()
+        d.wait_for(lambda: readahead_bytes(d) == 0, timeout=20, what="read-ahead given back")
+    assert d.get("/v1/health").json()["status"] == "ok"
+    r, sha, n = download(d, esdc("cut"))
+    assert r.status_code == 200 and (sha, n) == (hashlib.sha256(data).hexdigest(), len(data))
+    assert readahead_bytes(d) == 0
+
+
+def test_an_rbd_download_over_tls_is_copied_whole_with_its_ranges_and_holes(
+        cluster, pool, daemon_factory, tmp_path):
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                    "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+                    "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
+    d = daemon_factory({"probe_ttl_ms": 200, "tls": {"cert": str(cert), "key": str(key)},
+                        "storages": [{"id": STORAGE, "volumes": [rbd_volume(cluster, pool)]}]},
+                       https=True)
+    h = {"Authorization": "Bearer " + d.token}
+    d.wait_for(lambda: any(v["volume_id"] == "ceph1" and v["status"] == "ok" for v in requests.get(
+        d.url("/imagestorages/" + STORAGE), headers=h, verify=str(cert), timeout=10
+    ).json()["external_volumes"]), timeout=60, what="rbd volume ok")
+    # data, two objects of zeros, data ending inside an object
+    data = random.Random(14).randbytes(6 * MiB) + bytes(8 * MiB) + random.Random(15).randbytes(
+        3 * MiB + 17)
+    r = requests.put(d.url(esdc("tls")), data=data, verify=str(cert), timeout=120,
+                     headers=dict(h, **{"Content-Type": "application/octet-stream"}))
+    assert r.status_code == 201 and r.json()["sha256"] == hashlib.sha256(data).hexdigest(), r.text
+    g = requests.get(d.url(esdc("tls")), headers=h, verify=str(cert), timeout=120)
+    assert g.status_code == 200 and g.content == data, (g.status_code, len(g.content))
+    for a, b in ((4 * MiB - 3, 15 * MiB), (len(data) - 20, len(data) - 1)):
+        g = requests.get(d.url(esdc("tls")), headers=dict(h, Range="bytes=%d-%d" % (a, b)),
+                         verify=str(cert), timeout=60)
+        assert g.status_code == 206 and g.content == data[a:b + 1], (a, b, g.status_code)
+    assert requests.get(d.url("/v1/metrics"), headers=h, verify=str(cert),
+                        timeout=10).text.count("stowage_readahead_bytes 0\n") == 1
+
+
 def pool_full(cluster, pool):
     pools = json.loads(cluster.ceph("osd", "pool", "ls", "detail", "--format", "json"))
     return any(p["pool_name"] == pool and "full" in p["flags_names"].split(",") for p in pools)

@@ -664,7 +664,14 @@ int core_download_open(struct stowage *st, const char *name, const char *uuid,
 int core_download_kernel_fd(struct core_download *d, uint64_t off, uint64_t len);
 /* Read at off; holes come back as zeros without reading the backend. */
 ssize_t core_download_read(struct core_download *d, uint64_t off, void *buf, size_t len);
+/* The bytes at off without a copy: up to max of them at *p (a read-ahead block, or zeros
+ * for a hole), valid until the next call on d; 0 at the end, negative errno on failure.
+ * core_download_advance says how many of them were used, which frees a block used up. */
+ssize_t core_download_peek(struct core_download *d, uint64_t off, size_t max, const void **p);
+void core_download_advance(struct core_download *d, uint64_t off, size_t n);
 uint64_t core_download_size(struct core_download *d);
+/* Bytes of read-ahead blocks all downloads hold now (at most cfg.readahead_memory). */
+uint64_t core_readahead_bytes(struct stowage *st);
 void core_download_close(struct core_download *d);
 /* The SHA-1 (hex) and byte size of an active image's stored file, as IMGAPI manifests
  * say them: cached in the catalogue, computed by reading the image once when unknown. */

@@ -133,6 +133,18 @@ int http_reader_sleep(struct http_req *r, unsigned ms);
 /* A body sent straight from a kernel fd with sendfile; takes ownership of fd. */
 void http_reply_fd(struct http_req *r, unsigned status, const char *content_type, int fd,
                    uint64_t off, uint64_t len);
+/* A body whose bytes the caller lends rather than copies: peek points *p at the bytes at
+ * pos (1 to max of them; 0 at the end, negative on failure), valid until advance says
+ * how many were sent. Without TLS they go from there to the socket with send(), in
+ * steps of up to 4 MiB; with TLS (or no fd to spare) they are copied into MHD's buffer.
+ * free_cls(cls) runs once nothing will be asked of cls any more. */
+struct http_lender {
+    ssize_t (*peek)(void *cls, uint64_t pos, size_t max, const void **p);
+    void (*advance)(void *cls, uint64_t pos, size_t n);
+    void (*free_cls)(void *cls);
+};
+void http_reply_lent(struct http_req *r, unsigned status, const char *content_type, uint64_t size,
+                     const struct http_lender *ops, void *cls);
 /* The dialect's envelope for e. */
 void http_reply_error(struct http_req *r, const struct st_err *e);
 int http_replied(struct http_req *r);
