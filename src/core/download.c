@@ -5,8 +5,9 @@
  * for as long as it stays connected: so a block is held only until it is consumed,
  * and all blocks together stay under cfg.readahead_memory. A download that finds the
  * budget spent reads straight into the caller's (MHD's) buffer, or, when its blocks are
- * lent rather than copied (core_download_peek), into a 256 KiB one of its own. Holes are
- * never read: they come from a static block of zeros. On a backend with AIO
+ * lent rather than copied (core_download_peek), into a 64 KiB one of its own, the size
+ * of that buffer: a stalled download then holds no more than it did. Holes are never
+ * read: they come from a static block of zeros. On a backend with AIO
  * (each read a network round trip) up to RA_DEPTH blocks of the data extent being sent
  * are read ahead at once, so the cluster reads on while the client drains; elsewhere
  * one block at a time. */
@@ -19,8 +20,8 @@
 #include <unistd.h>
 
 #define READ_AHEAD (4u << 20)
-#define RA_DEPTH 8          /* blocks one download reads ahead at most (backends with AIO) */
-#define BOUNCE (256u << 10) /* what a lent download reads into when the budget is spent */
+#define RA_DEPTH 8         /* blocks one download reads ahead at most (backends with AIO) */
+#define BOUNCE (64u << 10) /* what a lent download reads into when the budget is spent */
 
 /* The bytes of every hole: never written, so its pages stay the kernel's zero page. */
 static char zeros[1u << 20];
