@@ -547,13 +547,14 @@ int core_volume_acquire(struct stowage *st, const char *volume_id, struct core_v
     pthread_mutex_lock(&v->mu);
     v->refs++; /* keeps v alive while we may wait below */
     pthread_mutex_unlock(&vs->mu);
-    /* Right after start the first probe (open + recovery) may still be running: a
-     * request then waits for it a little rather than failing. */
-    if (!v->recovered && strcmp(v->state.status, "unknown") == 0) {
+    /* Right after start the first probe (open + recovery) may still be running, and a
+     * recovery that failed is tried again by the next probe: a request then waits for it
+     * a little rather than failing, unless the probe found the volume broken. */
+    if (!v->recovered && strcmp(v->state.status, "broken") != 0) {
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);
         ts.tv_sec += 10;
-        while (!v->recovered && !v->stop && strcmp(v->state.status, "unknown") == 0)
+        while (!v->recovered && !v->stop && strcmp(v->state.status, "broken") != 0)
             if (pthread_cond_timedwait(&v->refs_cv, &v->mu, &ts) == ETIMEDOUT)
                 break;
     }
