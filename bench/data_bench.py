@@ -269,6 +269,8 @@ class Bench:
             settle()
             uuid, fmt = self.uuid_of(name)
             rel = "images/%s.%s" % (uuid, fmt)
+            # the very file the daemon serves, read through the filesystem
+            read_file = ["sh", "-c", 'cat "$1" > /dev/null', "cat", str(root / rel)]
 
             def by_stowaged():
                 down.append(self.curl_down(name))
@@ -276,8 +278,8 @@ class Bench:
                 wdown.append(self.curl_down(name, cold=False))  # the page cache holds it now
                 cpu.append(cpu_seconds(self.d.proc.pid) - c0)
 
-            def by_cat():  # the very file the daemon serves, through the filesystem
-                cat.append(timed(["sh", "-c", 'cat "$1" > /dev/null', "cat", str(root / rel)]))
+            def by_cat():
+                cat.append(timed(read_file))
 
             def by_nginx():
                 ngx.append(self.nginx_down(vid, rel))
@@ -288,7 +290,7 @@ class Bench:
             # The first cold read of a file just written can take up to 3x the next ones on
             # the loop disk, whoever makes it: one read that no contender is timed on, then
             # the cold readers in an order that turns with each run, so none always goes first.
-            timed(["sh", "-c", 'cat "$1" > /dev/null', "cat", str(root / rel)])
+            timed(read_file)
             readers = [by_stowaged, by_cat] + ([by_nginx] if self.nport else [])
             for k in range(len(readers)):
                 readers[(i + k) % len(readers)]()

@@ -793,6 +793,20 @@ struct finisher {
     struct finisher *next;
 };
 
+/* A finish counted in st->finishing is over; caller holds finish_mu (finish_left: not). */
+static void finish_left_locked(struct stowage *st)
+{
+    if (--st->finishing == 0)
+        pthread_cond_broadcast(&st->finish_cv);
+}
+
+static void finish_left(struct stowage *st)
+{
+    pthread_mutex_lock(&st->finish_mu);
+    finish_left_locked(st);
+    pthread_mutex_unlock(&st->finish_mu);
+}
+
 static void finish_one(struct finisher *fin)
 {
     struct core_image im;
@@ -835,8 +849,7 @@ static void *finisher_main(void *arg)
         pthread_mutex_unlock(&st->finish_mu);
         finish_one(fin);
         pthread_mutex_lock(&st->finish_mu);
-        if (--st->finishing == 0)
-            pthread_cond_broadcast(&st->finish_cv);
+        finish_left_locked(st);
     }
     st->finish_threads--;
     pthread_cond_broadcast(&st->finish_cv);
@@ -878,10 +891,7 @@ static void small_committed(void *arg, int rc, const struct st_err *e)
     }
     fin->done(fin->ud, rc, &im, staged, e);
     free(fin);
-    pthread_mutex_lock(&st->finish_mu);
-    if (--st->finishing == 0)
-        pthread_cond_broadcast(&st->finish_cv);
-    pthread_mutex_unlock(&st->finish_mu);
+    finish_left(st);
 }
 
 /* A new image's small body into a page cache: written, hashed and inspected here at once
@@ -906,10 +916,7 @@ static int finish_small(struct core_upload *u, struct finisher *fin)
     if (core_image_commit_new_async(st, &u->v, u->f, u->staging, &u->img, small_committed, fin) ==
         0)
         return 0;
-    pthread_mutex_lock(&st->finish_mu);
-    if (--st->finishing == 0)
-        pthread_cond_broadcast(&st->finish_cv);
-    pthread_mutex_unlock(&st->finish_mu);
+    finish_left(st);
     return -1;
 }
 
