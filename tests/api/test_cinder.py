@@ -29,7 +29,6 @@ import pytest
 import requests
 
 from fixtures.gluster import volume_with_fuse
-from fixtures.loopdisk import LoopDisk
 
 QEMU_IMG = shutil.which("qemu-img")
 CINDER = shutil.which("cinder")
@@ -98,20 +97,9 @@ def start_daemon_on(daemon_factory, vid, volcfg, root, kind, listing):
 
 
 @pytest.fixture
-def local(daemon_factory, tmp_path):
-    disk = LoopDisk(tmp_path / "disk", "2G")
-    v = None
-    try:
-        disk.mkfs_xfs()
-        mnt = disk.mount(tmp_path / "mnt")
-        v = start_daemon_on(daemon_factory, "loc", {"id": "loc", "kind": "local",
-                                                    "mount_point": str(mnt)},
-                            mnt, "local", "volumes")
-        yield v
-    finally:
-        if v:
-            v.d.stop()  # before the umount: a running daemon keeps the mount busy
-        disk.close()
+def local(make_local_volume):
+    d, mnt = make_local_volume("2G")
+    return Vol(d, "loc", "local", mnt)
 
 
 GVOL = "stcinder"

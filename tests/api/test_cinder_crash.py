@@ -23,8 +23,6 @@ import time
 import pytest
 import requests
 
-from fixtures.loopdisk import LoopDisk
-
 ROUNDS = int(os.environ.get("STOWAGE_CRASH_ROUNDS", "10"))
 SEED = int(os.environ.get("STOWAGE_CRASH_SEED", str(int(time.time() * 1000) % 1000000007)))
 STORAGE, VOL, PROJECT, OBJECT = "st", "loc", "proj1", "vm.raw"
@@ -103,23 +101,11 @@ class Rig:
 
 
 @pytest.fixture
-def rig(daemon_factory, tmp_path):
-    disk = LoopDisk(tmp_path / "disk", "1G")
-    d = None
-    try:
-        disk.mkfs_xfs()
-        root = disk.mount(tmp_path / "mnt")
-        d = daemon_factory({"probe_ttl_ms": 200, "storages": [{"id": STORAGE, "volumes": [
-            {"id": VOL, "kind": "local", "mount_point": str(root)}]}]})
-        r = Rig(d, root)
-        r.wait_ready()
-        with open(root / OBJECT, "wb") as f:
-            f.write(random.Random(SEED).randbytes(4 * MiB))
-        yield r
-    finally:
-        if d is not None:
-            d.stop()  # before the umount: a running daemon keeps the mount busy
-        disk.close()
+def rig(make_local_volume):
+    d, root = make_local_volume("1G")
+    with open(root / OBJECT, "wb") as f:
+        f.write(random.Random(SEED).randbytes(4 * MiB))
+    return Rig(d, root)
 
 
 def file_id(path):

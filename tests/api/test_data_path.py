@@ -148,28 +148,12 @@ def start_daemon_on(daemon_factory, vid, volcfg, listing, root, kind, extra=None
 
 
 @pytest.fixture
-def make_local(daemon_factory, tmp_path):
+def make_local(make_local_volume):
     """make_local(size="8G", extra_config=None) → Vol on a fresh XFS loop disk."""
-    disks, daemons = [], []
-
     def make(size="8G", extra=None, sub="local"):
-        disk = LoopDisk(tmp_path / ("disk-" + sub), size)
-        disks.append(disk)
-        disk.mkfs_xfs()
-        mnt = disk.mount(tmp_path / ("mnt-" + sub))
-        v = start_daemon_on(daemon_factory, "loc", {"id": "loc", "kind": "local",
-                                                    "mount_point": str(mnt)},
-                            "volumes", mnt, "local", extra)
-        daemons.append(v.d)
-        return v
-
-    yield make
-    try:
-        for d in daemons:  # before the umount: a running daemon keeps the mount busy
-            d.stop()
-    finally:
-        for disk in disks:
-            disk.close()
+        d, mnt = make_local_volume(size, extra, sub)
+        return Vol(d, "loc", "local", mnt, "volumes")
+    return make
 
 
 @pytest.fixture

@@ -27,29 +27,15 @@ import uuid
 
 import pytest
 
-from fixtures.loopdisk import LoopDisk
-from test_crash import STORAGE, Rig, mkfs_mount
+from test_crash import STORAGE, Rig
 
 CLIENTS = 64
 
 
 @pytest.fixture
-def rig(daemon_factory, tmp_path):
-    disk = LoopDisk(tmp_path / "disks", "2G")
-    d = None
-    try:
-        vols = {"loc": mkfs_mount(disk, tmp_path / "loc", 0)}
-        d = daemon_factory({"probe_ttl_ms": 200, "storages": [{"id": STORAGE, "volumes": [
-            {"id": "loc", "kind": "local", "mount_point": str(vols["loc"])}]}]})
-        r = Rig(d, vols)
-        r.wait_ready()
-        yield r
-    finally:
-        try:
-            if d is not None:
-                d.stop()
-        finally:
-            disk.close()
+def rig(make_local_volume):
+    d, mnt = make_local_volume("2G", reflink=False)
+    return Rig(d, {"loc": mnt})
 
 
 def counters(d, keys=("stowage_catalogue_commits_total",

@@ -16,29 +16,17 @@ import subprocess
 
 import pytest
 
-from fixtures.loopdisk import LoopDisk
-from test_data_path import (KiB, QEMU_IMG, assert_no_image, check_created, db_rows, detail,
-                            esdc, native, put, start_daemon_on, vanish)
+from test_data_path import (KiB, QEMU_IMG, Vol, assert_no_image, check_created, db_rows,
+                            detail, esdc, native, put, vanish)
 
 SMALL_MAX = 64 * KiB
 
 
 @pytest.fixture
-def local(daemon_factory, tmp_path):
+def local(make_local_volume):
     """A Vol: a daemon with one local volume 'loc' on a fresh XFS loop disk."""
-    disk = LoopDisk(tmp_path / "disk", "1G")
-    v = None
-    try:
-        disk.mkfs_xfs()
-        mnt = disk.mount(tmp_path / "mnt")
-        v = start_daemon_on(daemon_factory, "loc", {"id": "loc", "kind": "local",
-                                                    "mount_point": str(mnt)},
-                            "volumes", mnt, "local")
-        yield v
-    finally:
-        if v:
-            v.d.stop()
-        disk.close()
+    d, mnt = make_local_volume("1G")
+    return Vol(d, "loc", "local", mnt, "volumes")
 
 
 def check_landed(v, r, name, data, fmt, vsize):

@@ -13,28 +13,14 @@ import os
 import pytest
 
 from fixtures.daemon import Daemon
-from fixtures.loopdisk import LoopDisk
 
 MiB = 1 << 20
 
 
 @pytest.fixture
-def xfs(daemon_factory, tmp_path):
+def xfs(make_local_volume):
     """(daemon, mount point) of one local volume 'loc' on a fresh XFS loop disk."""
-    disk = LoopDisk(tmp_path / "disk", "1G")
-    d = None
-    try:
-        disk.mkfs_xfs()
-        mnt = disk.mount(tmp_path / "mnt")
-        d = daemon_factory({"probe_ttl_ms": 200, "storages": [{"id": "st", "volumes": [
-            {"id": "loc", "kind": "local", "mount_point": str(mnt)}]}]})
-        d.wait_for(lambda: d.get("/imagestorages/st").json()["volumes"][0]["status"] == "ok",
-                   what="volume ok")
-        yield d, mnt
-    finally:
-        if d:
-            d.stop()
-        disk.close()
+    return make_local_volume("1G")
 
 
 def native(uuid):
