@@ -249,6 +249,7 @@ void api_data_put(struct http_req *r, const char *name, const char *uuid)
     rq.declared_format = http_query(r, "format");
     rq.length = cl >= 0 ? (uint64_t)cl : UINT64_MAX;
     rq.who = http_principal(r);
+    rq.client = http_client_id(r);
     rq.resume_offset = &resume;
     if (cr && api_parse_complete_length(cr, &rq.range_total) == 0) {
         rq.has_range = rq.finish_only = 1; /* every byte is staged: commit them */

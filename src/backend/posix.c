@@ -63,6 +63,10 @@ struct posix_volume {
     atomic_uint_fast64_t opens;        /* files opened so far: each one's number */
     atomic_uint_fast64_t dirty_looked; /* when the system's dirty bytes were looked at */
     atomic_int few_dirty;              /* and were few enough for a syncfs */
+    /* while the system holds much dirty data (posix_syncs_together): */
+    atomic_uint_fast64_t clean_syncfs_ns; /* a syncfs's time while it held little, averaged */
+    atomic_uint_fast64_t probe_at;        /* the last syncfs was slow: none before then */
+    atomic_uint_fast64_t probe_wait_ns;   /* and how long that was after it */
 };
 
 struct posix_file {
@@ -396,27 +400,68 @@ static uint64_t dirty_bytes(void)
     return sum;
 }
 
-/* Beyond this much dirty data a syncfs would wait for others' bytes (a big upload
- * written meanwhile): the batch's files are then fsynced one by one. */
+/* Up to this much dirty data in the whole system a syncfs has little to write besides the
+ * batch's files; beyond it, it may wait for others' bytes here (a big upload written
+ * meanwhile): see posix_syncs_together. */
 #define SYNCFS_DIRTY_MAX (8u << 20)
 
 /* Few enough dirty bytes for a syncfs now; looked at again every DIRTY_LOOK_NS at most. */
 #define DIRTY_LOOK_NS 5000000u
 
+/* How a syncfs made while the system holds much dirty data is judged: quick when it took
+ * no more than SYNCFS_QUICK_TIMES a syncfs made while it held little (plus
+ * SYNCFS_QUICK_SLACK_NS, a disk's jitter), or SYNCFS_QUICK_NS when none has been timed. */
+#define SYNCFS_QUICK_TIMES 4u
+#define SYNCFS_QUICK_SLACK_NS 2000000u
+#define SYNCFS_QUICK_NS 20000000u
+/* After a slow one the batches' files are fsynced one by one for PROBE_FIRST_NS, twice as
+ * long after each slow one more, up to PROBE_MAX_NS; then a syncfs is tried again. */
+#define PROBE_FIRST_NS 1000000000ull
+#define PROBE_MAX_NS (32ull * 1000000000ull)
+
+static uint64_t mono_ns(void)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (uint64_t)now.tv_sec * 1000000000u + (uint64_t)now.tv_nsec;
+}
+
+/* Whether one syncfs for a batch's files is cheaper than an fsync of each. Where the
+ * system holds little dirty data it is, whatever the filesystem. /proc/meminfo counts the
+ * dirty data of every filesystem together, and what others write elsewhere (a build, a
+ * log, another disk's copy) does not slow a syncfs here: so while it holds much, a syncfs
+ * is timed (syncfs_took), and used while it stays quick. */
 static int posix_syncs_together(struct be_volume *v)
 {
     struct posix_volume *pv = PV(v);
-    struct timespec now;
 
     if (!pv->syncfs_flushes)
         return 0;
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    uint64_t ns = (uint64_t)now.tv_sec * 1000000000u + (uint64_t)now.tv_nsec;
+    uint64_t ns = mono_ns();
     if (ns - atomic_load(&pv->dirty_looked) >= DIRTY_LOOK_NS) {
         atomic_store(&pv->few_dirty, dirty_bytes() <= SYNCFS_DIRTY_MAX);
         atomic_store(&pv->dirty_looked, ns);
     }
-    return atomic_load(&pv->few_dirty);
+    return atomic_load(&pv->few_dirty) || ns >= atomic_load(&pv->probe_at);
+}
+
+/* A syncfs of this volume took ns: the verdict posix_syncs_together goes by. */
+static void syncfs_took(struct posix_volume *pv, uint64_t ns)
+{
+    uint64_t clean = atomic_load(&pv->clean_syncfs_ns), now = mono_ns();
+
+    if (atomic_load(&pv->few_dirty)) {
+        atomic_store(&pv->clean_syncfs_ns, clean ? (7 * clean + ns) / 8 : ns);
+        return;
+    }
+    if (ns <= (clean ? SYNCFS_QUICK_TIMES * clean + SYNCFS_QUICK_SLACK_NS : SYNCFS_QUICK_NS)) {
+        atomic_store(&pv->probe_wait_ns, 0);
+        return;
+    }
+    uint64_t wait = atomic_load(&pv->probe_wait_ns);
+    wait = !wait ? PROBE_FIRST_NS : wait >= PROBE_MAX_NS / 2 ? PROBE_MAX_NS : 2 * wait;
+    atomic_store(&pv->probe_wait_ns, wait);
+    atomic_store(&pv->probe_at, now + wait);
 }
 
 /* Every unflushed item's bytes durable, and its verdict: one syncfs for all of them where
@@ -439,8 +484,12 @@ static void posix_sync_files(struct be_volume *v, struct be_publish *items, size
     }
     /* syncfs's last writes (ext4 without a journal writes its metadata blocks after the
      * device flush) are flushed by one fsync more, with nothing left to write */
-    if (todo > 1 && posix_syncs_together(v))
+    if (todo > 1 && posix_syncs_together(v)) {
+        uint64_t t0 = mono_ns();
         rc = syncfs(PF(items[first].f)->fd) < 0 ? -errno : posix_fsync(items[first].f);
+        if (rc == 0)
+            syncfs_took(PV(v), mono_ns() - t0);
+    }
     for (size_t i = 0; i < n; i++) {
         if (items[i].flushed)
             continue;

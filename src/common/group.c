@@ -23,12 +23,45 @@ void st_group_destroy(struct st_group *g)
     pthread_cond_destroy(&g->serve_cv);
 }
 
-/* The leader waits a little for the members that were in the last batch; caller holds mu. */
+/* What of the last batch is still to come back, counted over the queue's members from
+ * *from on (appended since the last count): each of its clients not seen yet (back[i]),
+ * and its other members beyond the queued members that are none of its clients. */
+struct awaited {
+    unsigned char back[ST_GROUP_CLIENTS];
+    size_t clients, others;
+};
+
+static void count_back(const struct st_group *g, struct st_group_member *const *from,
+                       struct awaited *w)
+{
+    for (const struct st_group_member *p = *from; p; p = p->next) {
+        size_t i = 0;
+        while (p->client && i < g->nlast_clients && p->client != g->last_clients[i])
+            i++;
+        if (p->client && i < g->nlast_clients && !w->back[i]) {
+            w->back[i] = 1;
+            w->clients--;
+        } else if (w->others) {
+            w->others--;
+        }
+    }
+}
+
+/* The leader waits a little for the last batch's members: a client answered comes back
+ * with its next request a few hundred microseconds later, and a batch that went without
+ * it would leave it to a batch of its own (4 clients would settle into two batches of 2,
+ * each paying every flush). Caller holds mu. */
 static void wait_for_last(struct st_group *g)
 {
+    struct awaited w = {.clients = g->nlast_clients, .others = g->last_others};
+    struct st_group_member **from = &g->queue;
     struct timespec until;
 
-    if (g->window_ns <= 0 || g->queued >= g->last)
+    if (g->window_ns <= 0)
+        return;
+    count_back(g, from, &w);
+    from = g->queue_end;
+    if (!w.clients && !w.others)
         return;
     clock_gettime(CLOCK_REALTIME, &until);
     until.tv_nsec += g->window_ns;
@@ -36,9 +69,26 @@ static void wait_for_last(struct st_group *g)
         until.tv_sec++;
         until.tv_nsec -= 1000000000L;
     }
-    while (g->queued < g->last &&
-           pthread_cond_timedwait(&g->queued_cv, &g->mu, &until) != ETIMEDOUT)
-        ;
+    while ((w.clients || w.others) &&
+           pthread_cond_timedwait(&g->queued_cv, &g->mu, &until) != ETIMEDOUT) {
+        count_back(g, from, &w);
+        from = g->queue_end;
+    }
+}
+
+/* The batch's clients (each once) and its other members, for the next leader. */
+static void remember(struct st_group *g, const struct st_group_member *batch)
+{
+    g->nlast_clients = g->last_others = 0;
+    for (const struct st_group_member *p = batch; p; p = p->next) {
+        size_t i = 0;
+        while (p->client && i < g->nlast_clients && p->client != g->last_clients[i])
+            i++;
+        if (p->client && i == g->nlast_clients && i < ST_GROUP_CLIENTS)
+            g->last_clients[g->nlast_clients++] = p->client;
+        else
+            g->last_others++;
+    }
 }
 
 /* Lead one batch through both steps; caller holds mu, and holds it again on return. */
@@ -52,7 +102,7 @@ static void lead(struct st_group *g)
         p->taken = 1;
     g->queue = NULL;
     g->queue_end = &g->queue;
-    g->last = n;
+    remember(g, batch);
     g->queued = 0;
     g->batches++;
     g->members += n;

@@ -354,12 +354,13 @@ int core_image_commit_new(struct stowage *st, const struct core_vol_ref *v, stru
                           const char *staging, struct db_image *im, struct st_err *e);
 /* core_image_commit_new without a thread waiting for it: the create joins a batch that a
  * server of st->publishes leads, which calls done(ud, rc, e) when it is over (e valid during
- * the call). 1 when that cannot be (the backend publishes each file alone, no server, no
- * memory): nothing was done, call core_image_commit_new. */
+ * the call); the leader of the batch after it waits a little for client's next create
+ * (NULL: unknown). 1 when that cannot be (the backend publishes each file alone, no server,
+ * no memory): nothing was done, call core_image_commit_new. */
 typedef void (*core_commit_fn)(void *ud, int rc, const struct st_err *e);
 int core_image_commit_new_async(struct stowage *st, const struct core_vol_ref *v, struct be_file *f,
-                                const char *staging, struct db_image *im, core_commit_fn done,
-                                void *ud);
+                                const char *staging, struct db_image *im, const void *client,
+                                core_commit_fn done, void *ud);
 /* The steps of st->publishes: a batch of core_image_commit_new's files published at once,
  * then their rows committed in one group commit. */
 void core_publish_batch(void *ctx, struct st_group_member *batch, size_t n);

@@ -677,8 +677,8 @@ static void new_image_finished(struct st_group_member *m)
 }
 
 int core_image_commit_new_async(struct stowage *st, const struct core_vol_ref *v, struct be_file *f,
-                                const char *staging, struct db_image *im, core_commit_fn done,
-                                void *ud)
+                                const char *staging, struct db_image *im, const void *client,
+                                core_commit_fn done, void *ud)
 {
     const struct backend_ops *ops = v->ops;
     if (!ops->publish_many || (ops->syncs_together && !ops->syncs_together(v->be)))
@@ -691,6 +691,7 @@ int core_image_commit_new_async(struct stowage *st, const struct core_vol_ref *v
     j->ud = ud;
     j->ni = (struct new_image){v, im, {.f = f, .staged = staging, .final = j->final}, 0};
     j->m.ud = &j->ni;
+    j->m.client = client; /* its next create is waited for by the next batch's leader */
     j->m.finished = new_image_finished;
     core_image_path(im, j->final, sizeof j->final);
     new_row_fields(im);

@@ -84,6 +84,7 @@ struct core_upload {
     uint64_t declared_total; /* the total an earlier request declared, UINT64_MAX if none */
     int fresh;               /* no row yet: nothing is recorded before the commit */
     int small;               /* the whole body in fill_buf, written by drain (SMALL_MAX) */
+    const void *client;      /* who sends it (core_upload_req) */
     int checked;             /* length, checksum and format seen to: only the commit is left */
     char expect[65];
     gnutls_hash_hd_t hash;
@@ -599,6 +600,7 @@ int core_upload_begin(struct stowage *st, const struct core_upload_req *rq,
         open_staging(u, !rq->has_range, e) || check_request(u, rq, e) || record_total(u, e))
         goto fail;
     u->small = !rq->has_range && u->end <= SMALL_MAX && u->staged == 0;
+    u->client = rq->client;
     u->buf_size = u->small                    ? (size_t)u->end
                   : u->v.ops->start_writeback ? UPLOAD_BUF_CACHED
                   : u->v.ops->aio_start       ? UPLOAD_BUF_AIO
@@ -913,8 +915,8 @@ static int finish_small(struct core_upload *u, struct finisher *fin)
     pthread_mutex_lock(&st->finish_mu);
     st->finishing++;
     pthread_mutex_unlock(&st->finish_mu);
-    if (core_image_commit_new_async(st, &u->v, u->f, u->staging, &u->img, small_committed, fin) ==
-        0)
+    if (core_image_commit_new_async(st, &u->v, u->f, u->staging, &u->img, u->client,
+                                    small_committed, fin) == 0)
         return 0;
     finish_left(st);
     return -1;

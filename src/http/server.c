@@ -140,6 +140,11 @@ void http_continue(struct http_req *r, http_handler_fn fn)
     MHD_resume_connection(r->conn);
 }
 
+const void *http_client_id(struct http_req *r)
+{
+    return r->conn;
+}
+
 void http_client_addr(struct http_req *r, char *out, size_t len)
 {
     const union MHD_ConnectionInfo *ci =

@@ -8,6 +8,9 @@
 - creates sent together, some of them under one name, are published and committed as one
   batch: the one that gets the name is 201, each other one is 409 in the native envelope
   and leaves no file, staging file or row, and every create of its own name is 201;
+- while the system holds much dirty data on another filesystem (which /proc/meminfo does
+  not tell apart), creates still share one syncfs per batch: a syncfs here is timed, not
+  given up for what others write elsewhere;
 - a kill -9 in the middle of concurrent creates leaves no row without its file and no file
   without its row (the invariants of test_crash.py), and every create answered 201 before
   the kill is still there, active, with its byte: a 201 comes only after its row is
@@ -208,3 +211,37 @@ def test_kill9_during_concurrent_creates_keeps_every_201(rig):
             assert (rig.vols["loc"] / "images" / ("%s.raw" % u)).read_bytes() == byte
         # a create that got no answer either made its image or left nothing
         assert all(st == "active" for _, st in rows.values()), rows
+
+
+def dirty_bytes():
+    with open("/proc/meminfo") as f:
+        kib = {k: int(v.split()[0]) for k, v in (line.split(":", 1) for line in f)}
+    return (kib["Dirty"] + kib["Writeback"]) * 1024
+
+
+def test_creates_share_a_syncfs_while_another_filesystem_holds_much_dirty_data(rig, tmp_path):
+    d, elsewhere = rig.d, tmp_path / "dirty"
+    assert os.stat(tmp_path).st_dev != os.stat(rig.vols["loc"]).st_dev
+    batched, seen = False, []
+    try:
+        deadline = time.monotonic() + 30
+        while not batched and time.monotonic() < deadline:
+            with open(elsewhere, "wb") as f:  # written, never synced: dirty for ~30 s
+                for _ in range(64):
+                    f.write(os.urandom(1 << 20))
+            before = dirty_bytes()
+            p0, f0 = counters(d, PUBLISHES)
+            c = Creators(d, 8, 4, "dirty%d" % len(seen)).start()
+            for t in c.threads:
+                t.join(timeout=120)
+            p1, f1 = counters(d, PUBLISHES)
+            after = dirty_bytes()
+            assert c.failed == [] and len(c.created) == 32, c.failed[:5]
+            seen.append((before >> 20, after >> 20, p1 - p0, f1 - f0))
+            # the whole round under much dirty data (the daemon's 8 MiB), one batch of more
+            # than one file at least
+            batched = min(before, after) > 16 << 20 and f1 - f0 > p1 - p0
+    finally:
+        elsewhere.unlink(missing_ok=True)
+    assert batched, "(dirty MiB before, after, publishes, files published) per round: %r" % seen
+    assert rig.check() == []

@@ -14,7 +14,8 @@
 #include "stowage/err.h"
 
 struct st_group_member {
-    void *ud; /* the caller's */
+    void *ud;           /* the caller's */
+    const void *client; /* who it is for (a connection: one member at a time), NULL unknown */
     int rc;   /* the batch's verdict on it: 0, or -1 with err */
     struct st_err err;
     int taken; /* in a batch: its caller no longer leads */
@@ -29,12 +30,19 @@ struct st_group_member {
  * member's rc and err. Runs on the leader's thread, no lock held. */
 typedef void (*st_group_fn)(void *ctx, struct st_group_member *batch, size_t n);
 
+/* The clients of a batch that its next leader waits for, at most. */
+#define ST_GROUP_CLIENTS 64
+
 struct st_group {
     pthread_mutex_t mu;
     pthread_cond_t done_cv;   /* a batch is done */
     pthread_cond_t queued_cv; /* a member queued */
     struct st_group_member *queue, **queue_end;
-    size_t queued, last; /* members queued now, and in the last batch */
+    size_t queued; /* members queued now */
+    /* the last batch: the clients of its members (each once) and how many more members it
+     * had (no client, a client twice, or beyond ST_GROUP_CLIENTS) */
+    const void *last_clients[ST_GROUP_CLIENTS];
+    size_t nlast_clients, last_others;
     int leading;
     pthread_cond_t serve_cv; /* for servers: a member queued, or a batch no longer led */
     int servers, quit;
@@ -45,8 +53,9 @@ struct st_group {
     void *ctx;
 };
 
-/* window_ns: how long a leader waits, at most, for as many members as its last batch had
- * before it takes the batch (callers answered together come back together); 0: never.
+/* window_ns: how long a leader waits, at most, for the last batch's members to come back
+ * before it takes the batch (callers answered together come back together): each of its
+ * clients, and as many members without a known client as it had; 0: never.
  * after (may be NULL): a second step for the batch that the leader takes once it no
  * longer leads — the next batch may be led meanwhile (a pipeline: while one batch's
  * rows commit, the next one's files are synced). Members with rc 0 are its business. */

@@ -613,6 +613,7 @@ struct core_upload_req {
     int finish_only; /* "bytes * /range_total", no body: commit what is staged (has_range set) */
     const char *sha256_hex; /* expected checksum of the whole image, or NULL */
     const struct st_principal *who;
+    const void *client;      /* who sends it (one request at a time each), NULL if unknown */
     uint64_t *resume_offset; /* filled with the staged length on ST_RANGE (may be NULL) */
 };
 

@@ -107,6 +107,8 @@ void http_resume(struct http_req *r);
  * replies. The request stays alive while deferred. */
 void http_defer(struct http_req *r);
 void http_continue(struct http_req *r, http_handler_fn fn);
+/* The same for every request of one connection while it is open, and no other's. */
+const void *http_client_id(struct http_req *r);
 /* The client's IP address as text ("127.0.0.1"); "" when unknown. */
 void http_client_addr(struct http_req *r, char *out, size_t len);
 /* The dialect of the matched route. */
