@@ -374,9 +374,10 @@ def measure(work):
           "directory fsynced and the row inserted active by a durable COMMIT "
           "(synchronous=FULL): one catalogue change per create, shared with the concurrent "
           "ones by the group commit; the base build fsyncs each file on its own thread, "
-          "this one makes a batch's files durable by one leader (one syncfs when the system "
-          "holds little dirty data, else each create's own fsync) and fsyncs images/ once "
-          "per batch (files per sync: creates per batch). 4 clients: the median of %d "
+          "this one makes a batch's files durable by one leader (one syncfs while that stays "
+          "quicker than an fsync of each, else each create's own fsync), fsyncs images/ once "
+          "per batch (files per sync: creates per batch), and waits up to 1 ms for the "
+          "clients of the last batch to come back. 4 clients: the median of %d "
           "runs%s. Load average "
           "%.2f before, %.2f after.\n" % (
               N, rounds, ", alternating with the base build" if len(binaries) > 1 else "",

@@ -298,7 +298,10 @@ class Bench:
             log("%s run %d: up %.2fs dd %.2fs down %.2fs warm %.2fs cat %.2fs nginx %s warm %s" % (
                 label, i, up[-1], dd[-1], down[-1], wdown[-1], cat[-1], ngx[-1:], wngx[-1:]))
         m = statistics.median
-        return {"up": mibs(GiB, m(up)), "dd": mibs(GiB, m(dd)), "down": mibs(GiB, m(down)),
+        # each run's own ratio: its two cold reads of one file, on the disk as it was then
+        pairs = [n / s for s, n in zip(down, ngx)]
+        return {"pairs": pairs,
+                "up": mibs(GiB, m(up)), "dd": mibs(GiB, m(dd)), "down": mibs(GiB, m(down)),
                 "cat": mibs(GiB, m(cat)), "nginx": mibs(GiB, m(ngx)) if ngx else None,
                 "wdown": mibs(GiB, m(wdown)), "wnginx": mibs(GiB, m(wngx)) if wngx else None,
                 "cpu": m(cpu), "ncpu": m(ncpu) if ncpu else None}
@@ -495,6 +498,15 @@ def report(o, gluster_skipped, error=None):
               fmt_ratio(r["down"], r["cat"]), "%.0f MiB/s" % ng if ng else "–",
               fmt_ratio(r["down"], ng) if ng else "–", r["wdown"],
               "%.0f MiB/s" % wng if wng else "–", fmt_ratio(r["wdown"], wng) if wng else "–"))
+    for key, label in (("loc", "XFS loop"), ("g", "Gluster")):
+        r = o.get(key)
+        if r and r.get("pairs"):
+            a("")
+            a("Cold, %s, each run's own ratio of nginx's time to stowaged's (the same file, "
+              "read cold by both in that run): %s; median **%.2f**. The loop disk's speed "
+              "drifts between runs more than between two reads of one run." % (
+                  label, ", ".join("%.2f" % x for x in r["pairs"]),
+                  statistics.median(r["pairs"])))
     a("")
     a("stowaged's upload includes what dd does not: sha256 of every byte, the format "
       "inspection, fsync of file and directory, the catalogue commit. A download can go no "

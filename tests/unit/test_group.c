@@ -175,7 +175,8 @@ static void start_client(struct fx *fx, struct client_caller *cc, pthread_t *t, 
     assert_int_equal(pthread_create(t, NULL, client_main, cc), 0);
 }
 
-static void test_group_a_leader_waits_for_each_client_of_its_last_batch_not_for_a_count(void **state)
+static void
+test_group_a_leader_waits_for_each_client_of_its_last_batch_not_for_a_count(void **state)
 {
     struct fx fx = {0};
     struct client_caller cc[MEMBERS];
@@ -293,7 +294,8 @@ int main(void)
         cmocka_unit_test(test_group_callers_queued_meanwhile_share_one_step_each_with_its_verdict),
         cmocka_unit_test(test_group_a_leader_waits_for_as_many_as_its_last_batch_had),
         cmocka_unit_test(test_group_a_leader_waits_no_longer_than_its_window),
-        cmocka_unit_test(test_group_a_leader_waits_for_each_client_of_its_last_batch_not_for_a_count),
+        cmocka_unit_test(
+            test_group_a_leader_waits_for_each_client_of_its_last_batch_not_for_a_count),
         cmocka_unit_test(test_group_a_lone_client_that_comes_back_is_not_waited_for),
         cmocka_unit_test(test_group_submitted_members_are_led_by_a_server_and_told_their_verdict),
     };

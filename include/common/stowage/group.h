@@ -16,7 +16,7 @@
 struct st_group_member {
     void *ud;           /* the caller's */
     const void *client; /* who it is for (a connection: one member at a time), NULL unknown */
-    int rc;   /* the batch's verdict on it: 0, or -1 with err */
+    int rc;             /* the batch's verdict on it: 0, or -1 with err */
     struct st_err err;
     int taken; /* in a batch: its caller no longer leads */
     int done;
