@@ -149,7 +149,7 @@ def start_daemon_on(daemon_factory, vid, volcfg, listing, root, kind, extra=None
 
 @pytest.fixture
 def make_local(make_local_volume):
-    """make_local(size="8G", extra_config=None) → Vol on a fresh XFS loop disk."""
+    """make_local(size="8G", extra=None) → Vol on a fresh XFS loop disk."""
     def make(size="8G", extra=None, sub="local"):
         d, mnt = make_local_volume(size, extra, sub)
         return Vol(d, "loc", "local", mnt, "volumes")

@@ -12,6 +12,7 @@ import subprocess
 import pytest
 import requests
 
+from fixtures.loopdisk import umount
 import test_esdc
 from test_esdc import es
 
@@ -256,8 +257,10 @@ def small_fs(tmp_path):
     mnt = tmp_path / "small"
     mnt.mkdir()
     subprocess.run(["mount", "-t", "tmpfs", "-o", "size=32m", "tmpfs", str(mnt)], check=True)
-    yield mnt
-    subprocess.run(["umount", str(mnt)], check=True)
+    try:
+        yield mnt
+    finally:
+        umount(mnt)  # the test's daemon may still be running, and probing it
 
 
 def test_an_image_bound_to_a_dc_goes_on_its_roomiest_volume_unless_volume_names_one(

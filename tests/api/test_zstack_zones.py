@@ -10,6 +10,7 @@ from datetime import datetime, timezone
 import pytest
 import requests
 
+from fixtures.loopdisk import umount
 from test_zstack import API, IMAGE_STORE, add_store, session, typed, zs_date
 
 ZONE = "org.zstack.header.zone.ZoneInventory"
@@ -192,7 +193,7 @@ def small_fs(tmp_path):
     try:
         yield mnt
     finally:
-        subprocess.run(["umount", str(mnt)], check=True, timeout=30)
+        umount(mnt)  # the module's daemon is still running, and probing it
 
 
 def test_capacities_are_kept_fresh_by_the_prober(zs, small_fs):
