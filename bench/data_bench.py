@@ -101,7 +101,11 @@ class Bench:
     # ---------------------------------------------------------------- setup
 
     def setup(self):
-        self.work.mkdir(parents=True, exist_ok=True)
+        # an earlier run's state dir would remember its own disk as "loc" and refuse this
+        # run's fresh one as another filesystem (make bench starts from an empty BENCH_WORK)
+        if self.work.exists():
+            shutil.rmtree(self.work)
+        self.work.mkdir(parents=True)
         disk = LoopDisk(self.work / "disk", "24G")
         self.at_exit(disk.close)
         disk.mkfs_xfs()
