@@ -16,6 +16,7 @@
  * pread/pwrite/copy_range return what the one syscall returned, short counts
  * included (EINTR is retried): the caller's copy loop owns the looping. */
 #include "file.h"
+#include "stowage/clock.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -419,13 +420,6 @@ static uint64_t dirty_bytes(void)
 #define PROBE_FIRST_NS 1000000000ull
 #define PROBE_MAX_NS (32ull * 1000000000ull)
 
-static uint64_t mono_ns(void)
-{
-    struct timespec now;
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    return (uint64_t)now.tv_sec * 1000000000u + (uint64_t)now.tv_nsec;
-}
-
 /* Whether one syncfs for a batch's files is cheaper than an fsync of each. Where the
  * system holds little dirty data it is, whatever the filesystem. /proc/meminfo counts the
  * dirty data of every filesystem together, and what others write elsewhere (a build, a
@@ -437,7 +431,7 @@ static int posix_syncs_together(struct be_volume *v)
 
     if (!pv->syncfs_flushes)
         return 0;
-    uint64_t ns = mono_ns();
+    uint64_t ns = st_mono_ns();
     if (ns - atomic_load(&pv->dirty_looked) >= DIRTY_LOOK_NS) {
         atomic_store(&pv->few_dirty, dirty_bytes() <= SYNCFS_DIRTY_MAX);
         atomic_store(&pv->dirty_looked, ns);
@@ -448,7 +442,7 @@ static int posix_syncs_together(struct be_volume *v)
 /* A syncfs of this volume took ns: the verdict posix_syncs_together goes by. */
 static void syncfs_took(struct posix_volume *pv, uint64_t ns)
 {
-    uint64_t clean = atomic_load(&pv->clean_syncfs_ns), now = mono_ns();
+    uint64_t clean = atomic_load(&pv->clean_syncfs_ns), now = st_mono_ns();
 
     if (atomic_load(&pv->few_dirty)) {
         atomic_store(&pv->clean_syncfs_ns, clean ? (7 * clean + ns) / 8 : ns);
@@ -485,10 +479,10 @@ static void posix_sync_files(struct be_volume *v, struct be_publish *items, size
     /* syncfs's last writes (ext4 without a journal writes its metadata blocks after the
      * device flush) are flushed by one fsync more, with nothing left to write */
     if (todo > 1 && posix_syncs_together(v)) {
-        uint64_t t0 = mono_ns();
+        uint64_t t0 = st_mono_ns();
         rc = syncfs(PF(items[first].f)->fd) < 0 ? -errno : posix_fsync(items[first].f);
         if (rc == 0)
-            syncfs_took(PV(v), mono_ns() - t0);
+            syncfs_took(PV(v), st_mono_ns() - t0);
     }
     for (size_t i = 0; i < n; i++) {
         if (items[i].flushed)

@@ -7,6 +7,7 @@
  * output is captured up to a cap. The child is always reaped: no zombie
  * outlives a call. */
 #include "stowage/run.h"
+#include "stowage/clock.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -25,9 +26,7 @@ static char *const child_env[] = {"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL=
 
 static int64_t now_ms(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return (int64_t)(st_mono_ns() / 1000000u);
 }
 
 int st_find_program(const char *name, char *out, size_t len)

@@ -9,6 +9,7 @@
  * login_lockout_failures lock it out for login_lockout_s. Attempts inside a wait are
  * refused (ST_TOO_MANY) without running the KDF. Any dialect's login calls this. */
 #include "core_internal.h"
+#include "stowage/clock.h"
 
 #include <pthread.h>
 #include <stdio.h>
@@ -49,9 +50,7 @@ struct core_logins {
 
 static int64_t mono_ms(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return (int64_t)(st_mono_ns() / 1000000u);
 }
 
 static uint32_t fnv1a(const char *s)

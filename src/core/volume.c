@@ -6,6 +6,7 @@
  * glfs_t) is opened by its prober and kept until shutdown. */
 #include "core_internal.h"
 #include "stowage/backend.h"
+#include "stowage/clock.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -46,13 +47,6 @@ struct core_volumes {
     int disk_thread_started;
     int stop;
 };
-
-static uint64_t mono_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-}
 
 static void set_status(struct core_vol_state *s, const char *status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -200,9 +194,9 @@ static void probe_once(struct vol *v)
     struct core_vol_state *s = calloc(1, sizeof *s);
     if (!s)
         return;
-    uint64_t t0 = mono_us();
+    uint64_t t0 = st_mono_ns();
     probe_state(v, s);
-    s->probe_us = mono_us() - t0;
+    s->probe_us = (st_mono_ns() - t0) / 1000u;
     s->probed_at_ms = core_now_ms();
 
     pthread_mutex_lock(&v->mu);

@@ -6,6 +6,7 @@
  * parsed and dispatched there). The completion callback logs, counts and
  * frees. */
 #include "http_internal.h"
+#include "stowage/clock.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -26,9 +27,7 @@
 
 uint64_t http_mono_us(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+    return st_mono_ns() / 1000u;
 }
 
 /* ---- accessors ---- */
