@@ -31,14 +31,21 @@ struct awaited {
     size_t clients, others;
 };
 
+/* Where client is among the last batch's clients: nlast_clients when it is not (or NULL). */
+static size_t last_index(const struct st_group *g, const void *client)
+{
+    size_t i = 0;
+    while (client && i < g->nlast_clients && client != g->last_clients[i])
+        i++;
+    return client ? i : g->nlast_clients;
+}
+
 static void count_back(const struct st_group *g, struct st_group_member *const *from,
                        struct awaited *w)
 {
     for (const struct st_group_member *p = *from; p; p = p->next) {
-        size_t i = 0;
-        while (p->client && i < g->nlast_clients && p->client != g->last_clients[i])
-            i++;
-        if (p->client && i < g->nlast_clients && !w->back[i]) {
+        size_t i = last_index(g, p->client);
+        if (i < g->nlast_clients && !w->back[i]) {
             w->back[i] = 1;
             w->clients--;
         } else if (w->others) {
@@ -81,9 +88,7 @@ static void remember(struct st_group *g, const struct st_group_member *batch)
 {
     g->nlast_clients = g->last_others = 0;
     for (const struct st_group_member *p = batch; p; p = p->next) {
-        size_t i = 0;
-        while (p->client && i < g->nlast_clients && p->client != g->last_clients[i])
-            i++;
+        size_t i = last_index(g, p->client);
         if (p->client && i == g->nlast_clients && i < ST_GROUP_CLIENTS)
             g->last_clients[g->nlast_clients++] = p->client;
         else
