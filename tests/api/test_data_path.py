@@ -519,6 +519,30 @@ def test_256mib_round_trip_is_byte_exact_with_etag_sha256(vol, big_source):
     assert sha256_file(f) == sha and vol.files(".staging") == []
 
 
+def resident_bytes(path):
+    """How many bytes of the file the page cache holds (util-linux fincore)."""
+    r = subprocess.run(["fincore", "--bytes", "--noheadings", "--output", "RES", str(path)],
+                       capture_output=True, text=True, check=True)
+    return int(r.stdout.strip())
+
+
+def test_an_upload_to_a_local_disk_goes_around_the_page_cache(local, tmp_path):
+    # 24 MiB and 1,000 bytes: whole aligned buffers are written O_DIRECT, the short tail
+    # through the page cache; nothing of the file is copied into cached pages on the way
+    size = 24 * MiB + 1000
+    src = tmp_path / "src.raw"
+    sha = write_random(src, size, seed=7)
+    r = put(local.d, esdc("direct"), src, headers={"X-Checksum-Sha256": sha})
+    uuid = check_created(r, "direct", sha, size, "raw", size, "loc")["uuid"]
+    f = local.image_path(uuid, "raw")
+    cached = resident_bytes(f)  # before anything here reads it
+    # what the inspection read of the head, and the tail's last pages, at most
+    assert cached <= 4 * MiB, "%d of %d bytes in the page cache" % (cached, size)
+    assert f.stat().st_size == size and sha256_file(f) == sha
+    g, got, n = download(local.d, native(uuid))
+    assert g.status_code == 200 and (n, got) == (size, sha)
+
+
 def test_download_ranges_conditional_and_head(vol, tmp_path):
     src = tmp_path / "ranges.raw"
     size = 9 * MiB + 1234

@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <linux/magic.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -14,7 +15,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -536,6 +539,65 @@ static void test_publish_many_lands_all_but_the_refused_one(void **state)
     }
 }
 
+/* The page-cache pages of [off, off + len) of the file at path that are resident. */
+static size_t resident_pages(const char *path, size_t off, size_t len)
+{
+    int fd = open(path, O_RDONLY);
+    assert_true(fd >= 0);
+    struct stat st;
+    assert_int_equal(fstat(fd, &st), 0);
+    void *map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_SHARED, fd, 0);
+    assert_true(map != MAP_FAILED);
+    size_t pages = ((size_t)st.st_size + 4095) / 4096, n = 0;
+    unsigned char *vec = malloc(pages);
+    assert_non_null(vec);
+    assert_int_equal(mincore(map, (size_t)st.st_size, vec), 0);
+    for (size_t i = off / 4096; i < (off + len + 4095) / 4096; i++)
+        n += vec[i] & 1;
+    free(vec);
+    munmap(map, (size_t)st.st_size);
+    close(fd);
+    return n;
+}
+
+static int on_block_device_fs(const char *path)
+{
+    struct statfs sf;
+    assert_int_equal(statfs(path, &sf), 0);
+    return sf.f_type == XFS_SUPER_MAGIC || sf.f_type == EXT4_SUPER_MAGIC ||
+           sf.f_type == BTRFS_SUPER_MAGIC;
+}
+
+/* A large aligned write goes around the page cache on a filesystem of a block device; an
+ * unaligned one, and any write elsewhere (tmpfs), through it. All read back alike. */
+static void test_large_aligned_writes_go_around_the_page_cache(void **state)
+{
+    struct fixture *fx = *state;
+    const size_t big = 1u << 20, odd = 5000;
+    unsigned char *buf = aligned_alloc(4096, big), *back = malloc(big);
+    struct be_file *f;
+
+    assert_non_null(buf);
+    assert_non_null(back);
+    for (size_t i = 0; i < big; i++)
+        buf[i] = (unsigned char)(i * 7 + 1);
+    assert_int_equal(fx->ops->open_file(fx->v, "big.raw", O_RDWR | O_CREAT | O_EXCL, 0644, &f), 0);
+    assert_int_equal(fx->ops->pwrite(f, buf, big, 0), (ssize_t)big);
+    assert_int_equal(fx->ops->pwrite(f, buf + 1, odd, big), (ssize_t)odd);
+    assert_int_equal(fx->ops->fsync(f), 0);
+    if (on_block_device_fs(fx->root)) {
+        assert_int_equal(resident_pages(in_root(fx, "big.raw"), 0, big), 0);
+        assert_true(resident_pages(in_root(fx, "big.raw"), big, odd) > 0);
+    }
+    assert_int_equal(fx->ops->pread(f, back, big, 0), (ssize_t)big);
+    assert_memory_equal(back, buf, big);
+    assert_int_equal(fx->ops->pread(f, back, big, big), (ssize_t)odd);
+    assert_memory_equal(back, buf + 1, odd);
+    assert_int_equal(fx->ops->close_file(f), 0);
+    free(buf);
+    free(back);
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
 int main(void)
@@ -556,6 +618,7 @@ int main(void)
         T(test_watch_sees_the_root_moved_away),
         T(test_concurrent_publishes_into_one_directory_all_land),
         T(test_publish_many_lands_all_but_the_refused_one),
+        T(test_large_aligned_writes_go_around_the_page_cache),
         cmocka_unit_test(test_open_refuses_bad_roots),
     };
 
