@@ -7,6 +7,7 @@
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdlib.h>
 
 #include "stowage/backend.h"
 #include "stowage/core.h"
@@ -323,6 +324,14 @@ void core_tasks_stop(struct stowage *st);
 #define TASK_SUFFIX ".task"
 
 #define COPY_CHUNK (4u << 20)
+
+/* A big data buffer (an upload's, a copy's) starts on a page, so that a backend may hand
+ * it to the device as it is: posix.c writes a whole aligned buffer with O_DIRECT. size is
+ * a multiple of a page. */
+static inline void *core_page_alloc(size_t size)
+{
+    return aligned_alloc(4096, size);
+}
 
 /* ".staging/<id><suffix>" */
 void core_staging_path(const char *id, const char *suffix, char *out, size_t len);

@@ -844,7 +844,7 @@ static int sparse_copy(struct copy_job *j, struct st_err *e)
     int rc = j->dv->ops->ftruncate(j->df, j->size);
     if (rc < 0)
         return be_fail(e, rc, "size the copy");
-    if (!(j->buf = malloc(COPY_CHUNK)))
+    if (!(j->buf = core_page_alloc(COPY_CHUNK)))
         return st_fail(e, ST_INTERNAL, "out of memory");
     while (off < j->size) {
         uint64_t data, hole;

@@ -67,14 +67,6 @@
  * bytes' path. */
 #define SMALL_MAX (64u << 10)
 
-/* The big buffers start on a page, so that a backend may hand them to the device as
- * they are (posix.c writes a whole aligned buffer with O_DIRECT); their sizes above are
- * multiples of a page. */
-static void *page_alloc(size_t size)
-{
-    return aligned_alloc(4096, size);
-}
-
 struct core_upload {
     struct stowage *st;
     struct db_image img;
@@ -614,8 +606,8 @@ int core_upload_begin(struct stowage *st, const struct core_upload_req *rq,
                   : u->v.ops->aio_start       ? UPLOAD_BUF_AIO
                                               : UPLOAD_BUF;
     if (!(u->fill_buf =
-              u->small ? malloc(u->buf_size ? u->buf_size : 1) : page_alloc(u->buf_size)) ||
-        (!u->small && !(u->io_buf = page_alloc(u->buf_size))) ||
+              u->small ? malloc(u->buf_size ? u->buf_size : 1) : core_page_alloc(u->buf_size)) ||
+        (!u->small && !(u->io_buf = core_page_alloc(u->buf_size))) ||
         gnutls_hash_init(&u->hash, GNUTLS_DIG_SHA256) < 0) {
         st_fail(e, ST_INTERNAL, "out of memory");
         goto fail;
