@@ -7,15 +7,17 @@ mount of it, and one stowaged ($STOWAGED) serving both volumes. Prints one Markd
 section on stdout; progress goes to stderr.
 
   1. 1 GiB upload/download on the XFS volume: curl over loopback vs dd conv=fdatasync
-     and cat, page cache dropped before every run;
+     and cat, page cache dropped before every run; then downloads of one file in pairs,
+     stowaged and nginx one right after the other, cold and warm;
   2. the same on the Gluster volume (libgfapi in the daemon) vs dd/cat through FUSE;
   3. guest_clone of a 100 GiB raw image, 50 runs per volume, beside qemu-img create;
   4. peak RSS of the daemon during a 4 GiB upload.
 
 Env: STOWAGED (binary), BENCH_WORK (scratch dir), BENCH_DATA_RUNS (runs per transfer
-measurement, default 3), BENCH_CLONE_RUNS (default 50), BENCH_GLUSTER_WAIT_S (how long to
+measurement, default 3), BENCH_DATA_PAIRS (download pairs, default 16),
+BENCH_CLONE_RUNS (default 50), BENCH_GLUSTER_WAIT_S (how long to
 wait for another glusterd on this host to go away, default 600), BENCH_DATA_STEPS (a comma
-list of the steps to run alone: clone_loc, clone_g, loc, shm, g, rss; Gluster is set up
+list of the steps to run alone: clone_loc, clone_g, loc, pairs, shm, g, rss; Gluster is set up
 only when a Gluster step is in it), BENCH_DATA_CONFIG_EXTRA (JSON merged into the daemon's
 config, e.g. '{"sendfile": false}' to measure the read path).
 """
@@ -44,6 +46,7 @@ from benchlib import cpu_seconds, drop_caches, log, waiting_for_glusterd  # noqa
 MiB, GiB = 1 << 20, 1 << 30
 RUNS = int(os.environ.get("BENCH_DATA_RUNS", "3"))
 CLONE_RUNS = int(os.environ.get("BENCH_CLONE_RUNS", "50"))
+PAIRS = int(os.environ.get("BENCH_DATA_PAIRS", "16"))
 GVOL = "benchdata"
 STORAGE = "bench"
 
@@ -310,6 +313,41 @@ class Bench:
                 "wdown": mibs(GiB, m(wdown)), "wnginx": mibs(GiB, m(wngx)) if wngx else None,
                 "cpu": m(cpu), "ncpu": m(ncpu) if ncpu else None}
 
+    def pairs(self, vid, root):
+        """PAIRS downloads of one file by stowaged and by nginx one right after the other,
+        the order turning with each pair, cold (page cache dropped before each) then warm:
+        each pair's ratio is two reads of the same file on the disk as it was then, so the
+        median of many pairs is steadier than a ratio of medians over a drifting disk."""
+        if not self.nport:
+            return None
+        name = "bench-pairs-%s" % vid
+        self.curl_up(name, vid)
+        settle()
+        uuid, fmt = self.uuid_of(name)
+        rel = "images/%s.%s" % (uuid, fmt)
+        timed(["sh", "-c", 'cat "$1" > /dev/null', "cat", str(root / rel)])  # the first read
+        cold, warm = [], []
+        for i in range(PAIRS):
+            for want_cold, out in ((True, cold), (False, warm)):
+                if i % 2 == 0:
+                    s = self.curl_down(name, cold=want_cold)
+                    n = self.nginx_down(vid, rel, cold=want_cold)
+                else:
+                    n = self.nginx_down(vid, rel, cold=want_cold)
+                    s = self.curl_down(name, cold=want_cold)
+                out.append((s, n))
+            log("pair %d: cold %.3fs / nginx %.3fs, warm %.3fs / nginx %.3fs" % (
+                i, cold[-1][0], cold[-1][1], warm[-1][0], warm[-1][1]))
+        self.delete(name)
+
+        def summary(ps):
+            rs = sorted(n / s for s, n in ps)
+            return {"median": statistics.median(rs), "q1": rs[len(rs) // 4],
+                    "q3": rs[(3 * len(rs)) // 4], "lo": rs[0], "hi": rs[-1],
+                    "faster": sum(1 for s, n in ps if s <= n), "s": statistics.median(
+                        s for s, _ in ps), "n": statistics.median(n for _, n in ps)}
+        return {"cold": summary(cold), "warm": summary(warm), "n": PAIRS}
+
     def ceiling(self):
         """The same upload/download to a tmpfs volume, and SHA-256 alone: what the CPU allows."""
         up, down = [], []
@@ -449,7 +487,8 @@ def main():
         if b.gd:
             steps.append(("clone_g", lambda: b.clones(
                 "g", b.fuse, "gluster://%s/%s" % (socket.gethostname(), GVOL))))
-        steps += [("loc", lambda: b.transfer("loc", b.mnt, "xfs")), ("shm", b.ceiling)]
+        steps += [("loc", lambda: b.transfer("loc", b.mnt, "xfs")),
+                  ("pairs", lambda: b.pairs("loc", b.mnt)), ("shm", b.ceiling)]
         if b.gd:
             steps.append(("g", lambda: b.transfer("g", b.fuse, "gluster")))
         steps.append(("rss", b.rss))
@@ -511,6 +550,22 @@ def report(o, gluster_skipped, error=None):
               "drifts between runs more than between two reads of one run." % (
                   label, ", ".join("%.2f" % x for x in r["pairs"]),
                   statistics.median(r["pairs"])))
+    p = o.get("pairs")
+    if p:
+        a("")
+        a("Downloads of one 1 GiB file on the XFS loop volume in %d pairs, stowaged and nginx "
+          "one right after the other, the order turning with each pair (cold: page cache "
+          "dropped before each read; warm: at once again). Ratio = nginx's time / stowaged's "
+          "in the pair (target ≥ 0.95):" % p["n"])
+        a("")
+        a("| | median ratio | middle half | range | pairs stowaged was as fast | stowaged, median "
+          "| nginx, median |")
+        a("|---|---|---|---|---|---|---|")
+        for k in ("cold", "warm"):
+            r = p[k]
+            a("| %s | **%.2f** | %.2f–%.2f | %.2f–%.2f | %d of %d | %.0f MiB/s | %.0f MiB/s |" % (
+                k, r["median"], r["q1"], r["q3"], r["lo"], r["hi"], r["faster"], p["n"],
+                GiB / MiB / r["s"], GiB / MiB / r["n"]))
     a("")
     a("stowaged's upload includes what dd does not: sha256 of every byte, the format "
       "inspection, fsync of file and directory, the catalogue commit. A download can go no "
