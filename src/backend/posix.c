@@ -441,6 +441,17 @@ static ssize_t posix_pwrite(struct be_file *f, const void *buf, size_t len, uint
     return write_fd(PF(f)->fd, buf, len, off);
 }
 
+/* Writes that go around the page cache go best in 4 MiB: the device below (a loop device
+ * here, max_sectors_kb 1280) then has several requests of one write in flight at once,
+ * where a 1 MiB write is one at a time (dd oflag=direct of 1 GiB to an XFS loop disk:
+ * 0.70-0.74 s with 4 MiB and 16 MiB blocks, 1.34-1.81 s with 1 MiB). */
+#define DIRECT_BEST (4u << 20)
+
+static size_t posix_write_size(struct be_file *f)
+{
+    return !atomic_load(&PF(f)->direct_refused) && direct_fd(PF(f)) >= 0 ? DIRECT_BEST : 0;
+}
+
 static int posix_fsync(struct be_file *f)
 {
     return fsync(PF(f)->fd) < 0 ? -errno : 0;
@@ -945,6 +956,7 @@ const struct backend_ops be_posix_ops = {
     .next_data = posix_next_data,
     .punch_hole = posix_punch_hole,
     .start_writeback = posix_start_writeback,
+    .write_size = posix_write_size,
     .reflink = posix_reflink,
     .copy_range = posix_copy_range,
     .kernel_fd = posix_kernel_fd,

@@ -44,8 +44,10 @@
 
 /* The two buffers' size. Into a page cache, 1 MiB: the bytes stay in the CPU's cache from
  * the HTTP thread's copy to the hash and the write (with 4 MiB they fall out of it, and
- * the three passes over them cost more CPU). Elsewhere (a network backend), 4 MiB: the
- * backend splits a big write into pieces that travel at once. */
+ * the three passes over them cost more CPU). Around it (a file that takes O_DIRECT
+ * writes, where the write makes no copy of its own), what the backend says suits it
+ * (write_size: 4 MiB, several device requests at once). Elsewhere (a network backend),
+ * 4 MiB: the backend splits a big write into pieces that travel at once. */
 #define UPLOAD_BUF (4u << 20)
 #define UPLOAD_BUF_CACHED (1u << 20)
 /* A backend with AIO (RBD: each write an OSD round trip), 16 MiB: one write is then four
@@ -601,7 +603,10 @@ int core_upload_begin(struct stowage *st, const struct core_upload_req *rq,
         goto fail;
     u->small = !rq->has_range && u->end <= SMALL_MAX && u->staged == 0;
     u->client = rq->client;
+    /* at an offset the page size does not divide, no write of this upload goes around */
+    size_t best = u->v.ops->write_size && u->staged % 4096 == 0 ? u->v.ops->write_size(u->f) : 0;
     u->buf_size = u->small                    ? (size_t)u->end
+                  : best                      ? best
                   : u->v.ops->start_writeback ? UPLOAD_BUF_CACHED
                   : u->v.ops->aio_start       ? UPLOAD_BUF_AIO
                                               : UPLOAD_BUF;
