@@ -1,17 +1,20 @@
 /* upload.c — streaming an image in: staging, checksum, inspection, commit, resume.
  *
- * The HTTP thread only copies each chunk into a fill buffer. A full buffer goes to two
- * threads of the upload at once: the writer writes it to the staging file (a slow
- * backend, a Gluster write over the network, never blocks the event loop) while the
- * hasher hashes it, so receiving, hashing and writing run in a pipeline and an upload
- * goes at the slowest of the three (SHA-256 or the disk), not at their sum on the HTTP
- * thread. On a page-cache backend a third thread, started once 64 MiB are written, fsyncs
- * behind the writer every 64 MiB, so the disk writes while the bytes come in instead of
- * during the final fsync. When both buffers are full the feeder is put to sleep (MHD
- * suspend) and woken once the writer and the hasher are both done with theirs. Nothing is
- * held in memory beyond the two buffers, whatever the image size. The hash sees the bytes in file
- * order: buffers are handed on one at a time, and a resume's staged prefix is read back
- * and hashed by the writer before the first new buffer. A small whole body (SMALL_MAX, no
+ * The HTTP thread only copies each chunk into a fill buffer, one of a ring of a few. A
+ * full buffer goes on to two threads of the upload: the writer writes the ring's buffers
+ * to the staging file in turn (a slow backend, a Gluster write over the network, never
+ * blocks the event loop) and the hasher hashes them in turn, each at its own pace, so
+ * receiving, hashing and writing run in a pipeline and an upload goes at the slowest of
+ * the three (SHA-256 or the disk), not at their sum on the HTTP thread; with more than two
+ * buffers a stage that falls behind for a moment (a descheduled thread, a slow write)
+ * does not stop the other two at once. On a page-cache backend a third thread, started
+ * once 64 MiB are written, fsyncs behind the writer every 64 MiB, so the disk writes while
+ * the bytes come in instead of during the final fsync. When the buffer to fill next is
+ * still the writer's or the hasher's, the feeder is put to sleep (MHD suspend) and woken
+ * once both are done with it. Nothing is held in memory beyond the ring, whatever the
+ * image size. The hash sees the bytes in file order: the hasher takes the buffers in the
+ * order they were filled, and a resume's staged prefix is read back and hashed by it
+ * before the first new buffer. A small whole body (SMALL_MAX, no
  * Content-Range) has none of this: it is kept in one buffer of its size and written and
  * hashed by the finish, into the same staging file, before the same inspection and commit.
  *
@@ -42,7 +45,7 @@
 #include <time.h>
 #include <unistd.h>
 
-/* The two buffers' size. Into a page cache, 1 MiB: the bytes stay in the CPU's cache from
+/* The ring's buffers' size. Into a page cache, 1 MiB: the bytes stay in the CPU's cache from
  * the HTTP thread's copy to the hash and the write (with 4 MiB they fall out of it, and
  * the three passes over them cost more CPU). Around it (a file that takes O_DIRECT
  * writes, where the write makes no copy of its own), what the backend says suits it
@@ -68,6 +71,18 @@
  * more for starting two threads and mapping two buffers than for all the rest of its
  * bytes' path. */
 #define SMALL_MAX (64u << 10)
+/* The ring: 4 buffers, so the feeder fills one while three wait for or go through the
+ * writer and the hasher (A/B on an XFS loop volume: bench/REPORT.md, upload). An AIO
+ * backend's 16 MiB buffers: 2, as before (more writes in flight did not make RBD uploads
+ * faster on 2 cores). */
+#define RING 4
+#define RING_AIO 2
+
+struct ring_buf {
+    char *data;
+    size_t len;   /* bytes in it, once handed on */
+    uint64_t off; /* where they go in the file */
+};
 
 struct core_upload {
     struct stowage *st;
@@ -95,20 +110,23 @@ struct core_upload {
     int thread_started;
     pthread_mutex_t mu;
     pthread_cond_t cv;
-    char *fill_buf, *io_buf;
+    char *fill_buf; /* the buffer being filled: ring[filled % nring] (or the small body's) */
     size_t buf_size;
-    size_t fill, io_len;
-    uint64_t fill_off, io_off;
+    size_t fill;
+    uint64_t fill_off;
+    struct ring_buf ring[RING];
+    unsigned nring;
+    /* Buffers handed on, written and hashed so far: ring[k % nring] for k in
+     * [min(wrote, hashed), filled) is the writer's or the hasher's, never the feeder's. */
+    uint64_t filled, wrote, hashed;
     pthread_t hasher;
     int hasher_started;
     pthread_t flush_thread;
     int flusher_started;
     uint64_t written; /* the file's end as the writer left it */
     uint64_t flushed; /* ... and as the flusher's last fsync found it */
-    int io_busy;      /* io_buf is the writer's and the hasher's until both are done */
-    int write_todo;   /* the writer has io_buf (or the rehash) to do */
-    int hash_todo;    /* the hasher has io_buf to hash */
-    int quit, failed, sleeping, rehash;
+    int rehash;       /* the hasher has the staged prefix to read back and hash first */
+    int quit, failed, sleeping;
     int thrown; /* staging file and row removed after a failure */
     struct st_err err;
     void (*sleep)(void *);
@@ -118,31 +136,49 @@ struct core_upload {
 
 /* ---- the writer thread ---- */
 
-/* A resumed upload's checksum covers the bytes staged before: read them back once. */
+/* A resumed upload's checksum covers the bytes staged before: read them back once, into
+ * a buffer of its own (the writer writes the new bytes meanwhile, all past the prefix). */
 static int rehash_prefix(struct core_upload *u, struct st_err *e)
 {
+    char *buf = malloc(u->buf_size);
     uint64_t off = 0;
-    while (off < u->staged) {
+    int rc = 0;
+
+    if (!buf)
+        return st_fail(e, ST_INTERNAL, "out of memory");
+    while (rc == 0 && off < u->staged) {
         uint64_t left = u->staged - off;
         size_t want = left < u->buf_size ? (size_t)left : u->buf_size;
-        ssize_t n = u->v.ops->pread(u->f, u->io_buf, want, off);
+        ssize_t n = u->v.ops->pread(u->f, buf, want, off);
         if (n <= 0)
-            return be_fail(e, n < 0 ? (int)n : -EIO, "read back staged bytes");
-        gnutls_hash(u->hash, u->io_buf, (size_t)n);
-        off += (uint64_t)n;
+            rc = be_fail(e, n < 0 ? (int)n : -EIO, "read back staged bytes");
+        else
+            gnutls_hash(u->hash, buf, (size_t)n);
+        off += n > 0 ? (uint64_t)n : 0;
     }
-    return 0;
+    free(buf);
+    return rc;
 }
 
-/* The writer or the hasher is done with its part of io_buf. Caller holds mu. */
-static void part_done(struct core_upload *u)
+/* The buffer to fill next is free: neither the writer's nor the hasher's. Caller holds mu. */
+static int ring_room(const struct core_upload *u)
 {
-    if (!u->write_todo && !u->hash_todo) {
-        u->io_busy = 0;
-        if (u->sleeping) {
-            u->sleeping = 0;
-            u->wake(u->wake_ud); /* after the feeder slept, under the same lock: never lost */
-        }
+    uint64_t done = u->wrote < u->hashed ? u->wrote : u->hashed;
+    return u->filled - done < u->nring;
+}
+
+/* Everything handed on is written and hashed, the staged prefix too. Caller holds mu. */
+static int ring_idle(const struct core_upload *u)
+{
+    return !u->rehash && u->wrote == u->filled && u->hashed == u->filled;
+}
+
+/* The writer or the hasher is done with a buffer. Caller holds mu. */
+static void advanced(struct core_upload *u)
+{
+    if (u->sleeping && ring_room(u)) {
+        u->sleeping = 0;
+        u->wake(u->wake_ud); /* after the feeder slept, under the same lock: never lost */
     }
     pthread_cond_broadcast(&u->cv);
 }
@@ -190,6 +226,8 @@ static void start_flusher(struct core_upload *u)
     u->flusher_started = pthread_create(&u->flush_thread, NULL, flusher, u) == 0;
 }
 
+/* Writes the ring's buffers in the order they were handed on. After a failure it only
+ * passes them by, so that the feeder and drain() never wait for it in vain. */
 static void *writer(void *arg)
 {
     struct core_upload *u = arg;
@@ -197,65 +235,82 @@ static void *writer(void *arg)
 
     pthread_mutex_lock(&u->mu);
     for (;;) {
-        while (!u->write_todo && !u->quit)
+        while (u->wrote == u->filled && !u->quit)
             pthread_cond_wait(&u->cv, &u->mu);
-        if (!u->write_todo)
+        if (u->wrote == u->filled)
             break;
-        int rehash = u->rehash;
+        const struct ring_buf *b = &u->ring[u->wrote % u->nring]; /* ours until wrote moves */
+        int skip = u->failed;
         pthread_mutex_unlock(&u->mu);
-        int rc = rehash ? rehash_prefix(u, &e)
-                        : core_pwrite_all(&u->v, u->f, u->io_buf, u->io_len, u->io_off, &e);
-        if (rc == 0 && !rehash && u->v.ops->start_writeback)
-            u->v.ops->start_writeback(u->f, u->io_off, u->io_len);
+        int rc = skip ? 0 : core_pwrite_all(&u->v, u->f, b->data, b->len, b->off, &e);
+        if (rc == 0 && !skip && u->v.ops->start_writeback)
+            u->v.ops->start_writeback(u->f, b->off, b->len);
         pthread_mutex_lock(&u->mu);
         if (rc && !u->failed) {
             u->failed = 1;
             u->err = e;
         }
-        if (rc == 0 && !rehash) {
-            u->written = u->io_off + u->io_len;
+        if (rc == 0 && !skip) {
+            u->written = b->off + b->len;
             start_flusher(u);
         }
-        u->rehash = 0;
-        u->write_todo = 0;
-        part_done(u);
+        u->wrote++;
+        advanced(u);
     }
     pthread_mutex_unlock(&u->mu);
     return NULL;
 }
 
+/* Hashes the staged prefix of a resume, then the ring's buffers in the order they were
+ * filled: the bytes in file order. */
 static void *hasher(void *arg)
 {
     struct core_upload *u = arg;
+    struct st_err e;
 
+    if (u->rehash) { /* set before this thread started, cleared only here */
+        int rc = rehash_prefix(u, &e);
+        pthread_mutex_lock(&u->mu);
+        if (rc && !u->failed) {
+            u->failed = 1;
+            u->err = e;
+        }
+        u->rehash = 0;
+        advanced(u);
+        pthread_mutex_unlock(&u->mu);
+    }
     pthread_mutex_lock(&u->mu);
     for (;;) {
-        while (!u->hash_todo && !u->quit)
+        while (u->hashed == u->filled && !u->quit)
             pthread_cond_wait(&u->cv, &u->mu);
-        if (!u->hash_todo)
+        if (u->hashed == u->filled)
             break;
-        pthread_mutex_unlock(&u->mu); /* io_buf is read-only while io_busy */
-        gnutls_hash(u->hash, u->io_buf, u->io_len);
+        const struct ring_buf *b =
+            &u->ring[u->hashed % u->nring]; /* read-only until hashed moves */
+        int skip = u->failed;
+        pthread_mutex_unlock(&u->mu);
+        if (!skip)
+            gnutls_hash(u->hash, b->data, b->len);
         pthread_mutex_lock(&u->mu);
-        u->hash_todo = 0;
-        part_done(u);
+        u->hashed++;
+        advanced(u);
     }
     pthread_mutex_unlock(&u->mu);
     return NULL;
 }
 
-/* Hand the fill buffer to the writer and the hasher. Caller holds mu and has seen
- * !io_busy. */
+/* Hand the fill buffer on to the writer and the hasher; the next one in the ring becomes
+ * the fill buffer (the feeder waits for ring_room before it puts a byte in it). Caller
+ * holds mu. */
 static void hand_over(struct core_upload *u)
 {
-    char *t = u->io_buf;
-    u->io_buf = u->fill_buf;
-    u->fill_buf = t;
-    u->io_len = u->fill;
-    u->io_off = u->fill_off;
+    struct ring_buf *b = &u->ring[u->filled % u->nring];
+    b->len = u->fill;
+    b->off = u->fill_off;
     u->fill_off += u->fill;
     u->fill = 0;
-    u->io_busy = u->write_todo = u->hash_todo = 1;
+    u->filled++;
+    u->fill_buf = u->ring[u->filled % u->nring].data;
     pthread_cond_broadcast(&u->cv);
 }
 
@@ -285,13 +340,10 @@ static int drain(struct core_upload *u)
     if (!u->thread_started)
         return u->failed ? -1 : 0;
     pthread_mutex_lock(&u->mu);
-    while (u->io_busy)
+    if (u->fill && !u->failed)
+        hand_over(u); /* the feeder filled it, so it had room */
+    while (!ring_idle(u))
         pthread_cond_wait(&u->cv, &u->mu);
-    if (u->fill && !u->failed) {
-        hand_over(u);
-        while (u->io_busy)
-            pthread_cond_wait(&u->cv, &u->mu);
-    }
     u->quit = 1;
     pthread_cond_broadcast(&u->cv);
     pthread_mutex_unlock(&u->mu);
@@ -348,8 +400,10 @@ static void release(struct core_upload *u)
         gnutls_hash_deinit(u->hash, NULL);
     pthread_mutex_destroy(&u->mu);
     pthread_cond_destroy(&u->cv);
-    free(u->fill_buf);
-    free(u->io_buf);
+    if (u->small)
+        free(u->fill_buf);
+    for (unsigned i = 0; i < u->nring; i++)
+        free(u->ring[i].data);
     free(u);
 }
 
@@ -610,10 +664,15 @@ int core_upload_begin(struct stowage *st, const struct core_upload_req *rq,
                   : u->v.ops->start_writeback ? UPLOAD_BUF_CACHED
                   : u->v.ops->aio_start       ? UPLOAD_BUF_AIO
                                               : UPLOAD_BUF;
-    if (!(u->fill_buf =
-              u->small ? malloc(u->buf_size ? u->buf_size : 1) : core_page_alloc(u->buf_size)) ||
-        (!u->small && !(u->io_buf = core_page_alloc(u->buf_size))) ||
-        gnutls_hash_init(&u->hash, GNUTLS_DIG_SHA256) < 0) {
+    if (u->small) {
+        u->fill_buf = malloc(u->buf_size ? u->buf_size : 1);
+    } else {
+        unsigned want = u->v.ops->aio_start ? RING_AIO : RING;
+        while (u->nring < want && (u->ring[u->nring].data = core_page_alloc(u->buf_size)))
+            u->nring++;
+        u->fill_buf = u->nring == want ? u->ring[0].data : NULL;
+    }
+    if (!u->fill_buf || gnutls_hash_init(&u->hash, GNUTLS_DIG_SHA256) < 0) {
         st_fail(e, ST_INTERNAL, "out of memory");
         goto fail;
     }
@@ -622,13 +681,14 @@ int core_upload_begin(struct stowage *st, const struct core_upload_req *rq,
         *out = u;
         return 0;
     }
-    u->rehash = u->io_busy = u->write_todo = u->staged > 0;
+    u->rehash = u->staged > 0;
     if (pthread_create(&u->thread, NULL, writer, u)) {
         st_fail(e, ST_INTERNAL, "cannot start the upload writer");
         goto fail;
     }
     u->thread_started = 1;
     if (pthread_create(&u->hasher, NULL, hasher, u)) {
+        u->rehash = 0; /* no hasher to do it: drain() must not wait for it */
         st_fail(e, ST_INTERNAL, "cannot start the upload hasher");
         goto fail;
     }
@@ -649,16 +709,6 @@ void core_upload_set_waiter(struct core_upload *u, void (*sleep)(void *ud), void
     u->sleep = sleep;
     u->wake = wake;
     u->wake_ud = ud;
-}
-
-/* A full fill buffer goes on if the writer and the hasher are free: 1 handed over, 0 busy.
- * Caller holds mu. */
-static int pass_full_buffer(struct core_upload *u)
-{
-    if (u->io_busy)
-        return 0;
-    hand_over(u);
-    return 1;
 }
 
 ssize_t core_upload_write(struct core_upload *u, const void *buf, size_t len, struct st_err *e)
@@ -684,8 +734,10 @@ ssize_t core_upload_write(struct core_upload *u, const void *buf, size_t len, st
         return (ssize_t)len;
     }
     while (took < len) {
-        if (u->fill == u->buf_size && !pass_full_buffer(u)) {
-            /* MHD offers the rest again once the writer wakes us. */
+        if (u->fill == u->buf_size)
+            hand_over(u);
+        if (!ring_room(u)) {
+            /* MHD offers the rest again once the writer or the hasher wakes us. */
             u->sleeping = 1;
             u->sleep(u->wake_ud);
             break;
@@ -699,7 +751,7 @@ ssize_t core_upload_write(struct core_upload *u, const void *buf, size_t len, st
     }
     u->next += took;
     if (u->fill == u->buf_size)
-        pass_full_buffer(u); /* keep the writer busy */
+        hand_over(u); /* keep the writer and the hasher busy */
     pthread_mutex_unlock(&u->mu);
     return (ssize_t)took;
 }
