@@ -447,9 +447,12 @@ static ssize_t posix_pwrite(struct be_file *f, const void *buf, size_t len, uint
  * 0.70-0.74 s with 4 MiB and 16 MiB blocks, 1.34-1.81 s with 1 MiB). */
 #define DIRECT_BEST (4u << 20)
 
-static size_t posix_write_size(struct be_file *f)
+static size_t posix_write_size(struct be_file *f, uint64_t off)
 {
-    return !atomic_load(&PF(f)->direct_refused) && direct_fd(PF(f)) >= 0 ? DIRECT_BEST : 0;
+    /* from an offset DIRECT_ALIGN does not divide, no write of them goes around */
+    return off % DIRECT_ALIGN == 0 && !atomic_load(&PF(f)->direct_refused) && direct_fd(PF(f)) >= 0
+               ? DIRECT_BEST
+               : 0;
 }
 
 static int posix_fsync(struct be_file *f)

@@ -657,8 +657,9 @@ int core_upload_begin(struct stowage *st, const struct core_upload_req *rq,
         goto fail;
     u->small = !rq->has_range && u->end <= SMALL_MAX && u->staged == 0;
     u->client = rq->client;
-    /* at an offset the page size does not divide, no write of this upload goes around */
-    size_t best = u->v.ops->write_size && u->staged % 4096 == 0 ? u->v.ops->write_size(u->f) : 0;
+    /* asked only for a body that fills buffers: the posix backend opens its O_DIRECT twin
+     * to answer, which a 1-byte create has no use for */
+    size_t best = !u->small && u->v.ops->write_size ? u->v.ops->write_size(u->f, u->staged) : 0;
     u->buf_size = u->small                    ? (size_t)u->end
                   : best                      ? best
                   : u->v.ops->start_writeback ? UPLOAD_BUF_CACHED

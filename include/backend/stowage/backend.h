@@ -174,9 +174,10 @@ struct backend_ops {
     /* Start writing [off, off+len) to stable storage now, without waiting, so a long
      * sequential write does not leave all its flushing to the final fsync. May be NULL. */
     int (*start_writeback)(struct be_file *f, uint64_t off, uint64_t len);
-    /* The size of the sequential writes f takes best, for a caller that may choose (an
-     * upload's buffers); 0 when the caller's own choice is as good. May be NULL. */
-    size_t (*write_size)(struct be_file *f);
+    /* The size of the sequential writes from off on that f takes best, for a caller that
+     * may choose (an upload's buffers); 0 when the caller's own choice is as good. May be
+     * NULL. */
+    size_t (*write_size)(struct be_file *f, uint64_t off);
     /* Clone all of src into the empty dst sharing blocks; NULL or -EOPNOTSUPP when impossible. */
     int (*reflink)(struct be_file *src, struct be_file *dst);
     /* In-kernel/in-server copy; NULL or -EOPNOTSUPP/-EXDEV when impossible. */
