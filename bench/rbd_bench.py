@@ -8,7 +8,10 @@ progress goes to stderr.
 
   1. 1 GiB upload / download through stowaged (curl over loopback) beside `rbd import` /
      `rbd export` of the same file to the same cluster, BENCH_DATA_RUNS runs (default 5);
-     each run measures every contender once, the ratios are medians of the runs' ratios.
+     each run measures every contender once (its upload, its download, then its image is
+     removed, so each meets the cluster in the same state), in an order that turns by one
+     each run, after one transfer of each that is not measured (a fresh OSD is slow at
+     first); the ratios are medians of the runs' ratios.
      Like with like: the source file is in tmpfs (so in memory) for every upload, every
      download (curl -o, rbd export to stdout) goes to /dev/null. With BENCH_BASELINE set
      to another stowaged binary (main's build, say), it runs beside $STOWAGED on a pool
@@ -184,25 +187,38 @@ class Bench:
         t = {k: [] for k in ("imp", "exp", "shm_up", "shm_down")}
         for k in ab:
             t[k + "_up"], t[k + "_down"] = [], []
+        # Not measured: a fresh memstore OSD takes its first GiBs 3-4x slower (5.2-5.9 s
+        # for the first `rbd import` of a run against 1.4-1.7 s after), whoever sends them.
+        timed(self.rbd("import", str(self.src), "%s/warm" % POOL))
+        subprocess.run(self.rbd("rm", "%s/warm" % POOL), check=True, capture_output=True)
+        for k in ab:
+            self.up(ab[k], "warm")
+            self.task(ab[k], "image_delete", image_id="warm")
         for i in range(RUNS):
-            order = list(ab) if i % 2 == 0 else list(ab)[::-1]
-            t["imp"].append(self.measured("imp", lambda: timed(
-                self.rbd("import", str(self.src), "%s/imp%d" % (POOL, i)))))
-            for k in order:
+            # Each contender writes its GiB, reads it back and removes it before the next
+            # one starts, so that every upload meets the OSD in the same state, and the
+            # order turns by one each run. With the CLI's image still there, the second
+            # upload of a run cost the memstore OSD 2.0-2.2 CPU-s against 1.2-1.5 for the
+            # first (fresh memory for the second GiB), whichever tool sent it.
+            names = [None] + list(ab)
+            turn = i % len(names)
+            for k in names[turn:] + names[:turn]:
+                if k is None:
+                    img = "%s/imp%d" % (POOL, i)
+                    t["imp"].append(self.measured("imp", lambda: timed(
+                        self.rbd("import", str(self.src), img))))
+                    t["exp"].append(self.measured("exp", lambda: timed(
+                        self.rbd("export", img, "-"))))
+                    subprocess.run(self.rbd("rm", img), check=True, capture_output=True)
+                    continue
                 t[k + "_up"].append(self.measured(k + "_up", lambda: self.up(ab[k], "up%d" % i),
                                                   ab[k].proc.pid))
-            t["exp"].append(self.measured("exp", lambda: timed(
-                self.rbd("export", "%s/imp%d" % (POOL, i), "-"))))
-            for k in order:
                 t[k + "_down"].append(self.measured(
                     k + "_down", lambda: self.down(ab[k], "up%d" % i), ab[k].proc.pid))
+                self.task(ab[k], "image_delete", image_id="up%d" % i)
             t["shm_up"].append(self.curl(d, ["-T", str(self.src), d.url(
                 "/image/shm%d/file/?volume_id=shm" % i)], "201"))
             t["shm_down"].append(self.down(d, "shm%d" % i))
-            subprocess.run(self.rbd("rm", "%s/imp%d" % (POOL, i)), check=True,
-                           capture_output=True)
-            for k in ab:
-                self.task(ab[k], "image_delete", image_id="up%d" % i)
             self.task(d, "image_delete", image_id="shm%d" % i)
             log("run %d: %s" % (i, " ".join("%s %.2fs" % (k, v[-1]) for k, v in t.items())))
         time.sleep(2)
@@ -259,7 +275,10 @@ def main():
     a()
     a("A private single-node Ceph cluster on 127.0.0.1 (tests/fixtures/ceph.py: one mon, one "
       "mgr, one OSD on memstore, so the OSD's data is in RAM; pool size 1). %d runs; each run "
-      "measures every contender once, one after the other; MiB/s are medians of the runs, "
+      "measures every contender once: its upload, its download, then its image is removed, so "
+      "each one meets the cluster in the same state; the order turns by one each run, after "
+      "one transfer of each that is not measured (a fresh OSD is slow at first). MiB/s "
+      "are medians of the runs, "
       "ratios medians of the runs' ratios. Like with like: the 1 GiB random source file is in "
       "tmpfs for every upload (curl -T, `rbd import`), every download goes to /dev/null "
       "(curl -o /dev/null, `rbd export … -` with stdout on /dev/null). Load average (1 min) "
@@ -294,6 +313,17 @@ def main():
         a("| %s | %s | %.2f | %.2f |" % (what, "%.2f" % m(x[0] for x in c) if key not in
                                          ("imp", "exp") else "—", m(x[1] for x in c),
                                          m(x[2] for x in c)))
+    a()
+    per_gib = {k: m(sum(x) for x in o["cpu"][k]) for k in ("this_up", "this_down")}
+    cores = os.cpu_count()
+    a("What these cores allow at most: with all %d of them busy for nothing else, this "
+      "build's upload (daemon + curl + OSD: %.2f CPU-s per GiB) could go at %.0f MiB/s, "
+      "**%.2f** of `rbd import`, and its download (%.2f CPU-s per GiB) at %.0f MiB/s, "
+      "**%.2f** of `rbd export`; the mon, the mgr and the kernel's own work come on top." % (
+          cores, per_gib["this_up"], cores * 1024 / per_gib["this_up"],
+          cores * 1024 / per_gib["this_up"] / m(r["imp"]), per_gib["this_down"],
+          cores * 1024 / per_gib["this_down"],
+          cores * 1024 / per_gib["this_down"] / m(r["exp"])))
     a()
     a("guest_clone of a 100 GiB RBD image, %d runs: POST → completed p50 **%.1f ms** (p90 "
       "%.1f ms), an RBD clone of the base's one protected snapshot; beside it `rbd snap create "
