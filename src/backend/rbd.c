@@ -74,8 +74,10 @@ struct rb_file {
     int rdonly;
     pthread_mutex_t szmu; /* guards what follows */
     pthread_cond_t idle;  /* signalled when inflight drops to 0 */
-    unsigned inflight;    /* AIO started and not yet waited for: the image stays open */
+    unsigned inflight;    /* AIO or an END_KEY save under way: the image stays open */
     int write_failed;     /* an AIO write failed: later ones no longer move end */
+    int saving;           /* an END_KEY save runs on a thread of its own (save_behind) */
+    int save_err;         /* ... and failed: the next write or the flush says so */
     int sized;            /* end and rbd_size are known */
     int grown;            /* rbd_size may exceed end: END_KEY holds end */
     uint64_t end;         /* the file's size: the bytes written */
@@ -582,6 +584,74 @@ static int set_end(struct rb_file *f, uint64_t end)
     return rc;
 }
 
+/* Waits for an END_KEY save under way: what changes the key or the image's size after
+ * it must not be overtaken by it. Caller holds szmu. */
+static void wait_saved(struct rb_file *f)
+{
+    while (f->saving)
+        pthread_cond_wait(&f->idle, &f->szmu);
+}
+
+struct save {
+    struct rb_file *f;
+    uint64_t end;
+};
+
+static void *saver(void *arg)
+{
+    struct save sv = *(struct save *)arg;
+    struct rb_file *f = sv.f;
+    char val[32];
+
+    free(arg);
+    snprintf(val, sizeof val, "%" PRIu64, sv.end);
+    int rc = rbd_metadata_set(f->img, END_KEY, val); /* open: inflight counts this save */
+    pthread_mutex_lock(&f->szmu);
+    if (rc == 0 && sv.end > f->end_saved)
+        f->end_saved = sv.end;
+    else if (rc < 0 && !f->save_err)
+        f->save_err = rc;
+    f->saving = 0;
+    f->inflight--;
+    pthread_cond_broadcast(&f->idle); /* wait_saved, and wait_idle when inflight is 0 */
+    pthread_mutex_unlock(&f->szmu);
+    return NULL;
+}
+
+/* END_KEY brought up to end behind the writes. A metadata update is an OSD op on the
+ * image's header, queued behind the data writes in flight: 20-40 ms each with the
+ * writes of an upload's ring in flight, 0.3-0.6 s per GiB while the writer waited for
+ * them (bench/REPORT.md, RBD). Every byte below end is acknowledged already, so the key
+ * may follow later and still never says more than was written. One save at a time; when
+ * one runs, the next write past END_EVERY starts the next. No thread to be had: the
+ * save is made here. Caller holds szmu, with the image held open. */
+static int save_behind(struct rb_file *f, uint64_t end)
+{
+    pthread_attr_t attr;
+    pthread_t t;
+    struct save *sv;
+    int started = 0;
+
+    if (f->saving)
+        return 0;
+    if ((sv = malloc(sizeof *sv)) && pthread_attr_init(&attr) == 0) {
+        *sv = (struct save){f, end};
+        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+        f->saving = 1;
+        f->inflight++;
+        started = pthread_create(&t, &attr, saver, sv) == 0;
+        if (!started) {
+            f->saving = 0;
+            f->inflight--;
+        }
+        pthread_attr_destroy(&attr);
+    }
+    if (started)
+        return 0;
+    free(sv);
+    return set_end(f, end);
+}
+
 /* n bytes written at off by the held f (or the error n): they count in its size.
  * Only bytes the OSDs acknowledged count (they are durable there), and none after a
  * failed AIO write, which may have left a gap below them. END_KEY follows every END_EVERY
@@ -592,11 +662,13 @@ static ssize_t wrote(struct rb_file *f, uint64_t off, ssize_t n)
 {
     int rc;
     pthread_mutex_lock(&f->szmu);
+    if (n >= 0 && f->save_err)
+        n = f->save_err; /* the key could not follow: nothing more counts */
     if (n < 0)
         f->write_failed = 1;
     else if (!f->write_failed && off + (uint64_t)n > f->end) {
         uint64_t to = off + (uint64_t)n;
-        if (f->grown && to - f->end_saved >= END_EVERY && (rc = set_end(f, to)) < 0)
+        if (f->grown && to - f->end_saved >= END_EVERY && (rc = save_behind(f, to)) < 0)
             n = rc;
         else
             f->end = to;
@@ -721,7 +793,10 @@ static int settle(struct rb_file *f)
 {
     int rc = 0;
     pthread_mutex_lock(&f->szmu);
-    if (f->grown && (rc = rbd_resize(f->img, f->end)) == 0) {
+    wait_saved(f);
+    if (f->save_err)
+        rc = f->save_err;
+    else if (f->grown && (rc = rbd_resize(f->img, f->end)) == 0) {
         f->rbd_size = f->end;
         rc = rbd_metadata_remove(f->img, END_KEY);
         if (rc == 0 || rc == -ENOENT) {
@@ -754,6 +829,7 @@ static int rb_ftruncate(struct be_file *bf, uint64_t len)
     if (rc < 0)
         return rc;
     pthread_mutex_lock(&f->szmu);
+    wait_saved(f);
     if (f->grown)
         rc = set_end(f, len < f->end ? len : f->end);
     if (rc == 0 && (rc = rbd_resize(f->img, len)) == 0) {
