@@ -51,6 +51,7 @@
 #define END_KEY "stowage.end"
 #define BASE_SNAP "stowage-base" /* the snapshot of a base image its clones hang from */
 #define GROW_STEP (256ull << 20)
+#define GROW_MAX (16ull << 30)
 #define IO_MAX (64u << 20)
 #define END_EVERY (64ull << 20) /* END_KEY is brought up to date every so many bytes */
 #define RB_BUSY_WAIT_MS 12000
@@ -677,7 +678,11 @@ static ssize_t wrote(struct rb_file *f, uint64_t off, ssize_t n)
     return n;
 }
 
-/* Make room for [off, off+len): END_KEY first (the written end), then a bigger image. */
+/* Make room for [off, off+len): END_KEY first (the written end), then a bigger image.
+ * The image at least doubles (up to GROW_MAX at a time): a resize is a header op that
+ * waits behind the writes in flight while the writer waits for it, and a 100 GiB upload
+ * made 400 of them in steps of GROW_STEP. The room past the end costs nothing (an RBD
+ * image is thin) and flush cuts it off. */
 static int grow(struct rb_file *f, uint64_t need)
 {
     int rc;
@@ -686,6 +691,9 @@ static int grow(struct rb_file *f, uint64_t need)
             return rc;
         f->grown = 1;
     }
+    uint64_t more = f->rbd_size < GROW_MAX ? f->rbd_size : GROW_MAX;
+    if (need < f->rbd_size + more)
+        need = f->rbd_size + more;
     uint64_t to = (need + GROW_STEP - 1) / GROW_STEP * GROW_STEP;
     if ((rc = rbd_resize(f->img, to)) < 0)
         return rc;
