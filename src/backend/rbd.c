@@ -480,8 +480,8 @@ struct be_aio {
 
 /* Reads and writes go one object (4 MiB, the default order) per op: each op costs the
  * OSD and librbd about as much as its bytes do (128 KiB read pieces took twice the OSD's
- * CPU of a download; 1 MiB write pieces 0.85x the upload's MiB/s of whole objects, with an
- * upload's 16 MiB write keeping four objects in flight). The messenger receives each
+ * CPU of a download; 1 MiB write pieces 0.85x the upload's MiB/s of whole objects, with
+ * four objects in flight). The messenger receives each
  * reply into a buffer of its size, which must come from malloc's arenas, reused, not a
  * fresh mapping faulted in page by page: see keep_object_buffers(). */
 #define READ_PIECE (4u << 20)

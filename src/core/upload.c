@@ -9,7 +9,10 @@
  * buffers a stage that falls behind for a moment (a descheduled thread, a slow write)
  * does not stop the other two at once. On a page-cache backend a third thread, started
  * once 64 MiB are written, fsyncs behind the writer every 64 MiB, so the disk writes while
- * the bytes come in instead of during the final fsync. When the buffer to fill next is
+ * the bytes come in instead of during the final fsync. On a backend with AIO (RBD) the
+ * writer starts each buffer's write and goes on to the next one (writer_aio), so the
+ * writes of all the ring's buffers but the one being filled are in flight at once. When
+ * the buffer to fill next is
  * still the writer's or the hasher's, the feeder is put to sleep (MHD suspend) and woken
  * once both are done with it. Nothing is held in memory beyond the ring, whatever the
  * image size. The hash sees the bytes in file order: the hasher takes the buffers in the
@@ -53,10 +56,11 @@
  * 4 MiB: the backend splits a big write into pieces that travel at once. */
 #define UPLOAD_BUF (4u << 20)
 #define UPLOAD_BUF_CACHED (1u << 20)
-/* A backend with AIO (RBD: each write an OSD round trip), 16 MiB: one write is then four
- * objects in flight at once, where with 4 MiB the OSD sat idle between blocks (5 runs on
- * the shared machine: 325 against 301 MiB/s; bench/REPORT.md, RBD). 32 MiB per upload. */
-#define UPLOAD_BUF_AIO (16u << 20)
+/* A backend with AIO (RBD: each write an OSD round trip), 4 MiB: one RBD object per
+ * buffer, each written by an AIO of its own that stays in flight while the next ones
+ * start (writer_aio). Before, two 16 MiB buffers, each written as four objects and
+ * waited for at once: the OSD sat idle while a buffer's last object came back. */
+#define UPLOAD_BUF_AIO (4u << 20)
 /* A page-cache backend's written bytes are made durable behind the writer, a step at a
  * time, so the final fsync finds little left to do (see flusher()). */
 #define FLUSH_STEP (64u << 20)
@@ -73,15 +77,16 @@
 #define SMALL_MAX (64u << 10)
 /* The ring: 4 buffers, so the feeder fills one while three wait for or go through the
  * writer and the hasher (A/B on an XFS loop volume: bench/REPORT.md, upload). An AIO
- * backend's 16 MiB buffers: 2, as before (more writes in flight did not make RBD uploads
- * faster on 2 cores). */
+ * backend's: 8 of 4 MiB, so that seven objects' writes can be in flight (32 MiB per
+ * upload, as with the two 16 MiB buffers before; bench/REPORT.md, RBD). */
 #define RING 4
-#define RING_AIO 2
+#define RING_AIO 8
 
 struct ring_buf {
     char *data;
-    size_t len;   /* bytes in it, once handed on */
-    uint64_t off; /* where they go in the file */
+    size_t len;         /* bytes in it, once handed on */
+    uint64_t off;       /* where they go in the file */
+    struct be_aio *aio; /* its write in flight (writer_aio), NULL when none started */
 };
 
 struct core_upload {
@@ -114,7 +119,7 @@ struct core_upload {
     size_t buf_size;
     size_t fill;
     uint64_t fill_off;
-    struct ring_buf ring[RING];
+    struct ring_buf ring[RING > RING_AIO ? RING : RING_AIO];
     unsigned nring;
     /* Buffers handed on, written and hashed so far: ring[k % nring] for k in
      * [min(wrote, hashed), filled) is the writer's or the hasher's, never the feeder's. */
@@ -256,6 +261,75 @@ static void *writer(void *arg)
         }
         u->wrote++;
         advanced(u);
+    }
+    pthread_mutex_unlock(&u->mu);
+    return NULL;
+}
+
+/* The oldest write in flight is done: b's bytes are on the backend, or the upload failed.
+ * Caller holds mu and drops it while it waits. */
+static void finish_aio(struct core_upload *u, struct ring_buf *b)
+{
+    struct st_err e;
+    ssize_t n = 0;
+
+    if (b->aio) {
+        pthread_mutex_unlock(&u->mu);
+        n = u->v.ops->aio_wait(b->aio);
+        pthread_mutex_lock(&u->mu);
+        b->aio = NULL;
+        if (n >= 0 && (size_t)n < b->len)
+            n = -EIO; /* a short write leaves a gap: nothing after it may count */
+        if (n < 0 && !u->failed) {
+            be_fail(&e, (int)n, "write");
+            u->failed = 1;
+            u->err = e;
+        }
+        if (n >= 0 && !u->failed)
+            u->written = b->off + b->len;
+    }
+    u->wrote++;
+    advanced(u);
+}
+
+/* The writer of a backend with AIO (RBD: each write an OSD round trip). It starts each
+ * buffer's write as soon as the buffer is handed on and goes on to the next, waiting for
+ * the oldest write only when there is nothing new to start, so that the writes of all
+ * the ring's buffers but the one being filled are in flight at once, one object each,
+ * and the OSD never sits idle between blocks. A buffer counts as written (and goes back
+ * to the feeder) once its write is waited for, in the order they were filled; after a
+ * failure no more writes start, and those in flight are waited for before their
+ * buffers can be let go. */
+static void *writer_aio(void *arg)
+{
+    struct core_upload *u = arg;
+    uint64_t started = u->wrote; /* ring[k % nring] for k in [wrote, started) in flight */
+    struct st_err e;
+
+    pthread_mutex_lock(&u->mu);
+    for (;;) {
+        while (started == u->filled && u->wrote == started && !u->quit)
+            pthread_cond_wait(&u->cv, &u->mu);
+        if (started < u->filled) {
+            struct ring_buf *b = &u->ring[started % u->nring]; /* ours until wrote passes it */
+            int skip = u->failed;
+            pthread_mutex_unlock(&u->mu);
+            int rc = skip ? 0 : u->v.ops->aio_start(u->f, 1, b->data, b->len, b->off, &b->aio);
+            pthread_mutex_lock(&u->mu);
+            if (rc < 0) {
+                b->aio = NULL;
+                if (!u->failed) {
+                    be_fail(&e, rc, "write");
+                    u->failed = 1;
+                    u->err = e;
+                }
+            }
+            started++;
+        } else if (u->wrote < started) {
+            finish_aio(u, &u->ring[u->wrote % u->nring]);
+        } else {
+            break; /* quit, with nothing left in flight */
+        }
     }
     pthread_mutex_unlock(&u->mu);
     return NULL;
@@ -683,7 +757,7 @@ int core_upload_begin(struct stowage *st, const struct core_upload_req *rq,
         return 0;
     }
     u->rehash = u->staged > 0;
-    if (pthread_create(&u->thread, NULL, writer, u)) {
+    if (pthread_create(&u->thread, NULL, u->v.ops->aio_start ? writer_aio : writer, u)) {
         st_fail(e, ST_INTERNAL, "cannot start the upload writer");
         goto fail;
     }
