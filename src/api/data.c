@@ -390,8 +390,10 @@ void api_data_get(struct http_req *r, const char *name, const char *uuid)
     if (core_download_open(st, name, uuid, &d, &im, &e)) {
         if (e.code == ST_CONFLICT && strcmp(im.status, "saving") == 0) {
             uint64_t staged = 0, total = UINT64_MAX;
-            struct st_err ignore;
-            core_upload_staged(st, &im, &staged, &total, &ignore);
+            if (core_upload_staged(st, &im, &staged, &total, &e)) {
+                http_reply_error(r, &e); /* 503: an offset the volume could not tell */
+                return;
+            }
             snprintf(hdr, sizeof hdr, "%llu", (unsigned long long)staged);
             http_add_header(r, "X-Upload-Offset", hdr);
             if (total != UINT64_MAX) { /* the length a client declared earlier */

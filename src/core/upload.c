@@ -1138,6 +1138,8 @@ int core_upload_staged(struct stowage *st, const struct core_image *im, uint64_t
     core_staging_path(im->uuid, UPLOAD_SUFFIX, path, sizeof path);
     rc = v.ops->stat(v.be, path, &sb);
     core_volume_release(&v);
+    if (rc < 0 && rc != -ENOENT) /* the volume cannot say: no number it does not know */
+        return be_fail(e, rc, "the staged bytes");
     if (rc == 0 && !not_ours(&sb, ino, buf, sizeof buf))
         *staged = (uint64_t)sb.st_size; /* a file that is not the upload's own holds nothing */
     return 0;

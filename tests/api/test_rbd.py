@@ -623,6 +623,18 @@ def test_an_upload_killed_midway_resumes_from_its_recorded_end_and_keeps_every_b
     assert 128 * MiB <= recorded <= held, recorded
     d.start()
     d.wait_for(lambda: rbd_entry(d)["status"] == "ok", timeout=60, what="volume ok")
+    # while the cluster is down the daemon cannot tell the offset, and says so
+    cluster.stop("osd.0")
+    cluster.stop("mon.a")
+    try:
+        status, off, r = staged_offset(d, "cut", "GET")
+        assert (status, off) == (503, None), (status, off, r.text)
+        assert "timed out" in r.json()["detail"].lower(), r.text
+    finally:
+        cluster.restart("mon.a")
+        cluster.restart("osd.0")
+    d.wait_for(lambda: staged_offset(d, "cut")[0] == 409, timeout=90, interval=0.5,
+               what="the offset once the cluster is back")
     status, off, r = staged_offset(d, "cut")
     assert (status, off) == (409, recorded), (status, off, r.text)
     r = put(d, esdc("cut"), data[off:], timeout=120,
