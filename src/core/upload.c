@@ -12,13 +12,12 @@
  * the bytes come in instead of during the final fsync. On a backend with AIO (RBD) the
  * writer starts each buffer's write and goes on to the next one (writer_aio), so the
  * writes of all the ring's buffers but the one being filled are in flight at once. When
- * the buffer to fill next is
- * still the writer's or the hasher's, the feeder is put to sleep (MHD suspend) and woken
- * once both are done with it. Nothing is held in memory beyond the ring, whatever the
- * image size. The hash sees the bytes in file order: the hasher takes the buffers in the
- * order they were filled, and a resume's staged prefix is read back and hashed by it
- * before the first new buffer. A small whole body (SMALL_MAX, no
- * Content-Range) has none of this: it is kept in one buffer of its size and written and
+ * the buffer to fill next is still the writer's or the hasher's, the feeder is put to
+ * sleep (MHD suspend) and woken once both are done with it. Nothing is held in memory
+ * beyond the ring, whatever the image size. The hash sees the bytes in file order: the
+ * hasher takes the buffers in the order they were filled, and a resume's staged prefix is
+ * read back and hashed by it before the first new buffer. A small whole body (SMALL_MAX,
+ * no Content-Range) has none of this: it is kept in one buffer of its size and written and
  * hashed by the finish, into the same staging file, before the same inspection and commit.
  *
  * The staging file is .staging/<uuid>.upload. A client that goes away leaves
