@@ -127,7 +127,7 @@ struct core_upload {
     int hasher_started;
     pthread_t flush_thread;
     int flusher_started;
-    uint64_t written; /* the file's end as the writer left it */
+    uint64_t written; /* the file's end as the writer left it (for the flusher) */
     uint64_t flushed; /* ... and as the flusher's last fsync found it */
     int rehash;       /* the hasher has the staged prefix to read back and hash first */
     int quit, failed, sleeping;
@@ -177,6 +177,16 @@ static int ring_idle(const struct core_upload *u)
     return !u->rehash && u->wrote == u->filled && u->hashed == u->filled;
 }
 
+/* The upload failed with e, unless it had already: the first failure is the one told.
+ * Caller holds mu. */
+static void fail_once(struct core_upload *u, const struct st_err *e)
+{
+    if (!u->failed) {
+        u->failed = 1;
+        u->err = *e;
+    }
+}
+
 /* The writer or the hasher is done with a buffer. Caller holds mu. */
 static void advanced(struct core_upload *u)
 {
@@ -196,6 +206,7 @@ static void advanced(struct core_upload *u)
 static void *flusher(void *arg)
 {
     struct core_upload *u = arg;
+    struct st_err e;
 
     pthread_mutex_lock(&u->mu);
     for (;;) {
@@ -207,9 +218,9 @@ static void *flusher(void *arg)
         pthread_mutex_unlock(&u->mu);
         int rc = u->v.ops->fsync(u->f);
         pthread_mutex_lock(&u->mu);
-        if (rc < 0 && !u->failed) {
-            u->failed = 1; /* an fsync error is told once: the final fsync might not see it */
-            be_fail(&u->err, rc, "flush written bytes");
+        if (rc < 0) { /* told now: the final fsync might not see it */
+            be_fail(&e, rc, "flush written bytes");
+            fail_once(u, &e);
         }
         u->flushed = upto;
     }
@@ -250,10 +261,8 @@ static void *writer(void *arg)
         if (rc == 0 && !skip && u->v.ops->start_writeback)
             u->v.ops->start_writeback(u->f, b->off, b->len);
         pthread_mutex_lock(&u->mu);
-        if (rc && !u->failed) {
-            u->failed = 1;
-            u->err = e;
-        }
+        if (rc)
+            fail_once(u, &e);
         if (rc == 0 && !skip) {
             u->written = b->off + b->len;
             start_flusher(u);
@@ -279,13 +288,10 @@ static void finish_aio(struct core_upload *u, struct ring_buf *b)
         b->aio = NULL;
         if (n >= 0 && (size_t)n < b->len)
             n = -EIO; /* a short write leaves a gap: nothing after it may count */
-        if (n < 0 && !u->failed) {
+        if (n < 0) {
             be_fail(&e, (int)n, "write");
-            u->failed = 1;
-            u->err = e;
+            fail_once(u, &e);
         }
-        if (n >= 0 && !u->failed)
-            u->written = b->off + b->len;
     }
     u->wrote++;
     advanced(u);
@@ -317,11 +323,8 @@ static void *writer_aio(void *arg)
             pthread_mutex_lock(&u->mu);
             if (rc < 0) {
                 b->aio = NULL;
-                if (!u->failed) {
-                    be_fail(&e, rc, "write");
-                    u->failed = 1;
-                    u->err = e;
-                }
+                be_fail(&e, rc, "write");
+                fail_once(u, &e);
             }
             started++;
         } else if (u->wrote < started) {
@@ -344,10 +347,8 @@ static void *hasher(void *arg)
     if (u->rehash) { /* set before this thread started, cleared only here */
         int rc = rehash_prefix(u, &e);
         pthread_mutex_lock(&u->mu);
-        if (rc && !u->failed) {
-            u->failed = 1;
-            u->err = e;
-        }
+        if (rc)
+            fail_once(u, &e);
         u->rehash = 0;
         advanced(u);
         pthread_mutex_unlock(&u->mu);
