@@ -77,12 +77,13 @@ struct rb_file {
     pthread_cond_t idle;  /* signalled when inflight drops to 0 */
     unsigned inflight;    /* AIO or an END_KEY save under way: the image stays open */
     int write_failed;     /* an AIO write failed: later ones no longer move end */
-    int saving;           /* an END_KEY save runs on a thread of its own (save_behind) */
+    int saving;           /* an END_KEY save of save_end runs on a thread (save_behind) */
     int save_err;         /* ... and failed: the next write or the flush says so */
     int sized;            /* end and rbd_size are known */
     int grown;            /* rbd_size may exceed end: END_KEY holds end */
     uint64_t end;         /* the file's size: the bytes written */
     uint64_t end_saved;   /* what END_KEY says (at most end) */
+    uint64_t save_end;    /* what the save under way writes there */
     uint64_t rbd_size;
 };
 
@@ -593,23 +594,16 @@ static void wait_saved(struct rb_file *f)
         pthread_cond_wait(&f->idle, &f->szmu);
 }
 
-struct save {
-    struct rb_file *f;
-    uint64_t end;
-};
-
 static void *saver(void *arg)
 {
-    struct save sv = *(struct save *)arg;
-    struct rb_file *f = sv.f;
+    struct rb_file *f = arg;
     char val[32];
 
-    free(arg);
-    snprintf(val, sizeof val, "%" PRIu64, sv.end);
-    int rc = rbd_metadata_set(f->img, END_KEY, val); /* open: inflight counts this save */
+    snprintf(val, sizeof val, "%" PRIu64, f->save_end); /* set before, fixed while saving */
+    int rc = rbd_metadata_set(f->img, END_KEY, val);    /* open: inflight counts this save */
     pthread_mutex_lock(&f->szmu);
-    if (rc == 0 && sv.end > f->end_saved)
-        f->end_saved = sv.end;
+    if (rc == 0 && f->save_end > f->end_saved)
+        f->end_saved = f->save_end;
     else if (rc < 0 && !f->save_err)
         f->save_err = rc;
     f->saving = 0;
@@ -628,28 +622,19 @@ static void *saver(void *arg)
  * save is made here. Caller holds szmu, with the image held open. */
 static int save_behind(struct rb_file *f, uint64_t end)
 {
-    pthread_attr_t attr;
     pthread_t t;
-    struct save *sv;
-    int started = 0;
 
     if (f->saving)
         return 0;
-    if ((sv = malloc(sizeof *sv)) && pthread_attr_init(&attr) == 0) {
-        *sv = (struct save){f, end};
-        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-        f->saving = 1;
-        f->inflight++;
-        started = pthread_create(&t, &attr, saver, sv) == 0;
-        if (!started) {
-            f->saving = 0;
-            f->inflight--;
-        }
-        pthread_attr_destroy(&attr);
-    }
-    if (started)
+    f->saving = 1;
+    f->save_end = end;
+    f->inflight++;
+    if (pthread_create(&t, NULL, saver, f) == 0) {
+        pthread_detach(t);
         return 0;
-    free(sv);
+    }
+    f->saving = 0;
+    f->inflight--;
     return set_end(f, end);
 }
 
